@@ -1,0 +1,9 @@
+//! Compiles the versioned gRPC API in `proto/` into Rust (client and server).
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tonic_prost_build::configure()
+        // BTreeMap keeps tag maps in key order, so a request's digest does not depend on hash order.
+        .btree_map(".")
+        .compile_protos(&["proto/modelcopy/v1/modelcopy.proto"], &["proto"])?;
+    println!("cargo:rerun-if-changed=proto");
+    Ok(())
+}
