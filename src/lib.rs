@@ -4,4 +4,19 @@
 //! stored with its [`audit`] record in [`store`], picked up by [`dispatch`], sent through [`rekognition`], followed
 //! until it ends, and fanned out to clients in [`watch`]. The Rekognition [`simulator`] lives apart from the service.
 
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod dispatch;
+pub mod domain;
+pub mod rekognition;
+pub mod shutdown;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod watch;
+pub mod cli;
 pub mod proto;
+pub mod devenv;
+pub mod simulator;

@@ -1,1 +1,87 @@
-fn main(){}
+//! The modelcopy service: `serve`, `migrate`, and `dev` (everything local, no AWS account needed).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use modelcopy::config::Settings;
+use modelcopy::devenv::embedded::{self, DevOptions};
+use modelcopy::startup::Application;
+use modelcopy::store::Store;
+
+#[derive(Parser)]
+#[command(version, about = "gRPC front door to Amazon Rekognition Custom Labels model copies")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API and dispatch copies (migrates the database first).
+    Serve {
+        /// TOML settings; MODELCOPY_* environment variables override it.
+        #[arg(long, env = "MODELCOPY_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Apply database migrations and exit.
+    Migrate {
+        #[arg(long, env = "MODELCOPY_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Run everything locally: a private PostgreSQL cluster, the Rekognition simulator and the service.
+    Dev {
+        #[arg(long, default_value = "/var/tmp/modelcopy-dev")]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 54329)]
+        postgres_port: u16,
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        listen: SocketAddr,
+        #[arg(long, default_value = "deploy/sim-seed.json")]
+        seed: PathBuf,
+        /// How long a simulated copy takes.
+        #[arg(long, default_value_t = 8_000)]
+        copy_duration_ms: u64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    modelcopy::telemetry::init("info");
+    match Args::parse().command {
+        Command::Serve { config } => {
+            let app = Application::start(Settings::load(config.as_deref())?).await?;
+            let trigger = app.shutdown_trigger();
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                trigger.fire();
+            });
+            app.wait().await
+        }
+        Command::Migrate { config } => {
+            let settings = Settings::load(config.as_deref())?;
+            Store::connect(&settings.database_url, 1).await?.migrate().await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Dev { data_dir, postgres_port, listen, seed, copy_duration_ms } => {
+            embedded::run(DevOptions {
+                data_dir,
+                postgres_port,
+                listen,
+                seed,
+                copy_duration: Duration::from_millis(copy_duration_ms),
+            })
+            .await
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

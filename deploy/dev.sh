@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs the service on its embedded defaults: installs what is missing, then `modelcopy dev`, which starts the local
+# PostgreSQL cluster, the Rekognition simulator and the server. Arguments are passed on to `modelcopy dev`.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+deploy/setup-debian.sh
+exec cargo run --release --bin modelcopy -- dev "$@"

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian machine with Rust lacks to build and test modelcopy, and only that:
+#   - PostgreSQL's server binaries (/usr/lib/postgresql/*/bin): the tests and `modelcopy dev` run a private cluster;
+#   - protoc: build.rs compiles proto/ with it;
+#   - a Python venv at .venv/ with boto3 and pytest: tests/boto3 drives the Rekognition simulator with the real SDK.
+# Idempotent and quiet: prints one line per thing it installed, and a command's output only when it fails.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$repo_root/.venv"
+
+say() { echo "setup-debian: $*"; }
+
+# Runs a command with its output kept aside, shown only if it fails.
+quietly() {
+  local log status
+  log="$(mktemp)"
+  if "$@" >"$log" 2>&1; then
+    rm -f "$log"
+  else
+    status=$?
+    echo "setup-debian: failed ($status): $*" >&2
+    cat "$log" >&2
+    rm -f "$log"
+    return "$status"
+  fi
+}
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    echo "setup-debian: need root (or sudo) to run: $*" >&2
+    return 1
+  fi
+}
+
+apt_updated=no
+apt_install() {
+  if [ "$apt_updated" = no ]; then
+    quietly as_root apt-get -o DPkg::Lock::Timeout=300 update
+    apt_updated=yes
+  fi
+  quietly as_root env DEBIAN_FRONTEND=noninteractive \
+    apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends "$@"
+}
+
+have_postgres_server() {
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null
+}
+
+if ! have_postgres_server; then
+  apt_install postgresql
+  have_postgres_server || { echo "setup-debian: postgresql installed but no /usr/lib/postgresql/*/bin/initdb" >&2; exit 1; }
+  say "installed postgresql ($(ls -d /usr/lib/postgresql/*/bin | tr '\n' ' '))"
+fi
+
+if ! command -v protoc >/dev/null 2>&1; then
+  apt_install protobuf-compiler
+  say "installed protobuf-compiler ($(protoc --version))"
+fi
+
+venv_ready() {
+  [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import boto3, pytest' >/dev/null 2>&1
+}
+
+if ! venv_ready; then
+  if ! command -v python3 >/dev/null 2>&1; then
+    apt_install python3
+    say "installed python3"
+  fi
+  # Debian's own python3 ships venv without ensurepip until python3-venv is installed.
+  if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    apt_install python3-venv
+    say "installed python3-venv"
+  fi
+  # A venv whose interpreter no longer runs (python moved or upgraded) is rebuilt, not patched.
+  if [ -e "$venv" ] && ! "$venv/bin/python" -c 'pass' >/dev/null 2>&1; then
+    rm -rf "$venv"
+  fi
+  if [ ! -x "$venv/bin/python" ]; then
+    quietly python3 -m venv "$venv"
+    say "created Python venv at .venv"
+  fi
+  quietly "$venv/bin/python" -m pip install --disable-pip-version-check --quiet boto3 pytest
+  venv_ready || { echo "setup-debian: .venv still cannot import boto3 and pytest" >&2; exit 1; }
+  say "installed boto3 and pytest into .venv"
+fi

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs every test: installs what is missing, builds (debug), runs all Rust tests, then the boto3 tests against the
+# Rekognition simulator binary. Exits non-zero if any step fails; the last line says which step, or the totals.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step="start"
+on_exit() {
+  local status=$?
+  if [ "$status" -ne 0 ]; then
+    echo "deploy/test.sh: FAILED in step: $step (exit $status)" >&2
+  fi
+}
+
+# Each runner's output is shown as it comes and kept, to add up the counts for the final line.
+logs="$(mktemp -d)"
+trap 'on_exit; rm -rf "$logs"' EXIT
+
+step="set-up (deploy/setup-debian.sh)"
+deploy/setup-debian.sh
+
+step="build (cargo build --locked --bins --tests)"
+cargo build --locked --bins --tests
+
+step="Rust tests (cargo test --locked)"
+cargo test --locked 2>&1 | tee "$logs/cargo.log"
+
+step="boto3 tests (pytest -q tests/boto3)"
+REKOGNITION_SIM_BIN="$PWD/target/debug/rekognition-sim" .venv/bin/pytest -q tests/boto3 2>&1 | tee "$logs/pytest.log"
+
+# cargo prints "test result: ok. N passed; M failed; ..." per test binary; pytest -q ends with "N passed, ... in Xs".
+count_passed() { awk "$1"' { for (i = 1; i < NF; i++) if ($(i + 1) ~ /^passed[;,]?$/) n += $i } END { print n + 0 }' "$2"; }
+rust_passed="$(count_passed '/^test result:/' "$logs/cargo.log")"
+python_passed="$(tail -n 1 "$logs/pytest.log" | count_passed '1' -)"
+
+step="summary"
+echo "deploy/test.sh: all steps passed: Rust $rust_passed passed, Python $python_passed passed"
+echo "total: $((rust_passed + python_passed)) passed, 0 failed"

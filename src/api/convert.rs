@@ -1,0 +1,217 @@
+//! Protobuf to domain and back. Nothing here decides anything; it only translates, and reports what cannot be
+//! translated as a field violation naming the field.
+
+use chrono::{DateTime, Utc};
+use prost_types::Timestamp;
+
+use crate::domain::{AccountId, CopyFilter, CopyId, CopyState, FieldViolation, RawCopyRequest, RawOutputConfig};
+use crate::proto;
+use crate::store::CopyJob;
+use crate::watch::WatchItem;
+
+pub fn raw_copy_request(request: proto::CopyModelVersionRequest) -> RawCopyRequest {
+    RawCopyRequest {
+        source_project_arn: request.source_project_arn,
+        source_project_version_arn: request.source_project_version_arn,
+        destination_project_arn: request.destination_project_arn,
+        version_name: request.version_name,
+        output_config: request
+            .output_config
+            .map(|o| RawOutputConfig { s3_bucket: o.s3_bucket, s3_key_prefix: o.s3_key_prefix }),
+        tags: request.tags,
+        kms_key_id: request.kms_key_id,
+        idempotency_token: request.idempotency_token,
+    }
+}
+
+/// A refused request's fields for the audit log, each cut to a bounded length: what was sent, not all of it.
+pub fn raw_audit_json(raw: &RawCopyRequest) -> serde_json::Value {
+    const MAX_CHARS: usize = 2048;
+    const MAX_TAGS: usize = 200;
+    let cut = |s: &str| s.chars().take(MAX_CHARS).collect::<String>();
+    serde_json::json!({
+        "source_project_arn": cut(&raw.source_project_arn),
+        "source_project_version_arn": cut(&raw.source_project_version_arn),
+        "destination_project_arn": cut(&raw.destination_project_arn),
+        "version_name": cut(&raw.version_name),
+        "output_config": raw.output_config.as_ref().map(|o| serde_json::json!({
+            "s3_bucket": cut(&o.s3_bucket),
+            "s3_key_prefix": cut(&o.s3_key_prefix),
+        })),
+        "tags": raw.tags.iter().take(MAX_TAGS).map(|(k, v)| (cut(k), serde_json::Value::from(cut(v)))).collect::<serde_json::Map<_, _>>(),
+        "tag_count": raw.tags.len(),
+        "kms_key_id": raw.kms_key_id.as_deref().map(cut),
+        "idempotency_token": cut(&raw.idempotency_token),
+    })
+}
+
+pub fn copy_id(field: &str, raw: &str) -> Result<CopyId, Vec<FieldViolation>> {
+    if raw.is_empty() {
+        return Err(vec![FieldViolation::required(field)]);
+    }
+    CopyId::parse(raw).map_err(|e| vec![FieldViolation::from_error(field, e)])
+}
+
+pub fn state_to_proto(state: CopyState) -> proto::CopyState {
+    match state {
+        CopyState::Queued => proto::CopyState::Queued,
+        CopyState::Submitting => proto::CopyState::Submitting,
+        CopyState::Copying => proto::CopyState::Copying,
+        CopyState::Succeeded => proto::CopyState::Succeeded,
+        CopyState::Failed => proto::CopyState::Failed,
+        CopyState::Cancelled => proto::CopyState::Cancelled,
+    }
+}
+
+fn state_from_proto(value: i32) -> Option<CopyState> {
+    match proto::CopyState::try_from(value).ok()? {
+        proto::CopyState::Unspecified => None,
+        proto::CopyState::Queued => Some(CopyState::Queued),
+        proto::CopyState::Submitting => Some(CopyState::Submitting),
+        proto::CopyState::Copying => Some(CopyState::Copying),
+        proto::CopyState::Succeeded => Some(CopyState::Succeeded),
+        proto::CopyState::Failed => Some(CopyState::Failed),
+        proto::CopyState::Cancelled => Some(CopyState::Cancelled),
+    }
+}
+
+pub fn timestamp(time: DateTime<Utc>) -> Timestamp {
+    Timestamp { seconds: time.timestamp(), nanos: time.timestamp_subsec_nanos() as i32 }
+}
+
+fn time_from_proto(field: &str, ts: &Timestamp, violations: &mut Vec<FieldViolation>) -> Option<DateTime<Utc>> {
+    let time = u32::try_from(ts.nanos).ok().and_then(|nanos| DateTime::from_timestamp(ts.seconds, nanos));
+    if time.is_none() {
+        violations.push(FieldViolation::new(field, "is not a valid timestamp"));
+    }
+    time
+}
+
+/// A filter whose every field was understood, or the violations, named under `prefix` (e.g. "filter").
+pub fn filter(prefix: &str, raw: Option<proto::CopyFilter>) -> Result<CopyFilter, Vec<FieldViolation>> {
+    let Some(raw) = raw else { return Ok(CopyFilter::default()) };
+    let mut violations = Vec::new();
+    let mut states = Vec::new();
+    for (i, value) in raw.states.iter().enumerate() {
+        match state_from_proto(*value) {
+            Some(state) if !states.contains(&state) => states.push(state),
+            Some(_) => {}
+            None => violations.push(FieldViolation::new(format!("{prefix}.states[{i}]"), "is not a copy state")),
+        }
+    }
+    let mut account = |name: &str, value: &str| {
+        if value.is_empty() {
+            return None;
+        }
+        AccountId::parse(value)
+            .map_err(|e| violations.push(FieldViolation::from_error(format!("{prefix}.{name}"), e)))
+            .ok()
+    };
+    let source_account = account("source_account_id", &raw.source_account_id);
+    let destination_account = account("destination_account_id", &raw.destination_account_id);
+    let created_after =
+        raw.created_after.as_ref().and_then(|t| time_from_proto(&format!("{prefix}.created_after"), t, &mut violations));
+    let created_before = raw
+        .created_before
+        .as_ref()
+        .and_then(|t| time_from_proto(&format!("{prefix}.created_before"), t, &mut violations));
+    if let (Some(after), Some(before)) = (created_after, created_before) {
+        if after >= before {
+            violations.push(FieldViolation::new(format!("{prefix}.created_before"), "must be later than created_after"));
+        }
+    }
+    if !violations.is_empty() {
+        return Err(violations);
+    }
+    Ok(CopyFilter { states, source_account, destination_account, created_after, created_before })
+}
+
+pub fn copy(job: &CopyJob) -> proto::Copy {
+    let error = match (&job.error_code, &job.error_message) {
+        (None, None) => None,
+        (code, message) => Some(proto::AwsError {
+            code: code.clone().unwrap_or_default(),
+            message: message.clone().unwrap_or_default(),
+        }),
+    };
+    proto::Copy {
+        copy_id: job.id.to_string(),
+        state: state_to_proto(job.state) as i32,
+        principal: job.principal.clone(),
+        idempotency_token: job.idempotency_token.clone().unwrap_or_default(),
+        source_project_arn: job.source_project_arn.clone(),
+        source_project_version_arn: job.source_project_version_arn.clone(),
+        destination_project_arn: job.destination_project_arn.clone(),
+        version_name: job.version_name.clone(),
+        output_config: Some(proto::OutputConfig {
+            s3_bucket: job.s3_bucket.clone(),
+            s3_key_prefix: job.s3_key_prefix.clone(),
+        }),
+        tags: job.tags.0.clone(),
+        kms_key_id: job.kms_key_id.clone(),
+        rekognition_status: job.rekognition_status.clone().unwrap_or_default(),
+        rekognition_status_message: job.rekognition_status_message.clone().unwrap_or_default(),
+        destination_project_version_arn: job.destination_version_arn.clone().unwrap_or_default(),
+        error,
+        created_at: Some(timestamp(job.created_at)),
+        updated_at: Some(timestamp(job.updated_at)),
+        submitted_at: job.submitted_at.map(timestamp),
+        completed_at: job.completed_at.map(timestamp),
+        attempts: job.attempts.max(0) as u32,
+    }
+}
+
+pub fn event(item: &WatchItem) -> proto::CopyEvent {
+    proto::CopyEvent {
+        sequence: item.seq.max(0) as u64,
+        copy: Some(copy(&item.job)),
+        previous_state: item.previous.map(state_to_proto).unwrap_or(proto::CopyState::Unspecified) as i32,
+        occurred_at: Some(timestamp(item.occurred_at)),
+        snapshot: item.snapshot,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_state_survives_the_round_trip() {
+        for state in CopyState::ALL {
+            assert_eq!(state_from_proto(state_to_proto(state) as i32), Some(state));
+        }
+        assert_eq!(state_from_proto(0), None);
+        assert_eq!(state_from_proto(99), None);
+    }
+
+    #[test]
+    fn filter_reports_each_bad_field() {
+        let raw = proto::CopyFilter {
+            states: vec![0, proto::CopyState::Queued as i32],
+            source_account_id: "12".into(),
+            destination_account_id: "222222222222".into(),
+            created_after: Some(Timestamp { seconds: 100, nanos: 0 }),
+            created_before: Some(Timestamp { seconds: 50, nanos: 0 }),
+        };
+        let fields: Vec<String> = filter("filter", Some(raw)).unwrap_err().into_iter().map(|v| v.field).collect();
+        assert_eq!(fields, ["filter.states[0]", "filter.source_account_id", "filter.created_before"]);
+    }
+
+    #[test]
+    fn a_good_filter_is_understood() {
+        let raw = proto::CopyFilter {
+            states: vec![proto::CopyState::Failed as i32, proto::CopyState::Failed as i32],
+            destination_account_id: "222222222222".into(),
+            ..Default::default()
+        };
+        let filter = filter("filter", Some(raw)).unwrap();
+        assert_eq!(filter.states, [CopyState::Failed]);
+        assert_eq!(filter.destination_account.unwrap().as_str(), "222222222222");
+    }
+
+    #[test]
+    fn negative_nanos_are_not_a_time() {
+        let raw = proto::CopyFilter { created_after: Some(Timestamp { seconds: 1, nanos: -1 }), ..Default::default() };
+        assert_eq!(filter("f", Some(raw)).unwrap_err()[0].field, "f.created_after");
+    }
+}

@@ -1,0 +1,102 @@
+//! The one place where the service's errors become gRPC statuses.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+use tracing::error;
+
+use crate::domain::FieldViolation;
+use crate::store::StoreError;
+use crate::watch::WatchError;
+
+/// At most this many field violations travel back (they ride in the response trailers).
+const MAX_VIOLATIONS: usize = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid request: {}", summary(.0))]
+    Invalid(Vec<FieldViolation>),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("idempotency_token was already used for copy {copy_id} with different parameters")]
+    IdempotencyMismatch { copy_id: uuid::Uuid },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the service is shutting down")]
+    ShuttingDown,
+}
+
+impl ApiError {
+    pub fn invalid(field: &str, description: impl Into<String>) -> ApiError {
+        ApiError::Invalid(vec![FieldViolation::new(field, description)])
+    }
+}
+
+fn summary(violations: &[FieldViolation]) -> String {
+    violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ")
+}
+
+impl From<WatchError> for ApiError {
+    fn from(err: WatchError) -> Self {
+        match err {
+            WatchError::NotFound(id) => ApiError::NotFound(format!("no copy {id}")),
+            WatchError::Store(err) => ApiError::Store(err),
+            WatchError::Closed => ApiError::ShuttingDown,
+        }
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(err: ApiError) -> Status {
+        match err {
+            ApiError::Invalid(violations) => {
+                let message = format!("invalid request: {}", summary(&violations));
+                let details: Vec<_> = violations
+                    .iter()
+                    .take(MAX_VIOLATIONS)
+                    .map(|v| tonic_types::FieldViolation::new(&v.field, &v.description))
+                    .collect();
+                Status::with_error_details(Code::InvalidArgument, message, ErrorDetails::with_bad_request(details))
+            }
+            ApiError::NotFound(message) => Status::not_found(message),
+            ApiError::FailedPrecondition(message) => Status::failed_precondition(message),
+            err @ ApiError::IdempotencyMismatch { .. } => Status::with_error_details(
+                Code::AlreadyExists,
+                err.to_string(),
+                ErrorDetails::with_bad_request_violation("idempotency_token", err.to_string()),
+            ),
+            ApiError::Store(StoreError::IllegalTransition(err)) => Status::failed_precondition(err.to_string()),
+            ApiError::Store(err) => {
+                error!(%err, "store error");
+                Status::unavailable("the copy store is unavailable; retry later")
+            }
+            ApiError::ShuttingDown => Status::unavailable("the service is shutting down; retry"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_requests_name_every_bad_field() {
+        let status: Status = ApiError::Invalid(vec![
+            FieldViolation::new("version_name", "is required"),
+            FieldViolation::new("output_config.s3_bucket", "must be 3 to 255 characters"),
+        ])
+        .into();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let bad = status.get_details_bad_request().expect("a BadRequest detail");
+        let fields: Vec<_> = bad.field_violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["version_name", "output_config.s3_bucket"]);
+    }
+
+    #[test]
+    fn a_reused_token_is_already_exists() {
+        let status: Status = ApiError::IdempotencyMismatch { copy_id: uuid::Uuid::nil() }.into();
+        assert_eq!(status.code(), Code::AlreadyExists);
+        assert!(status.message().contains("idempotency_token"));
+    }
+}

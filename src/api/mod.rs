@@ -1,0 +1,11 @@
+//! The gRPC API: thin handlers that turn protobuf into domain types, call the store or the watch hub, and turn
+//! the answer back. Authentication, authorization and the audit record happen around them, in tower layers
+//! ([`crate::auth`], [`crate::audit`]); errors become gRPC statuses in one place ([`error`]).
+
+pub mod context;
+pub mod convert;
+pub mod error;
+pub mod service;
+
+pub use error::ApiError;
+pub use service::ModelCopyService;

@@ -1,0 +1,175 @@
+//! The ModelCopy gRPC service.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use tonic::{Request, Response, Status};
+
+use super::context::Call;
+use super::convert;
+use super::ApiError;
+use crate::domain::{CopyRequest, FieldViolation};
+use crate::proto::model_copy_server::ModelCopy;
+use crate::proto::{self, watch_copy_request::Target};
+use crate::store::{jobs, CancelOutcome, CreateOutcome, PageToken, Store};
+use crate::watch::{self, WatchHub};
+
+const DEFAULT_PAGE_SIZE: i64 = 50;
+const MAX_PAGE_SIZE: i32 = 500;
+const MAX_CANCEL_REASON: usize = 1024;
+
+#[derive(Clone)]
+pub struct ModelCopyService {
+    store: Store,
+    hub: Arc<WatchHub>,
+}
+
+impl ModelCopyService {
+    pub fn new(store: Store, hub: Arc<WatchHub>) -> Self {
+        ModelCopyService { store, hub }
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<proto::CopyEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ModelCopy for ModelCopyService {
+    async fn copy_model_version(
+        &self,
+        request: Request<proto::CopyModelVersionRequest>,
+    ) -> Result<Response<proto::CopyModelVersionResponse>, Status> {
+        let call = Call::of(&request)?;
+        let raw = convert::raw_copy_request(request.into_inner());
+        call.audit.set_request(convert::raw_audit_json(&raw), None);
+        let copy_request = CopyRequest::parse(raw).map_err(ApiError::Invalid)?;
+        call.audit.set_request(copy_request.to_json(), Some(copy_request.digest().to_vec()));
+
+        let record = call.audit.finish(tonic::Code::Ok, None);
+        let outcome = jobs::create_with_audit(&self.store, &copy_request, call.principal.id(), record)
+            .await
+            .map_err(ApiError::from)?;
+        let (job, replayed) = match outcome {
+            CreateOutcome::Created(job) => (job, false),
+            CreateOutcome::Replayed(job) => (job, true),
+            CreateOutcome::TokenMismatch(existing) => {
+                call.audit.set_copy_id(existing.id);
+                return Err(ApiError::IdempotencyMismatch { copy_id: existing.id }.into());
+            }
+        };
+        call.audit.mark_written();
+        Ok(Response::new(proto::CopyModelVersionResponse { copy: Some(convert::copy(&job)), replayed }))
+    }
+
+    async fn get_copy(&self, request: Request<proto::GetCopyRequest>) -> Result<Response<proto::Copy>, Status> {
+        let call = Call::of(&request)?;
+        let raw = request.into_inner();
+        call.audit.set_request(serde_json::json!({ "copy_id": raw.copy_id }), None);
+        let id = convert::copy_id("copy_id", &raw.copy_id).map_err(ApiError::Invalid)?;
+        call.audit.set_copy_id(id.as_uuid());
+        let job = jobs::get(&self.store, id.as_uuid())
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::NotFound(format!("no copy {id}")))?;
+        Ok(Response::new(convert::copy(&job)))
+    }
+
+    async fn list_copies(
+        &self,
+        request: Request<proto::ListCopiesRequest>,
+    ) -> Result<Response<proto::ListCopiesResponse>, Status> {
+        let call = Call::of(&request)?;
+        let raw = request.into_inner();
+        call.audit.set_request(
+            serde_json::json!({ "filter": format!("{:?}", raw.filter), "page_size": raw.page_size, "page_token": raw.page_token }),
+            None,
+        );
+        let mut violations = Vec::new();
+        let filter = convert::filter("filter", raw.filter).unwrap_or_else(|v| {
+            violations.extend(v);
+            Default::default()
+        });
+        let page_size = match raw.page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n @ 1..=MAX_PAGE_SIZE => i64::from(n),
+            _ => {
+                violations.push(FieldViolation::new("page_size", format!("must be 0 (default) to {MAX_PAGE_SIZE}")));
+                DEFAULT_PAGE_SIZE
+            }
+        };
+        let after = match raw.page_token.as_str() {
+            "" => None,
+            token => PageToken::decode(token).or_else(|| {
+                violations.push(FieldViolation::new("page_token", "is not a token this service issued"));
+                None
+            }),
+        };
+        if !violations.is_empty() {
+            return Err(ApiError::Invalid(violations).into());
+        }
+        let mut page = jobs::list(&self.store, &filter, after, page_size + 1, false).await.map_err(ApiError::from)?;
+        let next_page_token = if page.len() as i64 > page_size {
+            page.truncate(page_size as usize);
+            page.last().map(|last| PageToken { created_at: last.created_at, id: last.id }.encode()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(proto::ListCopiesResponse { copies: page.iter().map(convert::copy).collect(), next_page_token }))
+    }
+
+    async fn cancel_copy(&self, request: Request<proto::CancelCopyRequest>) -> Result<Response<proto::Copy>, Status> {
+        let call = Call::of(&request)?;
+        let raw = request.into_inner();
+        let reason: String = raw.reason.chars().take(MAX_CANCEL_REASON).collect();
+        call.audit.set_request(serde_json::json!({ "copy_id": raw.copy_id, "reason": reason }), None);
+        let mut violations = convert::copy_id("copy_id", &raw.copy_id).err().unwrap_or_default();
+        if raw.reason.chars().count() > MAX_CANCEL_REASON {
+            violations.push(FieldViolation::new("reason", format!("must be at most {MAX_CANCEL_REASON} characters")));
+        }
+        if !violations.is_empty() {
+            return Err(ApiError::Invalid(violations).into());
+        }
+        let id = convert::copy_id("copy_id", &raw.copy_id).map_err(ApiError::Invalid)?.as_uuid();
+        call.audit.set_copy_id(id);
+        let record = call.audit.finish(tonic::Code::Ok, None);
+        let reason = (!reason.is_empty()).then_some(reason.as_str());
+        match jobs::cancel_with_audit(&self.store, id, reason, record).await.map_err(ApiError::from)? {
+            CancelOutcome::Cancelled(job) => {
+                call.audit.mark_written();
+                Ok(Response::new(convert::copy(&job)))
+            }
+            CancelOutcome::AlreadyCancelled(job) => Ok(Response::new(convert::copy(&job))),
+            CancelOutcome::TooLate(job) => Err(ApiError::FailedPrecondition(format!(
+                "copy {id} is {} and can no longer be cancelled: only queued copies can",
+                job.state
+            ))
+            .into()),
+            CancelOutcome::NotFound => Err(ApiError::NotFound(format!("no copy {id}")).into()),
+        }
+    }
+
+    type WatchCopyStream = EventStream;
+
+    async fn watch_copy(&self, request: Request<proto::WatchCopyRequest>) -> Result<Response<EventStream>, Status> {
+        let call = Call::of(&request)?;
+        let stream = match request.into_inner().target {
+            Some(Target::CopyId(raw)) => {
+                call.audit.set_request(serde_json::json!({ "copy_id": raw }), None);
+                let id = convert::copy_id("copy_id", &raw).map_err(ApiError::Invalid)?;
+                call.audit.set_copy_id(id.as_uuid());
+                watch::watch_copy(self.store.clone(), &self.hub, id.as_uuid()).await.map_err(ApiError::from)?
+            }
+            Some(Target::Filter(raw)) => {
+                call.audit.set_request(serde_json::json!({ "filter": format!("{raw:?}") }), None);
+                let filter = convert::filter("filter", Some(raw)).map_err(ApiError::Invalid)?;
+                watch::watch_filter(self.store.clone(), &self.hub, filter).await.map_err(ApiError::from)?
+            }
+            None => return Err(ApiError::invalid("target", "set copy_id or filter").into()),
+        };
+        let events = stream.map(|item| match item {
+            Ok(item) => Ok(convert::event(&item)),
+            Err(err) => Err(Status::from(ApiError::from(err))),
+        });
+        Ok(Response::new(Box::pin(events)))
+    }
+}

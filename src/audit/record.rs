@@ -1,0 +1,183 @@
+//! What one audit row says, and the slot in which a call's handler fills it in.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use uuid::Uuid;
+
+/// What became of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Authorized and answered (including answers such as NOT_FOUND).
+    Allowed,
+    /// Refused by authentication or authorization.
+    Denied,
+    /// Refused because the request itself was not acceptable.
+    Invalid,
+    /// Authorized, but the service could not do it.
+    Failed,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allowed => "ALLOWED",
+            Decision::Denied => "DENIED",
+            Decision::Invalid => "INVALID",
+            Decision::Failed => "FAILED",
+        }
+    }
+
+    /// How a gRPC answer reads as a decision.
+    pub fn from_code(code: tonic::Code) -> Decision {
+        use tonic::Code::*;
+        match code {
+            Ok | NotFound => Decision::Allowed,
+            Unauthenticated | PermissionDenied => Decision::Denied,
+            InvalidArgument | AlreadyExists | FailedPrecondition | OutOfRange | ResourceExhausted => {
+                Decision::Invalid
+            }
+            _ => Decision::Failed,
+        }
+    }
+}
+
+/// One row of `audit_log`.
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub principal: Option<String>,
+    /// How the principal was established.
+    pub authn: String,
+    pub peer: Option<String>,
+    pub rpc: String,
+    pub decision: Decision,
+    pub reason: Option<String>,
+    pub grpc_code: tonic::Code,
+    pub request: Option<Value>,
+    pub request_digest: Option<Vec<u8>>,
+    pub copy_id: Option<Uuid>,
+}
+
+/// A call's audit record in the making: the layer fills in who and how, the handler what.
+#[derive(Debug, Clone)]
+pub struct AuditSlot(Arc<Mutex<SlotState>>);
+
+#[derive(Debug)]
+struct SlotState {
+    record: AuditRecord,
+    written: bool,
+}
+
+impl AuditSlot {
+    pub fn new(record: AuditRecord) -> Self {
+        AuditSlot(Arc::new(Mutex::new(SlotState { record, written: false })))
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut SlotState) -> R) -> R {
+        f(&mut self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    /// Who is calling, and how that was established.
+    pub fn set_principal(&self, principal: &str, authn: &str) {
+        self.with(|s| {
+            s.record.principal = Some(principal.to_owned());
+            s.record.authn = authn.to_owned();
+        })
+    }
+
+    /// A copy of the record so far, for a handler that writes it inside its own transaction.
+    pub fn snapshot(&self) -> AuditRecord {
+        self.with(|s| s.record.clone())
+    }
+
+    /// The request's key fields, and its digest once it is known to be valid.
+    pub fn set_request(&self, request: Value, digest: Option<Vec<u8>>) {
+        self.with(|s| {
+            s.record.request = Some(request);
+            s.record.request_digest = digest;
+        })
+    }
+
+    pub fn set_copy_id(&self, copy_id: Uuid) {
+        self.with(|s| s.record.copy_id = Some(copy_id))
+    }
+
+    pub fn set_reason(&self, reason: impl Into<String>) {
+        self.with(|s| s.record.reason = Some(reason.into()))
+    }
+
+    /// The record as it would be written for an answer with `code`.
+    pub fn finish(&self, code: tonic::Code, message: Option<&str>) -> AuditRecord {
+        self.with(|s| {
+            let mut record = s.record.clone();
+            record.grpc_code = code;
+            record.decision = Decision::from_code(code);
+            if code != tonic::Code::Ok {
+                record.reason = message.map(str::to_owned).or(record.reason);
+            }
+            record
+        })
+    }
+
+    /// Someone (the store, inside the request's own transaction) has written the record already.
+    pub fn mark_written(&self) {
+        self.with(|s| s.written = true)
+    }
+
+    pub fn is_written(&self) -> bool {
+        self.with(|s| s.written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot() -> AuditSlot {
+        AuditSlot::new(AuditRecord {
+            principal: Some("alice".into()),
+            authn: "dev-metadata".into(),
+            peer: None,
+            rpc: "GetCopy".into(),
+            decision: Decision::Allowed,
+            reason: None,
+            grpc_code: tonic::Code::Ok,
+            request: None,
+            request_digest: None,
+            copy_id: None,
+        })
+    }
+
+    #[test]
+    fn refusals_read_as_the_right_decision() {
+        assert_eq!(Decision::from_code(tonic::Code::InvalidArgument), Decision::Invalid);
+        assert_eq!(Decision::from_code(tonic::Code::PermissionDenied), Decision::Denied);
+        assert_eq!(Decision::from_code(tonic::Code::Unauthenticated), Decision::Denied);
+        assert_eq!(Decision::from_code(tonic::Code::Unavailable), Decision::Failed);
+        assert_eq!(Decision::from_code(tonic::Code::Ok), Decision::Allowed);
+    }
+
+    #[test]
+    fn an_error_answer_becomes_the_reason() {
+        let slot = slot();
+        slot.set_reason("replayed");
+        let record = slot.finish(tonic::Code::NotFound, Some("no copy 1"));
+        assert_eq!(record.reason.as_deref(), Some("no copy 1"));
+        let record = slot.finish(tonic::Code::Ok, None);
+        assert_eq!(record.reason.as_deref(), Some("replayed"));
+    }
+
+    #[test]
+    fn handlers_details_reach_the_record() {
+        let slot = slot();
+        let id = Uuid::new_v4();
+        slot.set_copy_id(id);
+        slot.set_request(serde_json::json!({"copy_id": id.to_string()}), Some(vec![1, 2]));
+        let record = slot.finish(tonic::Code::Ok, None);
+        assert_eq!(record.copy_id, Some(id));
+        assert_eq!(record.request_digest, Some(vec![1, 2]));
+        assert!(!slot.is_written());
+        slot.mark_written();
+        assert!(slot.is_written());
+    }
+}

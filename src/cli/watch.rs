@@ -1,0 +1,293 @@
+//! `watch`: print state changes as the server streams them, one line each.
+//!
+//! Watching one copy ends when the server ends the stream after the copy's terminal state, and the outcome tells a
+//! script how the copy ended (exit code 0 for SUCCEEDED, 3 for FAILED or CANCELLED). Watching a filter runs until
+//! Ctrl-C. The loop is separate from the gRPC call ([`print_events`] takes any stream and any stop signal), so it
+//! is tested without a server.
+
+use std::future::Future;
+use std::io::Write;
+
+use anyhow::Context;
+use clap::Args;
+use futures::{Stream, StreamExt};
+use tonic::Status;
+
+use super::connect::Client;
+use super::{render, FilterArgs, Outcome, OutputFormat};
+use crate::proto::watch_copy_request::Target;
+use crate::proto::{CopyEvent, CopyState, WatchCopyRequest};
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// One copy to follow until it ends; without it, every copy that matches the filters.
+    #[arg(conflicts_with_all = ["states", "source_account", "destination_account"])]
+    pub copy_id: Option<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+impl WatchArgs {
+    pub fn to_request(&self) -> WatchCopyRequest {
+        let target = match &self.copy_id {
+            Some(copy_id) => Target::CopyId(copy_id.clone()),
+            None => Target::Filter(self.filter.to_filter()),
+        };
+        WatchCopyRequest {
+            target: Some(target),
+        }
+    }
+}
+
+/// Why [`print_events`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchEnd {
+    /// The server ended the stream; the state in the last event, if there was one.
+    Ended(Option<CopyState>),
+    /// The stop signal fired first.
+    Stopped,
+}
+
+pub async fn execute(
+    client: &mut Client,
+    args: &WatchArgs,
+    format: OutputFormat,
+    out: &mut impl Write,
+) -> anyhow::Result<Outcome> {
+    match &args.copy_id {
+        Some(copy_id) => follow_copy(client, copy_id, format, out).await,
+        None => {
+            let events = open(client, args.to_request()).await?;
+            print_events(events, format, out, ctrl_c()).await?;
+            // Stopped or ended by the server: either way, nothing failed.
+            Ok(Outcome::Done)
+        }
+    }
+}
+
+/// Follows one copy until the server ends the stream after its terminal state, or Ctrl-C.
+pub async fn follow_copy(
+    client: &mut Client,
+    copy_id: &str,
+    format: OutputFormat,
+    out: &mut impl Write,
+) -> anyhow::Result<Outcome> {
+    let request = WatchCopyRequest {
+        target: Some(Target::CopyId(copy_id.to_owned())),
+    };
+    let events = open(client, request).await?;
+    let end = print_events(events, format, out, ctrl_c()).await?;
+    single_copy_outcome(copy_id, end)
+}
+
+async fn open(
+    client: &mut Client,
+    request: WatchCopyRequest,
+) -> anyhow::Result<tonic::Streaming<CopyEvent>> {
+    Ok(client
+        .watch_copy(request)
+        .await
+        .context("WatchCopy")?
+        .into_inner())
+}
+
+/// Resolves on Ctrl-C; never, if the handler cannot be installed (the watch then ends only with the stream).
+async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Prints each event as it arrives until the stream ends, fails, or `stop` resolves.
+pub async fn print_events<S, F>(
+    mut events: S,
+    format: OutputFormat,
+    out: &mut impl Write,
+    stop: F,
+) -> anyhow::Result<WatchEnd>
+where
+    S: Stream<Item = Result<CopyEvent, Status>> + Unpin,
+    F: Future<Output = ()>,
+{
+    tokio::pin!(stop);
+    let mut last_state = None;
+    loop {
+        tokio::select! {
+            () = &mut stop => return Ok(WatchEnd::Stopped),
+            next = events.next() => match next {
+                None => return Ok(WatchEnd::Ended(last_state)),
+                Some(Err(status)) => return Err(anyhow::Error::new(status).context("WatchCopy")),
+                Some(Ok(event)) => {
+                    render::write_event(out, &event, format)?;
+                    last_state = event.copy.and_then(|c| CopyState::try_from(c.state).ok());
+                }
+            },
+        }
+    }
+}
+
+/// How a watch of one copy ended, for the exit code. A stream that ends before the copy did is an error: the
+/// script asked how the copy ended, and the CLI does not know.
+pub fn single_copy_outcome(copy_id: &str, end: WatchEnd) -> anyhow::Result<Outcome> {
+    match end {
+        WatchEnd::Stopped => Ok(Outcome::Interrupted),
+        WatchEnd::Ended(Some(CopyState::Succeeded)) => Ok(Outcome::Done),
+        WatchEnd::Ended(Some(CopyState::Failed | CopyState::Cancelled)) => {
+            Ok(Outcome::CopyDidNotSucceed)
+        }
+        WatchEnd::Ended(last) => anyhow::bail!(
+            "WatchCopy: the stream ended before copy {copy_id} did (last state seen: {})",
+            last.map_or("none".to_owned(), |s| render::state_name(s as i32))
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::super::{Cli, Command};
+    use super::*;
+    use crate::proto::Copy;
+
+    fn watch_args(argv: &[&str]) -> Result<WatchArgs, clap::Error> {
+        let mut full = vec!["modelcopy-cli", "watch"];
+        full.extend_from_slice(argv);
+        match Cli::try_parse_from(full)?.command {
+            Command::Watch(args) => Ok(args),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    fn event(sequence: u64, previous: CopyState, state: CopyState) -> Result<CopyEvent, Status> {
+        Ok(CopyEvent {
+            sequence,
+            copy: Some(Copy {
+                copy_id: "c1".into(),
+                state: state as i32,
+                ..Copy::default()
+            }),
+            previous_state: previous as i32,
+            ..CopyEvent::default()
+        })
+    }
+
+    #[test]
+    fn one_copy_or_a_filter() {
+        let request = watch_args(&["c1"]).unwrap().to_request();
+        assert_eq!(request.target, Some(Target::CopyId("c1".into())));
+
+        let request = watch_args(&["--state", "copying", "--source-account", "111122223333"])
+            .unwrap()
+            .to_request();
+        match request.target {
+            Some(Target::Filter(filter)) => {
+                assert_eq!(filter.states, vec![CopyState::Copying as i32]);
+                assert_eq!(filter.source_account_id, "111122223333");
+            }
+            other => panic!("target {other:?}"),
+        }
+
+        // No arguments: every copy.
+        let request = watch_args(&[]).unwrap().to_request();
+        assert!(matches!(request.target, Some(Target::Filter(f)) if f.states.is_empty()));
+    }
+
+    #[test]
+    fn a_copy_id_excludes_filters() {
+        let error = watch_args(&["c1", "--state", "queued"]).unwrap_err();
+        assert_eq!(error.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[tokio::test]
+    async fn prints_each_event_and_reports_the_last_state() {
+        let events = futures::stream::iter(vec![
+            event(0, CopyState::Unspecified, CopyState::Queued),
+            event(5, CopyState::Queued, CopyState::Submitting),
+            event(6, CopyState::Submitting, CopyState::Failed),
+        ]);
+        let mut out = Vec::new();
+        let end = print_events(events, OutputFormat::Text, &mut out, std::future::pending())
+            .await
+            .unwrap();
+        assert_eq!(end, WatchEnd::Ended(Some(CopyState::Failed)));
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[1].ends_with("#5  c1  queued → submitting"), "{text}");
+        assert!(lines[2].ends_with("#6  c1  submitting → failed"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn json_events_are_one_object_a_line() {
+        let events = futures::stream::iter(vec![
+            event(1, CopyState::Unspecified, CopyState::Queued),
+            event(2, CopyState::Queued, CopyState::Cancelled),
+        ]);
+        let mut out = Vec::new();
+        print_events(events, OutputFormat::Json, &mut out, std::future::pending())
+            .await
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let objects: Vec<serde_json::Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(objects.len(), 2);
+        assert_eq!(objects[1]["sequence"], 2);
+        assert_eq!(objects[1]["copy"]["state"], "cancelled");
+    }
+
+    #[tokio::test]
+    async fn a_stream_error_is_an_error() {
+        let events = futures::stream::iter(vec![
+            event(1, CopyState::Unspecified, CopyState::Queued),
+            Err(Status::unavailable("server going away")),
+        ]);
+        let mut out = Vec::new();
+        let error = print_events(events, OutputFormat::Text, &mut out, std::future::pending())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            render::error_report(&error),
+            "error: WatchCopy: UNAVAILABLE: server going away"
+        );
+        // The event before the error was still printed.
+        assert_eq!(String::from_utf8(out).unwrap().lines().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn stop_ends_a_stream_that_never_ends() {
+        let events = futures::stream::pending::<Result<CopyEvent, Status>>();
+        let mut out = Vec::new();
+        let end = print_events(events, OutputFormat::Text, &mut out, async {})
+            .await
+            .unwrap();
+        assert_eq!(end, WatchEnd::Stopped);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn exit_outcome_follows_the_final_state() {
+        let outcome = |end| single_copy_outcome("c1", end).map(Outcome::exit_code);
+        assert_eq!(
+            outcome(WatchEnd::Ended(Some(CopyState::Succeeded))).unwrap(),
+            0
+        );
+        assert_eq!(
+            outcome(WatchEnd::Ended(Some(CopyState::Failed))).unwrap(),
+            3
+        );
+        assert_eq!(
+            outcome(WatchEnd::Ended(Some(CopyState::Cancelled))).unwrap(),
+            3
+        );
+        assert_eq!(outcome(WatchEnd::Stopped).unwrap(), 130);
+        let error = outcome(WatchEnd::Ended(Some(CopyState::Copying))).unwrap_err();
+        assert!(
+            error.to_string().contains("last state seen: copying"),
+            "{error}"
+        );
+        assert!(outcome(WatchEnd::Ended(None)).is_err());
+    }
+}

@@ -1,0 +1,200 @@
+//! Typed settings: defaults, then an optional TOML file, then `MODELCOPY_*` environment variables
+//! (`MODELCOPY_DISPATCH__POLL_INTERVAL_MS=500`, `MODELCOPY_DATABASE_URL=…`).
+//!
+//! Everything the service needs to know about an AWS account lives in [`AccountSettings`]; the account's id is
+//! checked when the settings load, so a typo fails at start-up rather than at the first copy.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::AccountId;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    /// Where the gRPC API listens.
+    pub listen_addr: SocketAddr,
+    pub database_url: String,
+    /// Largest number of database connections this replica opens.
+    pub database_max_connections: u32,
+    pub auth: AuthSettings,
+    pub dispatch: DispatchSettings,
+    /// Destination (and source) accounts, by 12-digit account id.
+    pub accounts: BTreeMap<String, AccountSettings>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthSettings {
+    /// `dev-metadata`: the principal is whatever the `x-modelcopy-principal` metadata says. For development only:
+    /// real authentication (mTLS, JWT) is a later issue.
+    pub mode: AuthMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMode {
+    DevMetadata,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DispatchSettings {
+    /// How often the dispatcher looks for due work when nothing wakes it earlier.
+    pub poll_interval_ms: u64,
+    /// How long after a DescribeProjectVersions a running copy is described again.
+    pub status_poll_interval_ms: u64,
+    /// Jobs this replica works on at once.
+    pub max_in_flight: usize,
+    /// How long a claimed job stays this replica's before another may take it over.
+    pub lease_secs: u64,
+    /// Transient failures of one job's submission tolerated before the job fails.
+    pub max_attempts: u32,
+    pub backoff_min_ms: u64,
+    pub backoff_max_ms: u64,
+    /// Per-call timeout for Rekognition operations.
+    pub aws_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AccountSettings {
+    pub region: String,
+    /// Overrides Rekognition's endpoint (the simulator, a VPC endpoint).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Static credentials; without them, the default AWS credential chain is used.
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    /// A role to assume in that account, starting from the credentials above or the default chain.
+    #[serde(default)]
+    pub role_arn: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read settings: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("accounts.{account}: {reason}")]
+    Account { account: String, reason: String },
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            database_url: "postgres://postgres@127.0.0.1:5432/modelcopy".into(),
+            database_max_connections: 16,
+            auth: AuthSettings { mode: AuthMode::DevMetadata },
+            dispatch: DispatchSettings::default(),
+            accounts: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        DispatchSettings {
+            poll_interval_ms: 1_000,
+            status_poll_interval_ms: 2_000,
+            max_in_flight: 32,
+            lease_secs: 30,
+            max_attempts: 8,
+            backoff_min_ms: 200,
+            backoff_max_ms: 30_000,
+            aws_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl DispatchSettings {
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
+    pub fn status_poll_interval(&self) -> Duration {
+        Duration::from_millis(self.status_poll_interval_ms)
+    }
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_secs)
+    }
+}
+
+impl Settings {
+    /// Defaults, overlaid by `file` when given, overlaid by the environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let settings: Settings = figment
+            .merge(Env::prefixed("MODELCOPY_").split("__"))
+            .extract()
+            .map_err(Box::new)?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), SettingsError> {
+        for (account, settings) in &self.accounts {
+            let bad = |reason: &str| SettingsError::Account { account: account.clone(), reason: reason.into() };
+            AccountId::parse(account.as_str()).map_err(|e| bad(&e.to_string()))?;
+            if settings.region.is_empty() {
+                return Err(bad("region is required"));
+            }
+            if settings.access_key_id.is_some() != settings.secret_access_key.is_some() {
+                return Err(bad("access_key_id and secret_access_key go together"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_file(text: &str) -> Result<Settings, SettingsError> {
+        let dir = std::env::temp_dir().join(format!("modelcopy-settings-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("settings.toml");
+        std::fs::write(&file, text).unwrap();
+        let loaded = Settings::load(Some(&file));
+        std::fs::remove_dir_all(dir).unwrap();
+        loaded
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_keeps_the_rest() {
+        let settings = with_file(
+            r#"
+            listen_addr = "127.0.0.1:6000"
+            [dispatch]
+            poll_interval_ms = 50
+            [accounts.111111111111]
+            region = "eu-west-1"
+            endpoint_url = "http://127.0.0.1:4000"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(settings.listen_addr.port(), 6000);
+        assert_eq!(settings.dispatch.poll_interval_ms, 50);
+        assert_eq!(settings.dispatch.max_attempts, DispatchSettings::default().max_attempts);
+        assert_eq!(settings.accounts["111111111111"].region, "eu-west-1");
+    }
+
+    #[test]
+    fn account_ids_are_checked_at_load() {
+        let err = with_file("[accounts.1234]\nregion = \"us-east-1\"\n").unwrap_err();
+        assert!(err.to_string().contains("accounts.1234"), "{err}");
+    }
+
+    #[test]
+    fn half_a_key_pair_is_refused() {
+        let err = with_file("[accounts.111111111111]\nregion = \"us-east-1\"\naccess_key_id = \"AKIA\"\n").unwrap_err();
+        assert!(err.to_string().contains("go together"), "{err}");
+    }
+}

@@ -1,0 +1,95 @@
+//! `modelcopy dev`: the whole service on one machine with no AWS account: a private PostgreSQL cluster, the
+//! Rekognition simulator seeded with demo projects, and the service pointed at both.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::{Lifetime, LocalPostgres};
+use crate::config::{AccountSettings, Settings};
+use crate::simulator::{self, Seed, SimConfig};
+use crate::startup::Application;
+
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    /// Where the cluster keeps its data between runs (must be traversable by the `postgres` user).
+    pub data_dir: PathBuf,
+    pub postgres_port: u16,
+    pub listen: SocketAddr,
+    pub seed: PathBuf,
+    pub copy_duration: Duration,
+}
+
+/// Region of the demo accounts (the seed's projects live there).
+const DEMO_REGION: &str = "us-east-1";
+
+pub async fn run(options: DevOptions) -> anyhow::Result<()> {
+    let postgres = LocalPostgres::start(&options.data_dir.join("postgres"), options.postgres_port, Lifetime::WithThisProcess)
+        .await
+        .context("starting the local PostgreSQL cluster")?;
+    let database_url = postgres.create_database("modelcopy").await?;
+
+    let seed = Seed::from_json_file(&options.seed).with_context(|| format!("reading {}", options.seed.display()))?;
+    let sim = simulator::start(SimConfig {
+        copy_duration: options.copy_duration,
+        seed: seed.clone(),
+        ..SimConfig::default()
+    })
+    .await
+    .context("starting the Rekognition simulator")?;
+
+    let mut settings = Settings::load(None)?;
+    settings.database_url = database_url;
+    settings.listen_addr = options.listen;
+    for account in &seed.accounts {
+        settings.accounts.insert(
+            account.account_id.clone(),
+            AccountSettings {
+                region: DEMO_REGION.into(),
+                endpoint_url: Some(sim.endpoint_url()),
+                access_key_id: Some(account.access_key_id.clone()),
+                secret_access_key: Some(account.secret_access_key.clone().unwrap_or_else(|| "dev".into())),
+                role_arn: None,
+            },
+        );
+    }
+    let app = Application::start(settings).await?;
+
+    println!("modelcopy dev is running");
+    println!("  gRPC API              http://{}", app.local_addr());
+    println!("  PostgreSQL            {}", postgres.database_url("modelcopy"));
+    println!("  Rekognition simulator {}", sim.endpoint_url());
+    if let Some(line) = demo_copy_line(&seed, app.local_addr()) {
+        println!("\nStart a copy and watch it to the end:\n  {line}");
+    }
+    println!("\nCtrl-C stops everything.");
+
+    let trigger = app.shutdown_trigger();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        trigger.fire();
+    });
+    let served = app.wait().await;
+    sim.shutdown();
+    postgres.stop()?;
+    served
+}
+
+/// The CLI line that copies the seed's first version into a project of another account.
+fn demo_copy_line(seed: &Seed, addr: SocketAddr) -> Option<String> {
+    let source = seed.projects.iter().find(|p| !p.versions.is_empty())?;
+    let destination = seed.projects.iter().find(|p| p.account_id != source.account_id && p.region == source.region)?;
+    let source_arn = seed.project_arn(&source.account_id, &source.region, &source.name)?;
+    let version_arn =
+        seed.version_arn(&source.account_id, &source.region, &source.name, &source.versions[0].name)?;
+    let destination_arn = seed.project_arn(&destination.account_id, &destination.region, &destination.name)?;
+    let version_name = format!("demo-copy-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S"));
+    Some(format!(
+        "target/release/modelcopy-cli --endpoint http://{addr} --principal alice copy \
+         --source-project-arn {source_arn} --source-version-arn {version_arn} \
+         --destination-project-arn {destination_arn} --version-name {version_name} \
+         --s3-bucket demo-model-output --idempotency-token {version_name} --watch"
+    ))
+}

@@ -1,0 +1,178 @@
+//! One step of one claimed job, with an explicit outcome. Every path ends by giving the lease back with the
+//! time the job is next due (or leaves it to lapse, if the database itself failed).
+
+use std::time::Duration;
+
+use aws_sdk_rekognition::Client;
+use tracing::{info, warn};
+
+use super::{backoff, Dispatcher};
+use crate::domain::CopyState;
+use crate::rekognition::status::{COPYING_COMPLETED, COPYING_FAILED};
+use crate::rekognition::{copy, status, AwsCallError, VersionStatus};
+use crate::store::{jobs, Change, CopyJob, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Rekognition accepted the copy (or an earlier attempt's copy was found and adopted).
+    Submitted,
+    /// A transient error; the job is due again later.
+    RetryLater { attempt: u32, code: String },
+    /// The copy is still running; described again later.
+    StillCopying,
+    /// The copy reached a terminal state.
+    Ended(CopyState),
+    /// The job was cancelled or taken over meanwhile: nothing done.
+    NotOurs,
+}
+
+pub async fn run(dispatcher: &Dispatcher, job: CopyJob) -> Result<Outcome, StoreError> {
+    let id = job.id;
+    let outcome = match job.state {
+        CopyState::Queued => {
+            // Committing SUBMITTING before the call is what makes a copy no longer cancellable.
+            let change = Change::to(CopyState::Submitting);
+            match jobs::transition(&dispatcher.store, id, CopyState::Queued, &change, Some(&dispatcher.owner)).await? {
+                Some(job) => submit(dispatcher, job).await?,
+                None => return Ok(Outcome::NotOurs),
+            }
+        }
+        CopyState::Submitting => submit(dispatcher, job).await?,
+        CopyState::Copying => follow(dispatcher, job).await?,
+        CopyState::Succeeded | CopyState::Failed | CopyState::Cancelled => Outcome::NotOurs,
+    };
+    let due_in = match &outcome {
+        Outcome::RetryLater { attempt, .. } => backoff::delay(&dispatcher.settings, *attempt),
+        Outcome::Submitted | Outcome::StillCopying => dispatcher.settings.status_poll_interval(),
+        Outcome::Ended(_) | Outcome::NotOurs => Duration::ZERO,
+    };
+    jobs::release(&dispatcher.store, id, &dispatcher.owner, due_in).await?;
+    Ok(outcome)
+}
+
+async fn submit(dispatcher: &Dispatcher, job: CopyJob) -> Result<Outcome, StoreError> {
+    let Some(client) = dispatcher.clients.for_account(&job.destination_account) else {
+        let error = AwsCallError {
+            code: "AccountNotConfigured".into(),
+            message: format!("this service has no settings for account {}", job.destination_account),
+            retry: crate::rekognition::Retry::Permanent,
+        };
+        return fail(dispatcher, &job, CopyState::Submitting, &error, None).await;
+    };
+    let Some(attempt) = jobs::record_attempt(&dispatcher.store, job.id, &dispatcher.owner).await? else {
+        return Ok(Outcome::NotOurs);
+    };
+    let attempt = attempt as u32;
+
+    // An earlier attempt may have reached Rekognition (a timeout, a 5xx, a replica that died before recording the
+    // answer): look for its copy before making another, so a model is never copied twice.
+    if attempt > 1 {
+        match find_version(client, &job).await {
+            Ok(Some(found)) if found.source_version_arn.as_deref() == Some(job.source_project_version_arn.as_str()) => {
+                info!(arn = %found.version_arn, "adopting the copy an earlier attempt started");
+                return record_status(dispatcher, &job, CopyState::Submitting, &found).await;
+            }
+            Ok(_) => {}
+            Err(err) if err.is_permanent() => return fail(dispatcher, &job, CopyState::Submitting, &err, None).await,
+            Err(err) => return Ok(Outcome::RetryLater { attempt, code: err.code }),
+        }
+    }
+
+    match copy::start_copy(client, &job).await {
+        Ok(arn) => {
+            let change = Change {
+                rekognition_status: Some("COPYING_IN_PROGRESS".into()),
+                destination_version_arn: Some(arn),
+                ..Change::to(CopyState::Copying)
+            };
+            moved(jobs::transition(&dispatcher.store, job.id, CopyState::Submitting, &change, Some(&dispatcher.owner)).await?, Outcome::Submitted)
+        }
+        Err(err) if err.is_permanent() => fail(dispatcher, &job, CopyState::Submitting, &err, None).await,
+        Err(err) if attempt >= dispatcher.settings.max_attempts => {
+            let detail = format!("gave up after {attempt} attempts");
+            fail(dispatcher, &job, CopyState::Submitting, &err, Some(detail)).await
+        }
+        Err(err) => {
+            warn!(attempt, code = %err.code, message = %err.message, "transient error; retrying later");
+            Ok(Outcome::RetryLater { attempt, code: err.code })
+        }
+    }
+}
+
+async fn follow(dispatcher: &Dispatcher, job: CopyJob) -> Result<Outcome, StoreError> {
+    let Some(client) = dispatcher.clients.for_account(&job.destination_account) else {
+        // Settings changed under a running copy: keep following once the account is back.
+        return Ok(Outcome::StillCopying);
+    };
+    match find_version(client, &job).await {
+        Ok(Some(found)) => record_status(dispatcher, &job, CopyState::Copying, &found).await,
+        // Not listed yet (Rekognition is eventually consistent): look again later.
+        Ok(None) => Ok(Outcome::StillCopying),
+        Err(err) if err.is_permanent() => fail(dispatcher, &job, CopyState::Copying, &err, None).await,
+        Err(err) => Ok(Outcome::RetryLater { attempt: 1, code: err.code }),
+    }
+}
+
+/// The destination version this job makes, as Rekognition lists it.
+async fn find_version(client: &Client, job: &CopyJob) -> Result<Option<VersionStatus>, AwsCallError> {
+    let versions = status::describe_versions(client, &job.destination_project_arn, &[&job.version_name]).await?;
+    Ok(versions.into_iter().find(|v| match &job.destination_version_arn {
+        Some(arn) => &v.version_arn == arn,
+        None => v.version_name() == Some(job.version_name.as_str()),
+    }))
+}
+
+/// Records what Rekognition says of the copy: done, failed, or a new status or message while it runs.
+async fn record_status(
+    dispatcher: &Dispatcher,
+    job: &CopyJob,
+    from: CopyState,
+    found: &VersionStatus,
+) -> Result<Outcome, StoreError> {
+    let (to, outcome) = match found.status.as_str() {
+        COPYING_COMPLETED => (CopyState::Succeeded, Outcome::Ended(CopyState::Succeeded)),
+        COPYING_FAILED => (CopyState::Failed, Outcome::Ended(CopyState::Failed)),
+        _ if from == CopyState::Submitting => (CopyState::Copying, Outcome::Submitted),
+        _ => (CopyState::Copying, Outcome::StillCopying),
+    };
+    let unchanged = to == from
+        && job.rekognition_status.as_deref() == Some(found.status.as_str())
+        && job.rekognition_status_message == found.message;
+    if unchanged {
+        return Ok(outcome);
+    }
+    let failed = to == CopyState::Failed;
+    let change = Change {
+        rekognition_status: Some(found.status.clone()),
+        rekognition_status_message: found.message.clone(),
+        destination_version_arn: Some(found.version_arn.clone()),
+        error_code: failed.then(|| COPYING_FAILED.to_owned()),
+        error_message: if failed { found.message.clone() } else { None },
+        ..Change::to(to)
+    };
+    moved(jobs::transition(&dispatcher.store, job.id, from, &change, Some(&dispatcher.owner)).await?, outcome)
+}
+
+async fn fail(
+    dispatcher: &Dispatcher,
+    job: &CopyJob,
+    from: CopyState,
+    err: &AwsCallError,
+    detail: Option<String>,
+) -> Result<Outcome, StoreError> {
+    warn!(code = %err.code, message = %err.message, "copy failed");
+    let change = Change {
+        error_code: Some(err.code.clone()),
+        error_message: Some(err.message.clone()),
+        detail,
+        ..Change::to(CopyState::Failed)
+    };
+    moved(
+        jobs::transition(&dispatcher.store, job.id, from, &change, Some(&dispatcher.owner)).await?,
+        Outcome::Ended(CopyState::Failed),
+    )
+}
+
+fn moved(updated: Option<CopyJob>, outcome: Outcome) -> Result<Outcome, StoreError> {
+    Ok(if updated.is_some() { outcome } else { Outcome::NotOurs })
+}

@@ -1,0 +1,82 @@
+//! Which copies a ListCopies or a WatchCopy covers. Every field that is set must match.
+
+use chrono::{DateTime, Utc};
+
+use super::{AccountId, CopyState};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CopyFilter {
+    /// Any of these states; empty means any state.
+    pub states: Vec<CopyState>,
+    pub source_account: Option<AccountId>,
+    pub destination_account: Option<AccountId>,
+    /// Inclusive.
+    pub created_after: Option<DateTime<Utc>>,
+    /// Exclusive.
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+impl CopyFilter {
+    /// The same test the store's SQL makes, for copies seen one by one (watchers).
+    pub fn matches(
+        &self,
+        state: CopyState,
+        source_account: &str,
+        destination_account: &str,
+        created_at: DateTime<Utc>,
+    ) -> bool {
+        (self.states.is_empty() || self.states.contains(&state))
+            && self
+                .source_account
+                .as_ref()
+                .is_none_or(|a| a.as_str() == source_account)
+            && self
+                .destination_account
+                .as_ref()
+                .is_none_or(|a| a.as_str() == destination_account)
+            && self.created_after.is_none_or(|t| created_at >= t)
+            && self.created_before.is_none_or(|t| created_at < t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SRC: &str = "111111111111";
+    const DST: &str = "222222222222";
+
+    #[test]
+    fn empty_filter_matches_everything() {
+        assert!(CopyFilter::default().matches(CopyState::Failed, SRC, DST, Utc::now()));
+    }
+
+    #[test]
+    fn every_set_field_must_match() {
+        let filter = CopyFilter {
+            states: vec![CopyState::Queued, CopyState::Copying],
+            destination_account: Some(AccountId::parse(DST).unwrap()),
+            ..Default::default()
+        };
+        let now = Utc::now();
+        assert!(filter.matches(CopyState::Copying, SRC, DST, now));
+        assert!(!filter.matches(CopyState::Succeeded, SRC, DST, now));
+        assert!(!filter.matches(CopyState::Queued, SRC, SRC, now));
+    }
+
+    #[test]
+    fn time_range_is_half_open() {
+        let t = Utc::now();
+        let filter = CopyFilter {
+            created_after: Some(t),
+            created_before: Some(t),
+            ..Default::default()
+        };
+        assert!(!filter.matches(CopyState::Queued, SRC, DST, t));
+        let filter = CopyFilter {
+            created_after: Some(t),
+            ..Default::default()
+        };
+        assert!(filter.matches(CopyState::Queued, SRC, DST, t));
+    }
+}

@@ -1,0 +1,160 @@
+//! The service's life cycle of a copy, as one explicit state machine.
+//!
+//! Every allowed transition is listed in [`CopyState::can_become`]; the store refuses any other, and each
+//! transition is one row of the copy's history. `SUBMITTING` is entered, and committed, *before*
+//! CopyProjectVersion is called: that commit is the point after which a copy can no longer be cancelled.
+
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CopyState {
+    /// Stored, waiting for its turn.
+    Queued,
+    /// Being sent to Rekognition; transient errors are retried in this state.
+    Submitting,
+    /// Accepted by Rekognition and followed with DescribeProjectVersions.
+    Copying,
+    /// Rekognition reported COPYING_COMPLETED.
+    Succeeded,
+    /// Refused by Rekognition, or it reported COPYING_FAILED.
+    Failed,
+    /// Cancelled before submission.
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a copy cannot go from {from} to {to}")]
+pub struct IllegalTransition {
+    pub from: CopyState,
+    pub to: CopyState,
+}
+
+impl CopyState {
+    pub const ALL: [CopyState; 6] = [
+        CopyState::Queued,
+        CopyState::Submitting,
+        CopyState::Copying,
+        CopyState::Succeeded,
+        CopyState::Failed,
+        CopyState::Cancelled,
+    ];
+
+    /// The states a copy never leaves.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            CopyState::Succeeded | CopyState::Failed | CopyState::Cancelled
+        )
+    }
+
+    /// The one place that says which transitions exist.
+    ///
+    /// `Copying -> Copying` records a change of Rekognition's own status or message while the copy runs.
+    /// `Submitting -> Succeeded` covers a copy found already complete when a submission is confirmed.
+    pub fn can_become(self, next: CopyState) -> bool {
+        use CopyState::*;
+        matches!(
+            (self, next),
+            (Queued, Submitting)
+                | (Queued, Cancelled)
+                | (Submitting, Copying)
+                | (Submitting, Succeeded)
+                | (Submitting, Failed)
+                | (Copying, Copying)
+                | (Copying, Succeeded)
+                | (Copying, Failed)
+        )
+    }
+
+    pub fn transition(self, next: CopyState) -> Result<CopyState, IllegalTransition> {
+        if self.can_become(next) {
+            Ok(next)
+        } else {
+            Err(IllegalTransition {
+                from: self,
+                to: next,
+            })
+        }
+    }
+
+    /// The spelling stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CopyState::Queued => "QUEUED",
+            CopyState::Submitting => "SUBMITTING",
+            CopyState::Copying => "COPYING",
+            CopyState::Succeeded => "SUCCEEDED",
+            CopyState::Failed => "FAILED",
+            CopyState::Cancelled => "CANCELLED",
+        }
+    }
+}
+
+impl fmt::Display for CopyState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for CopyState {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value.parse()
+    }
+}
+
+impl FromStr for CopyState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CopyState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| format!("unknown copy state {s:?}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CopyState::*;
+    use super::*;
+
+    #[test]
+    fn queued_copy_can_be_submitted_or_cancelled_only() {
+        let next: Vec<_> = CopyState::ALL
+            .into_iter()
+            .filter(|s| Queued.can_become(*s))
+            .collect();
+        assert_eq!(next, vec![Submitting, Cancelled]);
+    }
+
+    #[test]
+    fn submitted_copy_cannot_be_cancelled() {
+        assert!(Submitting.transition(Cancelled).is_err());
+        assert!(Copying.transition(Cancelled).is_err());
+    }
+
+    #[test]
+    fn terminal_states_have_no_way_out() {
+        for from in CopyState::ALL.into_iter().filter(|s| s.is_terminal()) {
+            for to in CopyState::ALL {
+                assert!(!from.can_become(to), "{from} -> {to}");
+            }
+        }
+    }
+
+    #[test]
+    fn copying_reaches_an_end() {
+        assert_eq!(Copying.transition(Succeeded), Ok(Succeeded));
+        assert_eq!(Copying.transition(Failed), Ok(Failed));
+        assert!(Copying.transition(Queued).is_err());
+    }
+
+    #[test]
+    fn database_spelling_round_trips() {
+        for state in CopyState::ALL {
+            assert_eq!(state.as_str().parse::<CopyState>(), Ok(state));
+        }
+        assert!("queued".parse::<CopyState>().is_err());
+    }
+}

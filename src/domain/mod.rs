@@ -1,0 +1,94 @@
+//! The request vocabulary of the service, as types that cannot hold an invalid value.
+//!
+//! "Parse, don't validate": every type here is built only through a checked constructor (`parse`), so code that
+//! holds a [`ProjectArn`] or a [`CopyRequest`] never checks it again. The rules are those of Rekognition's
+//! `CopyProjectVersion` (botocore's model, `rekognition-2016-06-27`) plus the few cross-field rules AWS documents;
+//! lengths count Unicode characters, as AWS does. Refusing a request here costs nothing, whereas the same mistake
+//! found by Rekognition would cost a queue slot, a rate-limit token and a failed copy.
+
+/// Implements the plumbing every string newtype shares: `as_str`, `Display`, `AsRef<str>`, `FromStr`,
+/// `TryFrom<String>`, `From<Self> for String`, and serde as the plain string (deserializing goes through `parse`,
+/// so even a value read from a file is checked).
+macro_rules! string_newtype {
+    ($name:ident, $field:tt) => {
+        impl $name {
+            /// The value as the caller wrote it.
+            pub fn as_str(&self) -> &str {
+                &self.$field
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl ::std::convert::AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                self.as_str()
+            }
+        }
+
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::domain::DomainError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::parse(s)
+            }
+        }
+
+        impl ::std::convert::TryFrom<String> for $name {
+            type Error = $crate::domain::DomainError;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                Self::parse(s)
+            }
+        }
+
+        impl ::std::convert::From<$name> for String {
+            fn from(value: $name) -> String {
+                value.$field
+            }
+        }
+
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(
+                deserializer: D,
+            ) -> Result<Self, D::Error> {
+                let raw = String::deserialize(deserializer)?;
+                Self::parse(raw).map_err(::serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+mod account_id;
+mod arn;
+mod copy_filter;
+mod copy_id;
+mod copy_state;
+mod copy_request;
+mod error;
+mod idempotency_token;
+mod kms_key_id;
+mod output_config;
+mod tags;
+mod version_name;
+
+pub use account_id::AccountId;
+pub use arn::{ProjectArn, ProjectVersionArn, Region};
+pub use copy_filter::CopyFilter;
+pub use copy_id::CopyId;
+pub use copy_state::{CopyState, IllegalTransition};
+pub use copy_request::{CopyRequest, RawCopyRequest, RawOutputConfig};
+pub use error::{DomainError, FieldViolation};
+pub use idempotency_token::IdempotencyToken;
+pub use kms_key_id::KmsKeyId;
+pub use output_config::{OutputConfig, S3Bucket, S3KeyPrefix};
+pub use tags::{TagKey, TagValue, Tags};
+pub use version_name::VersionName;

@@ -1,0 +1,66 @@
+//! One Rekognition client per AWS account, built once from the settings.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_credential_types::Credentials;
+use aws_sdk_rekognition::config::retry::RetryConfig;
+use aws_sdk_rekognition::config::timeout::TimeoutConfig;
+use aws_sdk_rekognition::config::Region;
+use aws_sdk_rekognition::Client;
+
+use crate::config::AccountSettings;
+
+#[derive(Clone, Default)]
+pub struct Clients {
+    by_account: HashMap<String, Client>,
+}
+
+impl Clients {
+    pub async fn from_settings<'a>(
+        accounts: impl IntoIterator<Item = (&'a String, &'a AccountSettings)>,
+        timeout: Duration,
+    ) -> Clients {
+        let mut by_account = HashMap::new();
+        for (account, settings) in accounts {
+            by_account.insert(account.clone(), build(settings, timeout).await);
+        }
+        Clients { by_account }
+    }
+
+    /// The client that acts in `account`, if the service is configured for it.
+    pub fn for_account(&self, account: &str) -> Option<&Client> {
+        self.by_account.get(account)
+    }
+}
+
+async fn build(settings: &AccountSettings, timeout: Duration) -> Client {
+    let region = Region::new(settings.region.clone());
+    let mut shared = aws_config::defaults(BehaviorVersion::latest()).region(region.clone());
+    if let (Some(key), Some(secret)) = (&settings.access_key_id, &settings.secret_access_key) {
+        shared = shared.credentials_provider(Credentials::new(key, secret, None, None, "modelcopy-settings"));
+    }
+    let shared = shared.load().await;
+
+    let mut config = aws_sdk_rekognition::config::Builder::from(&shared)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_timeout(timeout)
+                .connect_timeout(Duration::from_secs(5).min(timeout))
+                .build(),
+        );
+    if let Some(role) = &settings.role_arn {
+        let provider = aws_config::sts::AssumeRoleProvider::builder(role)
+            .session_name("modelcopy")
+            .configure(&shared)
+            .build()
+            .await;
+        config = config.credentials_provider(provider);
+    }
+    if let Some(endpoint) = &settings.endpoint_url {
+        config = config.endpoint_url(endpoint);
+    }
+    Client::from_conf(config.build())
+}

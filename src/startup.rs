@@ -1,0 +1,100 @@
+//! Builds the running service from its settings: database (migrated), Rekognition clients, watch hub,
+//! dispatcher and gRPC server with its layers, in the order the data path needs them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::Server;
+use tower::ServiceBuilder;
+use tracing::{info, warn};
+
+use crate::api::ModelCopyService;
+use crate::audit::AuditLayer;
+use crate::auth::{AllowAll, AuthLayer, DevMetadataAuthenticator};
+use crate::config::{AuthMode, Settings};
+use crate::dispatch::Dispatcher;
+use crate::proto::model_copy_server::ModelCopyServer;
+use crate::rekognition::Clients;
+use crate::shutdown::{self, ShutdownTrigger};
+use crate::store::Store;
+use crate::watch::WatchHub;
+
+/// A started service. Dropping it does not stop it: call [`Application::stop`].
+pub struct Application {
+    addr: SocketAddr,
+    store: Store,
+    trigger: ShutdownTrigger,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    dispatcher: JoinHandle<()>,
+}
+
+impl Application {
+    /// Connects, migrates, binds `settings.listen_addr` (port 0 picks one) and starts serving and dispatching.
+    pub async fn start(settings: Settings) -> anyhow::Result<Application> {
+        let store = Store::connect(&settings.database_url, settings.database_max_connections).await?;
+        store.migrate().await?;
+        let (trigger, shutdown) = shutdown::channel();
+
+        let timeout = Duration::from_millis(settings.dispatch.aws_timeout_ms);
+        let clients = Clients::from_settings(&settings.accounts, timeout).await;
+        let hub = WatchHub::start(store.clone(), shutdown.clone()).await?;
+
+        let dispatcher = Dispatcher::new(store.clone(), clients, settings.dispatch.clone());
+        let dispatcher = tokio::spawn(dispatcher.run(shutdown.clone()));
+
+        let authenticator = match settings.auth.mode {
+            AuthMode::DevMetadata => {
+                warn!("AUTHENTICATION IS OFF: dev-metadata mode trusts the principal named by the caller");
+                Arc::new(DevMetadataAuthenticator)
+            }
+        };
+        let layers = ServiceBuilder::new()
+            .layer(AuditLayer::new(store.clone()))
+            .layer(AuthLayer::new(authenticator, Arc::new(AllowAll)));
+        let listener = TcpListener::bind(settings.listen_addr).await?;
+        let addr = listener.local_addr()?;
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let service = ModelCopyServer::new(ModelCopyService::new(store.clone(), hub));
+        let mut stop = shutdown.clone();
+        let server = tokio::spawn(
+            Server::builder()
+                .layer(layers)
+                .add_service(service)
+                .serve_with_incoming_shutdown(incoming, async move { stop.wait().await }),
+        );
+        info!(%addr, "modelcopy serving");
+        Ok(Application { addr, store, trigger, server, dispatcher })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A handle that stops the service from elsewhere (a signal handler).
+    pub fn shutdown_trigger(&self) -> ShutdownTrigger {
+        self.trigger.clone()
+    }
+
+    /// Runs until the server ends (after a shutdown, or on a fatal error), then waits for the dispatcher.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let served = self.server.await;
+        self.trigger.fire();
+        let _ = self.dispatcher.await;
+        served??;
+        Ok(())
+    }
+
+    /// Stops serving and dispatching, and waits for both.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.trigger.fire();
+        self.wait().await
+    }
+}

@@ -1,0 +1,142 @@
+//! Starting a simulator with a known world, and SDK clients that talk to it.
+
+use std::time::Duration;
+
+use aws_sdk_rekognition::config::retry::RetryConfig;
+use aws_sdk_rekognition::config::Region;
+use aws_sdk_rekognition::types::{OutputConfig, ProjectVersionDescription};
+use aws_sdk_rekognition::Client;
+use modelcopy::simulator::{self, Seed, SeedAccount, SeedProject, SeedVersion, SimConfig, SimHandle};
+
+pub const REGION: &str = "us-east-1";
+pub const OTHER_REGION: &str = "us-west-2";
+pub const ACCOUNT_A: &str = "111111111111";
+pub const KEY_A: &str = "AKIATESTAAAAAAAAAAAA";
+pub const ACCOUNT_B: &str = "222222222222";
+pub const KEY_B: &str = "AKIATESTBBBBBBBBBBBB";
+pub const UNKNOWN_KEY: &str = "AKIAUNKNOWNUNKNOWN00";
+
+/// The names of the five versions of account A's `many` project, oldest first.
+pub const MANY_VERSIONS: [&str; 5] = ["m1", "m2", "m3", "m4", "m5"];
+
+/// A's `source` (with version `v1`) and empty `dest` in us-east-1; A's `west-source` (with `v1`) in us-west-2;
+/// A's `many` (five versions); B's empty `b-dest` in us-east-1.
+pub fn seed() -> Seed {
+    let project = |account: &str, region: &str, name: &str, versions: &[&str]| SeedProject {
+        account_id: account.into(),
+        region: region.into(),
+        name: name.into(),
+        created_millis: None,
+        versions: versions
+            .iter()
+            .map(|name| SeedVersion { name: (*name).into(), status: None, created_millis: None })
+            .collect(),
+    };
+    Seed {
+        accounts: vec![
+            SeedAccount { account_id: ACCOUNT_A.into(), access_key_id: KEY_A.into(), secret_access_key: None },
+            SeedAccount { account_id: ACCOUNT_B.into(), access_key_id: KEY_B.into(), secret_access_key: None },
+        ],
+        projects: vec![
+            project(ACCOUNT_A, REGION, "source", &["v1"]),
+            project(ACCOUNT_A, REGION, "dest", &[]),
+            project(ACCOUNT_A, OTHER_REGION, "west-source", &["v1"]),
+            project(ACCOUNT_A, REGION, "many", &MANY_VERSIONS),
+            project(ACCOUNT_B, REGION, "b-dest", &[]),
+        ],
+    }
+}
+
+/// A running simulator and the seed it started from (to compute seeded ARNs).
+pub struct Sim {
+    pub handle: SimHandle,
+    pub seed: Seed,
+}
+
+impl Sim {
+    pub async fn start(copy_duration: Duration) -> Sim {
+        let seed = seed();
+        let config = SimConfig { copy_duration, seed: seed.clone(), ..SimConfig::default() };
+        let handle = simulator::start(config).await.expect("simulator starts");
+        Sim { handle, seed }
+    }
+
+    /// A client whose SDK retries as it does by default.
+    pub fn client(&self, access_key_id: &str) -> Client {
+        client(&self.handle, access_key_id, None)
+    }
+
+    /// A client that makes exactly one attempt per call, for tests that count calls.
+    pub fn client_without_retries(&self, access_key_id: &str) -> Client {
+        client(&self.handle, access_key_id, Some(RetryConfig::disabled()))
+    }
+
+    pub fn project_arn(&self, account: &str, region: &str, name: &str) -> String {
+        self.seed.project_arn(account, region, name).expect("seeded project")
+    }
+
+    pub fn version_arn(&self, account: &str, region: &str, project: &str, version: &str) -> String {
+        self.seed.version_arn(account, region, project, version).expect("seeded version")
+    }
+}
+
+pub fn client(handle: &SimHandle, access_key_id: &str, retry: Option<RetryConfig>) -> Client {
+    let mut config = aws_sdk_rekognition::Config::builder()
+        .behavior_version_latest()
+        .region(Region::new(REGION))
+        .endpoint_url(handle.endpoint_url())
+        .credentials_provider(aws_credential_types::Credentials::new(
+            access_key_id,
+            "test-secret",
+            None,
+            None,
+            "test",
+        ));
+    if let Some(retry) = retry {
+        config = config.retry_config(retry);
+    }
+    Client::from_conf(config.build())
+}
+
+pub fn output_config() -> OutputConfig {
+    OutputConfig::builder().s3_bucket("copies-bucket").s3_key_prefix("copies/").build()
+}
+
+/// Copies A's `source`/`v1` into `destination` under `version_name`, from `client`.
+pub async fn copy_source_v1(
+    sim: &Sim,
+    client: &Client,
+    destination: &str,
+    version_name: &str,
+) -> Result<String, aws_sdk_rekognition::error::SdkError<aws_sdk_rekognition::operation::copy_project_version::CopyProjectVersionError>>
+{
+    let output = client
+        .copy_project_version()
+        .source_project_arn(sim.project_arn(ACCOUNT_A, REGION, "source"))
+        .source_project_version_arn(sim.version_arn(ACCOUNT_A, REGION, "source", "v1"))
+        .destination_project_arn(destination)
+        .version_name(version_name)
+        .output_config(output_config())
+        .send()
+        .await?;
+    Ok(output.project_version_arn().expect("copy returns the new version's ARN").to_owned())
+}
+
+/// The one version named `version_name` in `project_arn`.
+pub async fn describe_version(client: &Client, project_arn: &str, version_name: &str) -> ProjectVersionDescription {
+    let output = client
+        .describe_project_versions()
+        .project_arn(project_arn)
+        .version_names(version_name)
+        .send()
+        .await
+        .expect("describe succeeds");
+    let descriptions = output.project_version_descriptions();
+    assert_eq!(descriptions.len(), 1, "exactly one version named {version_name}");
+    descriptions[0].clone()
+}
+
+/// Epoch milliseconds now, for checking creation times.
+pub fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
