@@ -43,6 +43,8 @@ pub enum AuthMode {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DispatchSettings {
+    /// Whether this replica dispatches copies at all; API-only replicas set it false.
+    pub enabled: bool,
     /// How often the dispatcher looks for due work when nothing wakes it earlier.
     pub poll_interval_ms: u64,
     /// How long after a DescribeProjectVersions a running copy is described again.
@@ -89,7 +91,9 @@ impl Default for Settings {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
             database_url: "postgres://postgres@127.0.0.1:5432/modelcopy".into(),
             database_max_connections: 16,
-            auth: AuthSettings { mode: AuthMode::DevMetadata },
+            auth: AuthSettings {
+                mode: AuthMode::DevMetadata,
+            },
             dispatch: DispatchSettings::default(),
             accounts: BTreeMap::new(),
         }
@@ -99,6 +103,7 @@ impl Default for Settings {
 impl Default for DispatchSettings {
     fn default() -> Self {
         DispatchSettings {
+            enabled: true,
             poll_interval_ms: 1_000,
             status_poll_interval_ms: 2_000,
             max_in_flight: 32,
@@ -140,7 +145,10 @@ impl Settings {
 
     fn check(&self) -> Result<(), SettingsError> {
         for (account, settings) in &self.accounts {
-            let bad = |reason: &str| SettingsError::Account { account: account.clone(), reason: reason.into() };
+            let bad = |reason: &str| SettingsError::Account {
+                account: account.clone(),
+                reason: reason.into(),
+            };
             AccountId::parse(account.as_str()).map_err(|e| bad(&e.to_string()))?;
             if settings.region.is_empty() {
                 return Err(bad("region is required"));
@@ -182,7 +190,10 @@ mod tests {
         .unwrap();
         assert_eq!(settings.listen_addr.port(), 6000);
         assert_eq!(settings.dispatch.poll_interval_ms, 50);
-        assert_eq!(settings.dispatch.max_attempts, DispatchSettings::default().max_attempts);
+        assert_eq!(
+            settings.dispatch.max_attempts,
+            DispatchSettings::default().max_attempts
+        );
         assert_eq!(settings.accounts["111111111111"].region, "eu-west-1");
     }
 
@@ -194,7 +205,10 @@ mod tests {
 
     #[test]
     fn half_a_key_pair_is_refused() {
-        let err = with_file("[accounts.111111111111]\nregion = \"us-east-1\"\naccess_key_id = \"AKIA\"\n").unwrap_err();
+        let err = with_file(
+            "[accounts.111111111111]\nregion = \"us-east-1\"\naccess_key_id = \"AKIA\"\n",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("go together"), "{err}");
     }
 }

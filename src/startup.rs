@@ -35,7 +35,8 @@ pub struct Application {
 impl Application {
     /// Connects, migrates, binds `settings.listen_addr` (port 0 picks one) and starts serving and dispatching.
     pub async fn start(settings: Settings) -> anyhow::Result<Application> {
-        let store = Store::connect(&settings.database_url, settings.database_max_connections).await?;
+        let store =
+            Store::connect(&settings.database_url, settings.database_max_connections).await?;
         store.migrate().await?;
         let (trigger, shutdown) = shutdown::channel();
 
@@ -44,7 +45,12 @@ impl Application {
         let hub = WatchHub::start(store.clone(), shutdown.clone()).await?;
 
         let dispatcher = Dispatcher::new(store.clone(), clients, settings.dispatch.clone());
-        let dispatcher = tokio::spawn(dispatcher.run(shutdown.clone()));
+        let dispatcher = if settings.dispatch.enabled {
+            tokio::spawn(dispatcher.run(shutdown.clone()))
+        } else {
+            info!("dispatch disabled: this replica only serves the API");
+            tokio::spawn(async {})
+        };
 
         let authenticator = match settings.auth.mode {
             AuthMode::DevMetadata => {
@@ -67,7 +73,13 @@ impl Application {
                 .serve_with_incoming_shutdown(incoming, async move { stop.wait().await }),
         );
         info!(%addr, "modelcopy serving");
-        Ok(Application { addr, store, trigger, server, dispatcher })
+        Ok(Application {
+            addr,
+            store,
+            trigger,
+            server,
+            dispatcher,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {

@@ -18,7 +18,9 @@ impl Call {
         let audit = request.extensions().get::<AuditSlot>().cloned();
         match (principal, audit) {
             (Some(principal), Some(audit)) => Ok(Call { principal, audit }),
-            _ => Err(Status::internal("request reached a handler without authentication and audit")),
+            _ => Err(Status::internal(
+                "request reached a handler without authentication and audit",
+            )),
         }
     }
 }

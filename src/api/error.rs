@@ -34,7 +34,11 @@ impl ApiError {
 }
 
 fn summary(violations: &[FieldViolation]) -> String {
-    violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ")
+    violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl From<WatchError> for ApiError {
@@ -57,7 +61,11 @@ impl From<ApiError> for Status {
                     .take(MAX_VIOLATIONS)
                     .map(|v| tonic_types::FieldViolation::new(&v.field, &v.description))
                     .collect();
-                Status::with_error_details(Code::InvalidArgument, message, ErrorDetails::with_bad_request(details))
+                Status::with_error_details(
+                    Code::InvalidArgument,
+                    message,
+                    ErrorDetails::with_bad_request(details),
+                )
             }
             ApiError::NotFound(message) => Status::not_found(message),
             ApiError::FailedPrecondition(message) => Status::failed_precondition(message),
@@ -66,7 +74,9 @@ impl From<ApiError> for Status {
                 err.to_string(),
                 ErrorDetails::with_bad_request_violation("idempotency_token", err.to_string()),
             ),
-            ApiError::Store(StoreError::IllegalTransition(err)) => Status::failed_precondition(err.to_string()),
+            ApiError::Store(StoreError::IllegalTransition(err)) => {
+                Status::failed_precondition(err.to_string())
+            }
             ApiError::Store(err) => {
                 error!(%err, "store error");
                 Status::unavailable("the copy store is unavailable; retry later")
@@ -88,14 +98,23 @@ mod tests {
         ])
         .into();
         assert_eq!(status.code(), Code::InvalidArgument);
-        let bad = status.get_details_bad_request().expect("a BadRequest detail");
-        let fields: Vec<_> = bad.field_violations.iter().map(|v| v.field.as_str()).collect();
+        let bad = status
+            .get_details_bad_request()
+            .expect("a BadRequest detail");
+        let fields: Vec<_> = bad
+            .field_violations
+            .iter()
+            .map(|v| v.field.as_str())
+            .collect();
         assert_eq!(fields, ["version_name", "output_config.s3_bucket"]);
     }
 
     #[test]
     fn a_reused_token_is_already_exists() {
-        let status: Status = ApiError::IdempotencyMismatch { copy_id: uuid::Uuid::nil() }.into();
+        let status: Status = ApiError::IdempotencyMismatch {
+            copy_id: uuid::Uuid::nil(),
+        }
+        .into();
         assert_eq!(status.code(), Code::AlreadyExists);
         assert!(status.message().contains("idempotency_token"));
     }

@@ -43,28 +43,40 @@ impl ModelCopy for ModelCopyService {
         let raw = convert::raw_copy_request(request.into_inner());
         call.audit.set_request(convert::raw_audit_json(&raw), None);
         let copy_request = CopyRequest::parse(raw).map_err(ApiError::Invalid)?;
-        call.audit.set_request(copy_request.to_json(), Some(copy_request.digest().to_vec()));
+        call.audit
+            .set_request(copy_request.to_json(), Some(copy_request.digest().to_vec()));
 
         let record = call.audit.finish(tonic::Code::Ok, None);
-        let outcome = jobs::create_with_audit(&self.store, &copy_request, call.principal.id(), record)
-            .await
-            .map_err(ApiError::from)?;
+        let outcome =
+            jobs::create_with_audit(&self.store, &copy_request, call.principal.id(), record)
+                .await
+                .map_err(ApiError::from)?;
         let (job, replayed) = match outcome {
             CreateOutcome::Created(job) => (job, false),
             CreateOutcome::Replayed(job) => (job, true),
             CreateOutcome::TokenMismatch(existing) => {
                 call.audit.set_copy_id(existing.id);
-                return Err(ApiError::IdempotencyMismatch { copy_id: existing.id }.into());
+                return Err(ApiError::IdempotencyMismatch {
+                    copy_id: existing.id,
+                }
+                .into());
             }
         };
         call.audit.mark_written();
-        Ok(Response::new(proto::CopyModelVersionResponse { copy: Some(convert::copy(&job)), replayed }))
+        Ok(Response::new(proto::CopyModelVersionResponse {
+            copy: Some(convert::copy(&job)),
+            replayed,
+        }))
     }
 
-    async fn get_copy(&self, request: Request<proto::GetCopyRequest>) -> Result<Response<proto::Copy>, Status> {
+    async fn get_copy(
+        &self,
+        request: Request<proto::GetCopyRequest>,
+    ) -> Result<Response<proto::Copy>, Status> {
         let call = Call::of(&request)?;
         let raw = request.into_inner();
-        call.audit.set_request(serde_json::json!({ "copy_id": raw.copy_id }), None);
+        call.audit
+            .set_request(serde_json::json!({ "copy_id": raw.copy_id }), None);
         let id = convert::copy_id("copy_id", &raw.copy_id).map_err(ApiError::Invalid)?;
         call.audit.set_copy_id(id.as_uuid());
         let job = jobs::get(&self.store, id.as_uuid())
@@ -93,47 +105,82 @@ impl ModelCopy for ModelCopyService {
             0 => DEFAULT_PAGE_SIZE,
             n @ 1..=MAX_PAGE_SIZE => i64::from(n),
             _ => {
-                violations.push(FieldViolation::new("page_size", format!("must be 0 (default) to {MAX_PAGE_SIZE}")));
+                violations.push(FieldViolation::new(
+                    "page_size",
+                    format!("must be 0 (default) to {MAX_PAGE_SIZE}"),
+                ));
                 DEFAULT_PAGE_SIZE
             }
         };
         let after = match raw.page_token.as_str() {
             "" => None,
             token => PageToken::decode(token).or_else(|| {
-                violations.push(FieldViolation::new("page_token", "is not a token this service issued"));
+                violations.push(FieldViolation::new(
+                    "page_token",
+                    "is not a token this service issued",
+                ));
                 None
             }),
         };
         if !violations.is_empty() {
             return Err(ApiError::Invalid(violations).into());
         }
-        let mut page = jobs::list(&self.store, &filter, after, page_size + 1, false).await.map_err(ApiError::from)?;
+        let mut page = jobs::list(&self.store, &filter, after, page_size + 1, false)
+            .await
+            .map_err(ApiError::from)?;
         let next_page_token = if page.len() as i64 > page_size {
             page.truncate(page_size as usize);
-            page.last().map(|last| PageToken { created_at: last.created_at, id: last.id }.encode()).unwrap_or_default()
+            page.last()
+                .map(|last| {
+                    PageToken {
+                        created_at: last.created_at,
+                        id: last.id,
+                    }
+                    .encode()
+                })
+                .unwrap_or_default()
         } else {
             String::new()
         };
-        Ok(Response::new(proto::ListCopiesResponse { copies: page.iter().map(convert::copy).collect(), next_page_token }))
+        Ok(Response::new(proto::ListCopiesResponse {
+            copies: page.iter().map(convert::copy).collect(),
+            next_page_token,
+        }))
     }
 
-    async fn cancel_copy(&self, request: Request<proto::CancelCopyRequest>) -> Result<Response<proto::Copy>, Status> {
+    async fn cancel_copy(
+        &self,
+        request: Request<proto::CancelCopyRequest>,
+    ) -> Result<Response<proto::Copy>, Status> {
         let call = Call::of(&request)?;
         let raw = request.into_inner();
         let reason: String = raw.reason.chars().take(MAX_CANCEL_REASON).collect();
-        call.audit.set_request(serde_json::json!({ "copy_id": raw.copy_id, "reason": reason }), None);
-        let mut violations = convert::copy_id("copy_id", &raw.copy_id).err().unwrap_or_default();
+        call.audit.set_request(
+            serde_json::json!({ "copy_id": raw.copy_id, "reason": reason }),
+            None,
+        );
+        let mut violations = convert::copy_id("copy_id", &raw.copy_id)
+            .err()
+            .unwrap_or_default();
         if raw.reason.chars().count() > MAX_CANCEL_REASON {
-            violations.push(FieldViolation::new("reason", format!("must be at most {MAX_CANCEL_REASON} characters")));
+            violations.push(FieldViolation::new(
+                "reason",
+                format!("must be at most {MAX_CANCEL_REASON} characters"),
+            ));
         }
         if !violations.is_empty() {
             return Err(ApiError::Invalid(violations).into());
         }
-        let id = convert::copy_id("copy_id", &raw.copy_id).map_err(ApiError::Invalid)?.as_uuid();
+        let id = convert::copy_id("copy_id", &raw.copy_id)
+            .map_err(ApiError::Invalid)?
+            .as_uuid();
         call.audit.set_copy_id(id);
         let record = call.audit.finish(tonic::Code::Ok, None);
         let reason = (!reason.is_empty()).then_some(reason.as_str());
-        match jobs::cancel_with_audit(&self.store, id, reason, record).await.map_err(ApiError::from)? {
+        match jobs::cancel_with_audit(&self.store, id, reason, record)
+            .await
+            .map_err(ApiError::from)?
+        {
             CancelOutcome::Cancelled(job) => {
                 call.audit.mark_written();
                 Ok(Response::new(convert::copy(&job)))
@@ -150,19 +197,28 @@ impl ModelCopy for ModelCopyService {
 
     type WatchCopyStream = EventStream;
 
-    async fn watch_copy(&self, request: Request<proto::WatchCopyRequest>) -> Result<Response<EventStream>, Status> {
+    async fn watch_copy(
+        &self,
+        request: Request<proto::WatchCopyRequest>,
+    ) -> Result<Response<EventStream>, Status> {
         let call = Call::of(&request)?;
         let stream = match request.into_inner().target {
             Some(Target::CopyId(raw)) => {
-                call.audit.set_request(serde_json::json!({ "copy_id": raw }), None);
+                call.audit
+                    .set_request(serde_json::json!({ "copy_id": raw }), None);
                 let id = convert::copy_id("copy_id", &raw).map_err(ApiError::Invalid)?;
                 call.audit.set_copy_id(id.as_uuid());
-                watch::watch_copy(self.store.clone(), &self.hub, id.as_uuid()).await.map_err(ApiError::from)?
+                watch::watch_copy(self.store.clone(), &self.hub, id.as_uuid())
+                    .await
+                    .map_err(ApiError::from)?
             }
             Some(Target::Filter(raw)) => {
-                call.audit.set_request(serde_json::json!({ "filter": format!("{raw:?}") }), None);
+                call.audit
+                    .set_request(serde_json::json!({ "filter": format!("{raw:?}") }), None);
                 let filter = convert::filter("filter", Some(raw)).map_err(ApiError::Invalid)?;
-                watch::watch_filter(self.store.clone(), &self.hub, filter).await.map_err(ApiError::from)?
+                watch::watch_filter(self.store.clone(), &self.hub, filter)
+                    .await
+                    .map_err(ApiError::from)?
             }
             None => return Err(ApiError::invalid("target", "set copy_id or filter").into()),
         };

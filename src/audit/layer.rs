@@ -25,7 +25,10 @@ impl AuditLayer {
 impl<S> Layer<S> for AuditLayer {
     type Service = AuditService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        AuditService { inner, store: self.store.clone() }
+        AuditService {
+            inner,
+            store: self.store.clone(),
+        }
     }
 }
 
@@ -58,7 +61,12 @@ where
             .and_then(|info| info.remote_addr())
             .map(|addr| addr.to_string());
         let path = request.uri().path();
-        let rpc = path.rsplit('/').next().filter(|m| !m.is_empty()).unwrap_or(path).to_owned();
+        let rpc = path
+            .rsplit('/')
+            .next()
+            .filter(|m| !m.is_empty())
+            .unwrap_or(path)
+            .to_owned();
         let slot = AuditSlot::new(AuditRecord {
             principal: None,
             authn: "none".into(),
@@ -93,7 +101,10 @@ where
                 Ok(_) => Ok(response),
                 Err(err) => {
                     error!(%err, rpc = %record.rpc, "cannot write the audit record; refusing to answer");
-                    Ok(Status::unavailable("the audit log cannot be written right now; retry later").into_http())
+                    Ok(Status::unavailable(
+                        "the audit log cannot be written right now; retry later",
+                    )
+                    .into_http())
                 }
             }
         })

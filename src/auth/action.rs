@@ -33,7 +33,10 @@ mod tests {
 
     #[test]
     fn reads_the_rpc_from_its_path() {
-        assert_eq!(Action::from_path("/modelcopy.v1.ModelCopy/WatchCopy"), Some(Action::WatchCopy));
+        assert_eq!(
+            Action::from_path("/modelcopy.v1.ModelCopy/WatchCopy"),
+            Some(Action::WatchCopy)
+        );
         assert_eq!(Action::from_path("/modelcopy.v1.ModelCopy/Nope"), None);
         assert_eq!(Action::from_path("/other.Service/GetCopy"), None);
         assert_eq!(Action::from_path("GetCopy"), None);

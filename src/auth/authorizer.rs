@@ -20,6 +20,10 @@ pub struct AllowAll;
 
 impl Authorizer for AllowAll {
     fn authorize(&self, _principal: &Principal, _action: Action) -> AuthzDecision {
-        AuthzDecision { allowed: true, reason: "allow-all (no policies configured)".into(), policy_ids: Vec::new() }
+        AuthzDecision {
+            allowed: true,
+            reason: "allow-all (no policies configured)".into(),
+            policy_ids: Vec::new(),
+        }
     }
 }

@@ -21,14 +21,20 @@ pub struct AuthLayer {
 
 impl AuthLayer {
     pub fn new(authenticator: Arc<dyn Authenticator>, authorizer: Arc<dyn Authorizer>) -> Self {
-        AuthLayer { authenticator, authorizer }
+        AuthLayer {
+            authenticator,
+            authorizer,
+        }
     }
 }
 
 impl<S> Layer<S> for AuthLayer {
     type Service = AuthService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService { inner, layer: self.clone() }
+        AuthService {
+            inner,
+            layer: self.clone(),
+        }
     }
 }
 
@@ -67,7 +73,11 @@ where
 }
 
 impl<S> AuthService<S> {
-    fn check<B>(&self, request: &http::Request<B>, slot: Option<&AuditSlot>) -> Result<Principal, Status> {
+    fn check<B>(
+        &self,
+        request: &http::Request<B>,
+        slot: Option<&AuditSlot>,
+    ) -> Result<Principal, Status> {
         let principal = self
             .layer
             .authenticator
@@ -87,7 +97,11 @@ impl<S> AuthService<S> {
         if decision.allowed {
             Ok(principal)
         } else {
-            Err(Status::permission_denied(format!("{} may not {action:?}: {}", principal.id(), decision.reason)))
+            Err(Status::permission_denied(format!(
+                "{} may not {action:?}: {}",
+                principal.id(),
+                decision.reason
+            )))
         }
     }
 }

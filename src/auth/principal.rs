@@ -11,7 +11,11 @@ pub struct Principal {
 
 impl Principal {
     pub fn new(id: impl Into<String>, groups: Vec<String>, authn: &'static str) -> Principal {
-        Principal { id: id.into(), groups, authn }
+        Principal {
+            id: id.into(),
+            groups,
+            authn,
+        }
     }
 
     pub fn id(&self) -> &str {

@@ -11,7 +11,10 @@ use modelcopy::startup::Application;
 use modelcopy::store::Store;
 
 #[derive(Parser)]
-#[command(version, about = "gRPC front door to Amazon Rekognition Custom Labels model copies")]
+#[command(
+    version,
+    about = "gRPC front door to Amazon Rekognition Custom Labels model copies"
+)]
 struct Args {
     #[command(subcommand)]
     command: Command,
@@ -61,11 +64,20 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate { config } => {
             let settings = Settings::load(config.as_deref())?;
-            Store::connect(&settings.database_url, 1).await?.migrate().await?;
+            Store::connect(&settings.database_url, 1)
+                .await?
+                .migrate()
+                .await?;
             println!("migrations applied");
             Ok(())
         }
-        Command::Dev { data_dir, postgres_port, listen, seed, copy_duration_ms } => {
+        Command::Dev {
+            data_dir,
+            postgres_port,
+            listen,
+            seed,
+            copy_duration_ms,
+        } => {
             embedded::run(DevOptions {
                 data_dir,
                 postgres_port,
@@ -79,7 +91,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn wait_for_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

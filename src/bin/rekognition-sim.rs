@@ -13,7 +13,9 @@ use clap::Parser;
 use modelcopy::simulator::{self, Seed, SimConfig};
 
 #[derive(Debug, Parser)]
-#[command(about = "A local Amazon Rekognition Custom Labels speaking awsJson1.1, for tests and demos")]
+#[command(
+    about = "A local Amazon Rekognition Custom Labels speaking awsJson1.1, for tests and demos"
+)]
 struct Args {
     /// Address to listen on; port 0 picks a free one.
     #[arg(long, env = "REKOGNITION_SIM_LISTEN", default_value = "127.0.0.1:0")]
@@ -25,7 +27,11 @@ struct Args {
     #[arg(long, env = "REKOGNITION_SIM_COPY_DURATION_MS", default_value_t = 2000)]
     copy_duration_ms: u64,
     /// Copies to version names starting with this end COPYING_FAILED; an empty value disables failures.
-    #[arg(long, env = "REKOGNITION_SIM_FAIL_VERSION_PREFIX", default_value = "fail-")]
+    #[arg(
+        long,
+        env = "REKOGNITION_SIM_FAIL_VERSION_PREFIX",
+        default_value = "fail-"
+    )]
     fail_version_prefix: String,
 }
 
@@ -53,14 +59,21 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let handle = simulator::start(config).await?;
 
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "rekognition-sim listening on {}", handle.endpoint_url())?;
+    writeln!(
+        stdout,
+        "rekognition-sim listening on {}",
+        handle.endpoint_url()
+    )?;
     stdout.flush()?;
     drop(stdout);
 
     stop_requested().await?;
     handle.shutdown();
     // Requests in flight finish; a client that keeps a connection open does not hold the exit up for long.
-    if tokio::time::timeout(Duration::from_secs(5), handle.stopped()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), handle.stopped())
+        .await
+        .is_err()
+    {
         tracing::warn!("connections still open after 5 s; exiting anyway");
     }
     Ok(())
@@ -70,7 +83,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
 async fn stop_requested() -> std::io::Result<()> {
     #[cfg(unix)]
     {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             result = tokio::signal::ctrl_c() => result,
             _ = terminate.recv() => Ok(()),

@@ -39,7 +39,12 @@ const QUEUED_CHANNEL: &str = "modelcopy_jobs_queued";
 impl Dispatcher {
     pub fn new(store: Store, clients: Clients, settings: DispatchSettings) -> Dispatcher {
         let owner = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
-        Dispatcher { store, clients, settings, owner }
+        Dispatcher {
+            store,
+            clients,
+            settings,
+            owner,
+        }
     }
 
     pub fn owner(&self) -> &str {
@@ -50,15 +55,23 @@ impl Dispatcher {
     pub async fn run(self, mut shutdown: Shutdown) {
         let slots = Arc::new(Semaphore::new(self.settings.max_in_flight.max(1)));
         let wake = Arc::new(Notify::new());
-        let listener = tokio::spawn(wake_on_new_jobs(self.store.clone(), wake.clone(), shutdown.clone()));
+        let listener = tokio::spawn(wake_on_new_jobs(
+            self.store.clone(),
+            wake.clone(),
+            shutdown.clone(),
+        ));
         info!(owner = %self.owner, "dispatcher started");
         loop {
             let free = slots.available_permits();
             if free > 0 {
-                match jobs::claim_due(&self.store, &self.owner, self.settings.lease(), free as i64).await {
+                match jobs::claim_due(&self.store, &self.owner, self.settings.lease(), free as i64)
+                    .await
+                {
                     Ok(claimed) => {
                         for job in claimed {
-                            let Ok(permit) = slots.clone().acquire_owned().await else { break };
+                            let Ok(permit) = slots.clone().acquire_owned().await else {
+                                break;
+                            };
                             let dispatcher = self.clone();
                             let span = tracing::info_span!("copy_step", copy_id = %job.id, state = %job.state);
                             tokio::spawn(
@@ -84,7 +97,10 @@ impl Dispatcher {
         }
         listener.abort();
         let all = self.settings.max_in_flight.max(1) as u32;
-        if tokio::time::timeout(Duration::from_secs(10), slots.acquire_many(all)).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), slots.acquire_many(all))
+            .await
+            .is_err()
+        {
             warn!("steps still under way at shutdown; their jobs return when their leases lapse");
         }
         info!(owner = %self.owner, "dispatcher stopped");
@@ -115,5 +131,8 @@ async fn wake_on_new_jobs(store: Store, wake: Arc<Notify>, mut shutdown: Shutdow
 }
 
 fn hostname() -> String {
-    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "modelcopy".into())
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "modelcopy".into())
 }

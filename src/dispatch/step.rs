@@ -32,7 +32,15 @@ pub async fn run(dispatcher: &Dispatcher, job: CopyJob) -> Result<Outcome, Store
         CopyState::Queued => {
             // Committing SUBMITTING before the call is what makes a copy no longer cancellable.
             let change = Change::to(CopyState::Submitting);
-            match jobs::transition(&dispatcher.store, id, CopyState::Queued, &change, Some(&dispatcher.owner)).await? {
+            match jobs::transition(
+                &dispatcher.store,
+                id,
+                CopyState::Queued,
+                &change,
+                Some(&dispatcher.owner),
+            )
+            .await?
+            {
                 Some(job) => submit(dispatcher, job).await?,
                 None => return Ok(Outcome::NotOurs),
             }
@@ -54,12 +62,16 @@ async fn submit(dispatcher: &Dispatcher, job: CopyJob) -> Result<Outcome, StoreE
     let Some(client) = dispatcher.clients.for_account(&job.destination_account) else {
         let error = AwsCallError {
             code: "AccountNotConfigured".into(),
-            message: format!("this service has no settings for account {}", job.destination_account),
+            message: format!(
+                "this service has no settings for account {}",
+                job.destination_account
+            ),
             retry: crate::rekognition::Retry::Permanent,
         };
         return fail(dispatcher, &job, CopyState::Submitting, &error, None).await;
     };
-    let Some(attempt) = jobs::record_attempt(&dispatcher.store, job.id, &dispatcher.owner).await? else {
+    let Some(attempt) = jobs::record_attempt(&dispatcher.store, job.id, &dispatcher.owner).await?
+    else {
         return Ok(Outcome::NotOurs);
     };
     let attempt = attempt as u32;
@@ -68,13 +80,23 @@ async fn submit(dispatcher: &Dispatcher, job: CopyJob) -> Result<Outcome, StoreE
     // answer): look for its copy before making another, so a model is never copied twice.
     if attempt > 1 {
         match find_version(client, &job).await {
-            Ok(Some(found)) if found.source_version_arn.as_deref() == Some(job.source_project_version_arn.as_str()) => {
+            Ok(Some(found))
+                if found.source_version_arn.as_deref()
+                    == Some(job.source_project_version_arn.as_str()) =>
+            {
                 info!(arn = %found.version_arn, "adopting the copy an earlier attempt started");
                 return record_status(dispatcher, &job, CopyState::Submitting, &found).await;
             }
             Ok(_) => {}
-            Err(err) if err.is_permanent() => return fail(dispatcher, &job, CopyState::Submitting, &err, None).await,
-            Err(err) => return Ok(Outcome::RetryLater { attempt, code: err.code }),
+            Err(err) if err.is_permanent() => {
+                return fail(dispatcher, &job, CopyState::Submitting, &err, None).await
+            }
+            Err(err) => {
+                return Ok(Outcome::RetryLater {
+                    attempt,
+                    code: err.code,
+                })
+            }
         }
     }
 
@@ -85,16 +107,31 @@ async fn submit(dispatcher: &Dispatcher, job: CopyJob) -> Result<Outcome, StoreE
                 destination_version_arn: Some(arn),
                 ..Change::to(CopyState::Copying)
             };
-            moved(jobs::transition(&dispatcher.store, job.id, CopyState::Submitting, &change, Some(&dispatcher.owner)).await?, Outcome::Submitted)
+            moved(
+                jobs::transition(
+                    &dispatcher.store,
+                    job.id,
+                    CopyState::Submitting,
+                    &change,
+                    Some(&dispatcher.owner),
+                )
+                .await?,
+                Outcome::Submitted,
+            )
         }
-        Err(err) if err.is_permanent() => fail(dispatcher, &job, CopyState::Submitting, &err, None).await,
+        Err(err) if err.is_permanent() => {
+            fail(dispatcher, &job, CopyState::Submitting, &err, None).await
+        }
         Err(err) if attempt >= dispatcher.settings.max_attempts => {
             let detail = format!("gave up after {attempt} attempts");
             fail(dispatcher, &job, CopyState::Submitting, &err, Some(detail)).await
         }
         Err(err) => {
             warn!(attempt, code = %err.code, message = %err.message, "transient error; retrying later");
-            Ok(Outcome::RetryLater { attempt, code: err.code })
+            Ok(Outcome::RetryLater {
+                attempt,
+                code: err.code,
+            })
         }
     }
 }
@@ -108,18 +145,30 @@ async fn follow(dispatcher: &Dispatcher, job: CopyJob) -> Result<Outcome, StoreE
         Ok(Some(found)) => record_status(dispatcher, &job, CopyState::Copying, &found).await,
         // Not listed yet (Rekognition is eventually consistent): look again later.
         Ok(None) => Ok(Outcome::StillCopying),
-        Err(err) if err.is_permanent() => fail(dispatcher, &job, CopyState::Copying, &err, None).await,
-        Err(err) => Ok(Outcome::RetryLater { attempt: 1, code: err.code }),
+        Err(err) if err.is_permanent() => {
+            fail(dispatcher, &job, CopyState::Copying, &err, None).await
+        }
+        Err(err) => Ok(Outcome::RetryLater {
+            attempt: 1,
+            code: err.code,
+        }),
     }
 }
 
 /// The destination version this job makes, as Rekognition lists it.
-async fn find_version(client: &Client, job: &CopyJob) -> Result<Option<VersionStatus>, AwsCallError> {
-    let versions = status::describe_versions(client, &job.destination_project_arn, &[&job.version_name]).await?;
-    Ok(versions.into_iter().find(|v| match &job.destination_version_arn {
-        Some(arn) => &v.version_arn == arn,
-        None => v.version_name() == Some(job.version_name.as_str()),
-    }))
+async fn find_version(
+    client: &Client,
+    job: &CopyJob,
+) -> Result<Option<VersionStatus>, AwsCallError> {
+    let versions =
+        status::describe_versions(client, &job.destination_project_arn, &[&job.version_name])
+            .await?;
+    Ok(versions
+        .into_iter()
+        .find(|v| match &job.destination_version_arn {
+            Some(arn) => &v.version_arn == arn,
+            None => v.version_name() == Some(job.version_name.as_str()),
+        }))
 }
 
 /// Records what Rekognition says of the copy: done, failed, or a new status or message while it runs.
@@ -150,7 +199,17 @@ async fn record_status(
         error_message: if failed { found.message.clone() } else { None },
         ..Change::to(to)
     };
-    moved(jobs::transition(&dispatcher.store, job.id, from, &change, Some(&dispatcher.owner)).await?, outcome)
+    moved(
+        jobs::transition(
+            &dispatcher.store,
+            job.id,
+            from,
+            &change,
+            Some(&dispatcher.owner),
+        )
+        .await?,
+        outcome,
+    )
 }
 
 async fn fail(
@@ -168,11 +227,22 @@ async fn fail(
         ..Change::to(CopyState::Failed)
     };
     moved(
-        jobs::transition(&dispatcher.store, job.id, from, &change, Some(&dispatcher.owner)).await?,
+        jobs::transition(
+            &dispatcher.store,
+            job.id,
+            from,
+            &change,
+            Some(&dispatcher.owner),
+        )
+        .await?,
         Outcome::Ended(CopyState::Failed),
     )
 }
 
 fn moved(updated: Option<CopyJob>, outcome: Outcome) -> Result<Outcome, StoreError> {
-    Ok(if updated.is_some() { outcome } else { Outcome::NotOurs })
+    Ok(if updated.is_some() {
+        outcome
+    } else {
+        Outcome::NotOurs
+    })
 }

@@ -39,7 +39,13 @@ async fn build(settings: &AccountSettings, timeout: Duration) -> Client {
     let region = Region::new(settings.region.clone());
     let mut shared = aws_config::defaults(BehaviorVersion::latest()).region(region.clone());
     if let (Some(key), Some(secret)) = (&settings.access_key_id, &settings.secret_access_key) {
-        shared = shared.credentials_provider(Credentials::new(key, secret, None, None, "modelcopy-settings"));
+        shared = shared.credentials_provider(Credentials::new(
+            key,
+            secret,
+            None,
+            None,
+            "modelcopy-settings",
+        ));
     }
     let shared = shared.load().await;
 

@@ -3,8 +3,8 @@
 //! (a timeout, a lost connection, a 5xx): before submitting again, the dispatcher asks Rekognition whether the copy
 //! exists, so a copy is never made twice.
 
-use aws_sdk_rekognition::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_rekognition::config::http::HttpResponse as Response;
+use aws_sdk_rekognition::error::{ProvideErrorMetadata, SdkError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {
@@ -21,10 +21,18 @@ pub struct AwsCallError {
 }
 
 /// Errors that are AWS saying "not now": the request was not carried out.
-const THROTTLES: &[&str] =
-    &["ThrottlingException", "ProvisionedThroughputExceededException", "LimitExceededException", "TooManyRequestsException"];
+const THROTTLES: &[&str] = &[
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "LimitExceededException",
+    "TooManyRequestsException",
+];
 /// Errors of the service itself: the request may or may not have been carried out.
-const SERVER_FAULTS: &[&str] = &["InternalServerError", "ServiceUnavailable", "ServiceUnavailableException"];
+const SERVER_FAULTS: &[&str] = &[
+    "InternalServerError",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+];
 
 impl AwsCallError {
     pub fn is_permanent(&self) -> bool {
@@ -32,7 +40,11 @@ impl AwsCallError {
     }
 
     /// Sorts a service error by its code, falling back on its HTTP status for codes not listed.
-    pub fn from_service(code: Option<&str>, message: Option<&str>, http_status: u16) -> AwsCallError {
+    pub fn from_service(
+        code: Option<&str>,
+        message: Option<&str>,
+        http_status: u16,
+    ) -> AwsCallError {
         let code = code.unwrap_or("UnknownError").to_owned();
         let retry = if THROTTLES.contains(&code.as_str()) {
             Retry::Transient { ambiguous: false }
@@ -41,11 +53,17 @@ impl AwsCallError {
         } else {
             Retry::Permanent
         };
-        AwsCallError { code, message: message.unwrap_or_default().to_owned(), retry }
+        AwsCallError {
+            code,
+            message: message.unwrap_or_default().to_owned(),
+            retry,
+        }
     }
 }
 
-impl<E: ProvideErrorMetadata + std::error::Error + 'static> From<SdkError<E, Response>> for AwsCallError {
+impl<E: ProvideErrorMetadata + std::error::Error + 'static> From<SdkError<E, Response>>
+    for AwsCallError
+{
     fn from(err: SdkError<E, Response>) -> Self {
         let transient = |code: &str, ambiguous: bool, err: &dyn std::error::Error| AwsCallError {
             code: code.to_owned(),
@@ -53,9 +71,11 @@ impl<E: ProvideErrorMetadata + std::error::Error + 'static> From<SdkError<E, Res
             retry: Retry::Transient { ambiguous },
         };
         match &err {
-            SdkError::ServiceError(service) => {
-                AwsCallError::from_service(service.err().code(), service.err().message(), service.raw().status().as_u16())
-            }
+            SdkError::ServiceError(service) => AwsCallError::from_service(
+                service.err().code(),
+                service.err().message(),
+                service.raw().status().as_u16(),
+            ),
             SdkError::TimeoutError(_) => transient("Timeout", true, &err),
             SdkError::DispatchFailure(_) => transient("ConnectionError", true, &err),
             SdkError::ResponseError(_) => transient("ResponseError", true, &err),
@@ -93,13 +113,20 @@ mod tests {
             "ResourceInUseException",
             "ServiceQuotaExceededException",
         ] {
-            assert!(AwsCallError::from_service(Some(code), None, 400).is_permanent(), "{code}");
+            assert!(
+                AwsCallError::from_service(Some(code), None, 400).is_permanent(),
+                "{code}"
+            );
         }
     }
 
     #[test]
     fn throttles_are_retried_and_known_not_to_have_happened() {
-        for code in ["ThrottlingException", "ProvisionedThroughputExceededException", "LimitExceededException"] {
+        for code in [
+            "ThrottlingException",
+            "ProvisionedThroughputExceededException",
+            "LimitExceededException",
+        ] {
             let err = AwsCallError::from_service(Some(code), Some("slow down"), 400);
             assert_eq!(err.retry, Retry::Transient { ambiguous: false }, "{code}");
             assert_eq!(err.message, "slow down");

@@ -40,13 +40,18 @@ impl CopyBehaviour {
     pub fn from_config(config: &SimConfig) -> Self {
         CopyBehaviour {
             duration_millis: i64::try_from(config.copy_duration.as_millis()).unwrap_or(i64::MAX),
-            fail_version_prefix: config.fail_version_prefix.clone().filter(|prefix| !prefix.is_empty()),
+            fail_version_prefix: config
+                .fail_version_prefix
+                .clone()
+                .filter(|prefix| !prefix.is_empty()),
         }
     }
 
     /// Whether a copy to this version name is set up to fail.
     pub fn fails(&self, version_name: &str) -> bool {
-        self.fail_version_prefix.as_deref().is_some_and(|prefix| version_name.starts_with(prefix))
+        self.fail_version_prefix
+            .as_deref()
+            .is_some_and(|prefix| version_name.starts_with(prefix))
     }
 }
 
@@ -71,7 +76,10 @@ mod tests {
 
     #[test]
     fn empty_prefix_fails_nothing() {
-        let config = SimConfig { fail_version_prefix: Some(String::new()), ..SimConfig::default() };
+        let config = SimConfig {
+            fail_version_prefix: Some(String::new()),
+            ..SimConfig::default()
+        };
         assert!(!CopyBehaviour::from_config(&config).fails("anything"));
     }
 }

@@ -43,24 +43,42 @@ impl Engine {
         let call = self.observations().begin(CallRecord {
             at: now,
             account_id: None,
-            operation: raw_target.strip_prefix(TARGET_PREFIX).unwrap_or(&raw_target).to_owned(),
+            operation: raw_target
+                .strip_prefix(TARGET_PREFIX)
+                .unwrap_or(&raw_target)
+                .to_owned(),
             key: Value::Null,
             outcome: PENDING.to_owned(),
             attempt: header_text(headers, "amz-sdk-request"),
             invocation_id: header_text(headers, "amz-sdk-invocation-id"),
         });
 
+        // The steps stop at the first error; what they learned on the way (caller, key) is logged either way.
         let mut caller: Option<Caller> = None;
         let mut key = Value::Null;
         let result = (|| {
             let operation = Operation::from_name(target_operation(headers)?)?;
             key = operation.key_params(body);
-            let who = caller.insert(self.accounts.identify(header_text(headers, "authorization").as_deref())?);
-            if let Some(fault) = self.observations().take_fault(operation.name(), &who.account_id) {
+            let who = caller.insert(
+                self.accounts
+                    .identify(header_text(headers, "authorization").as_deref())?,
+            );
+            if let Some(fault) = self
+                .observations()
+                .take_fault(operation.name(), &who.account_id)
+            {
                 return Err(fault);
             }
-            let context = Context { caller: who, now_millis: now.timestamp_millis(), copy: &self.copy };
-            let mut store = self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let context = Context {
+                caller: who,
+                now_millis: now.timestamp_millis(),
+                copy: &self.copy,
+            };
+            // Operations check before they change anything, so a panicking one leaves the store usable.
+            let mut store = self
+                .store
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             operation.run(&mut store, &context, body)
         })();
 
@@ -100,6 +118,8 @@ impl Engine {
 
     /// A panic while logging cannot leave the log half-written in a way that matters, so poisoning is ignored.
     fn observations(&self) -> MutexGuard<'_, Observations> {
-        self.observations.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.observations
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

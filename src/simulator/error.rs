@@ -93,7 +93,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into() }
+        ApiError {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn validation(message: impl Into<String>) -> Self {
@@ -137,7 +140,10 @@ mod tests {
 
     #[test]
     fn namespace_prefix_is_ignored() {
-        assert_eq!(ErrorCode::from_name("com.amazonaws.rekognition#ThrottlingException"), ErrorCode::Throttling);
+        assert_eq!(
+            ErrorCode::from_name("com.amazonaws.rekognition#ThrottlingException"),
+            ErrorCode::Throttling
+        );
     }
 
     #[test]

@@ -28,7 +28,10 @@ impl CredentialScope {
     /// Reads the credential scope out of an `Authorization` header value.
     pub fn from_authorization(header: Option<&str>) -> Result<Self, ApiError> {
         let header = header.ok_or_else(|| {
-            ApiError::new(ErrorCode::MissingAuthenticationToken, "Missing Authentication Token")
+            ApiError::new(
+                ErrorCode::MissingAuthenticationToken,
+                "Missing Authentication Token",
+            )
         })?;
         let incomplete = || {
             ApiError::new(
@@ -36,15 +39,22 @@ impl CredentialScope {
                 format!("Authorization header requires a valid 'Credential' parameter. Authorization={header}"),
             )
         };
-        let params = header.strip_prefix("AWS4-HMAC-SHA256").ok_or_else(incomplete)?;
+        let params = header
+            .strip_prefix("AWS4-HMAC-SHA256")
+            .ok_or_else(incomplete)?;
         let credential = params
             .split(',')
             .map(str::trim)
             .find_map(|param| param.strip_prefix("Credential="))
             .ok_or_else(incomplete)?;
         match credential.split('/').collect::<Vec<_>>().as_slice() {
-            [key, _date, region, _service, "aws4_request"] if !key.is_empty() && !region.is_empty() => {
-                Ok(CredentialScope { access_key_id: (*key).to_owned(), region: (*region).to_owned() })
+            [key, _date, region, _service, "aws4_request"]
+                if !key.is_empty() && !region.is_empty() =>
+            {
+                Ok(CredentialScope {
+                    access_key_id: (*key).to_owned(),
+                    region: (*region).to_owned(),
+                })
             }
             _ => Err(incomplete()),
         }
@@ -70,10 +80,19 @@ impl Accounts {
     /// Authenticates a request from its `Authorization` header.
     pub fn identify(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
         let scope = CredentialScope::from_authorization(authorization)?;
-        let account_id = self.by_access_key.get(&scope.access_key_id).ok_or_else(|| {
-            ApiError::new(ErrorCode::UnrecognizedClient, "The security token included in the request is invalid.")
-        })?;
-        Ok(Caller { account_id: account_id.clone(), region: scope.region })
+        let account_id = self
+            .by_access_key
+            .get(&scope.access_key_id)
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::UnrecognizedClient,
+                    "The security token included in the request is invalid.",
+                )
+            })?;
+        Ok(Caller {
+            account_id: account_id.clone(),
+            region: scope.region,
+        })
     }
 }
 
@@ -102,25 +121,39 @@ mod tests {
     #[test]
     fn known_key_maps_to_its_account() {
         let caller = accounts().identify(Some(HEADER)).unwrap();
-        assert_eq!(caller, Caller { account_id: "111111111111".into(), region: "eu-west-1".into() });
+        assert_eq!(
+            caller,
+            Caller {
+                account_id: "111111111111".into(),
+                region: "eu-west-1".into()
+            }
+        );
     }
 
     #[test]
     fn missing_header_is_missing_token() {
-        assert_eq!(accounts().identify(None).unwrap_err().code, ErrorCode::MissingAuthenticationToken);
+        assert_eq!(
+            accounts().identify(None).unwrap_err().code,
+            ErrorCode::MissingAuthenticationToken
+        );
     }
 
     #[test]
     fn unknown_key_is_unrecognized() {
         let header = HEADER.replace("AKIADEMO111111111111", "AKIAUNKNOWN");
-        assert_eq!(accounts().identify(Some(&header)).unwrap_err().code, ErrorCode::UnrecognizedClient);
+        assert_eq!(
+            accounts().identify(Some(&header)).unwrap_err().code,
+            ErrorCode::UnrecognizedClient
+        );
     }
 
     #[test]
     fn other_schemes_are_incomplete() {
         let err = accounts().identify(Some("Bearer abc")).unwrap_err();
         assert_eq!(err.code, ErrorCode::IncompleteSignature);
-        let err = accounts().identify(Some("AWS4-HMAC-SHA256 Credential=AKIA/20261123/us-east-1")).unwrap_err();
+        let err = accounts()
+            .identify(Some("AWS4-HMAC-SHA256 Credential=AKIA/20261123/us-east-1"))
+            .unwrap_err();
         assert_eq!(err.code, ErrorCode::IncompleteSignature);
     }
 }

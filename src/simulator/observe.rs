@@ -70,7 +70,13 @@ impl Observations {
     }
 
     /// Completes a logged call. A call logged before a reset is gone, and stays gone.
-    pub fn finish(&mut self, id: u64, account_id: Option<String>, key: serde_json::Value, outcome: &str) {
+    pub fn finish(
+        &mut self,
+        id: u64,
+        account_id: Option<String>,
+        key: serde_json::Value,
+        outcome: &str,
+    ) {
         if let Some((_, record)) = self.calls.iter_mut().find(|(call, _)| *call == id) {
             record.account_id = account_id;
             record.key = key;
@@ -87,7 +93,11 @@ impl Observations {
     /// Consumes one use of the first fault matching this call, if any.
     pub fn take_fault(&mut self, operation: &str, account_id: &str) -> Option<ApiError> {
         let index = self.faults.iter().position(|fault| {
-            fault.operation == operation && fault.account_id.as_deref().is_none_or(|account| account == account_id)
+            fault.operation == operation
+                && fault
+                    .account_id
+                    .as_deref()
+                    .is_none_or(|account| account == account_id)
         })?;
         let fault = &mut self.faults[index];
         let error = ApiError::new(ErrorCode::from_name(&fault.error), fault.message.clone());
@@ -104,11 +114,17 @@ impl Observations {
     }
 
     pub fn calls(&self) -> Vec<CallRecord> {
-        self.calls.iter().map(|(_, record)| record.clone()).collect()
+        self.calls
+            .iter()
+            .map(|(_, record)| record.clone())
+            .collect()
     }
 
     pub fn call_count(&self, operation: &str) -> usize {
-        self.calls.iter().filter(|(_, record)| record.operation == operation).count()
+        self.calls
+            .iter()
+            .filter(|(_, record)| record.operation == operation)
+            .count()
     }
 }
 
@@ -142,7 +158,13 @@ mod tests {
     fn fault_fires_count_times() {
         let mut observations = Observations::default();
         observations.inject(fault(None, 2));
-        assert_eq!(observations.take_fault("CopyProjectVersion", "1").unwrap().code, ErrorCode::Throttling);
+        assert_eq!(
+            observations
+                .take_fault("CopyProjectVersion", "1")
+                .unwrap()
+                .code,
+            ErrorCode::Throttling
+        );
         assert!(observations.take_fault("CopyProjectVersion", "1").is_some());
         assert!(observations.take_fault("CopyProjectVersion", "1").is_none());
     }
@@ -151,9 +173,15 @@ mod tests {
     fn fault_matches_operation_and_account() {
         let mut observations = Observations::default();
         observations.inject(fault(Some("111111111111"), 1));
-        assert!(observations.take_fault("DescribeProjectVersions", "111111111111").is_none());
-        assert!(observations.take_fault("CopyProjectVersion", "222222222222").is_none());
-        assert!(observations.take_fault("CopyProjectVersion", "111111111111").is_some());
+        assert!(observations
+            .take_fault("DescribeProjectVersions", "111111111111")
+            .is_none());
+        assert!(observations
+            .take_fault("CopyProjectVersion", "222222222222")
+            .is_none());
+        assert!(observations
+            .take_fault("CopyProjectVersion", "111111111111")
+            .is_some());
     }
 
     #[test]
@@ -183,8 +211,10 @@ mod tests {
 
     #[test]
     fn fault_json_has_defaults() {
-        let fault: Fault =
-            serde_json::from_str(r#"{"operation": "CopyProjectVersion", "error": "ThrottlingException"}"#).unwrap();
+        let fault: Fault = serde_json::from_str(
+            r#"{"operation": "CopyProjectVersion", "error": "ThrottlingException"}"#,
+        )
+        .unwrap();
         assert_eq!(fault.count, 1);
         assert_eq!(fault.account_id, None);
     }

@@ -36,7 +36,12 @@ pub fn encode_token(listing: Listing, key: PageKey) -> String {
 }
 
 pub fn decode_token(listing: Listing, token: &str) -> Result<PageKey, ApiError> {
-    let invalid = || ApiError::new(ErrorCode::InvalidPaginationToken, format!("Invalid pagination token: {token}"));
+    let invalid = || {
+        ApiError::new(
+            ErrorCode::InvalidPaginationToken,
+            format!("Invalid pagination token: {token}"),
+        )
+    };
     if token.len() % 2 != 0 || !token.is_ascii() {
         return Err(invalid());
     }
@@ -80,13 +85,19 @@ mod tests {
     use super::*;
 
     fn key(millis: i64, seq: u64) -> PageKey {
-        PageKey { created_millis: millis, seq }
+        PageKey {
+            created_millis: millis,
+            seq,
+        }
     }
 
     #[test]
     fn tokens_round_trip() {
         let token = encode_token(Listing::ProjectVersions, key(1_700_000_000_000, 42));
-        assert_eq!(decode_token(Listing::ProjectVersions, &token).unwrap(), key(1_700_000_000_000, 42));
+        assert_eq!(
+            decode_token(Listing::ProjectVersions, &token).unwrap(),
+            key(1_700_000_000_000, 42)
+        );
     }
 
     #[test]
@@ -117,7 +128,10 @@ mod tests {
                 None => break,
             }
         }
-        assert_eq!(seen, vec![key(5, 5), key(3, 3), key(2, 4), key(2, 2), key(1, 1)]);
+        assert_eq!(
+            seen,
+            vec![key(5, 5), key(3, 3), key(2, 4), key(2, 2), key(1, 1)]
+        );
     }
 
     #[test]

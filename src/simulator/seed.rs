@@ -68,9 +68,15 @@ pub struct SeedVersion {
 #[derive(Debug, thiserror::Error)]
 pub enum SeedError {
     #[error("cannot read seed file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("seed file {path} is not a valid seed: {source}")]
-    Parse { path: String, source: serde_json::Error },
+    Parse {
+        path: String,
+        source: serde_json::Error,
+    },
     #[error("invalid seed: {0}")]
     Invalid(String),
 }
@@ -94,21 +100,38 @@ impl Seed {
     pub fn from_json_file(path: impl AsRef<Path>) -> Result<Seed, SeedError> {
         let path = path.as_ref();
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| SeedError::Read { path: shown.clone(), source })?;
-        let seed: Seed = serde_json::from_str(&text).map_err(|source| SeedError::Parse { path: shown, source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| SeedError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let seed: Seed = serde_json::from_str(&text).map_err(|source| SeedError::Parse {
+            path: shown,
+            source,
+        })?;
         seed.validate()?;
         Ok(seed)
     }
 
     /// The ARN the simulator gives a seeded project.
     pub fn project_arn(&self, account_id: &str, region: &str, name: &str) -> Option<String> {
-        self.find(account_id, region, name).map(|project| project.arn.to_string())
+        self.find(account_id, region, name)
+            .map(|project| project.arn.to_string())
     }
 
     /// The ARN the simulator gives a seeded version.
-    pub fn version_arn(&self, account_id: &str, region: &str, project: &str, version: &str) -> Option<String> {
+    pub fn version_arn(
+        &self,
+        account_id: &str,
+        region: &str,
+        project: &str,
+        version: &str,
+    ) -> Option<String> {
         let project = self.find(account_id, region, project)?;
-        project.versions.into_iter().find(|v| v.arn.version_name == version).map(|v| v.arn.to_string())
+        project
+            .versions
+            .into_iter()
+            .find(|v| v.arn.version_name == version)
+            .map(|v| v.arn.to_string())
     }
 
     /// Checks every rule a seed must follow, so that a bad seed fails at start-up, not on the first call.
@@ -117,42 +140,75 @@ impl Seed {
         let mut keys = HashSet::new();
         for account in &self.accounts {
             if !is_account_id(&account.account_id) {
-                return invalid(format!("account id {:?} is not 12 digits", account.account_id));
+                return invalid(format!(
+                    "account id {:?} is not 12 digits",
+                    account.account_id
+                ));
             }
             if account.access_key_id.is_empty() || !keys.insert(&account.access_key_id) {
-                return invalid(format!("access key id {:?} is empty or used twice", account.access_key_id));
+                return invalid(format!(
+                    "access key id {:?} is empty or used twice",
+                    account.access_key_id
+                ));
             }
         }
         let mut projects = HashSet::new();
         for project in &self.projects {
             if !is_account_id(&project.account_id) {
-                return invalid(format!("project {}: account id is not 12 digits", project.name));
+                return invalid(format!(
+                    "project {}: account id is not 12 digits",
+                    project.name
+                ));
             }
             let region_ok = !project.region.is_empty()
-                && project.region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+                && project
+                    .region
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
             if !region_ok {
-                return invalid(format!("project {}: region {:?} is not a region name", project.name, project.region));
+                return invalid(format!(
+                    "project {}: region {:?} is not a region name",
+                    project.name, project.region
+                ));
             }
             if !is_valid_name(&project.name) {
-                return invalid(format!("project name {:?} does not match [a-zA-Z0-9_.-]{{1,255}}", project.name));
+                return invalid(format!(
+                    "project name {:?} does not match [a-zA-Z0-9_.-]{{1,255}}",
+                    project.name
+                ));
             }
             if !projects.insert((&project.account_id, &project.region, &project.name)) {
-                return invalid(format!("project {} is seeded twice in one account and region", project.name));
+                return invalid(format!(
+                    "project {} is seeded twice in one account and region",
+                    project.name
+                ));
             }
             let mut versions = HashSet::new();
             for version in &project.versions {
                 if !is_valid_name(&version.name) || !versions.insert(&version.name) {
-                    return invalid(format!("project {}: version name {:?} is invalid or repeated", project.name, version.name));
+                    return invalid(format!(
+                        "project {}: version name {:?} is invalid or repeated",
+                        project.name, version.name
+                    ));
                 }
                 if let Some(status) = &version.status {
                     if VersionStatus::parse(status).is_none() {
-                        return invalid(format!("version {}: unknown status {status:?}", version.name));
+                        return invalid(format!(
+                            "version {}: unknown status {status:?}",
+                            version.name
+                        ));
                     }
                 }
             }
-            let times = project.created_millis.into_iter().chain(project.versions.iter().filter_map(|v| v.created_millis));
+            let times = project
+                .created_millis
+                .into_iter()
+                .chain(project.versions.iter().filter_map(|v| v.created_millis));
             if times.into_iter().any(|millis| millis < 0) {
-                return invalid(format!("project {}: creation times must not be negative", project.name));
+                return invalid(format!(
+                    "project {}: creation times must not be negative",
+                    project.name
+                ));
             }
         }
         Ok(())
@@ -164,8 +220,9 @@ impl Seed {
             .iter()
             .enumerate()
             .map(|(index, project)| {
-                let created_millis =
-                    project.created_millis.unwrap_or(DEFAULT_EPOCH_MILLIS + index as i64 * PROJECT_SPACING_MILLIS);
+                let created_millis = project
+                    .created_millis
+                    .unwrap_or(DEFAULT_EPOCH_MILLIS + index as i64 * PROJECT_SPACING_MILLIS);
                 let key = ProjectKey {
                     account_id: project.account_id.clone(),
                     region: project.region.clone(),
@@ -179,9 +236,9 @@ impl Seed {
                         arn: ProjectVersionArn::new(
                             key.clone(),
                             version.name.clone(),
-                            version
-                                .created_millis
-                                .unwrap_or(created_millis + (position as i64 + 1) * VERSION_SPACING_MILLIS),
+                            version.created_millis.unwrap_or(
+                                created_millis + (position as i64 + 1) * VERSION_SPACING_MILLIS,
+                            ),
                         ),
                         status: version
                             .status
@@ -190,7 +247,10 @@ impl Seed {
                             .unwrap_or(VersionStatus::TrainingCompleted),
                     })
                     .collect();
-                ResolvedProject { arn: ProjectArn::new(key, created_millis), versions }
+                ResolvedProject {
+                    arn: ProjectArn::new(key, created_millis),
+                    versions,
+                }
             })
             .collect()
     }
@@ -227,11 +287,13 @@ mod tests {
     fn given_creation_times_make_the_arns() {
         let seed = seed();
         assert_eq!(
-            seed.project_arn("111111111111", "us-east-1", "fixed").unwrap(),
+            seed.project_arn("111111111111", "us-east-1", "fixed")
+                .unwrap(),
             "arn:aws:rekognition:us-east-1:111111111111:project/fixed/1000"
         );
         assert_eq!(
-            seed.version_arn("111111111111", "us-east-1", "fixed", "v1").unwrap(),
+            seed.version_arn("111111111111", "us-east-1", "fixed", "v1")
+                .unwrap(),
             "arn:aws:rekognition:us-east-1:111111111111:project/fixed/version/v1/2000"
         );
     }
@@ -240,24 +302,43 @@ mod tests {
     fn missing_creation_times_are_deterministic() {
         let expected = DEFAULT_EPOCH_MILLIS + PROJECT_SPACING_MILLIS;
         assert_eq!(
-            seed().project_arn("111111111111", "us-east-1", "derived").unwrap(),
+            seed()
+                .project_arn("111111111111", "us-east-1", "derived")
+                .unwrap(),
             format!("arn:aws:rekognition:us-east-1:111111111111:project/derived/{expected}")
         );
-        let v2 = seed().version_arn("111111111111", "us-east-1", "fixed", "v2").unwrap();
-        assert!(v2.ends_with(&format!("/version/v2/{}", 1000 + 2 * VERSION_SPACING_MILLIS)));
+        let v2 = seed()
+            .version_arn("111111111111", "us-east-1", "fixed", "v2")
+            .unwrap();
+        assert!(v2.ends_with(&format!(
+            "/version/v2/{}",
+            1000 + 2 * VERSION_SPACING_MILLIS
+        )));
     }
 
     #[test]
     fn unknown_projects_have_no_arn() {
-        assert_eq!(seed().project_arn("111111111111", "us-west-2", "fixed"), None);
-        assert_eq!(seed().version_arn("111111111111", "us-east-1", "fixed", "v9"), None);
+        assert_eq!(
+            seed().project_arn("111111111111", "us-west-2", "fixed"),
+            None
+        );
+        assert_eq!(
+            seed().version_arn("111111111111", "us-east-1", "fixed", "v9"),
+            None
+        );
     }
 
     #[test]
     fn status_defaults_to_training_completed() {
         let projects = seed().resolve();
-        assert_eq!(projects[0].versions[0].status, VersionStatus::TrainingCompleted);
-        assert_eq!(projects[0].versions[1].status, VersionStatus::TrainingFailed);
+        assert_eq!(
+            projects[0].versions[0].status,
+            VersionStatus::TrainingCompleted
+        );
+        assert_eq!(
+            projects[0].versions[1].status,
+            VersionStatus::TrainingFailed
+        );
     }
 
     #[test]

@@ -48,7 +48,10 @@ pub struct Version {
 
 impl Project {
     pub fn page_key(&self) -> PageKey {
-        PageKey { created_millis: self.arn.created_millis, seq: self.seq }
+        PageKey {
+            created_millis: self.arn.created_millis,
+            seq: self.seq,
+        }
     }
 
     /// The version with exactly this ARN.
@@ -60,13 +63,18 @@ impl Project {
     }
 
     pub fn version_named(&self, name: &str) -> Option<&Version> {
-        self.versions.iter().find(|version| version.arn.version_name == name)
+        self.versions
+            .iter()
+            .find(|version| version.arn.version_name == name)
     }
 }
 
 impl Version {
     pub fn page_key(&self) -> PageKey {
-        PageKey { created_millis: self.arn.created_millis, seq: self.seq }
+        PageKey {
+            created_millis: self.arn.created_millis,
+            seq: self.seq,
+        }
     }
 }
 
@@ -112,11 +120,15 @@ impl Store {
 
     /// The project with exactly this ARN.
     pub fn project(&self, arn: &ProjectArn) -> Option<&Project> {
-        self.projects.get(&arn.key).filter(|project| project.arn == *arn)
+        self.projects
+            .get(&arn.key)
+            .filter(|project| project.arn == *arn)
     }
 
     pub fn project_mut(&mut self, arn: &ProjectArn) -> Option<&mut Project> {
-        self.projects.get_mut(&arn.key).filter(|project| project.arn == *arn)
+        self.projects
+            .get_mut(&arn.key)
+            .filter(|project| project.arn == *arn)
     }
 
     pub fn project_named(&self, key: &ProjectKey) -> Option<&Project> {
@@ -129,10 +141,14 @@ impl Store {
     }
 
     /// The projects of one account in one region.
-    pub fn projects_in<'a>(&'a self, account_id: &'a str, region: &'a str) -> impl Iterator<Item = &'a Project> + 'a {
-        self.projects
-            .values()
-            .filter(move |project| project.arn.key.account_id == account_id && project.arn.key.region == region)
+    pub fn projects_in<'a>(
+        &'a self,
+        account_id: &'a str,
+        region: &'a str,
+    ) -> impl Iterator<Item = &'a Project> + 'a {
+        self.projects.values().filter(move |project| {
+            project.arn.key.account_id == account_id && project.arn.key.region == region
+        })
     }
 }
 
@@ -149,7 +165,11 @@ mod tests {
                 region: "us-east-1".into(),
                 name: "p".into(),
                 created_millis: Some(1000),
-                versions: vec![SeedVersion { name: "v1".into(), status: None, created_millis: Some(2000) }],
+                versions: vec![SeedVersion {
+                    name: "v1".into(),
+                    status: None,
+                    created_millis: Some(2000),
+                }],
             }],
         })
     }
@@ -157,20 +177,29 @@ mod tests {
     #[test]
     fn project_is_found_by_its_exact_arn_only() {
         let store = store();
-        let arn = ProjectArn::parse("arn:aws:rekognition:us-east-1:111111111111:project/p/1000").unwrap();
+        let arn =
+            ProjectArn::parse("arn:aws:rekognition:us-east-1:111111111111:project/p/1000").unwrap();
         assert!(store.project(&arn).is_some());
-        let recreated = ProjectArn::parse("arn:aws:rekognition:us-east-1:111111111111:project/p/1001").unwrap();
+        let recreated =
+            ProjectArn::parse("arn:aws:rekognition:us-east-1:111111111111:project/p/1001").unwrap();
         assert!(store.project(&recreated).is_none());
     }
 
     #[test]
     fn version_is_found_by_its_exact_arn_only() {
         let store = store();
-        let project = store.projects_in("111111111111", "us-east-1").next().unwrap();
+        let project = store
+            .projects_in("111111111111", "us-east-1")
+            .next()
+            .unwrap();
         let arn = "arn:aws:rekognition:us-east-1:111111111111:project/p/version/v1/2000";
-        assert!(project.version(&ProjectVersionArn::parse(arn).unwrap()).is_some());
+        assert!(project
+            .version(&ProjectVersionArn::parse(arn).unwrap())
+            .is_some());
         let other = arn.replace("/2000", "/2001");
-        assert!(project.version(&ProjectVersionArn::parse(&other).unwrap()).is_none());
+        assert!(project
+            .version(&ProjectVersionArn::parse(&other).unwrap())
+            .is_none());
     }
 
     #[test]

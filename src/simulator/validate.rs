@@ -12,13 +12,26 @@ use super::error::ApiError;
 pub struct StringShape {
     min: usize,
     max: usize,
-    pattern: Option<(&'static str, fn(&str) -> bool)>,
+    pattern: Option<Pattern>,
+}
+
+/// A model pattern: the regular expression as the model writes it (for messages) and the code that checks it.
+#[derive(Clone, Copy)]
+pub struct Pattern {
+    text: &'static str,
+    matches: fn(&str) -> bool,
+}
+
+impl Pattern {
+    const fn new(text: &'static str, matches: fn(&str) -> bool) -> Self {
+        Pattern { text, matches }
+    }
 }
 
 pub const PROJECT_ARN: StringShape = StringShape {
     min: 20,
     max: 2048,
-    pattern: Some((
+    pattern: Some(Pattern::new(
         r"(^arn:[a-z\d-]+:rekognition:[a-z\d-]+:\d{12}:project\/[a-zA-Z0-9_.\-]{1,255}\/[0-9]+$)",
         |s| ProjectArn::parse(s).is_ok(),
     )),
@@ -27,48 +40,77 @@ pub const PROJECT_ARN: StringShape = StringShape {
 pub const PROJECT_VERSION_ARN: StringShape = StringShape {
     min: 20,
     max: 2048,
-    pattern: Some((
+    pattern: Some(Pattern::new(
         r"(^arn:[a-z\d-]+:rekognition:[a-z\d-]+:\d{12}:project\/[a-zA-Z0-9_.\-]{1,255}\/version\/[a-zA-Z0-9_.\-]{1,255}\/[0-9]+$)",
         |s| ProjectVersionArn::parse(s).is_ok(),
     )),
 };
 
 /// `VersionName` and `ProjectName` share this rule.
-pub const NAME: StringShape = StringShape { min: 1, max: 255, pattern: Some((r"[a-zA-Z0-9_.\-]+", is_valid_name)) };
+pub const NAME: StringShape = StringShape {
+    min: 1,
+    max: 255,
+    pattern: Some(Pattern::new(r"[a-zA-Z0-9_.\-]+", is_valid_name)),
+};
 
 pub const S3_BUCKET: StringShape = StringShape {
     min: 3,
     max: 255,
-    pattern: Some((r"[0-9A-Za-z\.\-_]*", |s| s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)))),
+    pattern: Some(Pattern::new(r"[0-9A-Za-z\.\-_]*", |s| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    })),
 };
 
-pub const S3_KEY_PREFIX: StringShape = StringShape { min: 0, max: 1024, pattern: None };
+pub const S3_KEY_PREFIX: StringShape = StringShape {
+    min: 0,
+    max: 1024,
+    pattern: None,
+};
 
 pub const KMS_KEY_ID: StringShape = StringShape {
     min: 1,
     max: 2048,
-    pattern: Some((r"^[A-Za-z0-9][A-Za-z0-9:_/+=,@.-]{0,2048}$", |s| {
-        let mut bytes = s.bytes();
-        bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
-            && bytes.all(|b| b.is_ascii_alphanumeric() || b":_/+=,@.-".contains(&b))
-    })),
+    pattern: Some(Pattern::new(
+        r"^[A-Za-z0-9][A-Za-z0-9:_/+=,@.-]{0,2048}$",
+        |s| {
+            let mut bytes = s.bytes();
+            bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+                && bytes.all(|b| b.is_ascii_alphanumeric() || b":_/+=,@.-".contains(&b))
+        },
+    )),
 };
 
 pub const TAG_KEY: StringShape = StringShape {
     min: 1,
     max: 128,
-    pattern: Some((r"^(?!aws:)[\p{L}\p{Z}\p{N}_.:/=+\-@]*$", |s| !s.starts_with("aws:") && s.chars().all(is_tag_char))),
+    pattern: Some(Pattern::new(
+        r"^(?!aws:)[\p{L}\p{Z}\p{N}_.:/=+\-@]*$",
+        |s| !s.starts_with("aws:") && s.chars().all(is_tag_char),
+    )),
 };
 
-pub const TAG_VALUE: StringShape =
-    StringShape { min: 0, max: 256, pattern: Some((r"^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$", |s| s.chars().all(is_tag_char))) };
+pub const TAG_VALUE: StringShape = StringShape {
+    min: 0,
+    max: 256,
+    pattern: Some(Pattern::new(r"^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$", |s| {
+        s.chars().all(is_tag_char)
+    })),
+};
 
-pub const PAGINATION_TOKEN: StringShape = StringShape { min: 0, max: 1024, pattern: None };
+pub const PAGINATION_TOKEN: StringShape = StringShape {
+    min: 0,
+    max: 1024,
+    pattern: None,
+};
 
 /// `\p{L}\p{Z}\p{N}_.:/=+\-@`, with Rust's alphabetic/numeric/whitespace classes standing in for the Unicode
 /// categories (close enough for a simulator: they agree on every character a tag is likely to hold).
 fn is_tag_char(c: char) -> bool {
-    c.is_alphabetic() || c.is_numeric() || (c.is_whitespace() && !c.is_control()) || "_.:/=+-@".contains(c)
+    c.is_alphabetic()
+        || c.is_numeric()
+        || (c.is_whitespace() && !c.is_control())
+        || "_.:/=+-@".contains(c)
 }
 
 pub const TAG_MAP_MAX: usize = 200;
@@ -87,7 +129,9 @@ impl Checks {
     /// A required member; returns it so the caller can go on checking it.
     pub fn required<'a, T>(&mut self, path: &str, value: &'a Option<T>) -> Option<&'a T> {
         if value.is_none() {
-            self.violations.push(format!("Value null at '{path}' failed to satisfy constraint: Member must not be null"));
+            self.violations.push(format!(
+                "Value null at '{path}' failed to satisfy constraint: Member must not be null"
+            ));
         }
         value.as_ref()
     }
@@ -95,14 +139,36 @@ impl Checks {
     pub fn string(&mut self, path: &str, value: &str, shape: &StringShape) {
         let len = value.chars().count();
         if len < shape.min {
-            self.violate(path, value, &format!("Member must have length greater than or equal to {}", shape.min));
+            self.violate(
+                path,
+                value,
+                &format!(
+                    "Member must have length greater than or equal to {}",
+                    shape.min
+                ),
+            );
         }
         if len > shape.max {
-            self.violate(path, value, &format!("Member must have length less than or equal to {}", shape.max));
+            self.violate(
+                path,
+                value,
+                &format!(
+                    "Member must have length less than or equal to {}",
+                    shape.max
+                ),
+            );
         }
-        if let Some((pattern, matches)) = shape.pattern {
+        if let Some(Pattern {
+            text: pattern,
+            matches,
+        }) = shape.pattern
+        {
             if !matches(value) {
-                self.violate(path, value, &format!("Member must satisfy regular expression pattern: {pattern}"));
+                self.violate(
+                    path,
+                    value,
+                    &format!("Member must satisfy regular expression pattern: {pattern}"),
+                );
             }
         }
     }
@@ -115,15 +181,30 @@ impl Checks {
 
     pub fn range(&mut self, path: &str, value: i64, min: i64, max: i64) {
         if value < min {
-            self.violate(path, &value.to_string(), &format!("Member must have value greater than or equal to {min}"));
+            self.violate(
+                path,
+                &value.to_string(),
+                &format!("Member must have value greater than or equal to {min}"),
+            );
         }
         if value > max {
-            self.violate(path, &value.to_string(), &format!("Member must have value less than or equal to {max}"));
+            self.violate(
+                path,
+                &value.to_string(),
+                &format!("Member must have value less than or equal to {max}"),
+            );
         }
     }
 
     /// A list's length, then each member against `shape`.
-    pub fn list(&mut self, path: &str, values: &[String], min: usize, max: usize, shape: &StringShape) {
+    pub fn list(
+        &mut self,
+        path: &str,
+        values: &[String],
+        min: usize,
+        max: usize,
+        shape: &StringShape,
+    ) {
         self.count(path, values, min, max);
         for value in values {
             self.string(&format!("{path}.member"), value, shape);
@@ -134,23 +215,42 @@ impl Checks {
     pub fn count(&mut self, path: &str, values: &[String], min: usize, max: usize) {
         let shown = format!("[{}]", values.join(", "));
         if values.len() < min {
-            self.violate(path, &shown, &format!("Member must have length greater than or equal to {min}"));
+            self.violate(
+                path,
+                &shown,
+                &format!("Member must have length greater than or equal to {min}"),
+            );
         }
         if values.len() > max {
-            self.violate(path, &shown, &format!("Member must have length less than or equal to {max}"));
+            self.violate(
+                path,
+                &shown,
+                &format!("Member must have length less than or equal to {max}"),
+            );
         }
     }
 
     pub fn one_of(&mut self, path: &str, value: &str, allowed: &[&str]) {
         if !allowed.contains(&value) {
-            self.violate(path, value, &format!("Member must satisfy enum value set: [{}]", allowed.join(", ")));
+            self.violate(
+                path,
+                value,
+                &format!(
+                    "Member must satisfy enum value set: [{}]",
+                    allowed.join(", ")
+                ),
+            );
         }
     }
 
     pub fn tags(&mut self, path: &str, tags: &Option<std::collections::BTreeMap<String, String>>) {
         let Some(tags) = tags else { return };
         if tags.len() > TAG_MAP_MAX {
-            self.violate(path, "{...}", &format!("Member must have length less than or equal to {TAG_MAP_MAX}"));
+            self.violate(
+                path,
+                "{...}",
+                &format!("Member must have length less than or equal to {TAG_MAP_MAX}"),
+            );
         }
         for (key, value) in tags {
             self.string(&format!("{path}.key"), key, &TAG_KEY);
@@ -159,14 +259,22 @@ impl Checks {
     }
 
     fn violate(&mut self, path: &str, value: &str, constraint: &str) {
-        self.violations.push(format!("Value '{value}' at '{path}' failed to satisfy constraint: {constraint}"));
+        self.violations.push(format!(
+            "Value '{value}' at '{path}' failed to satisfy constraint: {constraint}"
+        ));
     }
 
     pub fn finish(self) -> Result<(), ApiError> {
         match self.violations.len() {
             0 => Ok(()),
-            1 => Err(ApiError::validation(format!("1 validation error detected: {}", self.violations[0]))),
-            n => Err(ApiError::validation(format!("{n} validation errors detected: {}", self.violations.join("; ")))),
+            1 => Err(ApiError::validation(format!(
+                "1 validation error detected: {}",
+                self.violations[0]
+            ))),
+            n => Err(ApiError::validation(format!(
+                "{n} validation errors detected: {}",
+                self.violations.join("; ")
+            ))),
         }
     }
 }
@@ -228,14 +336,14 @@ mod tests {
 
     #[test]
     fn kms_key_must_start_alphanumeric() {
-        assert!((KMS_KEY_ID.pattern.unwrap().1)("alias/my-key"));
-        assert!(!(KMS_KEY_ID.pattern.unwrap().1)("/alias"));
+        assert!((KMS_KEY_ID.pattern.unwrap().matches)("alias/my-key"));
+        assert!(!(KMS_KEY_ID.pattern.unwrap().matches)("/alias"));
     }
 
     #[test]
     fn tag_keys_may_not_start_with_aws() {
-        assert!(!(TAG_KEY.pattern.unwrap().1)("aws:owner"));
-        assert!((TAG_KEY.pattern.unwrap().1)("team/owner=ml @x"));
+        assert!(!(TAG_KEY.pattern.unwrap().matches)("aws:owner"));
+        assert!((TAG_KEY.pattern.unwrap().matches)("team/owner=ml @x"));
     }
 
     #[test]

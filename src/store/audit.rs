@@ -5,7 +5,10 @@ use sqlx::PgExecutor;
 use super::StoreError;
 use crate::audit::AuditRecord;
 
-pub async fn insert<'e>(executor: impl PgExecutor<'e>, record: &AuditRecord) -> Result<i64, StoreError> {
+pub async fn insert<'e>(
+    executor: impl PgExecutor<'e>,
+    record: &AuditRecord,
+) -> Result<i64, StoreError> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO audit_log
             (principal, authn, peer, rpc, decision, reason, grpc_code, request, request_digest, copy_id)

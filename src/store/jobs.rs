@@ -100,8 +100,11 @@ pub async fn create_with_audit(
     let id = CopyId::new().as_uuid();
     let digest = request.digest().to_vec();
     let token = request.idempotency_token().map(|t| t.as_str().to_owned());
-    let tags: BTreeMap<String, String> =
-        request.tags().iter().map(|(k, v)| (k.as_str().to_owned(), v.as_str().to_owned())).collect();
+    let tags: BTreeMap<String, String> = request
+        .tags()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.as_str().to_owned()))
+        .collect();
 
     // ON CONFLICT waits for a concurrent insert of the same token to commit, then yields no row: the
     // SELECT below then sees the winner. Two racing retries therefore produce one job.
@@ -138,12 +141,13 @@ pub async fn create_with_audit(
             CreateOutcome::Created(job)
         }
         None => {
-            let existing: CopyJob =
-                sqlx::query_as("SELECT * FROM copy_jobs WHERE principal = $1 AND idempotency_token = $2")
-                    .bind(principal)
-                    .bind(&token)
-                    .fetch_one(&mut *tx)
-                    .await?;
+            let existing: CopyJob = sqlx::query_as(
+                "SELECT * FROM copy_jobs WHERE principal = $1 AND idempotency_token = $2",
+            )
+            .bind(principal)
+            .bind(&token)
+            .fetch_one(&mut *tx)
+            .await?;
             if existing.request_digest == digest {
                 CreateOutcome::Replayed(existing)
             } else {
@@ -158,7 +162,10 @@ pub async fn create_with_audit(
         }
         CreateOutcome::Replayed(job) => {
             audit.copy_id = Some(job.id);
-            append_reason(&mut audit, "replayed: idempotency token seen before with the same parameters");
+            append_reason(
+                &mut audit,
+                "replayed: idempotency token seen before with the same parameters",
+            );
         }
         // The caller is told ALREADY_EXISTS; the audit layer writes that record after the answer is known.
         CreateOutcome::TokenMismatch(_) => {
@@ -172,7 +179,10 @@ pub async fn create_with_audit(
 }
 
 pub async fn get(store: &super::Store, id: Uuid) -> Result<Option<CopyJob>, StoreError> {
-    Ok(sqlx::query_as("SELECT * FROM copy_jobs WHERE id = $1").bind(id).fetch_optional(store.pool()).await?)
+    Ok(sqlx::query_as("SELECT * FROM copy_jobs WHERE id = $1")
+        .bind(id)
+        .fetch_optional(store.pool())
+        .await?)
 }
 
 /// Copies matching `filter`, newest first, at most `limit`, after `after` (the previous page's last copy).
@@ -185,13 +195,17 @@ pub async fn list(
 ) -> Result<Vec<CopyJob>, StoreError> {
     let mut query = select_matching(filter);
     if let Some(after) = after {
-        query.push(" AND (created_at, id) < (").push_bind(after.created_at);
+        query
+            .push(" AND (created_at, id) < (")
+            .push_bind(after.created_at);
         query.push(", ").push_bind(after.id).push(")");
     }
     if live_only {
         query.push(format!(" AND state IN {LIVE_STATES}"));
     }
-    query.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(limit);
+    query
+        .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push_bind(limit);
     Ok(query.build_query_as().fetch_all(store.pool()).await?)
 }
 
@@ -217,10 +231,14 @@ fn select_matching(filter: &CopyFilter) -> QueryBuilder<'static, Postgres> {
         query.push(" AND state = ANY(").push_bind(states).push(")");
     }
     if let Some(account) = &filter.source_account {
-        query.push(" AND source_account = ").push_bind(account.as_str().to_owned());
+        query
+            .push(" AND source_account = ")
+            .push_bind(account.as_str().to_owned());
     }
     if let Some(account) = &filter.destination_account {
-        query.push(" AND destination_account = ").push_bind(account.as_str().to_owned());
+        query
+            .push(" AND destination_account = ")
+            .push_bind(account.as_str().to_owned());
     }
     if let Some(after) = filter.created_after {
         query.push(" AND created_at >= ").push_bind(after);
@@ -311,7 +329,10 @@ pub async fn cancel_with_audit(
 ) -> Result<CancelOutcome, StoreError> {
     let mut tx = store.pool().begin().await?;
     let Some(job): Option<CopyJob> =
-        sqlx::query_as("SELECT * FROM copy_jobs WHERE id = $1 FOR UPDATE").bind(id).fetch_optional(&mut *tx).await?
+        sqlx::query_as("SELECT * FROM copy_jobs WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
     else {
         return Ok(CancelOutcome::NotFound);
     };
@@ -320,7 +341,10 @@ pub async fn cancel_with_audit(
         CopyState::Cancelled => return Ok(CancelOutcome::AlreadyCancelled(job)),
         _ => return Ok(CancelOutcome::TooLate(job)),
     }
-    let change = Change { detail: reason.map(str::to_owned), ..Change::to(CopyState::Cancelled) };
+    let change = Change {
+        detail: reason.map(str::to_owned),
+        ..Change::to(CopyState::Cancelled)
+    };
     let job = transition_in(&mut tx, id, CopyState::Queued, &change, None)
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("copy {id} changed under its row lock")))?;
@@ -365,7 +389,12 @@ pub async fn claim_due(
 }
 
 /// Gives a claimed job back, due again after `after`.
-pub async fn release(store: &super::Store, id: Uuid, owner: &str, after: Duration) -> Result<(), StoreError> {
+pub async fn release(
+    store: &super::Store,
+    id: Uuid,
+    owner: &str,
+    after: Duration,
+) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE copy_jobs SET lease_owner = NULL, lease_expires_at = NULL,
                 next_attempt_at = now() + make_interval(secs => $3)
@@ -381,7 +410,11 @@ pub async fn release(store: &super::Store, id: Uuid, owner: &str, after: Duratio
 
 /// Counts one more submission attempt *before* it is made, so that a successor can tell that an earlier
 /// attempt may have reached Rekognition. Returns the new count, or `None` if the job is no longer ours.
-pub async fn record_attempt(store: &super::Store, id: Uuid, owner: &str) -> Result<Option<i32>, StoreError> {
+pub async fn record_attempt(
+    store: &super::Store,
+    id: Uuid,
+    owner: &str,
+) -> Result<Option<i32>, StoreError> {
     Ok(sqlx::query_scalar(
         "UPDATE copy_jobs SET attempts = attempts + 1, updated_at = now()
           WHERE id = $1 AND lease_owner = $2 AND state = 'SUBMITTING'

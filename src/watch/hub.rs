@@ -29,6 +29,8 @@ pub enum HubMessage {
 
 pub struct WatchHub {
     tx: broadcast::Sender<HubMessage>,
+    /// Watch streams never end by themselves; they end when the service shuts down, so it can.
+    shutdown: Shutdown,
 }
 
 impl WatchHub {
@@ -37,7 +39,10 @@ impl WatchHub {
         let mut listener = PgListener::connect_with(store.pool()).await?;
         listener.listen(CHANNEL).await?;
         let (tx, _) = broadcast::channel(CAPACITY);
-        let hub = Arc::new(WatchHub { tx: tx.clone() });
+        let hub = Arc::new(WatchHub {
+            tx: tx.clone(),
+            shutdown: shutdown.clone(),
+        });
         tokio::spawn(relay(store, listener, tx, shutdown));
         Ok(hub)
     }
@@ -45,9 +50,18 @@ impl WatchHub {
     pub fn subscribe(&self) -> broadcast::Receiver<HubMessage> {
         self.tx.subscribe()
     }
+
+    pub fn shutdown(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
 }
 
-async fn relay(store: Store, mut listener: PgListener, tx: broadcast::Sender<HubMessage>, mut shutdown: Shutdown) {
+async fn relay(
+    store: Store,
+    mut listener: PgListener,
+    tx: broadcast::Sender<HubMessage>,
+    mut shutdown: Shutdown,
+) {
     loop {
         let received = tokio::select! {
             received = listener.try_recv() => received,
@@ -56,7 +70,10 @@ async fn relay(store: Store, mut listener: PgListener, tx: broadcast::Sender<Hub
         match received {
             Ok(Some(notification)) => {
                 let Ok(seq) = notification.payload().parse::<i64>() else {
-                    warn!(payload = notification.payload(), "ignoring a malformed copy event notification");
+                    warn!(
+                        payload = notification.payload(),
+                        "ignoring a malformed copy event notification"
+                    );
                     continue;
                 };
                 match load(&store, seq).await {
@@ -85,8 +102,12 @@ async fn relay(store: Store, mut listener: PgListener, tx: broadcast::Sender<Hub
 }
 
 async fn load(store: &Store, seq: i64) -> Result<Option<StoredEvent>, StoreError> {
-    let Some(event) = events::by_seq(store, seq).await? else { return Ok(None) };
-    let Some(job) = jobs::get(store, event.copy_id).await? else { return Ok(None) };
+    let Some(event) = events::by_seq(store, seq).await? else {
+        return Ok(None);
+    };
+    let Some(job) = jobs::get(store, event.copy_id).await? else {
+        return Ok(None);
+    };
     let job = event.apply_to(&job);
     Ok(Some(StoredEvent { event, job }))
 }

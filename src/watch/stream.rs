@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::{HubMessage, WatchHub};
 use crate::domain::{CopyFilter, CopyState};
+use crate::shutdown::Shutdown;
 use crate::store::{events, jobs, CopyJob, Store, StoreError};
 
 /// What a watcher is sent.
@@ -44,11 +45,14 @@ pub type WatchStream = ReceiverStream<Result<WatchItem, WatchError>>;
 /// Watches one copy. Fails at once with [`WatchError::NotFound`] if there is no such copy.
 pub async fn watch_copy(store: Store, hub: &WatchHub, id: Uuid) -> Result<WatchStream, WatchError> {
     let rx = hub.subscribe();
-    let job = jobs::get(&store, id).await?.ok_or(WatchError::NotFound(id))?;
+    let job = jobs::get(&store, id)
+        .await?
+        .ok_or(WatchError::NotFound(id))?;
     let last = events::last_seq(&store, id).await?;
     let (tx, out) = mpsc::channel(BUFFER);
+    let shutdown = hub.shutdown();
     tokio::spawn(async move {
-        if let Err(err) = follow_copy(&store, rx, &tx, job, last).await {
+        if let Err(err) = follow_copy(&store, rx, shutdown, &tx, job, last).await {
             let _ = tx.send(Err(err)).await;
         }
     });
@@ -58,6 +62,7 @@ pub async fn watch_copy(store: Store, hub: &WatchHub, id: Uuid) -> Result<WatchS
 async fn follow_copy(
     store: &Store,
     mut rx: broadcast::Receiver<HubMessage>,
+    mut shutdown: Shutdown,
     tx: &mpsc::Sender<Result<WatchItem, WatchError>>,
     job: CopyJob,
     mut last: i64,
@@ -70,9 +75,12 @@ async fn follow_copy(
         let message = tokio::select! {
             message = rx.recv() => message,
             _ = tx.closed() => return Ok(()),
+            _ = shutdown.wait() => return Err(WatchError::Closed),
         };
         match message {
-            Ok(HubMessage::Event(stored)) if stored.event.copy_id == job.id && stored.event.seq > last => {
+            Ok(HubMessage::Event(stored))
+                if stored.event.copy_id == job.id && stored.event.seq > last =>
+            {
                 last = stored.event.seq;
                 done = stored.job.state.is_terminal();
                 if !send(tx, change(&stored)).await {
@@ -104,14 +112,19 @@ async fn follow_copy(
 }
 
 /// Watches every copy matching `filter`: the live ones as they are, then every change, until the client leaves.
-pub async fn watch_filter(store: Store, hub: &WatchHub, filter: CopyFilter) -> Result<WatchStream, WatchError> {
+pub async fn watch_filter(
+    store: Store,
+    hub: &WatchHub,
+    filter: CopyFilter,
+) -> Result<WatchStream, WatchError> {
     let rx = hub.subscribe();
     let live = jobs::list(&store, &filter, None, SNAPSHOT_LIMIT, true).await?;
     let ids: Vec<Uuid> = live.iter().map(|j| j.id).collect();
     let seen = events::last_seqs(&store, &ids).await?;
     let (tx, out) = mpsc::channel(BUFFER);
+    let shutdown = hub.shutdown();
     tokio::spawn(async move {
-        if let Err(err) = follow_filter(&store, rx, &tx, filter, live, seen).await {
+        if let Err(err) = follow_filter(&store, rx, shutdown, &tx, filter, live, seen).await {
             let _ = tx.send(Err(err)).await;
         }
     });
@@ -121,6 +134,7 @@ pub async fn watch_filter(store: Store, hub: &WatchHub, filter: CopyFilter) -> R
 async fn follow_filter(
     store: &Store,
     mut rx: broadcast::Receiver<HubMessage>,
+    mut shutdown: Shutdown,
     tx: &mpsc::Sender<Result<WatchItem, WatchError>>,
     filter: CopyFilter,
     live: Vec<CopyJob>,
@@ -140,13 +154,21 @@ async fn follow_filter(
         let message = tokio::select! {
             message = rx.recv() => message,
             _ = tx.closed() => return Ok(()),
+            _ = shutdown.wait() => return Err(WatchError::Closed),
         };
         match message {
             Ok(HubMessage::Event(stored)) => {
                 in_sync_at = stored.event.occurred_at.min(Utc::now());
                 let job = &stored.job;
                 let fresh = stored.event.seq > seen.get(&job.id);
-                if fresh && filter.matches(job.state, &job.source_account, &job.destination_account, job.created_at) {
+                if fresh
+                    && filter.matches(
+                        job.state,
+                        &job.source_account,
+                        &job.destination_account,
+                        job.created_at,
+                    )
+                {
                     seen.note(job, stored.event.seq);
                     if !send(tx, change(&stored)).await {
                         return Ok(());
@@ -205,7 +227,13 @@ impl Seen {
 
 fn snapshot(job: CopyJob, seq: i64) -> WatchItem {
     let occurred_at = job.updated_at;
-    WatchItem { job, seq, previous: None, occurred_at, snapshot: true }
+    WatchItem {
+        job,
+        seq,
+        previous: None,
+        occurred_at,
+        snapshot: true,
+    }
 }
 
 fn change(stored: &Arc<super::StoredEvent>) -> WatchItem {

@@ -18,7 +18,9 @@ MANY = project_arn(ACCOUNT_A, "many", MANY_MILLIS)
 B_DEST = project_arn(ACCOUNT_B, "b-dest", B_DEST_MILLIS)
 MISSING = project_arn(ACCOUNT_A, "missing", 1700000000000)
 OUTPUT = {"S3Bucket": "copies-bucket", "S3KeyPrefix": "copies/"}
-NO_RETRIES = {"max_attempts": 1, "mode": "standard"}
+# botocore's `max_attempts` in `Config(retries=...)` counts *retries* (total attempts = max_attempts + 1);
+# `total_max_attempts` counts attempts, so 1 really means no retry.
+NO_RETRIES = {"total_max_attempts": 1, "mode": "standard"}
 
 
 def unique(prefix=""):
@@ -151,3 +153,16 @@ def test_injected_throttling_surfaces_when_retries_are_off(sim):
 
     # The fault fired once; the same call now succeeds.
     copy(client, name)
+
+
+def test_max_attempts_one_still_retries_once(sim):
+    """Pins a botocore trap: `retries={"max_attempts": 1}` allows one retry, so one injected throttle is absorbed."""
+    client = sim.client(retries={"max_attempts": 1, "mode": "standard"})
+    sim.inject_fault("DescribeProjects", "ThrottlingException")
+
+    response = client.describe_projects()
+
+    assert response["ResponseMetadata"]["RetryAttempts"] == 1
+    calls = sim.calls()
+    assert [call["outcome"] for call in calls] == ["ThrottlingException", "ok"]
+    assert calls[0]["invocation_id"] == calls[1]["invocation_id"]

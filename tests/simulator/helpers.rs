@@ -6,7 +6,9 @@ use aws_sdk_rekognition::config::retry::RetryConfig;
 use aws_sdk_rekognition::config::Region;
 use aws_sdk_rekognition::types::{OutputConfig, ProjectVersionDescription};
 use aws_sdk_rekognition::Client;
-use modelcopy::simulator::{self, Seed, SeedAccount, SeedProject, SeedVersion, SimConfig, SimHandle};
+use modelcopy::simulator::{
+    self, Seed, SeedAccount, SeedProject, SeedVersion, SimConfig, SimHandle,
+};
 
 pub const REGION: &str = "us-east-1";
 pub const OTHER_REGION: &str = "us-west-2";
@@ -29,13 +31,25 @@ pub fn seed() -> Seed {
         created_millis: None,
         versions: versions
             .iter()
-            .map(|name| SeedVersion { name: (*name).into(), status: None, created_millis: None })
+            .map(|name| SeedVersion {
+                name: (*name).into(),
+                status: None,
+                created_millis: None,
+            })
             .collect(),
     };
     Seed {
         accounts: vec![
-            SeedAccount { account_id: ACCOUNT_A.into(), access_key_id: KEY_A.into(), secret_access_key: None },
-            SeedAccount { account_id: ACCOUNT_B.into(), access_key_id: KEY_B.into(), secret_access_key: None },
+            SeedAccount {
+                account_id: ACCOUNT_A.into(),
+                access_key_id: KEY_A.into(),
+                secret_access_key: None,
+            },
+            SeedAccount {
+                account_id: ACCOUNT_B.into(),
+                access_key_id: KEY_B.into(),
+                secret_access_key: None,
+            },
         ],
         projects: vec![
             project(ACCOUNT_A, REGION, "source", &["v1"]),
@@ -56,7 +70,11 @@ pub struct Sim {
 impl Sim {
     pub async fn start(copy_duration: Duration) -> Sim {
         let seed = seed();
-        let config = SimConfig { copy_duration, seed: seed.clone(), ..SimConfig::default() };
+        let config = SimConfig {
+            copy_duration,
+            seed: seed.clone(),
+            ..SimConfig::default()
+        };
         let handle = simulator::start(config).await.expect("simulator starts");
         Sim { handle, seed }
     }
@@ -72,11 +90,15 @@ impl Sim {
     }
 
     pub fn project_arn(&self, account: &str, region: &str, name: &str) -> String {
-        self.seed.project_arn(account, region, name).expect("seeded project")
+        self.seed
+            .project_arn(account, region, name)
+            .expect("seeded project")
     }
 
     pub fn version_arn(&self, account: &str, region: &str, project: &str, version: &str) -> String {
-        self.seed.version_arn(account, region, project, version).expect("seeded version")
+        self.seed
+            .version_arn(account, region, project, version)
+            .expect("seeded version")
     }
 }
 
@@ -99,7 +121,10 @@ pub fn client(handle: &SimHandle, access_key_id: &str, retry: Option<RetryConfig
 }
 
 pub fn output_config() -> OutputConfig {
-    OutputConfig::builder().s3_bucket("copies-bucket").s3_key_prefix("copies/").build()
+    OutputConfig::builder()
+        .s3_bucket("copies-bucket")
+        .s3_key_prefix("copies/")
+        .build()
 }
 
 /// Copies A's `source`/`v1` into `destination` under `version_name`, from `client`.
@@ -108,8 +133,12 @@ pub async fn copy_source_v1(
     client: &Client,
     destination: &str,
     version_name: &str,
-) -> Result<String, aws_sdk_rekognition::error::SdkError<aws_sdk_rekognition::operation::copy_project_version::CopyProjectVersionError>>
-{
+) -> Result<
+    String,
+    aws_sdk_rekognition::error::SdkError<
+        aws_sdk_rekognition::operation::copy_project_version::CopyProjectVersionError,
+    >,
+> {
     let output = client
         .copy_project_version()
         .source_project_arn(sim.project_arn(ACCOUNT_A, REGION, "source"))
@@ -119,11 +148,18 @@ pub async fn copy_source_v1(
         .output_config(output_config())
         .send()
         .await?;
-    Ok(output.project_version_arn().expect("copy returns the new version's ARN").to_owned())
+    Ok(output
+        .project_version_arn()
+        .expect("copy returns the new version's ARN")
+        .to_owned())
 }
 
 /// The one version named `version_name` in `project_arn`.
-pub async fn describe_version(client: &Client, project_arn: &str, version_name: &str) -> ProjectVersionDescription {
+pub async fn describe_version(
+    client: &Client,
+    project_arn: &str,
+    version_name: &str,
+) -> ProjectVersionDescription {
     let output = client
         .describe_project_versions()
         .project_arn(project_arn)
@@ -132,7 +168,11 @@ pub async fn describe_version(client: &Client, project_arn: &str, version_name: 
         .await
         .expect("describe succeeds");
     let descriptions = output.project_version_descriptions();
-    assert_eq!(descriptions.len(), 1, "exactly one version named {version_name}");
+    assert_eq!(
+        descriptions.len(),
+        1,
+        "exactly one version named {version_name}"
+    );
     descriptions[0].clone()
 }
 

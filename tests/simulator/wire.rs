@@ -16,7 +16,10 @@ struct RawResponse {
 
 impl RawResponse {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
     }
 
     fn json(&self) -> serde_json::Value {
@@ -25,7 +28,13 @@ impl RawResponse {
 }
 
 /// One HTTP/1.1 request on a fresh connection (blocking I/O, run off the runtime's thread).
-async fn raw(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> RawResponse {
+async fn raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> RawResponse {
     let mut request = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
@@ -33,18 +42,31 @@ async fn raw(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)
     request.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
     tokio::task::spawn_blocking(move || {
         let mut stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         stream.write_all(request.as_bytes()).unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
         let mut lines = head.lines();
-        let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+        let status = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
         let headers = lines
             .filter_map(|line| line.split_once(':'))
             .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
             .collect();
-        RawResponse { status, headers, body: body.to_owned() }
+        RawResponse {
+            status,
+            headers,
+            body: body.to_owned(),
+        }
     })
     .await
     .unwrap()
@@ -84,7 +106,11 @@ async fn missing_authorization_is_missing_authentication_token() {
 async fn unknown_target_is_unknown_operation() {
     let sim = Sim::start(Duration::from_secs(2)).await;
     let auth = authorization(KEY_A);
-    for target in ["RekognitionService.DetectLabels", "SomethingElse.DescribeProjects", ""] {
+    for target in [
+        "RekognitionService.DetectLabels",
+        "SomethingElse.DescribeProjects",
+        "",
+    ] {
         let response = call(&sim, target, Some(&auth), "{}").await;
         assert_error(&response, 400, "UnknownOperationException");
     }
@@ -93,24 +119,46 @@ async fn unknown_target_is_unknown_operation() {
 #[tokio::test]
 async fn malformed_json_is_validation_exception() {
     let sim = Sim::start(Duration::from_secs(2)).await;
-    let response = call(&sim, "RekognitionService.DescribeProjects", Some(&authorization(KEY_A)), "{not json").await;
+    let response = call(
+        &sim,
+        "RekognitionService.DescribeProjects",
+        Some(&authorization(KEY_A)),
+        "{not json",
+    )
+    .await;
     assert_error(&response, 400, "ValidationException");
-    let response =
-        call(&sim, "RekognitionService.DescribeProjects", Some(&authorization(KEY_A)), r#"{"MaxResults": "ten"}"#).await;
+    let response = call(
+        &sim,
+        "RekognitionService.DescribeProjects",
+        Some(&authorization(KEY_A)),
+        r#"{"MaxResults": "ten"}"#,
+    )
+    .await;
     assert_error(&response, 400, "ValidationException");
 }
 
 #[tokio::test]
 async fn success_is_json_with_a_request_id_and_epoch_second_timestamps() {
     let sim = Sim::start(Duration::from_secs(2)).await;
-    let response = call(&sim, "RekognitionService.DescribeProjects", Some(&authorization(KEY_A)), "").await;
+    let response = call(
+        &sim,
+        "RekognitionService.DescribeProjects",
+        Some(&authorization(KEY_A)),
+        "",
+    )
+    .await;
 
     assert_eq!(response.status, 200);
     assert_eq!(response.header("content-type"), Some(JSON_1_1));
     let request_id = response.header("x-amzn-requestid").expect("request id");
     assert!(uuid::Uuid::parse_str(request_id).is_ok());
     let created = &response.json()["ProjectDescriptions"][0]["CreationTimestamp"];
-    assert!(created.as_f64().is_some_and(|secs| secs > 1.0e9 && secs < 1.0e10), "{created}");
+    assert!(
+        created
+            .as_f64()
+            .is_some_and(|secs| secs > 1.0e9 && secs < 1.0e10),
+        "{created}"
+    );
 }
 
 #[tokio::test]
@@ -122,7 +170,13 @@ async fn admin_endpoints_inject_faults_list_calls_and_reset() {
 
     let injected = raw(addr, "POST", "/_sim/faults", &json, fault).await;
     assert!((200..300).contains(&injected.status), "{}", injected.body);
-    let throttled = call(&sim, "RekognitionService.DescribeProjects", Some(&authorization(KEY_B)), "{}").await;
+    let throttled = call(
+        &sim,
+        "RekognitionService.DescribeProjects",
+        Some(&authorization(KEY_B)),
+        "{}",
+    )
+    .await;
     assert_error(&throttled, 500, "ThrottlingException");
     assert_eq!(throttled.json()["message"], "slow down");
 
@@ -134,5 +188,8 @@ async fn admin_endpoints_inject_faults_list_calls_and_reset() {
 
     let reset = raw(addr, "POST", "/_sim/reset", &[], "").await;
     assert!((200..300).contains(&reset.status));
-    assert_eq!(raw(addr, "GET", "/_sim/calls", &[], "").await.json(), serde_json::json!([]));
+    assert_eq!(
+        raw(addr, "GET", "/_sim/calls", &[], "").await.json(),
+        serde_json::json!([])
+    );
 }

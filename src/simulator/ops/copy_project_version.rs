@@ -19,8 +19,12 @@ use crate::simulator::validate::{
     Checks, KMS_KEY_ID, NAME, PROJECT_ARN, PROJECT_VERSION_ARN, S3_BUCKET, S3_KEY_PREFIX,
 };
 
-pub const KEY_MEMBERS: &[&str] =
-    &["SourceProjectArn", "SourceProjectVersionArn", "DestinationProjectArn", "VersionName"];
+pub const KEY_MEMBERS: &[&str] = &[
+    "SourceProjectArn",
+    "SourceProjectVersionArn",
+    "DestinationProjectArn",
+    "VersionName",
+];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -50,7 +54,11 @@ pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Value, A
     let destination = &request.destination_project;
 
     if destination.key.account_id != caller.account_id {
-        return Err(ApiError::access_denied(&caller.account_id, "CopyProjectVersion", &destination.to_string()));
+        return Err(ApiError::access_denied(
+            &caller.account_id,
+            "CopyProjectVersion",
+            &destination.to_string(),
+        ));
     }
     if request.source_project.key.region != destination.key.region {
         return Err(ApiError::invalid_parameter(format!(
@@ -64,26 +72,40 @@ pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Value, A
             caller.region
         )));
     }
-    let destination_project = store
-        .project(destination)
-        .ok_or_else(|| ApiError::not_found(format!("The destination project {destination} does not exist.")))?;
-    let source_project = store.project(&request.source_project).ok_or_else(|| {
-        ApiError::not_found(format!("The source project {} does not exist.", request.source_project))
-    })?;
-    source_project.version(&request.source_version).ok_or_else(|| {
+    let destination_project = store.project(destination).ok_or_else(|| {
         ApiError::not_found(format!(
-            "The source model version {} does not exist in project {}.",
-            request.source_version, request.source_project
+            "The destination project {destination} does not exist."
         ))
     })?;
-    if destination_project.version_named(&request.version_name).is_some() {
+    let source_project = store.project(&request.source_project).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "The source project {} does not exist.",
+            request.source_project
+        ))
+    })?;
+    source_project
+        .version(&request.source_version)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "The source model version {} does not exist in project {}.",
+                request.source_version, request.source_project
+            ))
+        })?;
+    if destination_project
+        .version_named(&request.version_name)
+        .is_some()
+    {
         return Err(ApiError::in_use(format!(
             "A model version named {} already exists in project {destination}.",
             request.version_name
         )));
     }
 
-    let arn = ProjectVersionArn::new(destination.key.clone(), request.version_name.clone(), context.now_millis);
+    let arn = ProjectVersionArn::new(
+        destination.key.clone(),
+        request.version_name.clone(),
+        context.now_millis,
+    );
     let outcome = if context.copy.fails(&request.version_name) {
         CopyOutcome::Fails {
             message: format!(
@@ -97,7 +119,12 @@ pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Value, A
     let version = Version {
         arn: arn.clone(),
         seq: store.next_seq(),
-        lifecycle: Lifecycle::Copy { done_at_millis: context.now_millis.saturating_add(context.copy.duration_millis), outcome },
+        lifecycle: Lifecycle::Copy {
+            done_at_millis: context
+                .now_millis
+                .saturating_add(context.copy.duration_millis),
+            outcome,
+        },
         source_version_arn: Some(request.source_version.to_string()),
         output_config: Some(request.output_config),
         kms_key_id: request.kms_key_id,
@@ -113,9 +140,21 @@ pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Value, A
 fn check(request: Request) -> Result<Checked, ApiError> {
     let mut checks = Checks::new();
     let arns = [
-        ("sourceProjectArn", &request.source_project_arn, &PROJECT_ARN),
-        ("sourceProjectVersionArn", &request.source_project_version_arn, &PROJECT_VERSION_ARN),
-        ("destinationProjectArn", &request.destination_project_arn, &PROJECT_ARN),
+        (
+            "sourceProjectArn",
+            &request.source_project_arn,
+            &PROJECT_ARN,
+        ),
+        (
+            "sourceProjectVersionArn",
+            &request.source_project_version_arn,
+            &PROJECT_VERSION_ARN,
+        ),
+        (
+            "destinationProjectArn",
+            &request.destination_project_arn,
+            &PROJECT_ARN,
+        ),
         ("versionName", &request.version_name, &NAME),
     ];
     for (path, value, shape) in arns {
@@ -125,18 +164,25 @@ fn check(request: Request) -> Result<Checked, ApiError> {
     }
     if let Some(output) = checks.required("outputConfig", &request.output_config) {
         checks.optional_string("outputConfig.s3Bucket", &output.s3_bucket, &S3_BUCKET);
-        checks.optional_string("outputConfig.s3KeyPrefix", &output.s3_key_prefix, &S3_KEY_PREFIX);
+        checks.optional_string(
+            "outputConfig.s3KeyPrefix",
+            &output.s3_key_prefix,
+            &S3_KEY_PREFIX,
+        );
     }
     checks.optional_string("kmsKeyId", &request.kms_key_id, &KMS_KEY_ID);
     checks.tags("tags", &request.tags);
     checks.finish()?;
 
     // The constraints above include the ARN grammars, so these parse.
-    let project_arn = |text: Option<String>| ProjectArn::parse(&text.unwrap_or_default()).map_err(invalid);
+    let project_arn =
+        |text: Option<String>| ProjectArn::parse(&text.unwrap_or_default()).map_err(invalid);
     Ok(Checked {
         source_project: project_arn(request.source_project_arn)?,
-        source_version: ProjectVersionArn::parse(&request.source_project_version_arn.unwrap_or_default())
-            .map_err(invalid)?,
+        source_version: ProjectVersionArn::parse(
+            &request.source_project_version_arn.unwrap_or_default(),
+        )
+        .map_err(invalid)?,
         destination_project: project_arn(request.destination_project_arn)?,
         version_name: request.version_name.unwrap_or_default(),
         output_config: request.output_config.unwrap_or_default(),

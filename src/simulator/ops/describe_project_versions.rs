@@ -45,26 +45,39 @@ pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Value, A
         .map_err(|err| ApiError::validation(err.to_string()))?;
     let caller = context.caller;
     if arn.key.account_id != caller.account_id {
-        return Err(ApiError::access_denied(&caller.account_id, "DescribeProjectVersions", &arn.to_string()));
+        return Err(ApiError::access_denied(
+            &caller.account_id,
+            "DescribeProjectVersions",
+            &arn.to_string(),
+        ));
     }
     let project = store
         .project(&arn)
         .filter(|_| arn.key.region == caller.region)
         .ok_or_else(|| ApiError::not_found(format!("The project {arn} does not exist.")))?;
-    let after = request.next_token.as_deref().map(|token| decode_token(Listing::ProjectVersions, token)).transpose()?;
+    let after = request
+        .next_token
+        .as_deref()
+        .map(|token| decode_token(Listing::ProjectVersions, token))
+        .transpose()?;
 
     let matching: Vec<&Version> = project
         .versions
         .iter()
         .filter(|version| {
-            request.version_names.as_ref().is_none_or(|names| names.contains(&version.arn.version_name))
+            request
+                .version_names
+                .as_ref()
+                .is_none_or(|names| names.contains(&version.arn.version_name))
         })
         .collect();
     let max_results = request.max_results.unwrap_or(DEFAULT_MAX_RESULTS) as usize;
     let (page, next) = newest_first(matching, |version| version.page_key(), after, max_results);
 
-    let descriptions: Vec<Value> =
-        page.into_iter().map(|version| describe(project, version, context.now_millis)).collect();
+    let descriptions: Vec<Value> = page
+        .into_iter()
+        .map(|version| describe(project, version, context.now_millis))
+        .collect();
     let mut output = json!({ "ProjectVersionDescriptions": descriptions });
     if let Some(next) = next {
         output["NextToken"] = json!(encode_token(Listing::ProjectVersions, next));
@@ -82,8 +95,14 @@ fn describe(project: &Project, version: &Version, now_millis: i64) -> Value {
     });
     let optional = [
         ("StatusMessage", message.map(Value::from)),
-        ("SourceProjectVersionArn", version.source_version_arn.clone().map(Value::from)),
-        ("OutputConfig", version.output_config.as_ref().map(|config| json!(config))),
+        (
+            "SourceProjectVersionArn",
+            version.source_version_arn.clone().map(Value::from),
+        ),
+        (
+            "OutputConfig",
+            version.output_config.as_ref().map(|config| json!(config)),
+        ),
         ("KmsKeyId", version.kms_key_id.clone().map(Value::from)),
     ];
     for (member, value) in optional {

@@ -42,11 +42,25 @@ pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Value, A
     }
     checks.finish()?;
 
-    let after = request.next_token.as_deref().map(|token| decode_token(Listing::Projects, token)).transpose()?;
+    let after = request
+        .next_token
+        .as_deref()
+        .map(|token| decode_token(Listing::Projects, token))
+        .transpose()?;
     let matching: Vec<&Project> = store
         .projects_in(&context.caller.account_id, &context.caller.region)
-        .filter(|project| request.project_names.as_ref().is_none_or(|names| names.contains(&project.arn.key.name)))
-        .filter(|project| request.features.as_ref().is_none_or(|features| features.contains(&project.feature)))
+        .filter(|project| {
+            request
+                .project_names
+                .as_ref()
+                .is_none_or(|names| names.contains(&project.arn.key.name))
+        })
+        .filter(|project| {
+            request
+                .features
+                .as_ref()
+                .is_none_or(|features| features.contains(&project.feature))
+        })
         .collect();
     let max_results = request.max_results.unwrap_or(DEFAULT_MAX_RESULTS) as usize;
     let (page, next) = newest_first(matching, |project| project.page_key(), after, max_results);

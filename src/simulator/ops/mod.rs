@@ -42,9 +42,15 @@ impl Operation {
     ];
 
     pub fn from_name(name: &str) -> Result<Self, ApiError> {
-        Self::ALL.into_iter().find(|operation| operation.name() == name).ok_or_else(|| {
-            ApiError::new(ErrorCode::UnknownOperation, format!("The simulator does not model operation {name:?}."))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|operation| operation.name() == name)
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::UnknownOperation,
+                    format!("The simulator does not model operation {name:?}."),
+                )
+            })
     }
 
     pub fn name(self) -> &'static str {
@@ -72,7 +78,11 @@ impl Operation {
             Ok(Value::Object(members)) => Value::Object(
                 self.key_members()
                     .iter()
-                    .filter_map(|name| members.get(*name).map(|value| ((*name).to_owned(), value.clone())))
+                    .filter_map(|name| {
+                        members
+                            .get(*name)
+                            .map(|value| ((*name).to_owned(), value.clone()))
+                    })
                     .collect(),
             ),
             _ => Value::Null,
@@ -84,7 +94,9 @@ impl Operation {
             Operation::CreateProject => create_project::run(store, context, body),
             Operation::DescribeProjects => describe_projects::run(store, context, body),
             Operation::CopyProjectVersion => copy_project_version::run(store, context, body),
-            Operation::DescribeProjectVersions => describe_project_versions::run(store, context, body),
+            Operation::DescribeProjectVersions => {
+                describe_project_versions::run(store, context, body)
+            }
         }
     }
 }

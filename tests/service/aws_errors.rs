@@ -1,0 +1,152 @@
+use modelcopy::domain::CopyState as DomainState;
+use modelcopy::proto::CopyState;
+use modelcopy::simulator::Fault;
+use modelcopy::store::{jobs, Change, Store};
+
+use crate::helpers::{Options, TestApp};
+
+#[tokio::test]
+async fn a_missing_destination_project_fails_the_copy_with_aws_code_kept() {
+    let app = TestApp::spawn().await;
+    let mut client = app.client("alice").await;
+    let mut request = app.copy_request("to-nowhere");
+    request.destination_project_arn = request
+        .destination_project_arn
+        .replace("detector-prod", "no-such-project");
+
+    let copy = client
+        .copy_model_version(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .copy
+        .unwrap();
+    let ended = app.wait_until_ended(&mut client, &copy.copy_id).await;
+    assert_eq!(ended.state(), CopyState::Failed);
+    let error = ended.error.expect("the AWS error is kept");
+    assert_eq!(error.code, "ResourceNotFoundException");
+    assert!(!error.message.is_empty());
+    assert_eq!(ended.attempts, 1, "a permanent error is not retried");
+    assert_eq!(
+        app.history(&copy.copy_id).await,
+        ["QUEUED", "SUBMITTING", "FAILED"]
+    );
+    assert_eq!(app.sim.call_count("CopyProjectVersion"), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn throttling_is_retried_with_backoff_until_the_copy_succeeds() {
+    let app = TestApp::spawn().await;
+    app.sim.inject_fault(Fault {
+        operation: "CopyProjectVersion".into(),
+        account_id: None,
+        error: "ThrottlingException".into(),
+        message: "Slow down".into(),
+        count: 2,
+    });
+    let mut client = app.client("alice").await;
+    let copy = client
+        .copy_model_version(app.copy_request("throttled"))
+        .await
+        .unwrap()
+        .into_inner()
+        .copy
+        .unwrap();
+    let ended = app.wait_until_ended(&mut client, &copy.copy_id).await;
+    assert_eq!(ended.state(), CopyState::Succeeded, "{ended:?}");
+    assert_eq!(ended.attempts, 3);
+
+    let copies: Vec<_> = app
+        .sim
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == "CopyProjectVersion")
+        .collect();
+    let outcomes: Vec<&str> = copies.iter().map(|c| c.outcome.as_str()).collect();
+    assert_eq!(
+        outcomes,
+        ["ThrottlingException", "ThrottlingException", "ok"]
+    );
+    // The SDK's own retries are off: every attempt is the service's own, paced by its backoff.
+    assert!(
+        copies.iter().all(|c| c
+            .attempt
+            .as_deref()
+            .is_none_or(|a| a.starts_with("attempt=1"))),
+        "{copies:?}"
+    );
+    assert!(
+        copies
+            .windows(2)
+            .all(|w| w[1].at - w[0].at >= chrono::Duration::milliseconds(40)),
+        "backoff between attempts"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_successor_adopts_the_copy_a_dead_replica_submitted_instead_of_copying_twice() {
+    let app = TestApp::spawn_with(Options {
+        dispatch: false,
+        ..Default::default()
+    })
+    .await;
+    let mut client = app.client("alice").await;
+    let copy = client
+        .copy_model_version(app.copy_request("adopted"))
+        .await
+        .unwrap()
+        .into_inner()
+        .copy
+        .unwrap();
+
+    // A replica moved the job to SUBMITTING, counted its attempt, called CopyProjectVersion, and died before it
+    // could record the answer.
+    let store = Store::from_pool(app.pool.clone());
+    let id = copy.copy_id.parse().unwrap();
+    jobs::transition(
+        &store,
+        id,
+        DomainState::Queued,
+        &Change::to(DomainState::Submitting),
+        None,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    sqlx::query("UPDATE copy_jobs SET attempts = 1 WHERE id = $1")
+        .bind(id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let made = crate::aws_sdk_client(&app, crate::helpers::DEST_ACCOUNT)
+        .copy_project_version()
+        .source_project_arn(app.source_project())
+        .source_project_version_arn(app.source_version())
+        .destination_project_arn(app.destination_project())
+        .version_name("adopted")
+        .output_config(
+            aws_sdk_rekognition::types::OutputConfig::builder()
+                .s3_bucket("model-output")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("the dead replica's call")
+        .project_version_arn
+        .unwrap();
+
+    let successor = app.spawn_replica().await;
+    let ended = app.wait_until_ended(&mut client, &copy.copy_id).await;
+    assert_eq!(ended.state(), CopyState::Succeeded, "{ended:?}");
+    assert_eq!(ended.destination_project_version_arn, made);
+    assert_eq!(
+        app.sim.call_count("CopyProjectVersion"),
+        1,
+        "the successor did not submit again"
+    );
+    assert!(app.sim.call_count("DescribeProjectVersions") >= 1);
+    successor.stop().await.unwrap();
+    app.stop().await;
+}

@@ -1,0 +1,260 @@
+//! Spawns the real service for a test: this process's PostgreSQL cluster with a fresh database, the Rekognition
+//! simulator on a loopback port, and the application on another, talking to each other over the network.
+
+use std::time::Duration;
+
+use modelcopy::cli::connect::{self, CallMetadata, Client};
+use modelcopy::config::{AccountSettings, Settings};
+use modelcopy::devenv::{test_cluster, unique_db_name};
+use modelcopy::proto;
+use modelcopy::simulator::{
+    self, Seed, SeedAccount, SeedProject, SeedVersion, SimConfig, SimHandle,
+};
+use modelcopy::startup::Application;
+use sqlx::PgPool;
+
+pub const SOURCE_ACCOUNT: &str = "111111111111";
+pub const DEST_ACCOUNT: &str = "222222222222";
+pub const REGION: &str = "us-east-1";
+
+pub struct TestApp {
+    pub app: Option<Application>,
+    pub endpoint: String,
+    pub pool: PgPool,
+    pub database_url: String,
+    pub sim: SimHandle,
+    pub seed: Seed,
+    pub settings: Settings,
+}
+
+pub struct Options {
+    pub copy_duration: Duration,
+    pub dispatch: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            copy_duration: Duration::from_millis(300),
+            dispatch: true,
+        }
+    }
+}
+
+pub fn seed() -> Seed {
+    let account = |id: &str, key: &str| SeedAccount {
+        account_id: id.into(),
+        access_key_id: key.into(),
+        secret_access_key: Some(format!("secret-{id}")),
+    };
+    let project = |account: &str, name: &str, versions: &[&str]| SeedProject {
+        account_id: account.into(),
+        region: REGION.into(),
+        name: name.into(),
+        created_millis: Some(1_700_000_000_000),
+        versions: versions
+            .iter()
+            .map(|v| SeedVersion {
+                name: (*v).into(),
+                status: None,
+                created_millis: Some(1_700_000_100_000),
+            })
+            .collect(),
+    };
+    Seed {
+        accounts: vec![
+            account(SOURCE_ACCOUNT, "AKIATESTSOURCE000001"),
+            account(DEST_ACCOUNT, "AKIATESTDEST00000002"),
+        ],
+        projects: vec![
+            project(SOURCE_ACCOUNT, "detector", &["v1", "v2"]),
+            project(DEST_ACCOUNT, "detector-prod", &[]),
+        ],
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(options: Options) -> TestApp {
+        modelcopy::telemetry::init("warn,modelcopy=info");
+        let cluster = test_cluster().await;
+        let database_url = cluster
+            .create_database(&unique_db_name("svc"))
+            .await
+            .expect("test database");
+        let seed = seed();
+        let sim = simulator::start(SimConfig {
+            copy_duration: options.copy_duration,
+            seed: seed.clone(),
+            ..SimConfig::default()
+        })
+        .await
+        .expect("simulator");
+
+        let mut settings = Settings::default();
+        settings.listen_addr = "127.0.0.1:0".parse().unwrap();
+        settings.database_url = database_url.clone();
+        settings.database_max_connections = 8;
+        settings.dispatch.enabled = options.dispatch;
+        settings.dispatch.poll_interval_ms = 50;
+        settings.dispatch.status_poll_interval_ms = 100;
+        settings.dispatch.backoff_min_ms = 50;
+        settings.dispatch.backoff_max_ms = 200;
+        settings.dispatch.max_attempts = 5;
+        settings.dispatch.aws_timeout_ms = 5_000;
+        for account in &seed.accounts {
+            settings.accounts.insert(
+                account.account_id.clone(),
+                AccountSettings {
+                    region: REGION.into(),
+                    endpoint_url: Some(sim.endpoint_url()),
+                    access_key_id: Some(account.access_key_id.clone()),
+                    secret_access_key: account.secret_access_key.clone(),
+                    role_arn: None,
+                },
+            );
+        }
+        let app = Application::start(settings.clone())
+            .await
+            .expect("application starts");
+        let endpoint = format!("http://{}", app.local_addr());
+        let pool = app.store().pool().clone();
+        TestApp {
+            app: Some(app),
+            endpoint,
+            pool,
+            database_url,
+            sim,
+            seed,
+            settings,
+        }
+    }
+
+    /// Another replica of the service on the same database and simulator, dispatching.
+    pub async fn spawn_replica(&self) -> Application {
+        let mut settings = self.settings.clone();
+        settings.dispatch.enabled = true;
+        Application::start(settings).await.expect("replica starts")
+    }
+
+    pub async fn client(&self, principal: &str) -> Client {
+        connect::connect(
+            &self.endpoint,
+            CallMetadata::new(Some(principal), None).unwrap(),
+        )
+        .await
+        .expect("connect")
+    }
+
+    pub async fn anonymous_client(&self) -> Client {
+        connect::connect(&self.endpoint, CallMetadata::new(None, None).unwrap())
+            .await
+            .expect("connect")
+    }
+
+    pub fn source_project(&self) -> String {
+        self.seed
+            .project_arn(SOURCE_ACCOUNT, REGION, "detector")
+            .unwrap()
+    }
+
+    pub fn source_version(&self) -> String {
+        self.seed
+            .version_arn(SOURCE_ACCOUNT, REGION, "detector", "v1")
+            .unwrap()
+    }
+
+    pub fn destination_project(&self) -> String {
+        self.seed
+            .project_arn(DEST_ACCOUNT, REGION, "detector-prod")
+            .unwrap()
+    }
+
+    /// A valid request copying detector/v1 into detector-prod as `version_name`.
+    pub fn copy_request(&self, version_name: &str) -> proto::CopyModelVersionRequest {
+        proto::CopyModelVersionRequest {
+            source_project_arn: self.source_project(),
+            source_project_version_arn: self.source_version(),
+            destination_project_arn: self.destination_project(),
+            version_name: version_name.into(),
+            output_config: Some(proto::OutputConfig {
+                s3_bucket: "model-output".into(),
+                s3_key_prefix: "copies/".into(),
+            }),
+            tags: [("team".to_string(), "vision".to_string())].into(),
+            kms_key_id: None,
+            idempotency_token: String::new(),
+        }
+    }
+
+    /// Polls GetCopy until the copy is in a terminal state (bounded: 20 s).
+    pub async fn wait_until_ended(&self, client: &mut Client, copy_id: &str) -> proto::Copy {
+        for _ in 0..400 {
+            let copy = client
+                .get_copy(proto::GetCopyRequest {
+                    copy_id: copy_id.into(),
+                })
+                .await
+                .expect("get copy")
+                .into_inner();
+            let state = copy.state();
+            if matches!(
+                state,
+                proto::CopyState::Succeeded
+                    | proto::CopyState::Failed
+                    | proto::CopyState::Cancelled
+            ) {
+                return copy;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("copy {copy_id} did not end within 20 s");
+    }
+
+    /// The states a copy went through, from its stored history. COPYING -> COPYING events (Rekognition's status
+    /// message changed while the copy ran) depend on timing, so repeats are folded into one.
+    pub async fn history(&self, copy_id: &str) -> Vec<String> {
+        let mut states: Vec<String> = sqlx::query_scalar(
+            "SELECT to_state FROM copy_events WHERE copy_id = $1::uuid ORDER BY seq",
+        )
+        .bind(copy_id)
+        .fetch_all(&self.pool)
+        .await
+        .unwrap();
+        states.dedup();
+        states
+    }
+
+    /// Audit rows as (rpc, decision, grpc_code, copy id), oldest first.
+    pub async fn audit_rows(&self) -> Vec<(String, String, String, Option<String>)> {
+        sqlx::query_as("SELECT rpc, decision, grpc_code, copy_id::text FROM audit_log ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    pub async fn job_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM copy_jobs")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(app) = self.app.take() {
+            app.stop().await.expect("clean stop");
+        }
+        self.sim.shutdown();
+    }
+}
+
+/// The states of a copy as a test reads them.
+pub fn state_names(events: &[proto::CopyEvent]) -> Vec<proto::CopyState> {
+    events
+        .iter()
+        .map(|e| e.copy.as_ref().unwrap().state())
+        .collect()
+}

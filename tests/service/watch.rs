@@ -1,0 +1,202 @@
+use std::time::Duration;
+
+use futures::StreamExt;
+use modelcopy::proto::{self, watch_copy_request::Target, CopyState};
+
+use crate::helpers::{Options, TestApp, DEST_ACCOUNT, SOURCE_ACCOUNT};
+
+async fn collect(mut stream: tonic::Streaming<proto::CopyEvent>) -> Vec<proto::CopyEvent> {
+    let mut events = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(event) = stream.next().await {
+            events.push(event.unwrap());
+        }
+    })
+    .await
+    .expect("a single-copy watch ends after the copy ends");
+    events
+}
+
+#[tokio::test]
+async fn two_concurrent_watchers_each_see_every_change_in_order() {
+    let app = TestApp::spawn_with(Options {
+        dispatch: false,
+        ..Default::default()
+    })
+    .await;
+    let mut client = app.client("alice").await;
+    let copy = client
+        .copy_model_version(app.copy_request("watched"))
+        .await
+        .unwrap()
+        .into_inner()
+        .copy
+        .unwrap();
+    let target = || proto::WatchCopyRequest {
+        target: Some(Target::CopyId(copy.copy_id.clone())),
+    };
+    // Both watch from QUEUED, before anything moves: each must then see the whole life.
+    let first = client.watch_copy(target()).await.unwrap().into_inner();
+    let second = app
+        .client("dashboard")
+        .await
+        .watch_copy(target())
+        .await
+        .unwrap()
+        .into_inner();
+    let (first, second) = tokio::join!(collect(first), async {
+        let replica = app.spawn_replica().await;
+        let events = collect(second).await;
+        replica.stop().await.unwrap();
+        events
+    });
+
+    for events in [&first, &second] {
+        let mut states: Vec<_> = events
+            .iter()
+            .map(|e| (e.snapshot, e.copy.as_ref().unwrap().state()))
+            .collect();
+        // A change of Rekognition's status message while copying is a COPYING -> COPYING event; timing decides
+        // whether one happens.
+        states.dedup();
+        assert_eq!(
+            states,
+            [
+                (true, CopyState::Queued),
+                (false, CopyState::Submitting),
+                (false, CopyState::Copying),
+                (false, CopyState::Succeeded)
+            ]
+        );
+        let mut previous: Vec<_> = events.iter().skip(1).map(|e| e.previous_state()).collect();
+        previous.dedup();
+        assert_eq!(
+            previous,
+            [CopyState::Queued, CopyState::Submitting, CopyState::Copying]
+        );
+        let seqs: Vec<u64> = events.iter().map(|e| e.sequence).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    }
+    let seqs = |events: &[proto::CopyEvent]| events.iter().map(|e| e.sequence).collect::<Vec<_>>();
+    assert_eq!(
+        seqs(&first),
+        seqs(&second),
+        "both saw the same stored history"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn watching_a_copy_that_ended_sends_its_state_and_ends() {
+    let app = TestApp::spawn().await;
+    let mut client = app.client("alice").await;
+    let copy = client
+        .copy_model_version(app.copy_request("done"))
+        .await
+        .unwrap()
+        .into_inner()
+        .copy
+        .unwrap();
+    app.wait_until_ended(&mut client, &copy.copy_id).await;
+    let stream = client
+        .watch_copy(proto::WatchCopyRequest {
+            target: Some(Target::CopyId(copy.copy_id.clone())),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let events = collect(stream).await;
+    assert_eq!(events.len(), 1);
+    assert!(events[0].snapshot);
+    assert_eq!(
+        events[0].copy.as_ref().unwrap().state(),
+        CopyState::Succeeded
+    );
+
+    let status = client
+        .watch_copy(proto::WatchCopyRequest {
+            target: Some(Target::CopyId(uuid::Uuid::new_v4().to_string())),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_filter_watch_sees_live_copies_then_only_matching_changes() {
+    let app = TestApp::spawn_with(Options {
+        dispatch: false,
+        ..Default::default()
+    })
+    .await;
+    let mut client = app.client("alice").await;
+    let before = client
+        .copy_model_version(app.copy_request("before"))
+        .await
+        .unwrap()
+        .into_inner()
+        .copy
+        .unwrap();
+
+    let filter = proto::CopyFilter {
+        states: vec![CopyState::Queued as i32, CopyState::Succeeded as i32],
+        destination_account_id: DEST_ACCOUNT.into(),
+        ..Default::default()
+    };
+    let mut stream = client
+        .watch_copy(proto::WatchCopyRequest {
+            target: Some(Target::Filter(filter)),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.next().await.unwrap().unwrap();
+    assert!(first.snapshot);
+    assert_eq!(first.copy.unwrap().copy_id, before.copy_id);
+
+    let after = client
+        .copy_model_version(app.copy_request("after"))
+        .await
+        .unwrap()
+        .into_inner()
+        .copy
+        .unwrap();
+    // A copy into another account does not match.
+    let mut elsewhere = app.copy_request("elsewhere");
+    elsewhere.destination_project_arn = app.source_project();
+    client.copy_model_version(elsewhere).await.unwrap();
+    let replica = app.spawn_replica().await;
+
+    // Expected, in some interleaving: `after` queued, then both copies succeeded. SUBMITTING and COPYING are
+    // filtered out, and so is everything about the copy into the source account.
+    let mut seen = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while seen.len() < 3 {
+            let event = stream.next().await.unwrap().unwrap();
+            let copy = event.copy.unwrap();
+            let state = copy.state();
+            seen.push((copy.copy_id, state));
+        }
+    })
+    .await
+    .expect("three matching changes");
+    assert!(
+        seen.contains(&(after.copy_id.clone(), CopyState::Queued)),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&(after.copy_id.clone(), CopyState::Succeeded)),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&(before.copy_id.clone(), CopyState::Succeeded)),
+        "{seen:?}"
+    );
+    assert!(seen
+        .iter()
+        .all(|(_, state)| matches!(state, CopyState::Queued | CopyState::Succeeded)));
+    let _ = SOURCE_ACCOUNT;
+    replica.stop().await.unwrap();
+    app.stop().await;
+}
