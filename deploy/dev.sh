@@ -4,4 +4,6 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 deploy/setup-debian.sh
-exec cargo run --release --bin modelcopy -- dev "$@"
+# Both binaries: the service, and the CLI whose command line `dev` prints.
+cargo build --release --locked --bin modelcopy --bin modelcopy-cli
+exec target/release/modelcopy dev "$@"

@@ -198,6 +198,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_loads() {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/example.toml");
+        let settings = Settings::load(Some(&file)).unwrap();
+        assert_eq!(settings.accounts.len(), 2);
+        assert!(settings.accounts["222222222222"].role_arn.is_some());
+    }
+
+    #[test]
     fn account_ids_are_checked_at_load() {
         let err = with_file("[accounts.1234]\nregion = \"us-east-1\"\n").unwrap_err();
         assert!(err.to_string().contains("accounts.1234"), "{err}");

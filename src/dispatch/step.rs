@@ -107,17 +107,14 @@ async fn submit(dispatcher: &Dispatcher, job: CopyJob) -> Result<Outcome, StoreE
                 destination_version_arn: Some(arn),
                 ..Change::to(CopyState::Copying)
             };
-            moved(
-                jobs::transition(
-                    &dispatcher.store,
-                    job.id,
-                    CopyState::Submitting,
-                    &change,
-                    Some(&dispatcher.owner),
-                )
-                .await?,
+            apply(
+                dispatcher,
+                job.id,
+                CopyState::Submitting,
+                &change,
                 Outcome::Submitted,
             )
+            .await
         }
         Err(err) if err.is_permanent() => {
             fail(dispatcher, &job, CopyState::Submitting, &err, None).await
@@ -199,17 +196,7 @@ async fn record_status(
         error_message: if failed { found.message.clone() } else { None },
         ..Change::to(to)
     };
-    moved(
-        jobs::transition(
-            &dispatcher.store,
-            job.id,
-            from,
-            &change,
-            Some(&dispatcher.owner),
-        )
-        .await?,
-        outcome,
-    )
+    apply(dispatcher, job.id, from, &change, outcome).await
 }
 
 async fn fail(
@@ -226,20 +213,26 @@ async fn fail(
         detail,
         ..Change::to(CopyState::Failed)
     };
-    moved(
-        jobs::transition(
-            &dispatcher.store,
-            job.id,
-            from,
-            &change,
-            Some(&dispatcher.owner),
-        )
-        .await?,
+    apply(
+        dispatcher,
+        job.id,
+        from,
+        &change,
         Outcome::Ended(CopyState::Failed),
     )
+    .await
 }
 
-fn moved(updated: Option<CopyJob>, outcome: Outcome) -> Result<Outcome, StoreError> {
+/// Records `change` while the job is still ours; `outcome` if it was, [`Outcome::NotOurs`] if it no longer was.
+async fn apply(
+    dispatcher: &Dispatcher,
+    id: uuid::Uuid,
+    from: CopyState,
+    change: &Change,
+    outcome: Outcome,
+) -> Result<Outcome, StoreError> {
+    let updated =
+        jobs::transition(&dispatcher.store, id, from, change, Some(&dispatcher.owner)).await?;
     Ok(if updated.is_some() {
         outcome
     } else {

@@ -33,13 +33,7 @@ async fn a_call_without_credentials_is_refused_and_audited() {
 async fn an_accepted_copy_is_audited_with_its_key_fields_and_digest() {
     let app = TestApp::spawn().await;
     let mut client = app.client("alice").await;
-    let copy = client
-        .copy_model_version(app.copy_request("audited"))
-        .await
-        .unwrap()
-        .into_inner()
-        .copy
-        .unwrap();
+    let copy = TestApp::submit(&mut client, app.copy_request("audited")).await;
 
     let (principal, authn, decision, request, digest, copy_id): (String, String, String, serde_json::Value, Vec<u8>, String) =
         sqlx::query_as(
@@ -71,13 +65,7 @@ async fn an_accepted_copy_is_audited_with_its_key_fields_and_digest() {
 async fn every_rpc_leaves_one_row() {
     let app = TestApp::spawn().await;
     let mut client = app.client("alice").await;
-    let copy = client
-        .copy_model_version(app.copy_request("rows"))
-        .await
-        .unwrap()
-        .into_inner()
-        .copy
-        .unwrap();
+    let copy = TestApp::submit(&mut client, app.copy_request("rows")).await;
     client
         .get_copy(proto::GetCopyRequest {
             copy_id: copy.copy_id.clone(),

@@ -3,7 +3,7 @@ use modelcopy::proto::CopyState;
 use modelcopy::simulator::Fault;
 use modelcopy::store::{jobs, Change, Store};
 
-use crate::helpers::{Options, TestApp};
+use crate::helpers::TestApp;
 
 #[tokio::test]
 async fn a_missing_destination_project_fails_the_copy_with_aws_code_kept() {
@@ -14,13 +14,7 @@ async fn a_missing_destination_project_fails_the_copy_with_aws_code_kept() {
         .destination_project_arn
         .replace("detector-prod", "no-such-project");
 
-    let copy = client
-        .copy_model_version(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .copy
-        .unwrap();
+    let copy = TestApp::submit(&mut client, request).await;
     let ended = app.wait_until_ended(&mut client, &copy.copy_id).await;
     assert_eq!(ended.state(), CopyState::Failed);
     let error = ended.error.expect("the AWS error is kept");
@@ -46,13 +40,7 @@ async fn throttling_is_retried_with_backoff_until_the_copy_succeeds() {
         count: 2,
     });
     let mut client = app.client("alice").await;
-    let copy = client
-        .copy_model_version(app.copy_request("throttled"))
-        .await
-        .unwrap()
-        .into_inner()
-        .copy
-        .unwrap();
+    let copy = TestApp::submit(&mut client, app.copy_request("throttled")).await;
     let ended = app.wait_until_ended(&mut client, &copy.copy_id).await;
     assert_eq!(ended.state(), CopyState::Succeeded, "{ended:?}");
     assert_eq!(ended.attempts, 3);
@@ -87,19 +75,9 @@ async fn throttling_is_retried_with_backoff_until_the_copy_succeeds() {
 
 #[tokio::test]
 async fn a_successor_adopts_the_copy_a_dead_replica_submitted_instead_of_copying_twice() {
-    let app = TestApp::spawn_with(Options {
-        dispatch: false,
-        ..Default::default()
-    })
-    .await;
+    let app = TestApp::spawn_without_dispatch().await;
     let mut client = app.client("alice").await;
-    let copy = client
-        .copy_model_version(app.copy_request("adopted"))
-        .await
-        .unwrap()
-        .into_inner()
-        .copy
-        .unwrap();
+    let copy = TestApp::submit(&mut client, app.copy_request("adopted")).await;
 
     // A replica moved the job to SUBMITTING, counted its attempt, called CopyProjectVersion, and died before it
     // could record the answer.

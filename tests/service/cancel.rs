@@ -3,24 +3,14 @@ use modelcopy::proto::{self, CopyState};
 use modelcopy::store::{jobs, Change, Store};
 use tonic::Code;
 
-use crate::helpers::{Options, TestApp};
+use crate::helpers::TestApp;
 
 #[tokio::test]
 async fn a_queued_copy_can_be_cancelled_and_is_never_sent() {
     // No dispatcher: the copy stays queued for as long as the test needs.
-    let app = TestApp::spawn_with(Options {
-        dispatch: false,
-        ..Default::default()
-    })
-    .await;
+    let app = TestApp::spawn_without_dispatch().await;
     let mut client = app.client("alice").await;
-    let copy = client
-        .copy_model_version(app.copy_request("cancel-me"))
-        .await
-        .unwrap()
-        .into_inner()
-        .copy
-        .unwrap();
+    let copy = TestApp::submit(&mut client, app.copy_request("cancel-me")).await;
 
     let cancelled = client
         .cancel_copy(proto::CancelCopyRequest {
@@ -68,19 +58,9 @@ async fn a_queued_copy_can_be_cancelled_and_is_never_sent() {
 
 #[tokio::test]
 async fn a_submitted_copy_can_no_longer_be_cancelled() {
-    let app = TestApp::spawn_with(Options {
-        dispatch: false,
-        ..Default::default()
-    })
-    .await;
+    let app = TestApp::spawn_without_dispatch().await;
     let mut client = app.client("alice").await;
-    let copy = client
-        .copy_model_version(app.copy_request("too-late"))
-        .await
-        .unwrap()
-        .into_inner()
-        .copy
-        .unwrap();
+    let copy = TestApp::submit(&mut client, app.copy_request("too-late")).await;
     // What a dispatcher commits before it calls CopyProjectVersion.
     let store = Store::from_pool(app.pool.clone());
     let id = copy.copy_id.parse().unwrap();

@@ -94,13 +94,7 @@ async fn a_copy_that_rekognition_reports_failed_fails_with_its_status_message() 
     let app = TestApp::spawn().await;
     let mut client = app.client("alice").await;
     // The simulator fails copies whose version name starts with "fail-".
-    let copy = client
-        .copy_model_version(app.copy_request("fail-me"))
-        .await
-        .unwrap()
-        .into_inner()
-        .copy
-        .unwrap();
+    let copy = TestApp::submit(&mut client, app.copy_request("fail-me")).await;
     let ended = app.wait_until_ended(&mut client, &copy.copy_id).await;
     assert_eq!(ended.state(), CopyState::Failed);
     assert_eq!(ended.rekognition_status, "COPYING_FAILED");

@@ -94,10 +94,12 @@ impl TestApp {
         .await
         .expect("simulator");
 
-        let mut settings = Settings::default();
-        settings.listen_addr = "127.0.0.1:0".parse().unwrap();
-        settings.database_url = database_url.clone();
-        settings.database_max_connections = 8;
+        let mut settings = Settings {
+            listen_addr: "127.0.0.1:0".parse().unwrap(),
+            database_url: database_url.clone(),
+            database_max_connections: 8,
+            ..Settings::default()
+        };
         settings.dispatch.enabled = options.dispatch;
         settings.dispatch.poll_interval_ms = 50;
         settings.dispatch.status_poll_interval_ms = 100;
@@ -131,6 +133,29 @@ impl TestApp {
             seed,
             settings,
         }
+    }
+
+    /// An app whose copies stay queued until the test starts a dispatching replica (or never).
+    pub async fn spawn_without_dispatch() -> TestApp {
+        TestApp::spawn_with(Options {
+            dispatch: false,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Queues `request` as `client`'s caller and returns the new copy.
+    pub async fn submit(
+        client: &mut Client,
+        request: proto::CopyModelVersionRequest,
+    ) -> proto::Copy {
+        client
+            .copy_model_version(request)
+            .await
+            .expect("copy accepted")
+            .into_inner()
+            .copy
+            .expect("a copy")
     }
 
     /// Another replica of the service on the same database and simulator, dispatching.

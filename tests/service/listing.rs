@@ -1,24 +1,14 @@
 use modelcopy::proto::{self, CopyState};
 
-use crate::helpers::{Options, TestApp, DEST_ACCOUNT, SOURCE_ACCOUNT};
+use crate::helpers::{TestApp, DEST_ACCOUNT, SOURCE_ACCOUNT};
 
 #[tokio::test]
 async fn list_pages_newest_first_through_every_copy_once() {
-    let app = TestApp::spawn_with(Options {
-        dispatch: false,
-        ..Default::default()
-    })
-    .await;
+    let app = TestApp::spawn_without_dispatch().await;
     let mut client = app.client("alice").await;
     let mut made = Vec::new();
     for i in 0..7 {
-        let copy = client
-            .copy_model_version(app.copy_request(&format!("page-{i}")))
-            .await
-            .unwrap()
-            .into_inner()
-            .copy
-            .unwrap();
+        let copy = TestApp::submit(&mut client, app.copy_request(&format!("page-{i}"))).await;
         made.push(copy.copy_id);
     }
     let mut listed = Vec::new();
@@ -47,28 +37,12 @@ async fn list_pages_newest_first_through_every_copy_once() {
 
 #[tokio::test]
 async fn list_filters_by_state_account_and_time() {
-    let app = TestApp::spawn_with(Options {
-        dispatch: false,
-        ..Default::default()
-    })
-    .await;
+    let app = TestApp::spawn_without_dispatch().await;
     let mut client = app.client("alice").await;
-    let into_dest = client
-        .copy_model_version(app.copy_request("a"))
-        .await
-        .unwrap()
-        .into_inner()
-        .copy
-        .unwrap();
+    let into_dest = TestApp::submit(&mut client, app.copy_request("a")).await;
     let mut same_account = app.copy_request("b");
     same_account.destination_project_arn = app.source_project();
-    let into_source = client
-        .copy_model_version(same_account)
-        .await
-        .unwrap()
-        .into_inner()
-        .copy
-        .unwrap();
+    let into_source = TestApp::submit(&mut client, same_account).await;
     client
         .cancel_copy(proto::CancelCopyRequest {
             copy_id: into_source.copy_id.clone(),
@@ -99,7 +73,7 @@ async fn list_filters_by_state_account_and_time() {
         ..Default::default()
     })
     .await;
-    assert_eq!(by_dest, [into_dest.copy_id.clone()]);
+    assert_eq!(by_dest, std::slice::from_ref(&into_dest.copy_id));
     let by_source = ids(proto::CopyFilter {
         source_account_id: SOURCE_ACCOUNT.into(),
         ..Default::default()
@@ -111,7 +85,7 @@ async fn list_filters_by_state_account_and_time() {
         ..Default::default()
     })
     .await;
-    assert_eq!(cancelled, [into_source.copy_id.clone()]);
+    assert_eq!(cancelled, std::slice::from_ref(&into_source.copy_id));
     let created = into_dest.created_at.unwrap();
     let after_first = ids(proto::CopyFilter {
         created_after: Some(prost_types::Timestamp {
@@ -121,7 +95,7 @@ async fn list_filters_by_state_account_and_time() {
         ..Default::default()
     })
     .await;
-    assert_eq!(after_first, [into_source.copy_id.clone()]);
+    assert_eq!(after_first, std::slice::from_ref(&into_source.copy_id));
     let before_first = ids(proto::CopyFilter {
         created_before: Some(created),
         ..Default::default()

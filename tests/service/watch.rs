@@ -3,7 +3,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use modelcopy::proto::{self, watch_copy_request::Target, CopyState};
 
-use crate::helpers::{Options, TestApp, DEST_ACCOUNT, SOURCE_ACCOUNT};
+use crate::helpers::{TestApp, DEST_ACCOUNT};
 
 async fn collect(mut stream: tonic::Streaming<proto::CopyEvent>) -> Vec<proto::CopyEvent> {
     let mut events = Vec::new();
@@ -19,19 +19,9 @@ async fn collect(mut stream: tonic::Streaming<proto::CopyEvent>) -> Vec<proto::C
 
 #[tokio::test]
 async fn two_concurrent_watchers_each_see_every_change_in_order() {
-    let app = TestApp::spawn_with(Options {
-        dispatch: false,
-        ..Default::default()
-    })
-    .await;
+    let app = TestApp::spawn_without_dispatch().await;
     let mut client = app.client("alice").await;
-    let copy = client
-        .copy_model_version(app.copy_request("watched"))
-        .await
-        .unwrap()
-        .into_inner()
-        .copy
-        .unwrap();
+    let copy = TestApp::submit(&mut client, app.copy_request("watched")).await;
     let target = || proto::WatchCopyRequest {
         target: Some(Target::CopyId(copy.copy_id.clone())),
     };
@@ -90,13 +80,7 @@ async fn two_concurrent_watchers_each_see_every_change_in_order() {
 async fn watching_a_copy_that_ended_sends_its_state_and_ends() {
     let app = TestApp::spawn().await;
     let mut client = app.client("alice").await;
-    let copy = client
-        .copy_model_version(app.copy_request("done"))
-        .await
-        .unwrap()
-        .into_inner()
-        .copy
-        .unwrap();
+    let copy = TestApp::submit(&mut client, app.copy_request("done")).await;
     app.wait_until_ended(&mut client, &copy.copy_id).await;
     let stream = client
         .watch_copy(proto::WatchCopyRequest {
@@ -125,19 +109,9 @@ async fn watching_a_copy_that_ended_sends_its_state_and_ends() {
 
 #[tokio::test]
 async fn a_filter_watch_sees_live_copies_then_only_matching_changes() {
-    let app = TestApp::spawn_with(Options {
-        dispatch: false,
-        ..Default::default()
-    })
-    .await;
+    let app = TestApp::spawn_without_dispatch().await;
     let mut client = app.client("alice").await;
-    let before = client
-        .copy_model_version(app.copy_request("before"))
-        .await
-        .unwrap()
-        .into_inner()
-        .copy
-        .unwrap();
+    let before = TestApp::submit(&mut client, app.copy_request("before")).await;
 
     let filter = proto::CopyFilter {
         states: vec![CopyState::Queued as i32, CopyState::Succeeded as i32],
@@ -155,13 +129,7 @@ async fn a_filter_watch_sees_live_copies_then_only_matching_changes() {
     assert!(first.snapshot);
     assert_eq!(first.copy.unwrap().copy_id, before.copy_id);
 
-    let after = client
-        .copy_model_version(app.copy_request("after"))
-        .await
-        .unwrap()
-        .into_inner()
-        .copy
-        .unwrap();
+    let after = TestApp::submit(&mut client, app.copy_request("after")).await;
     // A copy into another account does not match.
     let mut elsewhere = app.copy_request("elsewhere");
     elsewhere.destination_project_arn = app.source_project();
@@ -196,7 +164,6 @@ async fn a_filter_watch_sees_live_copies_then_only_matching_changes() {
     assert!(seen
         .iter()
         .all(|(_, state)| matches!(state, CopyState::Queued | CopyState::Succeeded)));
-    let _ = SOURCE_ACCOUNT;
     replica.stop().await.unwrap();
     app.stop().await;
 }
