@@ -81,6 +81,8 @@ pub struct AccountSettings {
 pub enum SettingsError {
     #[error("cannot read settings: {0}")]
     Load(#[from] Box<figment::Error>),
+    #[error("dispatch: {0}")]
+    Dispatch(String),
     #[error("accounts.{account}: {reason}")]
     Account { account: String, reason: String },
 }
@@ -107,7 +109,7 @@ impl Default for DispatchSettings {
             poll_interval_ms: 1_000,
             status_poll_interval_ms: 2_000,
             max_in_flight: 32,
-            lease_secs: 30,
+            lease_secs: 120,
             max_attempts: 8,
             backoff_min_ms: 200,
             backoff_max_ms: 30_000,
@@ -144,6 +146,14 @@ impl Settings {
     }
 
     fn check(&self) -> Result<(), SettingsError> {
+        // A step holds its job's lease across one Rekognition call: the lease must outlast the call, or another
+        // replica could take the job over while the call is still under way.
+        if self.dispatch.lease_secs * 1000 < 2 * self.dispatch.aws_timeout_ms {
+            return Err(SettingsError::Dispatch(format!(
+                "lease_secs ({}) must be at least twice aws_timeout_ms ({} ms)",
+                self.dispatch.lease_secs, self.dispatch.aws_timeout_ms
+            )));
+        }
         for (account, settings) in &self.accounts {
             let bad = |reason: &str| SettingsError::Account {
                 account: account.clone(),
@@ -209,6 +219,12 @@ mod tests {
     fn account_ids_are_checked_at_load() {
         let err = with_file("[accounts.1234]\nregion = \"us-east-1\"\n").unwrap_err();
         assert!(err.to_string().contains("accounts.1234"), "{err}");
+    }
+
+    #[test]
+    fn a_lease_shorter_than_a_call_is_refused() {
+        let err = with_file("[dispatch]\nlease_secs = 10\naws_timeout_ms = 30000\n").unwrap_err();
+        assert!(err.to_string().contains("lease_secs"), "{err}");
     }
 
     #[test]

@@ -48,6 +48,21 @@ pub fn raw_audit_json(raw: &RawCopyRequest) -> serde_json::Value {
     })
 }
 
+/// A filter as sent, for the audit log.
+pub fn filter_json(raw: Option<&proto::CopyFilter>) -> serde_json::Value {
+    let Some(raw) = raw else {
+        return serde_json::Value::Null;
+    };
+    let time = |t: &Option<Timestamp>| t.as_ref().map(|t| format!("{}.{:09}", t.seconds, t.nanos));
+    serde_json::json!({
+        "states": raw.states.iter().map(|s| proto::CopyState::try_from(*s).map(|s| s.as_str_name().to_owned()).unwrap_or_else(|_| s.to_string())).collect::<Vec<_>>(),
+        "source_account_id": raw.source_account_id,
+        "destination_account_id": raw.destination_account_id,
+        "created_after": time(&raw.created_after),
+        "created_before": time(&raw.created_before),
+    })
+}
+
 pub fn copy_id(field: &str, raw: &str) -> Result<CopyId, Vec<FieldViolation>> {
     if raw.is_empty() {
         return Err(vec![FieldViolation::required(field)]);

@@ -93,7 +93,11 @@ impl ModelCopy for ModelCopyService {
         let call = Call::of(&request)?;
         let raw = request.into_inner();
         call.audit.set_request(
-            serde_json::json!({ "filter": format!("{:?}", raw.filter), "page_size": raw.page_size, "page_token": raw.page_token }),
+            serde_json::json!({
+                "filter": convert::filter_json(raw.filter.as_ref()),
+                "page_size": raw.page_size,
+                "page_token": raw.page_token,
+            }),
             None,
         );
         let mut violations = Vec::new();
@@ -213,8 +217,10 @@ impl ModelCopy for ModelCopyService {
                     .map_err(ApiError::from)?
             }
             Some(Target::Filter(raw)) => {
-                call.audit
-                    .set_request(serde_json::json!({ "filter": format!("{raw:?}") }), None);
+                call.audit.set_request(
+                    serde_json::json!({ "filter": convert::filter_json(Some(&raw)) }),
+                    None,
+                );
                 let filter = convert::filter("filter", Some(raw)).map_err(ApiError::Invalid)?;
                 watch::watch_filter(self.store.clone(), &self.hub, filter)
                     .await

@@ -105,3 +105,91 @@ impl<S> AuthService<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::audit::{AuditRecord, Decision};
+    use crate::auth::authenticator::PRINCIPAL_HEADER;
+    use crate::auth::{AuthzDecision, DevMetadataAuthenticator};
+
+    struct DenyAll;
+    impl Authorizer for DenyAll {
+        fn authorize(&self, _: &Principal, _: Action) -> AuthzDecision {
+            AuthzDecision {
+                allowed: false,
+                reason: "policy p-1 forbids".into(),
+                policy_ids: vec!["p-1".into()],
+            }
+        }
+    }
+
+    /// Runs one request through the layer around a service that counts the calls reaching it.
+    async fn call(
+        authorizer: Arc<dyn Authorizer>,
+        principal: Option<&str>,
+    ) -> (http::Response<String>, usize, AuditSlot) {
+        let reached = Arc::new(AtomicUsize::new(0));
+        let counter = reached.clone();
+        let inner = tower::service_fn(move |_req: http::Request<()>| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            futures::future::ready(Ok::<_, std::convert::Infallible>(http::Response::new(
+                String::new(),
+            )))
+        });
+        let mut service =
+            AuthLayer::new(Arc::new(DevMetadataAuthenticator), authorizer).layer(inner);
+        let slot = AuditSlot::new(AuditRecord {
+            principal: None,
+            authn: "none".into(),
+            peer: None,
+            rpc: "GetCopy".into(),
+            decision: Decision::Allowed,
+            reason: None,
+            grpc_code: tonic::Code::Ok,
+            request: None,
+            request_digest: None,
+            copy_id: None,
+        });
+        let mut request = http::Request::builder().uri("/modelcopy.v1.ModelCopy/GetCopy");
+        if let Some(principal) = principal {
+            request = request.header(PRINCIPAL_HEADER, principal);
+        }
+        let mut request = request.body(()).unwrap();
+        request.extensions_mut().insert(slot.clone());
+        let response = service.call(request).await.unwrap();
+        (response, reached.load(Ordering::SeqCst), slot)
+    }
+
+    fn grpc_code(response: &http::Response<String>) -> Option<tonic::Code> {
+        Status::from_header_map(response.headers()).map(|s| s.code())
+    }
+
+    #[tokio::test]
+    async fn a_denied_call_never_reaches_the_handler_and_the_audit_names_who_and_why() {
+        let (response, reached, slot) = call(Arc::new(DenyAll), Some("mallory")).await;
+        assert_eq!(grpc_code(&response), Some(tonic::Code::PermissionDenied));
+        assert_eq!(reached, 0);
+        let record = slot.finish(tonic::Code::PermissionDenied, None);
+        assert_eq!(record.principal.as_deref(), Some("mallory"));
+        assert_eq!(record.decision, Decision::Denied);
+        assert_eq!(record.reason.as_deref(), Some("policy p-1 forbids"));
+    }
+
+    #[tokio::test]
+    async fn a_call_without_credentials_is_unauthenticated() {
+        let (response, reached, _) = call(Arc::new(crate::auth::AllowAll), None).await;
+        assert_eq!(grpc_code(&response), Some(tonic::Code::Unauthenticated));
+        assert_eq!(reached, 0);
+    }
+
+    #[tokio::test]
+    async fn an_allowed_call_reaches_the_handler() {
+        let (response, reached, slot) = call(Arc::new(crate::auth::AllowAll), Some("alice")).await;
+        assert_eq!(grpc_code(&response), None);
+        assert_eq!(reached, 1);
+        assert_eq!(slot.snapshot().authn, "dev-metadata");
+    }
+}
