@@ -75,6 +75,41 @@ pub struct AccountSettings {
     /// A role to assume in that account, starting from the credentials above or the default chain.
     #[serde(default)]
     pub role_arn: Option<String>,
+    /// How fast, and how much at once, the service may ask Rekognition in this account.
+    #[serde(default)]
+    pub limits: AccountLimits,
+}
+
+/// An account's Rekognition quotas as the service keeps to them, across all of its replicas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AccountLimits {
+    /// CopyProjectVersion calls per second.
+    pub copy_per_second: f64,
+    /// DescribeProjectVersions calls per second.
+    pub describe_per_second: f64,
+    /// Calls that may go at once after a quiet spell. 1 keeps every one-second window at or under the rate.
+    pub burst: u32,
+    /// Copies submitted or in progress at once.
+    pub max_in_progress: u32,
+    /// Queued copies beyond which CopyModelVersion answers RESOURCE_EXHAUSTED.
+    pub max_queued: u32,
+    /// Headroom kept below each rate (0.02 = calls 2% further apart than the rate allows), so that delays between
+    /// deciding to call and the call arriving cannot push two calls into the same second.
+    pub pacing_margin: f64,
+}
+
+impl Default for AccountLimits {
+    fn default() -> Self {
+        AccountLimits {
+            copy_per_second: 2.0,
+            describe_per_second: 5.0,
+            burst: 1,
+            max_in_progress: 10,
+            max_queued: 10_000,
+            pacing_margin: 0.02,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,9 +128,7 @@ impl Default for Settings {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
             database_url: "postgres://postgres@127.0.0.1:5432/modelcopy".into(),
             database_max_connections: 16,
-            auth: AuthSettings {
-                mode: AuthMode::DevMetadata,
-            },
+            auth: AuthSettings { mode: AuthMode::DevMetadata },
             dispatch: DispatchSettings::default(),
             accounts: BTreeMap::new(),
         }
@@ -137,10 +170,7 @@ impl Settings {
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        let settings: Settings = figment
-            .merge(Env::prefixed("MODELCOPY_").split("__"))
-            .extract()
-            .map_err(Box::new)?;
+        let settings: Settings = figment.merge(Env::prefixed("MODELCOPY_").split("__")).extract().map_err(Box::new)?;
         settings.check()?;
         Ok(settings)
     }
@@ -155,16 +185,23 @@ impl Settings {
             )));
         }
         for (account, settings) in &self.accounts {
-            let bad = |reason: &str| SettingsError::Account {
-                account: account.clone(),
-                reason: reason.into(),
-            };
+            let bad = |reason: &str| SettingsError::Account { account: account.clone(), reason: reason.into() };
             AccountId::parse(account.as_str()).map_err(|e| bad(&e.to_string()))?;
             if settings.region.is_empty() {
                 return Err(bad("region is required"));
             }
             if settings.access_key_id.is_some() != settings.secret_access_key.is_some() {
                 return Err(bad("access_key_id and secret_access_key go together"));
+            }
+            let limits = &settings.limits;
+            if !(limits.copy_per_second > 0.0 && limits.describe_per_second > 0.0) {
+                return Err(bad("limits: rates must be above zero"));
+            }
+            if limits.burst == 0 || limits.max_in_progress == 0 || limits.max_queued == 0 {
+                return Err(bad("limits: burst, max_in_progress and max_queued must be at least 1"));
+            }
+            if !(0.0..0.5).contains(&limits.pacing_margin) {
+                return Err(bad("limits: pacing_margin must be at least 0 and below 0.5"));
             }
         }
         Ok(())
@@ -200,10 +237,7 @@ mod tests {
         .unwrap();
         assert_eq!(settings.listen_addr.port(), 6000);
         assert_eq!(settings.dispatch.poll_interval_ms, 50);
-        assert_eq!(
-            settings.dispatch.max_attempts,
-            DispatchSettings::default().max_attempts
-        );
+        assert_eq!(settings.dispatch.max_attempts, DispatchSettings::default().max_attempts);
         assert_eq!(settings.accounts["111111111111"].region, "eu-west-1");
     }
 
@@ -228,11 +262,17 @@ mod tests {
     }
 
     #[test]
+    fn limits_have_defaults_and_are_checked() {
+        let settings = with_file("[accounts.111111111111]\nregion = \"us-east-1\"\n").unwrap();
+        assert_eq!(settings.accounts["111111111111"].limits, AccountLimits::default());
+        let err =
+            with_file("[accounts.111111111111]\nregion = \"us-east-1\"\nlimits.copy_per_second = 0\n").unwrap_err();
+        assert!(err.to_string().contains("rates"), "{err}");
+    }
+
+    #[test]
     fn half_a_key_pair_is_refused() {
-        let err = with_file(
-            "[accounts.111111111111]\nregion = \"us-east-1\"\naccess_key_id = \"AKIA\"\n",
-        )
-        .unwrap_err();
+        let err = with_file("[accounts.111111111111]\nregion = \"us-east-1\"\naccess_key_id = \"AKIA\"\n").unwrap_err();
         assert!(err.to_string().contains("go together"), "{err}");
     }
 }

@@ -35,8 +35,7 @@ pub struct Application {
 impl Application {
     /// Connects, migrates, binds `settings.listen_addr` (port 0 picks one) and starts serving and dispatching.
     pub async fn start(settings: Settings) -> anyhow::Result<Application> {
-        let store =
-            Store::connect(&settings.database_url, settings.database_max_connections).await?;
+        let store = Store::connect(&settings.database_url, settings.database_max_connections).await?;
         store.migrate().await?;
         let (trigger, shutdown) = shutdown::channel();
 
@@ -44,7 +43,9 @@ impl Application {
         let clients = Clients::from_settings(&settings.accounts, timeout).await;
         let hub = WatchHub::start(store.clone(), shutdown.clone()).await?;
 
-        let dispatcher = Dispatcher::new(store.clone(), clients, settings.dispatch.clone());
+        let limits: std::collections::BTreeMap<_, _> =
+            settings.accounts.iter().map(|(id, account)| (id.clone(), account.limits.clone())).collect();
+        let dispatcher = Dispatcher::new(store.clone(), clients, settings.dispatch.clone(), limits.clone());
         let dispatcher = if settings.dispatch.enabled {
             tokio::spawn(dispatcher.run(shutdown.clone()))
         } else {
@@ -64,7 +65,7 @@ impl Application {
         let listener = TcpListener::bind(settings.listen_addr).await?;
         let addr = listener.local_addr()?;
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        let service = ModelCopyServer::new(ModelCopyService::new(store.clone(), hub));
+        let service = ModelCopyServer::new(ModelCopyService::new(store.clone(), hub, limits));
         let mut stop = shutdown.clone();
         let server = tokio::spawn(
             Server::builder()
@@ -73,13 +74,7 @@ impl Application {
                 .serve_with_incoming_shutdown(incoming, async move { stop.wait().await }),
         );
         info!(%addr, "modelcopy serving");
-        Ok(Application {
-            addr,
-            store,
-            trigger,
-            server,
-            dispatcher,
-        })
+        Ok(Application { addr, store, trigger, server, dispatcher })
     }
 
     pub fn local_addr(&self) -> SocketAddr {

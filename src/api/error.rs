@@ -21,6 +21,8 @@ pub enum ApiError {
     FailedPrecondition(String),
     #[error("idempotency_token was already used for copy {copy_id} with different parameters")]
     IdempotencyMismatch { copy_id: uuid::Uuid },
+    #[error("the queue of account {account} is full ({depth} copies waiting); retry in {}s", .retry_after.as_secs())]
+    QueueFull { account: String, depth: i64, retry_after: std::time::Duration },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the service is shutting down")]
@@ -34,11 +36,7 @@ impl ApiError {
 }
 
 fn summary(violations: &[FieldViolation]) -> String {
-    violations
-        .iter()
-        .map(|v| format!("{}: {}", v.field, v.description))
-        .collect::<Vec<_>>()
-        .join("; ")
+    violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ")
 }
 
 impl From<WatchError> for ApiError {
@@ -61,11 +59,7 @@ impl From<ApiError> for Status {
                     .take(MAX_VIOLATIONS)
                     .map(|v| tonic_types::FieldViolation::new(&v.field, &v.description))
                     .collect();
-                Status::with_error_details(
-                    Code::InvalidArgument,
-                    message,
-                    ErrorDetails::with_bad_request(details),
-                )
+                Status::with_error_details(Code::InvalidArgument, message, ErrorDetails::with_bad_request(details))
             }
             ApiError::NotFound(message) => Status::not_found(message),
             ApiError::FailedPrecondition(message) => Status::failed_precondition(message),
@@ -74,9 +68,12 @@ impl From<ApiError> for Status {
                 err.to_string(),
                 ErrorDetails::with_bad_request_violation("idempotency_token", err.to_string()),
             ),
-            ApiError::Store(StoreError::IllegalTransition(err)) => {
-                Status::failed_precondition(err.to_string())
+            err @ ApiError::QueueFull { .. } => {
+                let ApiError::QueueFull { retry_after, .. } = &err else { unreachable!() };
+                let details = ErrorDetails::with_retry_info(Some(*retry_after));
+                Status::with_error_details(Code::ResourceExhausted, err.to_string(), details)
             }
+            ApiError::Store(StoreError::IllegalTransition(err)) => Status::failed_precondition(err.to_string()),
             ApiError::Store(err) => {
                 error!(%err, "store error");
                 Status::unavailable("the copy store is unavailable; retry later")
@@ -98,23 +95,27 @@ mod tests {
         ])
         .into();
         assert_eq!(status.code(), Code::InvalidArgument);
-        let bad = status
-            .get_details_bad_request()
-            .expect("a BadRequest detail");
-        let fields: Vec<_> = bad
-            .field_violations
-            .iter()
-            .map(|v| v.field.as_str())
-            .collect();
+        let bad = status.get_details_bad_request().expect("a BadRequest detail");
+        let fields: Vec<_> = bad.field_violations.iter().map(|v| v.field.as_str()).collect();
         assert_eq!(fields, ["version_name", "output_config.s3_bucket"]);
     }
 
     #[test]
-    fn a_reused_token_is_already_exists() {
-        let status: Status = ApiError::IdempotencyMismatch {
-            copy_id: uuid::Uuid::nil(),
+    fn a_full_queue_says_when_to_retry() {
+        let status: Status = ApiError::QueueFull {
+            account: "222222222222".into(),
+            depth: 10,
+            retry_after: std::time::Duration::from_secs(3),
         }
         .into();
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        let retry = status.get_details_retry_info().expect("RetryInfo");
+        assert_eq!(retry.retry_delay, Some(std::time::Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn a_reused_token_is_already_exists() {
+        let status: Status = ApiError::IdempotencyMismatch { copy_id: uuid::Uuid::nil() }.into();
         assert_eq!(status.code(), Code::AlreadyExists);
         assert!(status.message().contains("idempotency_token"));
     }

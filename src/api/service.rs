@@ -1,7 +1,9 @@
 //! The ModelCopy gRPC service.
 
+use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
@@ -9,6 +11,7 @@ use tonic::{Request, Response, Status};
 use super::context::Call;
 use super::convert;
 use super::ApiError;
+use crate::config::AccountLimits;
 use crate::domain::{CopyRequest, FieldViolation};
 use crate::proto::model_copy_server::ModelCopy;
 use crate::proto::{self, watch_copy_request::Target};
@@ -23,12 +26,19 @@ const MAX_CANCEL_REASON: usize = 1024;
 pub struct ModelCopyService {
     store: Store,
     hub: Arc<WatchHub>,
+    /// The accounts this service copies into, and their limits.
+    accounts: Arc<BTreeMap<String, AccountLimits>>,
 }
 
 impl ModelCopyService {
-    pub fn new(store: Store, hub: Arc<WatchHub>) -> Self {
-        ModelCopyService { store, hub }
+    pub fn new(store: Store, hub: Arc<WatchHub>, accounts: BTreeMap<String, AccountLimits>) -> Self {
+        ModelCopyService { store, hub, accounts: Arc::new(accounts) }
     }
+}
+
+/// What a caller is told to wait when an account's queue is full: the time a tenth of the queue takes to drain.
+fn retry_after(limits: &AccountLimits) -> Duration {
+    Duration::from_secs_f64((f64::from(limits.max_queued) * 0.1 / limits.copy_per_second).clamp(1.0, 3600.0))
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<proto::CopyEvent, Status>> + Send>>;
@@ -43,40 +53,38 @@ impl ModelCopy for ModelCopyService {
         let raw = convert::raw_copy_request(request.into_inner());
         call.audit.set_request(convert::raw_audit_json(&raw), None);
         let copy_request = CopyRequest::parse(raw).map_err(ApiError::Invalid)?;
-        call.audit
-            .set_request(copy_request.to_json(), Some(copy_request.digest().to_vec()));
+        call.audit.set_request(copy_request.to_json(), Some(copy_request.digest().to_vec()));
+        let account = copy_request.destination_account().as_str();
+        let Some(limits) = self.accounts.get(account) else {
+            let why = format!("account {account} is not one this service copies into");
+            return Err(ApiError::invalid("destination_project_arn", why).into());
+        };
 
         let record = call.audit.finish(tonic::Code::Ok, None);
-        let outcome =
-            jobs::create_with_audit(&self.store, &copy_request, call.principal.id(), record)
-                .await
-                .map_err(ApiError::from)?;
+        let max_queued = i64::from(limits.max_queued);
+        let outcome = jobs::create_with_audit(&self.store, &copy_request, call.principal.id(), max_queued, record)
+            .await
+            .map_err(ApiError::from)?;
         let (job, replayed) = match outcome {
             CreateOutcome::Created(job) => (job, false),
             CreateOutcome::Replayed(job) => (job, true),
             CreateOutcome::TokenMismatch(existing) => {
                 call.audit.set_copy_id(existing.id);
-                return Err(ApiError::IdempotencyMismatch {
-                    copy_id: existing.id,
-                }
-                .into());
+                return Err(ApiError::IdempotencyMismatch { copy_id: existing.id }.into());
+            }
+            CreateOutcome::QueueFull { depth } => {
+                let retry_after = retry_after(limits);
+                return Err(ApiError::QueueFull { account: account.to_owned(), depth, retry_after }.into());
             }
         };
         call.audit.mark_written();
-        Ok(Response::new(proto::CopyModelVersionResponse {
-            copy: Some(convert::copy(&job)),
-            replayed,
-        }))
+        Ok(Response::new(proto::CopyModelVersionResponse { copy: Some(convert::copy(&job)), replayed }))
     }
 
-    async fn get_copy(
-        &self,
-        request: Request<proto::GetCopyRequest>,
-    ) -> Result<Response<proto::Copy>, Status> {
+    async fn get_copy(&self, request: Request<proto::GetCopyRequest>) -> Result<Response<proto::Copy>, Status> {
         let call = Call::of(&request)?;
         let raw = request.into_inner();
-        call.audit
-            .set_request(serde_json::json!({ "copy_id": raw.copy_id }), None);
+        call.audit.set_request(serde_json::json!({ "copy_id": raw.copy_id }), None);
         let id = convert::copy_id("copy_id", &raw.copy_id).map_err(ApiError::Invalid)?;
         call.audit.set_copy_id(id.as_uuid());
         let job = jobs::get(&self.store, id.as_uuid())
@@ -109,40 +117,24 @@ impl ModelCopy for ModelCopyService {
             0 => DEFAULT_PAGE_SIZE,
             n @ 1..=MAX_PAGE_SIZE => i64::from(n),
             _ => {
-                violations.push(FieldViolation::new(
-                    "page_size",
-                    format!("must be 0 (default) to {MAX_PAGE_SIZE}"),
-                ));
+                violations.push(FieldViolation::new("page_size", format!("must be 0 (default) to {MAX_PAGE_SIZE}")));
                 DEFAULT_PAGE_SIZE
             }
         };
         let after = match raw.page_token.as_str() {
             "" => None,
             token => PageToken::decode(token).or_else(|| {
-                violations.push(FieldViolation::new(
-                    "page_token",
-                    "is not a token this service issued",
-                ));
+                violations.push(FieldViolation::new("page_token", "is not a token this service issued"));
                 None
             }),
         };
         if !violations.is_empty() {
             return Err(ApiError::Invalid(violations).into());
         }
-        let mut page = jobs::list(&self.store, &filter, after, page_size + 1, false)
-            .await
-            .map_err(ApiError::from)?;
+        let mut page = jobs::list(&self.store, &filter, after, page_size + 1, false).await.map_err(ApiError::from)?;
         let next_page_token = if page.len() as i64 > page_size {
             page.truncate(page_size as usize);
-            page.last()
-                .map(|last| {
-                    PageToken {
-                        created_at: last.created_at,
-                        id: last.id,
-                    }
-                    .encode()
-                })
-                .unwrap_or_default()
+            page.last().map(|last| PageToken { created_at: last.created_at, id: last.id }.encode()).unwrap_or_default()
         } else {
             String::new()
         };
@@ -152,39 +144,23 @@ impl ModelCopy for ModelCopyService {
         }))
     }
 
-    async fn cancel_copy(
-        &self,
-        request: Request<proto::CancelCopyRequest>,
-    ) -> Result<Response<proto::Copy>, Status> {
+    async fn cancel_copy(&self, request: Request<proto::CancelCopyRequest>) -> Result<Response<proto::Copy>, Status> {
         let call = Call::of(&request)?;
         let raw = request.into_inner();
         let reason: String = raw.reason.chars().take(MAX_CANCEL_REASON).collect();
-        call.audit.set_request(
-            serde_json::json!({ "copy_id": raw.copy_id, "reason": reason }),
-            None,
-        );
-        let mut violations = convert::copy_id("copy_id", &raw.copy_id)
-            .err()
-            .unwrap_or_default();
+        call.audit.set_request(serde_json::json!({ "copy_id": raw.copy_id, "reason": reason }), None);
+        let mut violations = convert::copy_id("copy_id", &raw.copy_id).err().unwrap_or_default();
         if raw.reason.chars().count() > MAX_CANCEL_REASON {
-            violations.push(FieldViolation::new(
-                "reason",
-                format!("must be at most {MAX_CANCEL_REASON} characters"),
-            ));
+            violations.push(FieldViolation::new("reason", format!("must be at most {MAX_CANCEL_REASON} characters")));
         }
         if !violations.is_empty() {
             return Err(ApiError::Invalid(violations).into());
         }
-        let id = convert::copy_id("copy_id", &raw.copy_id)
-            .map_err(ApiError::Invalid)?
-            .as_uuid();
+        let id = convert::copy_id("copy_id", &raw.copy_id).map_err(ApiError::Invalid)?.as_uuid();
         call.audit.set_copy_id(id);
         let record = call.audit.finish(tonic::Code::Ok, None);
         let reason = (!reason.is_empty()).then_some(reason.as_str());
-        match jobs::cancel_with_audit(&self.store, id, reason, record)
-            .await
-            .map_err(ApiError::from)?
-        {
+        match jobs::cancel_with_audit(&self.store, id, reason, record).await.map_err(ApiError::from)? {
             CancelOutcome::Cancelled(job) => {
                 call.audit.mark_written();
                 Ok(Response::new(convert::copy(&job)))
@@ -201,30 +177,19 @@ impl ModelCopy for ModelCopyService {
 
     type WatchCopyStream = EventStream;
 
-    async fn watch_copy(
-        &self,
-        request: Request<proto::WatchCopyRequest>,
-    ) -> Result<Response<EventStream>, Status> {
+    async fn watch_copy(&self, request: Request<proto::WatchCopyRequest>) -> Result<Response<EventStream>, Status> {
         let call = Call::of(&request)?;
         let stream = match request.into_inner().target {
             Some(Target::CopyId(raw)) => {
-                call.audit
-                    .set_request(serde_json::json!({ "copy_id": raw }), None);
+                call.audit.set_request(serde_json::json!({ "copy_id": raw }), None);
                 let id = convert::copy_id("copy_id", &raw).map_err(ApiError::Invalid)?;
                 call.audit.set_copy_id(id.as_uuid());
-                watch::watch_copy(self.store.clone(), &self.hub, id.as_uuid())
-                    .await
-                    .map_err(ApiError::from)?
+                watch::watch_copy(self.store.clone(), &self.hub, id.as_uuid()).await.map_err(ApiError::from)?
             }
             Some(Target::Filter(raw)) => {
-                call.audit.set_request(
-                    serde_json::json!({ "filter": convert::filter_json(Some(&raw)) }),
-                    None,
-                );
+                call.audit.set_request(serde_json::json!({ "filter": convert::filter_json(Some(&raw)) }), None);
                 let filter = convert::filter("filter", Some(raw)).map_err(ApiError::Invalid)?;
-                watch::watch_filter(self.store.clone(), &self.hub, filter)
-                    .await
-                    .map_err(ApiError::from)?
+                watch::watch_filter(self.store.clone(), &self.hub, filter).await.map_err(ApiError::from)?
             }
             None => return Err(ApiError::invalid("target", "set copy_id or filter").into()),
         };

@@ -26,17 +26,13 @@ pub struct DevOptions {
 const DEMO_REGION: &str = "us-east-1";
 
 pub async fn run(options: DevOptions) -> anyhow::Result<()> {
-    let postgres = LocalPostgres::start(
-        &options.data_dir.join("postgres"),
-        options.postgres_port,
-        Lifetime::WithThisProcess,
-    )
-    .await
-    .context("starting the local PostgreSQL cluster")?;
+    let postgres =
+        LocalPostgres::start(&options.data_dir.join("postgres"), options.postgres_port, Lifetime::WithThisProcess)
+            .await
+            .context("starting the local PostgreSQL cluster")?;
     let database_url = postgres.create_database("modelcopy").await?;
 
-    let seed = Seed::from_json_file(&options.seed)
-        .with_context(|| format!("reading {}", options.seed.display()))?;
+    let seed = Seed::from_json_file(&options.seed).with_context(|| format!("reading {}", options.seed.display()))?;
     let sim = simulator::start(SimConfig {
         copy_duration: options.copy_duration,
         seed: seed.clone(),
@@ -55,13 +51,9 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
                 region: DEMO_REGION.into(),
                 endpoint_url: Some(sim.endpoint_url()),
                 access_key_id: Some(account.access_key_id.clone()),
-                secret_access_key: Some(
-                    account
-                        .secret_access_key
-                        .clone()
-                        .unwrap_or_else(|| "dev".into()),
-                ),
+                secret_access_key: Some(account.secret_access_key.clone().unwrap_or_else(|| "dev".into())),
                 role_arn: None,
+                limits: Default::default(),
             },
         );
     }
@@ -69,10 +61,7 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
 
     println!("modelcopy dev is running");
     println!("  gRPC API              http://{}", app.local_addr());
-    println!(
-        "  PostgreSQL            {}",
-        postgres.database_url("modelcopy")
-    );
+    println!("  PostgreSQL            {}", postgres.database_url("modelcopy"));
     println!("  Rekognition simulator {}", sim.endpoint_url());
     if let Some(line) = demo_copy_line(&seed, app.local_addr()) {
         println!("\nStart a copy and watch it to the end:\n  {line}");
@@ -93,22 +82,10 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
 /// The CLI line that copies the seed's first version into a project of another account.
 fn demo_copy_line(seed: &Seed, addr: SocketAddr) -> Option<String> {
     let source = seed.projects.iter().find(|p| !p.versions.is_empty())?;
-    let destination = seed
-        .projects
-        .iter()
-        .find(|p| p.account_id != source.account_id && p.region == source.region)?;
+    let destination = seed.projects.iter().find(|p| p.account_id != source.account_id && p.region == source.region)?;
     let source_arn = seed.project_arn(&source.account_id, &source.region, &source.name)?;
-    let version_arn = seed.version_arn(
-        &source.account_id,
-        &source.region,
-        &source.name,
-        &source.versions[0].name,
-    )?;
-    let destination_arn = seed.project_arn(
-        &destination.account_id,
-        &destination.region,
-        &destination.name,
-    )?;
+    let version_arn = seed.version_arn(&source.account_id, &source.region, &source.name, &source.versions[0].name)?;
+    let destination_arn = seed.project_arn(&destination.account_id, &destination.region, &destination.name)?;
     let version_name = format!("demo-copy-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S"));
     Some(format!(
         "target/release/modelcopy-cli --endpoint http://{addr} --principal alice copy \

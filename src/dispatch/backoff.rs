@@ -25,21 +25,14 @@ mod tests {
     use super::*;
 
     fn settings() -> DispatchSettings {
-        DispatchSettings {
-            backoff_min_ms: 100,
-            backoff_max_ms: 1_000,
-            ..Default::default()
-        }
+        DispatchSettings { backoff_min_ms: 100, backoff_max_ms: 1_000, ..Default::default() }
     }
 
     #[test]
     fn grows_with_attempts() {
         // Jitter adds at most one more delay's worth, so the bounds below hold for any draw.
         let first = delay(&settings(), 1);
-        assert!(
-            first >= Duration::from_millis(100) && first <= Duration::from_millis(200),
-            "{first:?}"
-        );
+        assert!(first >= Duration::from_millis(100) && first <= Duration::from_millis(200), "{first:?}");
         let third = delay(&settings(), 3);
         assert!(third >= Duration::from_millis(400), "{third:?}");
     }

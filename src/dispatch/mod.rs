@@ -1,114 +1,135 @@
-//! Dispatch: takes due copy jobs from PostgreSQL and moves each one step along its life.
+//! Dispatch: turns queued copy jobs into Rekognition calls, at each account's pace, across all replicas.
 //!
-//! A replica claims jobs under a lease (`FOR UPDATE SKIP LOCKED`), so replicas never work on the same job and a
-//! dead replica's jobs return when its lease lapses. One step is one Rekognition call at most: submit a queued job,
-//! retry a transient failure, or describe a running copy. Between steps a job rests in the database with the time
-//! it is next due, so a job that waits costs nothing but a row.
-//!
-//! Per-account rate limits slot in at [`step`]: every Rekognition call of a step goes through one place per account.
+//! Every replica runs a [`Dispatcher`]. For each configured account it tries to become that account's leader
+//! ([`leadership`]); the leader runs an [`account::AccountDispatcher`], which alone calls Rekognition for the
+//! account, paced by the account's [`gate::Gate`], fair between principals ([`fairness`]), following running
+//! copies in batches. Each call is one step of one job ([`step`]), taken under a short lease on the job, so that a
+//! job is never worked twice, and a job whose replica died returns when its lease lapses.
 
+pub mod account;
 pub mod backoff;
+pub mod fairness;
+pub mod gate;
+pub mod leadership;
 pub mod step;
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
-use tokio::sync::{Notify, Semaphore};
-use tracing::{info, warn, Instrument};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
 
-use crate::config::DispatchSettings;
+use crate::config::{AccountLimits, DispatchSettings};
 use crate::rekognition::Clients;
-use crate::shutdown::Shutdown;
-use crate::store::{jobs, Store};
+use crate::shutdown::{self, Shutdown, ShutdownTrigger};
+use crate::store::Store;
 
 pub use step::Outcome;
 
-/// What a dispatcher needs to work a job.
+/// What a replica's dispatchers share.
 #[derive(Clone)]
 pub struct Dispatcher {
     pub(crate) store: Store,
     pub(crate) clients: Clients,
     pub(crate) settings: DispatchSettings,
+    pub(crate) accounts: Arc<BTreeMap<String, AccountLimits>>,
     /// This replica's name on the leases it holds.
     pub(crate) owner: String,
 }
 
 const QUEUED_CHANNEL: &str = "modelcopy_jobs_queued";
 
+/// An account this replica leads, and how to stop leading it.
+struct Led {
+    stop: ShutdownTrigger,
+    task: JoinHandle<()>,
+}
+
 impl Dispatcher {
-    pub fn new(store: Store, clients: Clients, settings: DispatchSettings) -> Dispatcher {
+    pub fn new(
+        store: Store,
+        clients: Clients,
+        settings: DispatchSettings,
+        accounts: BTreeMap<String, AccountLimits>,
+    ) -> Dispatcher {
         let owner = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
-        Dispatcher {
-            store,
-            clients,
-            settings,
-            owner,
-        }
+        Dispatcher { store, clients, settings, accounts: Arc::new(accounts), owner }
     }
 
     pub fn owner(&self) -> &str {
         &self.owner
     }
 
-    /// Claims and works jobs until `shutdown` fires, then waits (bounded) for the steps under way.
+    /// Takes the lead of every account it can, dispatches for those, and keeps trying for the others, until
+    /// `shutdown` fires. Losing the leadership session stops every account dispatcher of this replica at once.
     pub async fn run(self, mut shutdown: Shutdown) {
-        let slots = Arc::new(Semaphore::new(self.settings.max_in_flight.max(1)));
-        let wake = Arc::new(Notify::new());
-        let listener = tokio::spawn(wake_on_new_jobs(
-            self.store.clone(),
-            wake.clone(),
-            shutdown.clone(),
-        ));
-        info!(owner = %self.owner, "dispatcher started");
+        let wakes: Arc<HashMap<String, Arc<Notify>>> =
+            Arc::new(self.accounts.keys().map(|a| (a.clone(), Arc::new(Notify::new()))).collect());
+        let listener = tokio::spawn(wake_on_new_jobs(self.store.clone(), wakes.clone(), shutdown.clone()));
+        let mut session = None;
+        let mut led: HashMap<String, Led> = HashMap::new();
+        info!(owner = %self.owner, accounts = self.accounts.len(), "dispatcher started");
         loop {
-            let free = slots.available_permits();
-            if free > 0 {
-                match jobs::claim_due(&self.store, &self.owner, self.settings.lease(), free as i64)
-                    .await
-                {
-                    Ok(claimed) => {
-                        for job in claimed {
-                            let Ok(permit) = slots.clone().acquire_owned().await else {
-                                break;
-                            };
-                            let dispatcher = self.clone();
-                            let span = tracing::info_span!("copy_step", copy_id = %job.id, state = %job.state);
-                            tokio::spawn(
-                                async move {
-                                    match step::run(&dispatcher, job).await {
-                                        Ok(outcome) => tracing::debug!(?outcome, "step done"),
-                                        Err(err) => warn!(%err, "step failed; the job returns when its lease lapses"),
-                                    }
-                                    drop(permit);
-                                }
-                                .instrument(span),
-                            );
-                        }
-                    }
-                    Err(err) => warn!(%err, "cannot claim jobs"),
-                }
+            led.retain(|_, l| !l.task.is_finished());
+            if let Err(err) = self.lead(&mut session, &mut led, &wakes).await {
+                warn!(%err, "leadership session lost; stopping this replica's account dispatchers");
+                session = None;
+                stop_all(&mut led).await;
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.settings.poll_interval()) => {}
-                _ = wake.notified() => {}
                 _ = shutdown.wait() => break,
             }
         }
         listener.abort();
-        let all = self.settings.max_in_flight.max(1) as u32;
-        if tokio::time::timeout(Duration::from_secs(10), slots.acquire_many(all))
-            .await
-            .is_err()
-        {
-            warn!("steps still under way at shutdown; their jobs return when their leases lapse");
-        }
+        stop_all(&mut led).await;
         info!(owner = %self.owner, "dispatcher stopped");
+    }
+
+    /// One round of leadership: check the session, then try for every account not led yet.
+    async fn lead(
+        &self,
+        session: &mut Option<leadership::Leadership>,
+        led: &mut HashMap<String, Led>,
+        wakes: &HashMap<String, Arc<Notify>>,
+    ) -> Result<(), crate::store::StoreError> {
+        let leadership = match session {
+            Some(leadership) => {
+                leadership.check().await?;
+                leadership
+            }
+            None => session.insert(leadership::Leadership::open(&self.store).await?),
+        };
+        for (account, limits) in self.accounts.iter() {
+            if led.contains_key(account) || !leadership.try_lead(account).await? {
+                continue;
+            }
+            info!(%account, owner = %self.owner, "leading account");
+            let (stop, stopped) = shutdown::channel();
+            let worker =
+                account::AccountDispatcher::new(self.clone(), account.clone(), limits.clone(), wakes[account].clone());
+            led.insert(account.clone(), Led { stop, task: tokio::spawn(worker.run(stopped)) });
+        }
+        Ok(())
     }
 }
 
-/// Wakes the dispatch loop when a job is queued, so a new copy need not wait for the next poll.
-async fn wake_on_new_jobs(store: Store, wake: Arc<Notify>, mut shutdown: Shutdown) {
+async fn stop_all(led: &mut HashMap<String, Led>) {
+    for (_, l) in led.iter() {
+        l.stop.fire();
+    }
+    for (account, l) in led.drain() {
+        if tokio::time::timeout(Duration::from_secs(15), l.task).await.is_err() {
+            warn!(%account, "account dispatcher did not stop in time; its leases will lapse");
+        }
+    }
+}
+
+/// Wakes an account's dispatcher when a job is queued for it, so a new copy need not wait for the next poll.
+async fn wake_on_new_jobs(store: Store, wakes: Arc<HashMap<String, Arc<Notify>>>, mut shutdown: Shutdown) {
     let mut listener = match PgListener::connect_with(store.pool()).await {
         Ok(listener) => listener,
         Err(err) => return warn!(%err, "cannot listen for new jobs; polling only"),
@@ -119,7 +140,11 @@ async fn wake_on_new_jobs(store: Store, wake: Arc<Notify>, mut shutdown: Shutdow
     loop {
         tokio::select! {
             received = listener.recv() => match received {
-                Ok(_) => wake.notify_one(),
+                Ok(notification) => {
+                    if let Some(wake) = wakes.get(notification.payload()) {
+                        wake.notify_one();
+                    }
+                }
                 Err(err) => {
                     warn!(%err, "new-job notifications lost; polling until they return");
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -131,8 +156,5 @@ async fn wake_on_new_jobs(store: Store, wake: Arc<Notify>, mut shutdown: Shutdow
 }
 
 fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "modelcopy".into())
+    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "modelcopy".into())
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use aws_sdk_rekognition::Client;
 use tracing::{info, warn};
 
+use super::gate::Gate;
 use super::{backoff, Dispatcher};
 use crate::domain::CopyState;
 use crate::rekognition::status::{COPYING_COMPLETED, COPYING_FAILED};
@@ -26,52 +27,72 @@ pub enum Outcome {
     NotOurs,
 }
 
-pub async fn run(dispatcher: &Dispatcher, job: CopyJob) -> Result<Outcome, StoreError> {
+/// Submits one claimed job (queued, or submitting again after a transient failure or a takeover), then gives its
+/// lease back with the time it is next due.
+pub async fn submit(
+    dispatcher: &Dispatcher,
+    client: &Client,
+    gate: &Gate,
+    job: CopyJob,
+) -> Result<Outcome, StoreError> {
     let id = job.id;
     let outcome = match job.state {
         CopyState::Queued => {
             // Committing SUBMITTING before the call is what makes a copy no longer cancellable.
             let change = Change::to(CopyState::Submitting);
-            match jobs::transition(
-                &dispatcher.store,
-                id,
-                CopyState::Queued,
-                &change,
-                Some(&dispatcher.owner),
-            )
-            .await?
-            {
-                Some(job) => submit(dispatcher, job).await?,
-                None => return Ok(Outcome::NotOurs),
+            match jobs::transition(&dispatcher.store, id, CopyState::Queued, &change, Some(&dispatcher.owner)).await? {
+                Some(job) => submit_once(dispatcher, client, gate, job).await?,
+                None => Outcome::NotOurs,
             }
         }
-        CopyState::Submitting => submit(dispatcher, job).await?,
-        CopyState::Copying => follow(dispatcher, job).await?,
-        CopyState::Succeeded | CopyState::Failed | CopyState::Cancelled => Outcome::NotOurs,
+        CopyState::Submitting => submit_once(dispatcher, client, gate, job).await?,
+        _ => Outcome::NotOurs,
     };
-    let due_in = match &outcome {
+    release(dispatcher, id, &outcome).await?;
+    Ok(outcome)
+}
+
+/// Describes the claimed running copies of one destination project in one call, records what changed, and gives
+/// their leases back.
+pub async fn follow(
+    dispatcher: &Dispatcher,
+    client: &Client,
+    project: &str,
+    running: Vec<CopyJob>,
+) -> Result<(), StoreError> {
+    let names: Vec<&str> = running.iter().map(|job| job.version_name.as_str()).collect();
+    let described = status::describe_versions(client, project, &names).await;
+    for job in &running {
+        let outcome = match &described {
+            Ok(versions) => match find(versions, job) {
+                Some(found) => record_status(dispatcher, job, CopyState::Copying, found).await?,
+                // Not listed yet (Rekognition is eventually consistent): look again later.
+                None => Outcome::StillCopying,
+            },
+            Err(err) if err.is_permanent() => fail(dispatcher, job, CopyState::Copying, err, None).await?,
+            Err(err) => Outcome::RetryLater { attempt: 1, code: err.code.clone() },
+        };
+        release(dispatcher, job.id, &outcome).await?;
+    }
+    Ok(())
+}
+
+async fn release(dispatcher: &Dispatcher, id: uuid::Uuid, outcome: &Outcome) -> Result<(), StoreError> {
+    let due_in = match outcome {
         Outcome::RetryLater { attempt, .. } => backoff::delay(&dispatcher.settings, *attempt),
         Outcome::Submitted | Outcome::StillCopying => dispatcher.settings.status_poll_interval(),
         Outcome::Ended(_) | Outcome::NotOurs => Duration::ZERO,
     };
-    jobs::release(&dispatcher.store, id, &dispatcher.owner, due_in).await?;
-    Ok(outcome)
+    jobs::release(&dispatcher.store, id, &dispatcher.owner, due_in).await
 }
 
-async fn submit(dispatcher: &Dispatcher, job: CopyJob) -> Result<Outcome, StoreError> {
-    let Some(client) = dispatcher.clients.for_account(&job.destination_account) else {
-        let error = AwsCallError {
-            code: "AccountNotConfigured".into(),
-            message: format!(
-                "this service has no settings for account {}",
-                job.destination_account
-            ),
-            retry: crate::rekognition::Retry::Permanent,
-        };
-        return fail(dispatcher, &job, CopyState::Submitting, &error, None).await;
-    };
-    let Some(attempt) = jobs::record_attempt(&dispatcher.store, job.id, &dispatcher.owner).await?
-    else {
+async fn submit_once(
+    dispatcher: &Dispatcher,
+    client: &Client,
+    gate: &Gate,
+    job: CopyJob,
+) -> Result<Outcome, StoreError> {
+    let Some(attempt) = jobs::record_attempt(&dispatcher.store, job.id, &dispatcher.owner).await? else {
         return Ok(Outcome::NotOurs);
     };
     let attempt = attempt as u32;
@@ -79,24 +100,16 @@ async fn submit(dispatcher: &Dispatcher, job: CopyJob) -> Result<Outcome, StoreE
     // An earlier attempt may have reached Rekognition (a timeout, a 5xx, a replica that died before recording the
     // answer): look for its copy before making another, so a model is never copied twice.
     if attempt > 1 {
-        match find_version(client, &job).await {
-            Ok(Some(found))
-                if found.source_version_arn.as_deref()
-                    == Some(job.source_project_version_arn.as_str()) =>
-            {
+        gate.describe().await;
+        let found = status::describe_versions(client, &job.destination_project_arn, &[&job.version_name]).await;
+        match found.map(|versions| find(&versions, &job).cloned()) {
+            Ok(Some(found)) if found.source_version_arn.as_deref() == Some(job.source_project_version_arn.as_str()) => {
                 info!(arn = %found.version_arn, "adopting the copy an earlier attempt started");
                 return record_status(dispatcher, &job, CopyState::Submitting, &found).await;
             }
             Ok(_) => {}
-            Err(err) if err.is_permanent() => {
-                return fail(dispatcher, &job, CopyState::Submitting, &err, None).await
-            }
-            Err(err) => {
-                return Ok(Outcome::RetryLater {
-                    attempt,
-                    code: err.code,
-                })
-            }
+            Err(err) if err.is_permanent() => return fail(dispatcher, &job, CopyState::Submitting, &err, None).await,
+            Err(err) => return Ok(Outcome::RetryLater { attempt, code: err.code }),
         }
     }
 
@@ -107,65 +120,26 @@ async fn submit(dispatcher: &Dispatcher, job: CopyJob) -> Result<Outcome, StoreE
                 destination_version_arn: Some(arn),
                 ..Change::to(CopyState::Copying)
             };
-            apply(
-                dispatcher,
-                job.id,
-                CopyState::Submitting,
-                &change,
-                Outcome::Submitted,
-            )
-            .await
+            apply(dispatcher, job.id, CopyState::Submitting, &change, Outcome::Submitted).await
         }
-        Err(err) if err.is_permanent() => {
-            fail(dispatcher, &job, CopyState::Submitting, &err, None).await
-        }
+        Err(err) if err.is_permanent() => fail(dispatcher, &job, CopyState::Submitting, &err, None).await,
         Err(err) if attempt >= dispatcher.settings.max_attempts => {
             let detail = format!("gave up after {attempt} attempts");
             fail(dispatcher, &job, CopyState::Submitting, &err, Some(detail)).await
         }
         Err(err) => {
             warn!(attempt, code = %err.code, message = %err.message, "transient error; retrying later");
-            Ok(Outcome::RetryLater {
-                attempt,
-                code: err.code,
-            })
+            Ok(Outcome::RetryLater { attempt, code: err.code })
         }
     }
 }
 
-async fn follow(dispatcher: &Dispatcher, job: CopyJob) -> Result<Outcome, StoreError> {
-    let Some(client) = dispatcher.clients.for_account(&job.destination_account) else {
-        // Settings changed under a running copy: keep following once the account is back.
-        return Ok(Outcome::StillCopying);
-    };
-    match find_version(client, &job).await {
-        Ok(Some(found)) => record_status(dispatcher, &job, CopyState::Copying, &found).await,
-        // Not listed yet (Rekognition is eventually consistent): look again later.
-        Ok(None) => Ok(Outcome::StillCopying),
-        Err(err) if err.is_permanent() => {
-            fail(dispatcher, &job, CopyState::Copying, &err, None).await
-        }
-        Err(err) => Ok(Outcome::RetryLater {
-            attempt: 1,
-            code: err.code,
-        }),
-    }
-}
-
-/// The destination version this job makes, as Rekognition lists it.
-async fn find_version(
-    client: &Client,
-    job: &CopyJob,
-) -> Result<Option<VersionStatus>, AwsCallError> {
-    let versions =
-        status::describe_versions(client, &job.destination_project_arn, &[&job.version_name])
-            .await?;
-    Ok(versions
-        .into_iter()
-        .find(|v| match &job.destination_version_arn {
-            Some(arn) => &v.version_arn == arn,
-            None => v.version_name() == Some(job.version_name.as_str()),
-        }))
+/// The destination version a job makes, among those Rekognition listed.
+fn find<'v>(versions: &'v [VersionStatus], job: &CopyJob) -> Option<&'v VersionStatus> {
+    versions.iter().find(|v| match &job.destination_version_arn {
+        Some(arn) => &v.version_arn == arn,
+        None => v.version_name() == Some(job.version_name.as_str()),
+    })
 }
 
 /// Records what Rekognition says of the copy: done, failed, or a new status or message while it runs.
@@ -213,14 +187,7 @@ async fn fail(
         detail,
         ..Change::to(CopyState::Failed)
     };
-    apply(
-        dispatcher,
-        job.id,
-        from,
-        &change,
-        Outcome::Ended(CopyState::Failed),
-    )
-    .await
+    apply(dispatcher, job.id, from, &change, Outcome::Ended(CopyState::Failed)).await
 }
 
 /// Records `change` while the job is still ours; `outcome` if it was, [`Outcome::NotOurs`] if it no longer was.
@@ -231,11 +198,6 @@ async fn apply(
     change: &Change,
     outcome: Outcome,
 ) -> Result<Outcome, StoreError> {
-    let updated =
-        jobs::transition(&dispatcher.store, id, from, change, Some(&dispatcher.owner)).await?;
-    Ok(if updated.is_some() {
-        outcome
-    } else {
-        Outcome::NotOurs
-    })
+    let updated = jobs::transition(&dispatcher.store, id, from, change, Some(&dispatcher.owner)).await?;
+    Ok(if updated.is_some() { outcome } else { Outcome::NotOurs })
 }

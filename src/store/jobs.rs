@@ -55,8 +55,10 @@ pub enum CreateOutcome {
     Created(CopyJob),
     /// The caller's idempotency token matched an earlier request with the same parameters: that job, untouched.
     Replayed(CopyJob),
-    /// The token was used before with other parameters: nothing was written but the audit record.
+    /// The token was used before with other parameters: nothing was written.
     TokenMismatch(CopyJob),
+    /// The destination account's queue is full: nothing was written.
+    QueueFull { depth: i64 },
 }
 
 /// One transition of a job: the new state and what changed with it. `None` keeps a field as it was.
@@ -94,17 +96,34 @@ pub async fn create_with_audit(
     store: &super::Store,
     request: &CopyRequest,
     principal: &str,
+    max_queued: i64,
     mut audit: AuditRecord,
 ) -> Result<CreateOutcome, StoreError> {
     let mut tx = store.pool().begin().await?;
     let id = CopyId::new().as_uuid();
     let digest = request.digest().to_vec();
     let token = request.idempotency_token().map(|t| t.as_str().to_owned());
-    let tags: BTreeMap<String, String> = request
-        .tags()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v.as_str().to_owned()))
-        .collect();
+
+    // A retry is answered even when the queue is full: it asks for nothing new.
+    if let Some(token) = &token {
+        let existing: Option<CopyJob> =
+            sqlx::query_as("SELECT * FROM copy_jobs WHERE principal = $1 AND idempotency_token = $2")
+                .bind(principal)
+                .bind(token)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(existing) = existing {
+            return finish_existing(tx, existing, &digest, audit).await;
+        }
+    }
+    // Backpressure: an estimate (concurrent requests may each see room for one more), which is all a bound on
+    // queue depth needs.
+    let depth = count_queued(&mut *tx, request.destination_account().as_str()).await?;
+    if depth >= max_queued {
+        return Ok(CreateOutcome::QueueFull { depth });
+    }
+    let tags: BTreeMap<String, String> =
+        request.tags().iter().map(|(k, v)| (k.as_str().to_owned(), v.as_str().to_owned())).collect();
 
     // ON CONFLICT waits for a concurrent insert of the same token to commit, then yields no row: the
     // SELECT below then sees the winner. Two racing retries therefore produce one job.
@@ -135,54 +154,43 @@ pub async fn create_with_audit(
     .fetch_optional(&mut *tx)
     .await?;
 
-    let outcome = match inserted {
-        Some(job) => {
-            events::insert(&mut tx, &job, None, None).await?;
-            CreateOutcome::Created(job)
-        }
-        None => {
-            let existing: CopyJob = sqlx::query_as(
-                "SELECT * FROM copy_jobs WHERE principal = $1 AND idempotency_token = $2",
-            )
-            .bind(principal)
-            .bind(&token)
-            .fetch_one(&mut *tx)
-            .await?;
-            if existing.request_digest == digest {
-                CreateOutcome::Replayed(existing)
-            } else {
-                CreateOutcome::TokenMismatch(existing)
-            }
-        }
+    let Some(job) = inserted else {
+        let existing: CopyJob =
+            sqlx::query_as("SELECT * FROM copy_jobs WHERE principal = $1 AND idempotency_token = $2")
+                .bind(principal)
+                .bind(&token)
+                .fetch_one(&mut *tx)
+                .await?;
+        return finish_existing(tx, existing, &digest, audit).await;
     };
-    match &outcome {
-        CreateOutcome::Created(job) => {
-            audit.copy_id = Some(job.id);
-            append_reason(&mut audit, "queued");
-        }
-        CreateOutcome::Replayed(job) => {
-            audit.copy_id = Some(job.id);
-            append_reason(
-                &mut audit,
-                "replayed: idempotency token seen before with the same parameters",
-            );
-        }
-        // The caller is told ALREADY_EXISTS; the audit layer writes that record after the answer is known.
-        CreateOutcome::TokenMismatch(_) => {
-            tx.rollback().await?;
-            return Ok(outcome);
-        }
-    }
+    events::insert(&mut tx, &job, None, None).await?;
+    audit.copy_id = Some(job.id);
+    append_reason(&mut audit, "queued");
     audit::insert(&mut *tx, &audit).await?;
     tx.commit().await?;
-    Ok(outcome)
+    Ok(CreateOutcome::Created(job))
+}
+
+/// The request's token names `existing`: a replay if the parameters are the same, a refusal if not.
+async fn finish_existing(
+    mut tx: Transaction<'_, Postgres>,
+    existing: CopyJob,
+    digest: &[u8],
+    mut audit: AuditRecord,
+) -> Result<CreateOutcome, StoreError> {
+    if existing.request_digest != digest {
+        // The caller is told ALREADY_EXISTS; the audit layer writes that record once the answer is known.
+        return Ok(CreateOutcome::TokenMismatch(existing));
+    }
+    audit.copy_id = Some(existing.id);
+    append_reason(&mut audit, "replayed: idempotency token seen before with the same parameters");
+    audit::insert(&mut *tx, &audit).await?;
+    tx.commit().await?;
+    Ok(CreateOutcome::Replayed(existing))
 }
 
 pub async fn get(store: &super::Store, id: Uuid) -> Result<Option<CopyJob>, StoreError> {
-    Ok(sqlx::query_as("SELECT * FROM copy_jobs WHERE id = $1")
-        .bind(id)
-        .fetch_optional(store.pool())
-        .await?)
+    Ok(sqlx::query_as("SELECT * FROM copy_jobs WHERE id = $1").bind(id).fetch_optional(store.pool()).await?)
 }
 
 /// Copies matching `filter`, newest first, at most `limit`, after `after` (the previous page's last copy).
@@ -195,17 +203,13 @@ pub async fn list(
 ) -> Result<Vec<CopyJob>, StoreError> {
     let mut query = select_matching(filter);
     if let Some(after) = after {
-        query
-            .push(" AND (created_at, id) < (")
-            .push_bind(after.created_at);
+        query.push(" AND (created_at, id) < (").push_bind(after.created_at);
         query.push(", ").push_bind(after.id).push(")");
     }
     if live_only {
         query.push(format!(" AND state IN {LIVE_STATES}"));
     }
-    query
-        .push(" ORDER BY created_at DESC, id DESC LIMIT ")
-        .push_bind(limit);
+    query.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(limit);
     Ok(query.build_query_as().fetch_all(store.pool()).await?)
 }
 
@@ -231,14 +235,10 @@ fn select_matching(filter: &CopyFilter) -> QueryBuilder<'static, Postgres> {
         query.push(" AND state = ANY(").push_bind(states).push(")");
     }
     if let Some(account) = &filter.source_account {
-        query
-            .push(" AND source_account = ")
-            .push_bind(account.as_str().to_owned());
+        query.push(" AND source_account = ").push_bind(account.as_str().to_owned());
     }
     if let Some(account) = &filter.destination_account {
-        query
-            .push(" AND destination_account = ")
-            .push_bind(account.as_str().to_owned());
+        query.push(" AND destination_account = ").push_bind(account.as_str().to_owned());
     }
     if let Some(after) = filter.created_after {
         query.push(" AND created_at >= ").push_bind(after);
@@ -329,10 +329,7 @@ pub async fn cancel_with_audit(
 ) -> Result<CancelOutcome, StoreError> {
     let mut tx = store.pool().begin().await?;
     let Some(job): Option<CopyJob> =
-        sqlx::query_as("SELECT * FROM copy_jobs WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
+        sqlx::query_as("SELECT * FROM copy_jobs WHERE id = $1 FOR UPDATE").bind(id).fetch_optional(&mut *tx).await?
     else {
         return Ok(CancelOutcome::NotFound);
     };
@@ -341,10 +338,7 @@ pub async fn cancel_with_audit(
         CopyState::Cancelled => return Ok(CancelOutcome::AlreadyCancelled(job)),
         _ => return Ok(CancelOutcome::TooLate(job)),
     }
-    let change = Change {
-        detail: reason.map(str::to_owned),
-        ..Change::to(CopyState::Cancelled)
-    };
+    let change = Change { detail: reason.map(str::to_owned), ..Change::to(CopyState::Cancelled) };
     let job = transition_in(&mut tx, id, CopyState::Queued, &change, None)
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("copy {id} changed under its row lock")))?;
@@ -361,40 +355,83 @@ fn append_reason(audit: &mut AuditRecord, what: &str) {
     });
 }
 
-/// Claims up to `limit` due jobs for `owner` until the lease runs out. Jobs claimed by a live lease elsewhere
-/// are skipped, as are rows another replica is claiming right now (SKIP LOCKED), so replicas never share a job.
-pub async fn claim_due(
+/// `account`'s jobs in `state` that are due and not claimed by anyone, those due longest first.
+pub async fn due_in_state(
     store: &super::Store,
-    owner: &str,
-    lease: Duration,
+    account: &str,
+    state: CopyState,
     limit: i64,
 ) -> Result<Vec<CopyJob>, StoreError> {
-    Ok(sqlx::query_as(&format!(
-        "UPDATE copy_jobs SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2)
-          WHERE id IN (
-              SELECT id FROM copy_jobs
-               WHERE state IN {LIVE_STATES}
-                 AND next_attempt_at <= now()
-                 AND (lease_expires_at IS NULL OR lease_expires_at < now())
-               ORDER BY next_attempt_at
-               LIMIT $3
-               FOR UPDATE SKIP LOCKED)
-          RETURNING *"
-    ))
-    .bind(owner)
-    .bind(lease.as_secs_f64())
+    Ok(sqlx::query_as(
+        "SELECT * FROM copy_jobs
+          WHERE destination_account = $1 AND state = $2 AND next_attempt_at <= now()
+            AND (lease_expires_at IS NULL OR lease_expires_at < now())
+          ORDER BY next_attempt_at
+          LIMIT $3",
+    )
+    .bind(account)
+    .bind(state.as_str())
     .bind(limit)
     .fetch_all(store.pool())
     .await?)
 }
 
-/// Gives a claimed job back, due again after `after`.
-pub async fn release(
+/// The oldest queued, due, unclaimed job of each principal with work queued in `account`: the heads of the
+/// per-principal queues that fair dispatch chooses between.
+pub async fn queued_heads(store: &super::Store, account: &str) -> Result<Vec<CopyJob>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT DISTINCT ON (principal) * FROM copy_jobs
+          WHERE destination_account = $1 AND state = 'QUEUED' AND next_attempt_at <= now()
+            AND (lease_expires_at IS NULL OR lease_expires_at < now())
+          ORDER BY principal, created_at, id",
+    )
+    .bind(account)
+    .fetch_all(store.pool())
+    .await?)
+}
+
+/// Copies of `account` that hold, or are about to hold, a place among Rekognition's copies in progress:
+/// submitting, copying, or queued and claimed for submission right now.
+pub async fn count_in_progress(store: &super::Store, account: &str) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM copy_jobs
+          WHERE destination_account = $1
+            AND (state IN ('SUBMITTING', 'COPYING') OR (state = 'QUEUED' AND lease_expires_at > now()))",
+    )
+    .bind(account)
+    .fetch_one(store.pool())
+    .await?)
+}
+
+/// Queued copies of `account`: the depth that backpressure compares with the account's limit.
+pub async fn count_queued(executor: impl sqlx::PgExecutor<'_>, account: &str) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM copy_jobs WHERE destination_account = $1 AND state = 'QUEUED'")
+        .bind(account)
+        .fetch_one(executor)
+        .await?)
+}
+
+/// Claims those of `ids` that nobody holds, for `owner`, for one step of at most `lease`.
+pub async fn claim(
     store: &super::Store,
-    id: Uuid,
+    ids: &[Uuid],
     owner: &str,
-    after: Duration,
-) -> Result<(), StoreError> {
+    lease: Duration,
+) -> Result<Vec<CopyJob>, StoreError> {
+    Ok(sqlx::query_as(
+        "UPDATE copy_jobs SET lease_owner = $2, lease_expires_at = now() + make_interval(secs => $3)
+          WHERE id = ANY($1) AND (lease_expires_at IS NULL OR lease_expires_at < now())
+          RETURNING *",
+    )
+    .bind(ids)
+    .bind(owner)
+    .bind(lease.as_secs_f64())
+    .fetch_all(store.pool())
+    .await?)
+}
+
+/// Gives a claimed job back, due again after `after`.
+pub async fn release(store: &super::Store, id: Uuid, owner: &str, after: Duration) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE copy_jobs SET lease_owner = NULL, lease_expires_at = NULL,
                 next_attempt_at = now() + make_interval(secs => $3)
@@ -410,11 +447,7 @@ pub async fn release(
 
 /// Counts one more submission attempt *before* it is made, so that a successor can tell that an earlier
 /// attempt may have reached Rekognition. Returns the new count, or `None` if the job is no longer ours.
-pub async fn record_attempt(
-    store: &super::Store,
-    id: Uuid,
-    owner: &str,
-) -> Result<Option<i32>, StoreError> {
+pub async fn record_attempt(store: &super::Store, id: Uuid, owner: &str) -> Result<Option<i32>, StoreError> {
     Ok(sqlx::query_scalar(
         "UPDATE copy_jobs SET attempts = attempts + 1, updated_at = now()
           WHERE id = $1 AND lease_owner = $2 AND state = 'SUBMITTING'
@@ -424,4 +457,45 @@ pub async fn record_attempt(
     .bind(owner)
     .fetch_optional(store.pool())
     .await?)
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    /// A plausible queued job, for tests of code that reads jobs without a database.
+    pub fn job() -> CopyJob {
+        let now = Utc::now();
+        CopyJob {
+            id: Uuid::now_v7(),
+            principal: "alice".into(),
+            idempotency_token: None,
+            request_digest: vec![0; 32],
+            source_project_arn: "arn:aws:rekognition:us-east-1:111111111111:project/p/1".into(),
+            source_project_version_arn: "arn:aws:rekognition:us-east-1:111111111111:project/p/version/v1/2".into(),
+            destination_project_arn: "arn:aws:rekognition:us-east-1:222222222222:project/q/3".into(),
+            version_name: "v1".into(),
+            s3_bucket: "bucket".into(),
+            s3_key_prefix: String::new(),
+            tags: Json(BTreeMap::new()),
+            kms_key_id: None,
+            source_account: "111111111111".into(),
+            destination_account: "222222222222".into(),
+            region: "us-east-1".into(),
+            state: CopyState::Queued,
+            rekognition_status: None,
+            rekognition_status_message: None,
+            destination_version_arn: None,
+            error_code: None,
+            error_message: None,
+            attempts: 0,
+            next_attempt_at: now,
+            lease_owner: None,
+            lease_expires_at: None,
+            created_at: now,
+            updated_at: now,
+            submitted_at: None,
+            completed_at: None,
+        }
+    }
 }

@@ -4,12 +4,10 @@
 use std::time::Duration;
 
 use modelcopy::cli::connect::{self, CallMetadata, Client};
-use modelcopy::config::{AccountSettings, Settings};
+use modelcopy::config::{AccountLimits, AccountSettings, Settings};
 use modelcopy::devenv::{test_cluster, unique_db_name};
 use modelcopy::proto;
-use modelcopy::simulator::{
-    self, Seed, SeedAccount, SeedProject, SeedVersion, SimConfig, SimHandle,
-};
+use modelcopy::simulator::{self, Seed, SeedAccount, SeedProject, SeedVersion, SimConfig, SimHandle};
 use modelcopy::startup::Application;
 use sqlx::PgPool;
 
@@ -34,10 +32,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            copy_duration: Duration::from_millis(300),
-            dispatch: true,
-        }
+        Options { copy_duration: Duration::from_millis(300), dispatch: true }
     }
 }
 
@@ -54,22 +49,12 @@ pub fn seed() -> Seed {
         created_millis: Some(1_700_000_000_000),
         versions: versions
             .iter()
-            .map(|v| SeedVersion {
-                name: (*v).into(),
-                status: None,
-                created_millis: Some(1_700_000_100_000),
-            })
+            .map(|v| SeedVersion { name: (*v).into(), status: None, created_millis: Some(1_700_000_100_000) })
             .collect(),
     };
     Seed {
-        accounts: vec![
-            account(SOURCE_ACCOUNT, "AKIATESTSOURCE000001"),
-            account(DEST_ACCOUNT, "AKIATESTDEST00000002"),
-        ],
-        projects: vec![
-            project(SOURCE_ACCOUNT, "detector", &["v1", "v2"]),
-            project(DEST_ACCOUNT, "detector-prod", &[]),
-        ],
+        accounts: vec![account(SOURCE_ACCOUNT, "AKIATESTSOURCE000001"), account(DEST_ACCOUNT, "AKIATESTDEST00000002")],
+        projects: vec![project(SOURCE_ACCOUNT, "detector", &["v1", "v2"]), project(DEST_ACCOUNT, "detector-prod", &[])],
     }
 }
 
@@ -81,10 +66,7 @@ impl TestApp {
     pub async fn spawn_with(options: Options) -> TestApp {
         modelcopy::telemetry::init("warn,modelcopy=info");
         let cluster = test_cluster().await;
-        let database_url = cluster
-            .create_database(&unique_db_name("svc"))
-            .await
-            .expect("test database");
+        let database_url = cluster.create_database(&unique_db_name("svc")).await.expect("test database");
         let seed = seed();
         let sim = simulator::start(SimConfig {
             copy_duration: options.copy_duration,
@@ -116,46 +98,29 @@ impl TestApp {
                     access_key_id: Some(account.access_key_id.clone()),
                     secret_access_key: account.secret_access_key.clone(),
                     role_arn: None,
+                    // Fast enough that pacing never decides a test's outcome; the fleet tests check pacing.
+                    limits: AccountLimits {
+                        copy_per_second: 50.0,
+                        describe_per_second: 100.0,
+                        ..AccountLimits::default()
+                    },
                 },
             );
         }
-        let app = Application::start(settings.clone())
-            .await
-            .expect("application starts");
+        let app = Application::start(settings.clone()).await.expect("application starts");
         let endpoint = format!("http://{}", app.local_addr());
         let pool = app.store().pool().clone();
-        TestApp {
-            app: Some(app),
-            endpoint,
-            pool,
-            database_url,
-            sim,
-            seed,
-            settings,
-        }
+        TestApp { app: Some(app), endpoint, pool, database_url, sim, seed, settings }
     }
 
     /// An app whose copies stay queued until the test starts a dispatching replica (or never).
     pub async fn spawn_without_dispatch() -> TestApp {
-        TestApp::spawn_with(Options {
-            dispatch: false,
-            ..Default::default()
-        })
-        .await
+        TestApp::spawn_with(Options { dispatch: false, ..Default::default() }).await
     }
 
     /// Queues `request` as `client`'s caller and returns the new copy.
-    pub async fn submit(
-        client: &mut Client,
-        request: proto::CopyModelVersionRequest,
-    ) -> proto::Copy {
-        client
-            .copy_model_version(request)
-            .await
-            .expect("copy accepted")
-            .into_inner()
-            .copy
-            .expect("a copy")
+    pub async fn submit(client: &mut Client, request: proto::CopyModelVersionRequest) -> proto::Copy {
+        client.copy_model_version(request).await.expect("copy accepted").into_inner().copy.expect("a copy")
     }
 
     /// Another replica of the service on the same database and simulator, dispatching.
@@ -166,36 +131,23 @@ impl TestApp {
     }
 
     pub async fn client(&self, principal: &str) -> Client {
-        connect::connect(
-            &self.endpoint,
-            CallMetadata::new(Some(principal), None).unwrap(),
-        )
-        .await
-        .expect("connect")
+        connect::connect(&self.endpoint, CallMetadata::new(Some(principal), None).unwrap()).await.expect("connect")
     }
 
     pub async fn anonymous_client(&self) -> Client {
-        connect::connect(&self.endpoint, CallMetadata::new(None, None).unwrap())
-            .await
-            .expect("connect")
+        connect::connect(&self.endpoint, CallMetadata::new(None, None).unwrap()).await.expect("connect")
     }
 
     pub fn source_project(&self) -> String {
-        self.seed
-            .project_arn(SOURCE_ACCOUNT, REGION, "detector")
-            .unwrap()
+        self.seed.project_arn(SOURCE_ACCOUNT, REGION, "detector").unwrap()
     }
 
     pub fn source_version(&self) -> String {
-        self.seed
-            .version_arn(SOURCE_ACCOUNT, REGION, "detector", "v1")
-            .unwrap()
+        self.seed.version_arn(SOURCE_ACCOUNT, REGION, "detector", "v1").unwrap()
     }
 
     pub fn destination_project(&self) -> String {
-        self.seed
-            .project_arn(DEST_ACCOUNT, REGION, "detector-prod")
-            .unwrap()
+        self.seed.project_arn(DEST_ACCOUNT, REGION, "detector-prod").unwrap()
     }
 
     /// A valid request copying detector/v1 into detector-prod as `version_name`.
@@ -219,19 +171,12 @@ impl TestApp {
     pub async fn wait_until_ended(&self, client: &mut Client, copy_id: &str) -> proto::Copy {
         for _ in 0..400 {
             let copy = client
-                .get_copy(proto::GetCopyRequest {
-                    copy_id: copy_id.into(),
-                })
+                .get_copy(proto::GetCopyRequest { copy_id: copy_id.into() })
                 .await
                 .expect("get copy")
                 .into_inner();
             let state = copy.state();
-            if matches!(
-                state,
-                proto::CopyState::Succeeded
-                    | proto::CopyState::Failed
-                    | proto::CopyState::Cancelled
-            ) {
+            if matches!(state, proto::CopyState::Succeeded | proto::CopyState::Failed | proto::CopyState::Cancelled) {
                 return copy;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -242,13 +187,12 @@ impl TestApp {
     /// The states a copy went through, from its stored history. COPYING -> COPYING events (Rekognition's status
     /// message changed while the copy ran) depend on timing, so repeats are folded into one.
     pub async fn history(&self, copy_id: &str) -> Vec<String> {
-        let mut states: Vec<String> = sqlx::query_scalar(
-            "SELECT to_state FROM copy_events WHERE copy_id = $1::uuid ORDER BY seq",
-        )
-        .bind(copy_id)
-        .fetch_all(&self.pool)
-        .await
-        .unwrap();
+        let mut states: Vec<String> =
+            sqlx::query_scalar("SELECT to_state FROM copy_events WHERE copy_id = $1::uuid ORDER BY seq")
+                .bind(copy_id)
+                .fetch_all(&self.pool)
+                .await
+                .unwrap();
         states.dedup();
         states
     }
@@ -262,10 +206,7 @@ impl TestApp {
     }
 
     pub async fn job_count(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM copy_jobs")
-            .fetch_one(&self.pool)
-            .await
-            .unwrap()
+        sqlx::query_scalar("SELECT count(*) FROM copy_jobs").fetch_one(&self.pool).await.unwrap()
     }
 
     pub async fn stop(mut self) {
@@ -278,8 +219,5 @@ impl TestApp {
 
 /// The states of a copy as a test reads them.
 pub fn state_names(events: &[proto::CopyEvent]) -> Vec<proto::CopyState> {
-    events
-        .iter()
-        .map(|e| e.copy.as_ref().unwrap().state())
-        .collect()
+    events.iter().map(|e| e.copy.as_ref().unwrap().state()).collect()
 }

@@ -1,0 +1,172 @@
+//! The dispatcher of one account, run by the account's leader: follows running copies in batches and submits
+//! queued ones, fairly between principals, never faster than the account's gate allows nor beyond its copies in
+//! progress.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_rekognition::Client;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tracing::{info, warn, Instrument};
+
+use super::fairness::RoundRobin;
+use super::gate::Gate;
+use super::{step, Dispatcher};
+use crate::config::AccountLimits;
+use crate::domain::CopyState;
+use crate::shutdown::Shutdown;
+use crate::store::{jobs, CopyJob, StoreError};
+
+/// DescribeProjectVersions takes at most this many version names per call.
+const VERSIONS_PER_DESCRIBE: usize = 10;
+/// Running copies looked at per round.
+const FOLLOW_PER_ROUND: i64 = 1_000;
+
+pub struct AccountDispatcher {
+    dispatcher: Dispatcher,
+    account: String,
+    limits: AccountLimits,
+    gate: Arc<Gate>,
+    wake: Arc<Notify>,
+    fairness: RoundRobin,
+    steps: JoinSet<()>,
+}
+
+impl AccountDispatcher {
+    pub fn new(dispatcher: Dispatcher, account: String, limits: AccountLimits, wake: Arc<Notify>) -> Self {
+        let gate = Arc::new(Gate::new(&limits));
+        AccountDispatcher {
+            dispatcher,
+            account,
+            limits,
+            gate,
+            wake,
+            fairness: RoundRobin::default(),
+            steps: JoinSet::new(),
+        }
+    }
+
+    pub async fn run(mut self, mut stop: Shutdown) {
+        let Some(client) = self.dispatcher.clients.for_account(&self.account).cloned() else {
+            return warn!(account = %self.account, "no Rekognition client for this account");
+        };
+        loop {
+            while self.steps.try_join_next().is_some() {}
+            let wait = match self.round(&client).await {
+                Ok(wait) => wait,
+                Err(err) => {
+                    warn!(%err, account = %self.account, "dispatch round failed");
+                    self.dispatcher.settings.poll_interval()
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.wake.notified() => {}
+                _ = stop.wait() => break,
+            }
+        }
+        let drained =
+            tokio::time::timeout(Duration::from_secs(10), async { while self.steps.join_next().await.is_some() {} });
+        if drained.await.is_err() {
+            warn!(account = %self.account, "steps still under way at shutdown; their leases will lapse");
+        }
+        info!(account = %self.account, "no longer dispatching for account");
+    }
+
+    /// Starts what the gate allows now; returns how long until there may be more to do.
+    async fn round(&mut self, client: &Client) -> Result<Duration, StoreError> {
+        let mut wait = self.dispatcher.settings.poll_interval();
+        if let Err(until) = self.follow(client).await? {
+            wait = wait.min(until);
+        }
+        if let Err(until) = self.submit(client).await? {
+            wait = wait.min(until);
+        }
+        Ok(wait.max(Duration::from_millis(1)))
+    }
+
+    /// Describes the running copies that are due, up to ten per call per destination project.
+    /// `Err(wait)` when the gate stopped it before it was done.
+    async fn follow(&mut self, client: &Client) -> Result<Result<(), Duration>, StoreError> {
+        let store = &self.dispatcher.store;
+        let due = jobs::due_in_state(store, &self.account, CopyState::Copying, FOLLOW_PER_ROUND).await?;
+        let mut by_project: BTreeMap<String, Vec<CopyJob>> = BTreeMap::new();
+        for job in due {
+            by_project.entry(job.destination_project_arn.clone()).or_default().push(job);
+        }
+        for (project, running) in by_project {
+            for batch in running.chunks(VERSIONS_PER_DESCRIBE) {
+                if let Err(until) = self.gate.try_describe() {
+                    return Ok(Err(until));
+                }
+                let ids: Vec<_> = batch.iter().map(|job| job.id).collect();
+                let claimed =
+                    jobs::claim(store, &ids, &self.dispatcher.owner, self.dispatcher.settings.lease()).await?;
+                if claimed.is_empty() {
+                    continue;
+                }
+                let (dispatcher, client, project) = (self.dispatcher.clone(), client.clone(), project.clone());
+                let span = tracing::info_span!("follow", account = %self.account, copies = claimed.len());
+                self.steps.spawn(
+                    async move {
+                        if let Err(err) = step::follow(&dispatcher, &client, &project, claimed).await {
+                            warn!(%err, "follow step failed; its leases will lapse");
+                        }
+                    }
+                    .instrument(span),
+                );
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Submits retries first, then queued copies in round-robin order between principals, while the account has
+    /// room for copies in progress and the gate allows.
+    async fn submit(&mut self, client: &Client) -> Result<Result<(), Duration>, StoreError> {
+        let store = &self.dispatcher.store;
+        let in_progress = jobs::count_in_progress(store, &self.account).await?;
+        let mut room = i64::from(self.limits.max_in_progress) - in_progress;
+        if room <= 0 {
+            return Ok(Ok(()));
+        }
+        let mut candidates = jobs::due_in_state(store, &self.account, CopyState::Submitting, room).await?;
+        // Each pass takes one copy per principal; passes go on while there is room, queued work and pace.
+        while room > 0 {
+            if candidates.is_empty() {
+                candidates = self.fairness.order(jobs::queued_heads(store, &self.account).await?);
+                if candidates.is_empty() {
+                    break;
+                }
+            }
+            for job in std::mem::take(&mut candidates) {
+                if room == 0 {
+                    break;
+                }
+                if let Err(until) = self.gate.try_copy() {
+                    return Ok(Err(until));
+                }
+                let lease = self.dispatcher.settings.lease();
+                let Some(job) = jobs::claim(store, &[job.id], &self.dispatcher.owner, lease).await?.pop() else {
+                    continue;
+                };
+                if job.state == CopyState::Queued {
+                    self.fairness.served(&job.principal);
+                }
+                room -= 1;
+                let (dispatcher, client, gate) = (self.dispatcher.clone(), client.clone(), self.gate.clone());
+                let span = tracing::info_span!("submit", copy_id = %job.id, principal = %job.principal);
+                self.steps.spawn(
+                    async move {
+                        if let Err(err) = step::submit(&dispatcher, &client, &gate, job).await {
+                            warn!(%err, "submit step failed; its lease will lapse");
+                        }
+                    }
+                    .instrument(span),
+                );
+            }
+        }
+        Ok(Ok(()))
+    }
+}
