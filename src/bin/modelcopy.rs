@@ -11,10 +11,7 @@ use modelcopy::startup::Application;
 use modelcopy::store::Store;
 
 #[derive(Parser)]
-#[command(
-    version,
-    about = "gRPC front door to Amazon Rekognition Custom Labels model copies"
-)]
+#[command(version, about = "gRPC front door to Amazon Rekognition Custom Labels model copies")]
 struct Args {
     #[command(subcommand)]
     command: Command,
@@ -46,6 +43,9 @@ enum Command {
         /// How long a simulated copy takes.
         #[arg(long, default_value_t = 8_000)]
         copy_duration_ms: u64,
+        /// Replicas of the service to run against the one database (on consecutive ports from --listen).
+        #[arg(long, default_value_t = 1)]
+        replicas: u16,
     },
 }
 
@@ -55,6 +55,8 @@ async fn main() -> anyhow::Result<()> {
     match Args::parse().command {
         Command::Serve { config } => {
             let app = Application::start(Settings::load(config.as_deref())?).await?;
+            // One machine-readable line, for whoever started this process (scripts, the fleet tests).
+            println!("modelcopy listening on {}", app.local_addr());
             let trigger = app.shutdown_trigger();
             tokio::spawn(async move {
                 wait_for_signal().await;
@@ -64,26 +66,18 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate { config } => {
             let settings = Settings::load(config.as_deref())?;
-            Store::connect(&settings.database_url, 1)
-                .await?
-                .migrate()
-                .await?;
+            Store::connect(&settings.database_url, 1).await?.migrate().await?;
             println!("migrations applied");
             Ok(())
         }
-        Command::Dev {
-            data_dir,
-            postgres_port,
-            listen,
-            seed,
-            copy_duration_ms,
-        } => {
+        Command::Dev { data_dir, postgres_port, listen, seed, copy_duration_ms, replicas } => {
             embedded::run(DevOptions {
                 data_dir,
                 postgres_port,
                 listen,
                 seed,
                 copy_duration: Duration::from_millis(copy_duration_ms),
+                replicas: replicas.max(1),
             })
             .await
         }
@@ -91,8 +85,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn wait_for_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

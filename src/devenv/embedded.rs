@@ -20,6 +20,9 @@ pub struct DevOptions {
     pub listen: SocketAddr,
     pub seed: PathBuf,
     pub copy_duration: Duration,
+    /// Replicas of the service, each with its own pool, dispatcher and port, sharing the one database: they
+    /// coordinate exactly as separate machines would, through PostgreSQL.
+    pub replicas: u16,
 }
 
 /// Region of the demo accounts (the seed's projects live there).
@@ -57,23 +60,34 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
             },
         );
     }
-    let app = Application::start(settings).await?;
+    let mut apps = Vec::new();
+    for replica in 0..options.replicas {
+        let mut settings = settings.clone();
+        let port = options.listen.port().checked_add(replica).context("--listen port too high for the replicas")?;
+        settings.listen_addr.set_port(port);
+        apps.push(Application::start(settings).await?);
+    }
 
     println!("modelcopy dev is running");
-    println!("  gRPC API              http://{}", app.local_addr());
+    for app in &apps {
+        println!("  gRPC API              http://{}", app.local_addr());
+    }
     println!("  PostgreSQL            {}", postgres.database_url("modelcopy"));
     println!("  Rekognition simulator {}", sim.endpoint_url());
-    if let Some(line) = demo_copy_line(&seed, app.local_addr()) {
+    if let Some(line) = demo_copy_line(&seed, apps[0].local_addr()) {
         println!("\nStart a copy and watch it to the end:\n  {line}");
     }
     println!("\nCtrl-C stops everything.");
 
-    let trigger = app.shutdown_trigger();
+    let triggers: Vec<_> = apps.iter().map(|app| app.shutdown_trigger()).collect();
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
-        trigger.fire();
+        triggers.iter().for_each(|trigger| trigger.fire());
     });
-    let served = app.wait().await;
+    let mut served = Ok(());
+    for app in apps {
+        served = served.and(app.wait().await);
+    }
     sim.shutdown();
     postgres.stop()?;
     served

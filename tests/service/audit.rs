@@ -7,10 +7,7 @@ use crate::helpers::TestApp;
 async fn a_call_without_credentials_is_refused_and_audited() {
     let app = TestApp::spawn().await;
     let mut anonymous = app.anonymous_client().await;
-    let status = anonymous
-        .copy_model_version(app.copy_request("anon"))
-        .await
-        .unwrap_err();
+    let status = anonymous.copy_model_version(app.copy_request("anon")).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
     assert_eq!(app.job_count().await, 0);
 
@@ -22,10 +19,7 @@ async fn a_call_without_credentials_is_refused_and_audited() {
     assert_eq!(row.0, None);
     assert_eq!(row.2, "CopyModelVersion");
     assert_eq!(row.3, "DENIED");
-    assert!(
-        row.4.unwrap().starts_with("127.0.0.1:"),
-        "the peer address is recorded"
-    );
+    assert!(row.4.unwrap().starts_with("127.0.0.1:"), "the peer address is recorded");
     app.stop().await;
 }
 
@@ -42,21 +36,13 @@ async fn an_accepted_copy_is_audited_with_its_key_fields_and_digest() {
         .fetch_one(&app.pool)
         .await
         .unwrap();
-    assert_eq!(
-        (principal.as_str(), authn.as_str(), decision.as_str()),
-        ("alice", "dev-metadata", "ALLOWED")
-    );
+    assert_eq!((principal.as_str(), authn.as_str(), decision.as_str()), ("alice", "dev-metadata", "ALLOWED"));
     assert_eq!(copy_id, copy.copy_id);
     assert_eq!(request["version_name"], "audited");
-    assert_eq!(
-        request["destination_project_arn"],
-        app.destination_project()
-    );
+    assert_eq!(request["destination_project_arn"], app.destination_project());
     assert_eq!(digest.len(), 32);
-    let job_digest: Vec<u8> = sqlx::query_scalar("SELECT request_digest FROM copy_jobs")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let job_digest: Vec<u8> =
+        sqlx::query_scalar("SELECT request_digest FROM copy_jobs").fetch_one(&app.pool).await.unwrap();
     assert_eq!(digest, job_digest);
     app.stop().await;
 }
@@ -66,27 +52,11 @@ async fn every_rpc_leaves_one_row() {
     let app = TestApp::spawn().await;
     let mut client = app.client("alice").await;
     let copy = TestApp::submit(&mut client, app.copy_request("rows")).await;
-    client
-        .get_copy(proto::GetCopyRequest {
-            copy_id: copy.copy_id.clone(),
-        })
-        .await
-        .unwrap();
-    client
-        .list_copies(proto::ListCopiesRequest::default())
-        .await
-        .unwrap();
-    client
-        .get_copy(proto::GetCopyRequest {
-            copy_id: uuid::Uuid::new_v4().to_string(),
-        })
-        .await
-        .unwrap_err();
+    client.get_copy(proto::GetCopyRequest { copy_id: copy.copy_id.clone() }).await.unwrap();
+    client.list_copies(proto::ListCopiesRequest::default()).await.unwrap();
+    client.get_copy(proto::GetCopyRequest { copy_id: uuid::Uuid::new_v4().to_string() }).await.unwrap_err();
     let rows = app.audit_rows().await;
-    let summary: Vec<(&str, &str, &str)> = rows
-        .iter()
-        .map(|r| (r.0.as_str(), r.1.as_str(), r.2.as_str()))
-        .collect();
+    let summary: Vec<(&str, &str, &str)> = rows.iter().map(|r| (r.0.as_str(), r.1.as_str(), r.2.as_str())).collect();
     assert_eq!(
         summary,
         [

@@ -10,9 +10,7 @@ async fn a_missing_destination_project_fails_the_copy_with_aws_code_kept() {
     let app = TestApp::spawn().await;
     let mut client = app.client("alice").await;
     let mut request = app.copy_request("to-nowhere");
-    request.destination_project_arn = request
-        .destination_project_arn
-        .replace("detector-prod", "no-such-project");
+    request.destination_project_arn = request.destination_project_arn.replace("detector-prod", "no-such-project");
 
     let copy = TestApp::submit(&mut client, request).await;
     let ended = app.wait_until_ended(&mut client, &copy.copy_id).await;
@@ -21,10 +19,7 @@ async fn a_missing_destination_project_fails_the_copy_with_aws_code_kept() {
     assert_eq!(error.code, "ResourceNotFoundException");
     assert!(!error.message.is_empty());
     assert_eq!(ended.attempts, 1, "a permanent error is not retried");
-    assert_eq!(
-        app.history(&copy.copy_id).await,
-        ["QUEUED", "SUBMITTING", "FAILED"]
-    );
+    assert_eq!(app.history(&copy.copy_id).await, ["QUEUED", "SUBMITTING", "FAILED"]);
     assert_eq!(app.sim.call_count("CopyProjectVersion"), 1);
     app.stop().await;
 }
@@ -45,29 +40,13 @@ async fn throttling_is_retried_with_backoff_until_the_copy_succeeds() {
     assert_eq!(ended.state(), CopyState::Succeeded, "{ended:?}");
     assert_eq!(ended.attempts, 3);
 
-    let copies: Vec<_> = app
-        .sim
-        .calls()
-        .into_iter()
-        .filter(|c| c.operation == "CopyProjectVersion")
-        .collect();
+    let copies: Vec<_> = app.sim.calls().into_iter().filter(|c| c.operation == "CopyProjectVersion").collect();
     let outcomes: Vec<&str> = copies.iter().map(|c| c.outcome.as_str()).collect();
-    assert_eq!(
-        outcomes,
-        ["ThrottlingException", "ThrottlingException", "ok"]
-    );
+    assert_eq!(outcomes, ["ThrottlingException", "ThrottlingException", "ok"]);
     // The SDK's own retries are off: every attempt is the service's own, paced by its backoff.
+    assert!(copies.iter().all(|c| c.attempt.as_deref().is_none_or(|a| a.starts_with("attempt=1"))), "{copies:?}");
     assert!(
-        copies.iter().all(|c| c
-            .attempt
-            .as_deref()
-            .is_none_or(|a| a.starts_with("attempt=1"))),
-        "{copies:?}"
-    );
-    assert!(
-        copies
-            .windows(2)
-            .all(|w| w[1].at - w[0].at >= chrono::Duration::milliseconds(40)),
+        copies.windows(2).all(|w| w[1].at - w[0].at >= chrono::Duration::milliseconds(40)),
         "backoff between attempts"
     );
     app.stop().await;
@@ -83,32 +62,18 @@ async fn a_successor_adopts_the_copy_a_dead_replica_submitted_instead_of_copying
     // could record the answer.
     let store = Store::from_pool(app.pool.clone());
     let id = copy.copy_id.parse().unwrap();
-    jobs::transition(
-        &store,
-        id,
-        DomainState::Queued,
-        &Change::to(DomainState::Submitting),
-        None,
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    sqlx::query("UPDATE copy_jobs SET attempts = 1 WHERE id = $1")
-        .bind(id)
-        .execute(&app.pool)
+    jobs::transition(&store, id, DomainState::Queued, &Change::to(DomainState::Submitting), None)
         .await
+        .unwrap()
         .unwrap();
+    sqlx::query("UPDATE copy_jobs SET attempts = 1 WHERE id = $1").bind(id).execute(&app.pool).await.unwrap();
     let made = crate::aws_sdk_client(&app, crate::helpers::DEST_ACCOUNT)
         .copy_project_version()
         .source_project_arn(app.source_project())
         .source_project_version_arn(app.source_version())
         .destination_project_arn(app.destination_project())
         .version_name("adopted")
-        .output_config(
-            aws_sdk_rekognition::types::OutputConfig::builder()
-                .s3_bucket("model-output")
-                .build(),
-        )
+        .output_config(aws_sdk_rekognition::types::OutputConfig::builder().s3_bucket("model-output").build())
         .send()
         .await
         .expect("the dead replica's call")
@@ -119,11 +84,7 @@ async fn a_successor_adopts_the_copy_a_dead_replica_submitted_instead_of_copying
     let ended = app.wait_until_ended(&mut client, &copy.copy_id).await;
     assert_eq!(ended.state(), CopyState::Succeeded, "{ended:?}");
     assert_eq!(ended.destination_project_version_arn, made);
-    assert_eq!(
-        app.sim.call_count("CopyProjectVersion"),
-        1,
-        "the successor did not submit again"
-    );
+    assert_eq!(app.sim.call_count("CopyProjectVersion"), 1, "the successor did not submit again");
     assert!(app.sim.call_count("DescribeProjectVersions") >= 1);
     successor.stop().await.unwrap();
     app.stop().await;

@@ -8,20 +8,14 @@ use crate::helpers::TestApp;
 async fn run(args: &[&str]) -> (Outcome, String) {
     let cli = Cli::try_parse_from(args).expect("arguments parse");
     let mut out = Vec::new();
-    let outcome = cli::execute(&cli, &mut out)
-        .await
-        .expect("command succeeds");
+    let outcome = cli::execute(&cli, &mut out).await.expect("command succeeds");
     (outcome, String::from_utf8(out).unwrap())
 }
 
 #[tokio::test]
 async fn copy_and_watch_from_the_cli_follows_the_copy_to_its_end() {
     let app = TestApp::spawn().await;
-    let (source, version, destination) = (
-        app.source_project(),
-        app.source_version(),
-        app.destination_project(),
-    );
+    let (source, version, destination) = (app.source_project(), app.source_version(), app.destination_project());
     let (outcome, out) = run(&[
         "modelcopy-cli",
         "--endpoint",
@@ -48,21 +42,9 @@ async fn copy_and_watch_from_the_cli_follows_the_copy_to_its_end() {
     assert!(out.contains("succeeded"), "{out}");
     assert!(out.contains("COPYING_COMPLETED"), "{out}");
 
-    let (_, listed) = run(&[
-        "modelcopy-cli",
-        "--endpoint",
-        &app.endpoint,
-        "--principal",
-        "carol",
-        "--output",
-        "json",
-        "list",
-    ])
-    .await;
-    let line = listed
-        .lines()
-        .find(|l| l.contains("from-cli"))
-        .expect("the copy is listed");
+    let (_, listed) =
+        run(&["modelcopy-cli", "--endpoint", &app.endpoint, "--principal", "carol", "--output", "json", "list"]).await;
+    let line = listed.lines().find(|l| l.contains("from-cli")).expect("the copy is listed");
     let copy: serde_json::Value = serde_json::from_str(line).unwrap();
     assert_eq!(copy["state"], "succeeded");
     assert_eq!(copy["principal"], "carol");

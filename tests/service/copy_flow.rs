@@ -8,11 +8,7 @@ async fn a_copy_is_queued_submitted_followed_and_succeeds_with_every_step_stored
     let app = TestApp::spawn().await;
     let mut client = app.client("alice").await;
 
-    let answer = client
-        .copy_model_version(app.copy_request("copy-1"))
-        .await
-        .unwrap()
-        .into_inner();
+    let answer = client.copy_model_version(app.copy_request("copy-1")).await.unwrap().into_inner();
     assert!(!answer.replayed);
     let copy = answer.copy.unwrap();
     assert_eq!(copy.state(), CopyState::Queued);
@@ -20,9 +16,7 @@ async fn a_copy_is_queued_submitted_followed_and_succeeds_with_every_step_stored
     assert!(copy.created_at.is_some());
 
     let mut stream = client
-        .watch_copy(proto::WatchCopyRequest {
-            target: Some(Target::CopyId(copy.copy_id.clone())),
-        })
+        .watch_copy(proto::WatchCopyRequest { target: Some(Target::CopyId(copy.copy_id.clone())) })
         .await
         .unwrap()
         .into_inner();
@@ -40,13 +34,9 @@ async fn a_copy_is_queued_submitted_followed_and_succeeds_with_every_step_stored
     let last = events.last().unwrap().copy.clone().unwrap();
     assert_eq!(last.state(), CopyState::Succeeded);
     assert_eq!(last.rekognition_status, "COPYING_COMPLETED");
-    let expected_arn_prefix = format!(
-        "{}/version/copy-1/",
-        app.destination_project().rsplit_once('/').unwrap().0
-    );
+    let expected_arn_prefix = format!("{}/version/copy-1/", app.destination_project().rsplit_once('/').unwrap().0);
     assert!(
-        last.destination_project_version_arn
-            .starts_with(&expected_arn_prefix),
+        last.destination_project_version_arn.starts_with(&expected_arn_prefix),
         "{} should start with {expected_arn_prefix}",
         last.destination_project_version_arn
     );
@@ -57,31 +47,15 @@ async fn a_copy_is_queued_submitted_followed_and_succeeds_with_every_step_stored
     // The snapshot may find the copy anywhere along its life (the dispatcher is quick); from there on, the
     // watcher sees every later state, in order, none skipped.
     let states = state_names(&events);
-    let life = [
-        CopyState::Queued,
-        CopyState::Submitting,
-        CopyState::Copying,
-        CopyState::Succeeded,
-    ];
-    let mut ranks: Vec<usize> = states
-        .iter()
-        .map(|s| life.iter().position(|l| l == s).unwrap())
-        .collect();
+    let life = [CopyState::Queued, CopyState::Submitting, CopyState::Copying, CopyState::Succeeded];
+    let mut ranks: Vec<usize> = states.iter().map(|s| life.iter().position(|l| l == s).unwrap()).collect();
     ranks.dedup();
     let expected: Vec<usize> = (ranks[0]..life.len()).collect();
     assert_eq!(ranks, expected, "{states:?}");
 
-    assert_eq!(
-        app.history(&copy.copy_id).await,
-        ["QUEUED", "SUBMITTING", "COPYING", "SUCCEEDED"]
-    );
+    assert_eq!(app.history(&copy.copy_id).await, ["QUEUED", "SUBMITTING", "COPYING", "SUCCEEDED"]);
     let audit = app.audit_rows().await;
-    assert!(audit.contains(&(
-        "CopyModelVersion".into(),
-        "ALLOWED".into(),
-        "Ok".into(),
-        Some(copy.copy_id.clone())
-    )));
+    assert!(audit.contains(&("CopyModelVersion".into(), "ALLOWED".into(), "Ok".into(), Some(copy.copy_id.clone()))));
     assert!(audit.iter().any(|(rpc, decision, _, id)| rpc == "WatchCopy"
         && decision == "ALLOWED"
         && id.as_deref() == Some(copy.copy_id.as_str())));
@@ -101,9 +75,6 @@ async fn a_copy_that_rekognition_reports_failed_fails_with_its_status_message() 
     let error = ended.error.unwrap();
     assert_eq!(error.code, "COPYING_FAILED");
     assert!(!error.message.is_empty());
-    assert_eq!(
-        app.history(&copy.copy_id).await,
-        ["QUEUED", "SUBMITTING", "COPYING", "FAILED"]
-    );
+    assert_eq!(app.history(&copy.copy_id).await, ["QUEUED", "SUBMITTING", "COPYING", "FAILED"]);
     app.stop().await;
 }

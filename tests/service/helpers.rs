@@ -28,11 +28,13 @@ pub struct TestApp {
 pub struct Options {
     pub copy_duration: Duration,
     pub dispatch: bool,
+    /// Every account's queue limit, when not the default.
+    pub max_queued: Option<u32>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { copy_duration: Duration::from_millis(300), dispatch: true }
+        Options { copy_duration: Duration::from_millis(300), dispatch: true, max_queued: None }
     }
 }
 
@@ -102,6 +104,7 @@ impl TestApp {
                     limits: AccountLimits {
                         copy_per_second: 50.0,
                         describe_per_second: 100.0,
+                        max_queued: options.max_queued.unwrap_or(AccountLimits::default().max_queued),
                         ..AccountLimits::default()
                     },
                 },

@@ -10,16 +10,8 @@ async fn a_retry_with_the_same_token_returns_the_same_copy_and_copies_once() {
     let mut request = app.copy_request("idem-1");
     request.idempotency_token = "batch-7:item-1".into();
 
-    let first = client
-        .copy_model_version(request.clone())
-        .await
-        .unwrap()
-        .into_inner();
-    let second = client
-        .copy_model_version(request.clone())
-        .await
-        .unwrap()
-        .into_inner();
+    let first = client.copy_model_version(request.clone()).await.unwrap().into_inner();
+    let second = client.copy_model_version(request.clone()).await.unwrap().into_inner();
     assert!(!first.replayed);
     assert!(second.replayed);
     let id = first.copy.unwrap().copy_id;
@@ -28,22 +20,14 @@ async fn a_retry_with_the_same_token_returns_the_same_copy_and_copies_once() {
     let ended = app.wait_until_ended(&mut client, &id).await;
     assert_eq!(ended.state(), CopyState::Succeeded);
     // And after the copy ended, a retry still does nothing again.
-    let third = client
-        .copy_model_version(request)
-        .await
-        .unwrap()
-        .into_inner();
+    let third = client.copy_model_version(request).await.unwrap().into_inner();
     assert!(third.replayed);
     assert_eq!(third.copy.unwrap().state(), CopyState::Succeeded);
 
     assert_eq!(app.job_count().await, 1);
     assert_eq!(app.sim.call_count("CopyProjectVersion"), 1);
-    let replays = app
-        .audit_rows()
-        .await
-        .into_iter()
-        .filter(|r| r.0 == "CopyModelVersion" && r.3.as_deref() == Some(&id))
-        .count();
+    let replays =
+        app.audit_rows().await.into_iter().filter(|r| r.0 == "CopyModelVersion" && r.3.as_deref() == Some(&id)).count();
     assert_eq!(replays, 3, "every call is audited, replays included");
     app.stop().await;
 }
@@ -57,16 +41,9 @@ async fn the_same_token_with_other_parameters_is_refused() {
     client.copy_model_version(request.clone()).await.unwrap();
 
     request.tags.insert("team".into(), "other".into());
-    let status = client
-        .copy_model_version(request.clone())
-        .await
-        .unwrap_err();
+    let status = client.copy_model_version(request.clone()).await.unwrap_err();
     assert_eq!(status.code(), Code::AlreadyExists);
-    assert!(
-        status.message().contains("idempotency_token"),
-        "{}",
-        status.message()
-    );
+    assert!(status.message().contains("idempotency_token"), "{}", status.message());
     assert_eq!(app.job_count().await, 1);
 
     // Tokens are the caller's own: another principal's identical token is a new copy.
@@ -87,13 +64,7 @@ async fn concurrent_retries_with_one_token_make_one_job() {
     for _ in 0..8 {
         let mut client = app.client("alice").await;
         let request = request.clone();
-        calls.push(tokio::spawn(async move {
-            client
-                .copy_model_version(request)
-                .await
-                .unwrap()
-                .into_inner()
-        }));
+        calls.push(tokio::spawn(async move { client.copy_model_version(request).await.unwrap().into_inner() }));
     }
     let mut ids = Vec::new();
     let mut fresh = 0;

@@ -15,11 +15,7 @@ async fn list_pages_newest_first_through_every_copy_once() {
     let mut token = String::new();
     for _ in 0..10 {
         let page = client
-            .list_copies(proto::ListCopiesRequest {
-                page_size: 3,
-                page_token: token.clone(),
-                ..Default::default()
-            })
+            .list_copies(proto::ListCopiesRequest { page_size: 3, page_token: token.clone(), ..Default::default() })
             .await
             .unwrap()
             .into_inner();
@@ -44,10 +40,7 @@ async fn list_filters_by_state_account_and_time() {
     same_account.destination_project_arn = app.source_project();
     let into_source = TestApp::submit(&mut client, same_account).await;
     client
-        .cancel_copy(proto::CancelCopyRequest {
-            copy_id: into_source.copy_id.clone(),
-            reason: String::new(),
-        })
+        .cancel_copy(proto::CancelCopyRequest { copy_id: into_source.copy_id.clone(), reason: String::new() })
         .await
         .unwrap();
 
@@ -55,10 +48,7 @@ async fn list_filters_by_state_account_and_time() {
         let mut client = client.clone();
         async move {
             client
-                .list_copies(proto::ListCopiesRequest {
-                    filter: Some(filter),
-                    ..Default::default()
-                })
+                .list_copies(proto::ListCopiesRequest { filter: Some(filter), ..Default::default() })
                 .await
                 .unwrap()
                 .into_inner()
@@ -68,39 +58,20 @@ async fn list_filters_by_state_account_and_time() {
                 .collect::<Vec<_>>()
         }
     };
-    let by_dest = ids(proto::CopyFilter {
-        destination_account_id: DEST_ACCOUNT.into(),
-        ..Default::default()
-    })
-    .await;
+    let by_dest = ids(proto::CopyFilter { destination_account_id: DEST_ACCOUNT.into(), ..Default::default() }).await;
     assert_eq!(by_dest, std::slice::from_ref(&into_dest.copy_id));
-    let by_source = ids(proto::CopyFilter {
-        source_account_id: SOURCE_ACCOUNT.into(),
-        ..Default::default()
-    })
-    .await;
+    let by_source = ids(proto::CopyFilter { source_account_id: SOURCE_ACCOUNT.into(), ..Default::default() }).await;
     assert_eq!(by_source.len(), 2);
-    let cancelled = ids(proto::CopyFilter {
-        states: vec![CopyState::Cancelled as i32],
-        ..Default::default()
-    })
-    .await;
+    let cancelled = ids(proto::CopyFilter { states: vec![CopyState::Cancelled as i32], ..Default::default() }).await;
     assert_eq!(cancelled, std::slice::from_ref(&into_source.copy_id));
     let created = into_dest.created_at.unwrap();
     let after_first = ids(proto::CopyFilter {
-        created_after: Some(prost_types::Timestamp {
-            seconds: created.seconds,
-            nanos: created.nanos + 1000,
-        }),
+        created_after: Some(prost_types::Timestamp { seconds: created.seconds, nanos: created.nanos + 1000 }),
         ..Default::default()
     })
     .await;
     assert_eq!(after_first, std::slice::from_ref(&into_source.copy_id));
-    let before_first = ids(proto::CopyFilter {
-        created_before: Some(created),
-        ..Default::default()
-    })
-    .await;
+    let before_first = ids(proto::CopyFilter { created_before: Some(created), ..Default::default() }).await;
     assert!(before_first.is_empty());
     app.stop().await;
 }

@@ -9,18 +9,14 @@ mod cancel;
 mod cli;
 mod copy_flow;
 mod idempotency;
+mod leadership;
 mod listing;
 mod validation;
 mod watch;
 
 /// A Rekognition client acting as `account` against the test's simulator (for doing things behind the service).
 pub fn aws_sdk_client(app: &helpers::TestApp, account: &str) -> aws_sdk_rekognition::Client {
-    let seed = app
-        .seed
-        .accounts
-        .iter()
-        .find(|a| a.account_id == account)
-        .expect("seeded account");
+    let seed = app.seed.accounts.iter().find(|a| a.account_id == account).expect("seeded account");
     let config = aws_sdk_rekognition::Config::builder()
         .behavior_version_latest()
         .region(aws_sdk_rekognition::config::Region::new(helpers::REGION))

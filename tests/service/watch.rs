@@ -22,18 +22,10 @@ async fn two_concurrent_watchers_each_see_every_change_in_order() {
     let app = TestApp::spawn_without_dispatch().await;
     let mut client = app.client("alice").await;
     let copy = TestApp::submit(&mut client, app.copy_request("watched")).await;
-    let target = || proto::WatchCopyRequest {
-        target: Some(Target::CopyId(copy.copy_id.clone())),
-    };
+    let target = || proto::WatchCopyRequest { target: Some(Target::CopyId(copy.copy_id.clone())) };
     // Both watch from QUEUED, before anything moves: each must then see the whole life.
     let first = client.watch_copy(target()).await.unwrap().into_inner();
-    let second = app
-        .client("dashboard")
-        .await
-        .watch_copy(target())
-        .await
-        .unwrap()
-        .into_inner();
+    let second = app.client("dashboard").await.watch_copy(target()).await.unwrap().into_inner();
     let (first, second) = tokio::join!(collect(first), async {
         let replica = app.spawn_replica().await;
         let events = collect(second).await;
@@ -42,10 +34,7 @@ async fn two_concurrent_watchers_each_see_every_change_in_order() {
     });
 
     for events in [&first, &second] {
-        let mut states: Vec<_> = events
-            .iter()
-            .map(|e| (e.snapshot, e.copy.as_ref().unwrap().state()))
-            .collect();
+        let mut states: Vec<_> = events.iter().map(|e| (e.snapshot, e.copy.as_ref().unwrap().state())).collect();
         // A change of Rekognition's status message while copying is a COPYING -> COPYING event; timing decides
         // whether one happens.
         states.dedup();
@@ -60,19 +49,12 @@ async fn two_concurrent_watchers_each_see_every_change_in_order() {
         );
         let mut previous: Vec<_> = events.iter().skip(1).map(|e| e.previous_state()).collect();
         previous.dedup();
-        assert_eq!(
-            previous,
-            [CopyState::Queued, CopyState::Submitting, CopyState::Copying]
-        );
+        assert_eq!(previous, [CopyState::Queued, CopyState::Submitting, CopyState::Copying]);
         let seqs: Vec<u64> = events.iter().map(|e| e.sequence).collect();
         assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     }
     let seqs = |events: &[proto::CopyEvent]| events.iter().map(|e| e.sequence).collect::<Vec<_>>();
-    assert_eq!(
-        seqs(&first),
-        seqs(&second),
-        "both saw the same stored history"
-    );
+    assert_eq!(seqs(&first), seqs(&second), "both saw the same stored history");
     app.stop().await;
 }
 
@@ -83,24 +65,17 @@ async fn watching_a_copy_that_ended_sends_its_state_and_ends() {
     let copy = TestApp::submit(&mut client, app.copy_request("done")).await;
     app.wait_until_ended(&mut client, &copy.copy_id).await;
     let stream = client
-        .watch_copy(proto::WatchCopyRequest {
-            target: Some(Target::CopyId(copy.copy_id.clone())),
-        })
+        .watch_copy(proto::WatchCopyRequest { target: Some(Target::CopyId(copy.copy_id.clone())) })
         .await
         .unwrap()
         .into_inner();
     let events = collect(stream).await;
     assert_eq!(events.len(), 1);
     assert!(events[0].snapshot);
-    assert_eq!(
-        events[0].copy.as_ref().unwrap().state(),
-        CopyState::Succeeded
-    );
+    assert_eq!(events[0].copy.as_ref().unwrap().state(), CopyState::Succeeded);
 
     let status = client
-        .watch_copy(proto::WatchCopyRequest {
-            target: Some(Target::CopyId(uuid::Uuid::new_v4().to_string())),
-        })
+        .watch_copy(proto::WatchCopyRequest { target: Some(Target::CopyId(uuid::Uuid::new_v4().to_string())) })
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::NotFound);
@@ -118,13 +93,8 @@ async fn a_filter_watch_sees_live_copies_then_only_matching_changes() {
         destination_account_id: DEST_ACCOUNT.into(),
         ..Default::default()
     };
-    let mut stream = client
-        .watch_copy(proto::WatchCopyRequest {
-            target: Some(Target::Filter(filter)),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream =
+        client.watch_copy(proto::WatchCopyRequest { target: Some(Target::Filter(filter)) }).await.unwrap().into_inner();
     let first = stream.next().await.unwrap().unwrap();
     assert!(first.snapshot);
     assert_eq!(first.copy.unwrap().copy_id, before.copy_id);
@@ -149,21 +119,10 @@ async fn a_filter_watch_sees_live_copies_then_only_matching_changes() {
     })
     .await
     .expect("three matching changes");
-    assert!(
-        seen.contains(&(after.copy_id.clone(), CopyState::Queued)),
-        "{seen:?}"
-    );
-    assert!(
-        seen.contains(&(after.copy_id.clone(), CopyState::Succeeded)),
-        "{seen:?}"
-    );
-    assert!(
-        seen.contains(&(before.copy_id.clone(), CopyState::Succeeded)),
-        "{seen:?}"
-    );
-    assert!(seen
-        .iter()
-        .all(|(_, state)| matches!(state, CopyState::Queued | CopyState::Succeeded)));
+    assert!(seen.contains(&(after.copy_id.clone(), CopyState::Queued)), "{seen:?}");
+    assert!(seen.contains(&(after.copy_id.clone(), CopyState::Succeeded)), "{seen:?}");
+    assert!(seen.contains(&(before.copy_id.clone(), CopyState::Succeeded)), "{seen:?}");
+    assert!(seen.iter().all(|(_, state)| matches!(state, CopyState::Queued | CopyState::Succeeded)));
     replica.stop().await.unwrap();
     app.stop().await;
 }
