@@ -1,0 +1,281 @@
+//! A fleet of real `modelcopy serve` processes on one PostgreSQL, in front of one Rekognition simulator that
+//! enforces quotas and counts every call: what the multi-replica tests and the makespan benchmark run.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use modelcopy::cli::connect::{self, CallMetadata, Client};
+use modelcopy::devenv::{test_cluster, unique_db_name};
+use modelcopy::proto;
+use modelcopy::simulator::{
+    self, OperationQuotas, OperationStats, Quotas, Rate, Seed, SeedAccount, SeedProject, SeedVersion, SimConfig,
+    SimHandle,
+};
+use sqlx::PgPool;
+
+pub const SOURCE_ACCOUNT: &str = "111111111111";
+pub const REGION: &str = "us-east-1";
+
+/// The limits every destination account gets, in the service and (as quotas) in the simulator.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub copy_per_second: f64,
+    pub describe_per_second: f64,
+    pub max_in_progress: u32,
+    /// The service's headroom below each rate.
+    pub pacing_margin: f64,
+}
+
+pub struct FleetOptions {
+    pub replicas: usize,
+    pub destinations: Vec<String>,
+    pub limits: Limits,
+    pub copy_duration: Duration,
+    pub status_poll_ms: u64,
+}
+
+pub struct Fleet {
+    pub sim: SimHandle,
+    pub pool: PgPool,
+    pub seed: Seed,
+    pub options: FleetOptions,
+    config: PathBuf,
+    replicas: Vec<Option<Replica>>,
+}
+
+pub struct Replica {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn seed(destinations: &[String]) -> Seed {
+    let mut accounts = vec![SOURCE_ACCOUNT.to_owned()];
+    accounts.extend(destinations.iter().cloned());
+    Seed {
+        accounts: accounts
+            .iter()
+            .map(|id| SeedAccount {
+                account_id: id.clone(),
+                access_key_id: format!("AKIAFLEET{id}"),
+                secret_access_key: Some(format!("secret-{id}")),
+            })
+            .collect(),
+        projects: std::iter::once(SeedProject {
+            account_id: SOURCE_ACCOUNT.into(),
+            region: REGION.into(),
+            name: "detector".into(),
+            created_millis: Some(1_700_000_000_000),
+            versions: vec![SeedVersion { name: "v1".into(), status: None, created_millis: Some(1_700_000_100_000) }],
+            ..Default::default()
+        })
+        .chain(destinations.iter().map(|id| SeedProject {
+            account_id: id.clone(),
+            region: REGION.into(),
+            name: "detector-prod".into(),
+            created_millis: Some(1_700_000_000_000),
+            versions: vec![],
+            ..Default::default()
+        }))
+        .collect(),
+    }
+}
+
+impl Fleet {
+    pub async fn start(options: FleetOptions) -> Fleet {
+        modelcopy::telemetry::init("warn");
+        let cluster = test_cluster().await;
+        let database_url = cluster.create_database(&unique_db_name("fleet")).await.expect("database");
+        let pool = PgPool::connect(&database_url).await.expect("pool");
+        let seed = seed(&options.destinations);
+        let limits = options.limits;
+        // The simulator refuses what AWS would: a call over the rate (with a burst of 2 to absorb loopback jitter;
+        // the tests check the tighter "never more than the rate in any second" on the call log), or a copy
+        // beyond the in-progress limit.
+        let account_quotas = OperationQuotas {
+            rate: BTreeMap::from([
+                ("CopyProjectVersion".to_owned(), Rate { per_second: limits.copy_per_second, burst: 2 }),
+                ("DescribeProjectVersions".to_owned(), Rate { per_second: limits.describe_per_second, burst: 2 }),
+            ]),
+            max_copies_in_progress: Some(limits.max_in_progress),
+        };
+        let quotas = Quotas { default: account_quotas, per_account: BTreeMap::new() };
+        let sim = simulator::start(SimConfig {
+            copy_duration: options.copy_duration,
+            fail_version_prefix: None,
+            seed: seed.clone(),
+            quotas,
+            ..SimConfig::default()
+        })
+        .await
+        .expect("simulator");
+
+        let mut config = format!(
+            "listen_addr = \"127.0.0.1:0\"\n\
+             database_url = \"{database_url}\"\n\
+             database_max_connections = 8\n\
+             [dispatch]\n\
+             poll_interval_ms = 200\n\
+             status_poll_interval_ms = {}\n\
+             lease_secs = 6\n\
+             aws_timeout_ms = 3000\n\
+             backoff_min_ms = 100\n\
+             backoff_max_ms = 1000\n",
+            options.status_poll_ms
+        );
+        for account in &seed.accounts {
+            config.push_str(&format!(
+                "[accounts.{id}]\nregion = \"{REGION}\"\nendpoint_url = \"{endpoint}\"\n\
+                 access_key_id = \"{key}\"\nsecret_access_key = \"{secret}\"\n\
+                 [accounts.{id}.limits]\ncopy_per_second = {copy}\ndescribe_per_second = {describe}\n\
+                 max_in_progress = {in_progress}\npacing_margin = {margin}\n",
+                id = account.account_id,
+                endpoint = sim.endpoint_url(),
+                key = account.access_key_id,
+                secret = account.secret_access_key.clone().unwrap_or_default(),
+                copy = limits.copy_per_second,
+                describe = limits.describe_per_second,
+                in_progress = limits.max_in_progress,
+                margin = limits.pacing_margin,
+            ));
+        }
+        let dir = std::env::temp_dir().join(format!("modelcopy-fleet-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config_path = dir.join("settings.toml");
+        std::fs::write(&config_path, config).unwrap();
+
+        let mut fleet = Fleet { sim, pool, seed, options, config: config_path, replicas: Vec::new() };
+        for _ in 0..fleet.options.replicas {
+            let replica = fleet.spawn_replica();
+            fleet.replicas.push(Some(replica));
+        }
+        fleet
+    }
+
+    /// Starts one `modelcopy serve` process and waits for its "listening" line (bounded).
+    fn spawn_replica(&self) -> Replica {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_modelcopy"))
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("modelcopy serve starts");
+        let stdout = child.stdout.take().unwrap();
+        let line = std::thread::spawn(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).map(|_| line)
+        })
+        .join()
+        .unwrap()
+        .expect("a listening line");
+        let addr = line.trim().strip_prefix("modelcopy listening on ").unwrap_or_else(|| panic!("odd first line {line:?}"));
+        Replica { child, endpoint: format!("http://{addr}") }
+    }
+
+    pub fn kill(&mut self, index: usize) {
+        if let Some(mut replica) = self.replicas[index].take() {
+            // SIGKILL: no shutdown, no cleanup, exactly a crash.
+            replica.child.kill().expect("kill");
+            replica.child.wait().expect("reap");
+        }
+    }
+
+    pub fn restart(&mut self, index: usize) {
+        if self.replicas[index].is_none() {
+            let replica = self.spawn_replica();
+            self.replicas[index] = Some(replica);
+        }
+    }
+
+    pub fn live(&self) -> Vec<usize> {
+        (0..self.replicas.len()).filter(|i| self.replicas[*i].is_some()).collect()
+    }
+
+    pub async fn client(&self, index: usize, principal: &str) -> Client {
+        let endpoint = &self.replicas[index].as_ref().expect("live replica").endpoint;
+        connect::connect(endpoint, CallMetadata::new(Some(principal), None).unwrap()).await.expect("connect")
+    }
+
+    pub fn request(&self, destination: &str, version_name: &str) -> proto::CopyModelVersionRequest {
+        proto::CopyModelVersionRequest {
+            source_project_arn: self.seed.project_arn(SOURCE_ACCOUNT, REGION, "detector").unwrap(),
+            source_project_version_arn: self.seed.version_arn(SOURCE_ACCOUNT, REGION, "detector", "v1").unwrap(),
+            destination_project_arn: self.seed.project_arn(destination, REGION, "detector-prod").unwrap(),
+            version_name: version_name.into(),
+            output_config: Some(proto::OutputConfig { s3_bucket: "out".into(), s3_key_prefix: String::new() }),
+            idempotency_token: version_name.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Waits (bounded by `limit`) until no copy is live; returns how long that took.
+    pub async fn wait_all_ended(&self, limit: Duration) -> Duration {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            let live: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM copy_jobs WHERE state IN ('QUEUED', 'SUBMITTING', 'COPYING')",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .unwrap();
+            if live == 0 {
+                return started.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("copies still live after {limit:?}");
+    }
+
+    pub async fn states(&self) -> BTreeMap<String, i64> {
+        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT state, count(*) FROM copy_jobs GROUP BY state")
+            .fetch_all(&self.pool)
+            .await
+            .unwrap();
+        rows.into_iter().collect()
+    }
+
+    /// The simulator's per-account, per-operation counts.
+    pub fn stats(&self) -> Vec<OperationStats> {
+        self.sim.stats()
+    }
+
+    /// Asserts the fleet never exceeded any quota: no refusal, and no second with more calls than the rate.
+    pub fn assert_within_quotas(&self) {
+        let limits = self.options.limits;
+        let stats = self.stats();
+        assert!(!stats.is_empty());
+        for stat in &stats {
+            assert_eq!(stat.throughput_exceeded, 0, "{stat:?}");
+            assert_eq!(stat.limit_exceeded, 0, "{stat:?}");
+            let limit = match stat.operation.as_str() {
+                "CopyProjectVersion" => limits.copy_per_second,
+                "DescribeProjectVersions" => limits.describe_per_second,
+                _ => continue,
+            };
+            assert!(stat.max_calls_in_one_second as f64 <= limit, "over the rate: {stat:?}");
+        }
+    }
+
+    /// Successful CopyProjectVersion calls per destination version name.
+    pub fn copies_made(&self) -> BTreeMap<String, usize> {
+        let mut made = BTreeMap::new();
+        for call in self.sim.calls() {
+            if call.operation == "CopyProjectVersion" && call.outcome == "ok" {
+                let name = call.key["VersionName"].as_str().unwrap_or_default().to_owned();
+                *made.entry(name).or_insert(0) += 1;
+            }
+        }
+        made
+    }
+}

@@ -1,0 +1,171 @@
+//! Several `modelcopy serve` processes on one PostgreSQL, against a simulator enforcing per-account quotas:
+//! the fleet stays inside every quota, survives SIGKILLs without losing or doubling a copy, and is fair.
+
+mod fleet;
+
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+
+use fleet::{Fleet, FleetOptions, Limits};
+
+const DESTINATIONS: [&str; 3] = ["222222222222", "333333333333", "444444444444"];
+
+/// One fleet at a time: each test measures pacing to tens of milliseconds, which two fleets sharing two cores
+/// would disturb.
+static ONE_FLEET_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn options(replicas: usize, margin: f64) -> FleetOptions {
+    FleetOptions {
+        replicas,
+        destinations: DESTINATIONS.iter().map(|d| d.to_string()).collect(),
+        limits: Limits { copy_per_second: 2.0, describe_per_second: 5.0, max_in_progress: 10, pacing_margin: margin },
+        copy_duration: Duration::from_secs(2),
+        status_poll_ms: 500,
+    }
+}
+
+/// Queues `per_account` copies into each destination account, spread over the live replicas.
+async fn queue_copies(fleet: &Fleet, per_account: usize, principal: &str) -> usize {
+    let live = fleet.live();
+    let mut clients = Vec::new();
+    for index in &live {
+        clients.push(fleet.client(*index, principal).await);
+    }
+    let mut queued = 0;
+    for i in 0..per_account {
+        for (a, destination) in DESTINATIONS.iter().enumerate() {
+            let client = &mut clients[(i + a) % clients.len()];
+            let request = fleet.request(destination, &format!("{principal}-{destination}-{i}"));
+            client.copy_model_version(request).await.expect("queued");
+            queued += 1;
+        }
+    }
+    queued
+}
+
+/// The figures: the fleet's makespan over its lower bound (the slowest account's jobs at its copy rate,
+/// plus one copy's duration), and Rekognition calls per completed copy.
+async fn report(fleet: &Fleet, label: &str, per_account: usize) -> f64 {
+    let (first, last): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) =
+        sqlx::query_as("SELECT min(created_at), max(completed_at) FROM copy_jobs").fetch_one(&fleet.pool).await.unwrap();
+    let makespan = (last - first).to_std().unwrap();
+    let limits = fleet.options.limits;
+    let bound = Duration::from_secs_f64(per_account as f64 / limits.copy_per_second) + fleet.options.copy_duration;
+    let calls: u64 = fleet.stats().iter().map(|s| s.calls).sum();
+    let completed = fleet.states().await.get("SUCCEEDED").copied().unwrap_or(0);
+    let ratio = makespan.as_secs_f64() / bound.as_secs_f64();
+    println!(
+        "{label}: makespan {:.1} s, lower bound {:.1} s, ratio {ratio:.3}; {calls} Rekognition calls for {completed} copies = {:.2} per copy",
+        makespan.as_secs_f64(),
+        bound.as_secs_f64(),
+        calls as f64 / completed.max(1) as f64
+    );
+    ratio
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_copy_300_models_inside_every_quota_exactly_once_each() {
+    let _alone = ONE_FLEET_AT_A_TIME.lock().await;
+    let fleet = Fleet::start(options(3, 0.05)).await;
+    let queued = queue_copies(&fleet, 100, "team-a").await;
+    assert_eq!(queued, 300);
+    fleet.wait_all_ended(Duration::from_secs(240)).await;
+
+    assert_eq!(fleet.states().await.get("SUCCEEDED").copied(), Some(300), "{:?}", fleet.states().await);
+    fleet.assert_within_quotas();
+    let made = fleet.copies_made();
+    assert_eq!(made.len(), 300);
+    assert!(made.values().all(|n| *n == 1), "exactly one CopyProjectVersion per job");
+    report(&fleet, "3 replicas, 300 copies", 100).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_killed_at_random_lose_nothing_and_copy_nothing_twice() {
+    let _alone = ONE_FLEET_AT_A_TIME.lock().await;
+    let mut fleet = Fleet::start(options(3, 0.05)).await;
+    let queued = queue_copies(&fleet, 40, "team-k").await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(20261123);
+    let started = Instant::now();
+    let mut kills = 0;
+    // At least five SIGKILLs at random moments of the run, each victim restarted a little later.
+    while kills < 5 || started.elapsed() < Duration::from_secs(20) {
+        assert!(started.elapsed() < Duration::from_secs(120), "kill loop is bounded");
+        tokio::time::sleep(Duration::from_millis(rng.random_range(500..3000))).await;
+        let victim = rng.random_range(0..3);
+        fleet.kill(victim);
+        kills += 1;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(200..1500))).await;
+        fleet.restart(victim);
+    }
+    fleet.wait_all_ended(Duration::from_secs(240)).await;
+
+    let states = fleet.states().await;
+    assert_eq!(states.values().sum::<i64>(), queued as i64, "no job lost: {states:?}");
+    assert_eq!(states.get("SUCCEEDED").copied(), Some(queued as i64), "every job ended well: {states:?}");
+    let made = fleet.copies_made();
+    assert_eq!(made.len(), queued);
+    assert!(made.values().all(|n| *n == 1), "never two copies: {made:?}");
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT copy_id) FROM audit_log WHERE rpc = 'CopyModelVersion' AND decision = 'ALLOWED'",
+    )
+    .fetch_one(&fleet.pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, queued as i64, "every acknowledged request has its audit row");
+    fleet.assert_within_quotas();
+    println!("{kills} kills");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_copy_is_not_starved_by_another_team_s_batch() {
+    let mut options = options(2, 0.05);
+    options.destinations.truncate(1);
+    let destination = options.destinations[0].clone();
+    let limits = options.limits;
+    let copy_duration = options.copy_duration;
+    let status_poll = Duration::from_millis(options.status_poll_ms);
+    let _alone = ONE_FLEET_AT_A_TIME.lock().await;
+    let fleet = Fleet::start(options).await;
+
+    let mut batch = fleet.client(0, "team-batch").await;
+    for i in 0..200 {
+        batch.copy_model_version(fleet.request(&destination, &format!("batch-{i}"))).await.unwrap();
+    }
+    let mut single = fleet.client(1, "team-single").await;
+    let copy = single.copy_model_version(fleet.request(&destination, "single")).await.unwrap().into_inner().copy.unwrap();
+    let queued_at = Instant::now();
+
+    // The bound, from the limits: a place among the copies in progress frees up within one copy's duration plus
+    // a status poll; the single copy then waits at most two pacing periods for its turn (round robin), takes its
+    // own duration, and is seen done at the next status poll. Two seconds of slack cover scheduling.
+    let period = Duration::from_secs_f64((1.0 + limits.pacing_margin) / limits.copy_per_second);
+    let bound = (copy_duration + status_poll + period) + 2 * period + (copy_duration + status_poll) + Duration::from_secs(2);
+    let batch_alone = Duration::from_secs_f64(200.0 / limits.copy_per_second);
+    let mut client = single.clone();
+    loop {
+        let now = client.get_copy(modelcopy::proto::GetCopyRequest { copy_id: copy.copy_id.clone() }).await.unwrap().into_inner();
+        if now.state() == modelcopy::proto::CopyState::Succeeded {
+            break;
+        }
+        assert!(queued_at.elapsed() < bound, "the single copy took longer than {bound:?} (the batch alone needs {batch_alone:?})");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("single copy done in {:?} (bound {bound:?}; the batch needs {batch_alone:?})", queued_at.elapsed());
+    fleet.assert_within_quotas();
+}
+
+/// The benchmark: `cargo test --release --test fleet -- --ignored --nocapture makespan`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark (about a minute); run explicitly"]
+async fn makespan_benchmark() {
+    let mut options = options(3, 0.02);
+    options.status_poll_ms = 250;
+    let _alone = ONE_FLEET_AT_A_TIME.lock().await;
+    let fleet = Fleet::start(options).await;
+    queue_copies(&fleet, 100, "bench").await;
+    fleet.wait_all_ended(Duration::from_secs(240)).await;
+    fleet.assert_within_quotas();
+    let ratio = report(&fleet, "benchmark: 3 replicas, 3 accounts, 300 copies", 100).await;
+    assert!(ratio <= 1.10, "ratio {ratio}");
+}
