@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine with Rust lacks to build and test modelcopy, and only that:
 #   - PostgreSQL's server binaries (/usr/lib/postgresql/*/bin): the tests and `modelcopy dev` run a private cluster;
-#   - protoc: build.rs compiles proto/ with it;
+#   - protoc and the well-known .proto files: build.rs compiles proto/ with them;
 #   - a Python venv at .venv/ with boto3 and pytest: tests/boto3 drives the Rekognition simulator with the real SDK.
 # Idempotent and quiet: prints one line per thing it installed, and a command's output only when it fails.
 set -euo pipefail
@@ -57,9 +57,11 @@ if ! have_postgres_server; then
   say "installed postgresql ($(ls -d /usr/lib/postgresql/*/bin | tr '\n' ' '))"
 fi
 
-if ! command -v protoc >/dev/null 2>&1; then
-  apt_install protobuf-compiler
-  say "installed protobuf-compiler ($(protoc --version))"
+# protoc alone is not enough: the proto imports google/protobuf/timestamp.proto, which Debian ships in
+# libprotobuf-dev (only a "Recommends" of protobuf-compiler, so --no-install-recommends leaves it out).
+if ! command -v protoc >/dev/null 2>&1 || [ ! -f /usr/include/google/protobuf/timestamp.proto ]; then
+  apt_install protobuf-compiler libprotobuf-dev
+  say "installed protobuf-compiler and libprotobuf-dev ($(protoc --version))"
 fi
 
 venv_ready() {

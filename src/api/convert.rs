@@ -100,7 +100,7 @@ pub fn timestamp(time: DateTime<Utc>) -> Timestamp {
     }
 }
 
-fn time_from_proto(
+pub fn time_from_proto(
     field: &str,
     ts: &Timestamp,
     violations: &mut Vec<FieldViolation>,
@@ -204,6 +204,7 @@ pub fn copy(job: &CopyJob) -> proto::Copy {
         submitted_at: job.submitted_at.map(timestamp),
         completed_at: job.completed_at.map(timestamp),
         attempts: job.attempts.max(0) as u32,
+        audit_event_id: job.audit_id.map_or(0, |id| id.max(0) as u64),
     }
 }
 

@@ -2,6 +2,7 @@
 //! the answer back. Authentication, authorization and the audit record happen around them, in tower layers
 //! ([`crate::auth`], [`crate::audit`]); errors become gRPC statuses in one place ([`error`]).
 
+pub mod audit_events;
 pub mod context;
 pub mod convert;
 pub mod error;

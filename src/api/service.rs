@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
+use super::audit_events;
 use super::context::Call;
 use super::convert;
 use super::ApiError;
@@ -198,5 +199,21 @@ impl ModelCopy for ModelCopyService {
             Err(err) => Err(Status::from(ApiError::from(err))),
         });
         Ok(Response::new(Box::pin(events)))
+    }
+
+    async fn list_audit_events(
+        &self,
+        request: Request<proto::ListAuditEventsRequest>,
+    ) -> Result<Response<proto::ListAuditEventsResponse>, Status> {
+        let call = Call::of(&request)?;
+        Ok(Response::new(audit_events::list(&self.store, &call, request.into_inner()).await?))
+    }
+
+    async fn summarize_audit(
+        &self,
+        request: Request<proto::SummarizeAuditRequest>,
+    ) -> Result<Response<proto::SummarizeAuditResponse>, Status> {
+        let call = Call::of(&request)?;
+        Ok(Response::new(audit_events::summarize(&self.store, &call, request.into_inner()).await?))
     }
 }

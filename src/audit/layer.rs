@@ -78,6 +78,7 @@ where
             request: None,
             request_digest: None,
             copy_id: None,
+            policy_ids: Vec::new(),
         });
         request.extensions_mut().insert(slot.clone());
 
@@ -97,7 +98,7 @@ where
                 Some(status) => slot.finish(status.code(), Some(status.message())),
                 None => slot.finish(tonic::Code::Ok, None),
             };
-            match audit::insert(store.pool(), &record).await {
+            match audit::insert_committed(store.pool(), &record).await {
                 Ok(_) => Ok(response),
                 Err(err) => {
                     error!(%err, rpc = %record.rpc, "cannot write the audit record; refusing to answer");

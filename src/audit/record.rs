@@ -28,6 +28,18 @@ impl Decision {
         }
     }
 
+    /// The decision a stored name (`ALLOWED`, …) stands for.
+    pub fn parse(name: &str) -> Option<Decision> {
+        Decision::ALL.into_iter().find(|d| d.as_str() == name)
+    }
+
+    pub const ALL: [Decision; 4] = [
+        Decision::Allowed,
+        Decision::Denied,
+        Decision::Invalid,
+        Decision::Failed,
+    ];
+
     /// How a gRPC answer reads as a decision.
     pub fn from_code(code: tonic::Code) -> Decision {
         use tonic::Code::*;
@@ -55,6 +67,8 @@ pub struct AuditRecord {
     pub request: Option<Value>,
     pub request_digest: Option<Vec<u8>>,
     pub copy_id: Option<Uuid>,
+    /// The ids of the policies that decided the call (none while authorization is allow-all).
+    pub policy_ids: Vec<String>,
 }
 
 /// A call's audit record in the making: the layer fills in who and how, the handler what.
@@ -88,6 +102,11 @@ impl AuditSlot {
             s.record.principal = Some(principal.to_owned());
             s.record.authn = authn.to_owned();
         })
+    }
+
+    /// The policies that decided the call.
+    pub fn set_policies(&self, policy_ids: &[String]) {
+        self.with(|s| s.record.policy_ids = policy_ids.to_vec())
     }
 
     /// A copy of the record so far, for a handler that writes it inside its own transaction.
@@ -150,6 +169,7 @@ mod tests {
             request: None,
             request_digest: None,
             copy_id: None,
+            policy_ids: Vec::new(),
         })
     }
 
@@ -172,6 +192,22 @@ mod tests {
             Decision::Failed
         );
         assert_eq!(Decision::from_code(tonic::Code::Ok), Decision::Allowed);
+    }
+
+    #[test]
+    fn stored_names_read_back() {
+        for decision in Decision::ALL {
+            assert_eq!(Decision::parse(decision.as_str()), Some(decision));
+        }
+        assert_eq!(Decision::parse("allowed"), None);
+    }
+
+    #[test]
+    fn the_deciding_policies_reach_the_record() {
+        let slot = slot();
+        slot.set_policies(&["team-a-routes".into(), "forbid-prod".into()]);
+        let record = slot.finish(tonic::Code::PermissionDenied, None);
+        assert_eq!(record.policy_ids, ["team-a-routes", "forbid-prod"]);
     }
 
     #[test]

@@ -7,6 +7,9 @@ pub enum Action {
     ListCopies,
     CancelCopy,
     WatchCopy,
+    /// Reading the audit log: ListAuditEvents, and SummarizeAudit, which reads the same records aggregated (counts
+    /// per principal and account reveal as much as the records they count).
+    ListAuditEvents,
 }
 
 impl Action {
@@ -22,6 +25,7 @@ impl Action {
             "ListCopies" => Action::ListCopies,
             "CancelCopy" => Action::CancelCopy,
             "WatchCopy" => Action::WatchCopy,
+            "ListAuditEvents" | "SummarizeAudit" => Action::ListAuditEvents,
             _ => return None,
         })
     }
@@ -36,6 +40,14 @@ mod tests {
         assert_eq!(
             Action::from_path("/modelcopy.v1.ModelCopy/WatchCopy"),
             Some(Action::WatchCopy)
+        );
+        assert_eq!(
+            Action::from_path("/modelcopy.v1.ModelCopy/ListAuditEvents"),
+            Some(Action::ListAuditEvents)
+        );
+        assert_eq!(
+            Action::from_path("/modelcopy.v1.ModelCopy/SummarizeAudit"),
+            Some(Action::ListAuditEvents)
         );
         assert_eq!(Action::from_path("/modelcopy.v1.ModelCopy/Nope"), None);
         assert_eq!(Action::from_path("/other.Service/GetCopy"), None);

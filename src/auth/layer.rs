@@ -93,6 +93,7 @@ impl<S> AuthService<S> {
         let decision = self.layer.authorizer.authorize(&principal, action);
         if let Some(slot) = slot {
             slot.set_reason(decision.reason.clone());
+            slot.set_policies(&decision.policy_ids);
         }
         if decision.allowed {
             Ok(principal)
@@ -152,6 +153,7 @@ mod tests {
             request: None,
             request_digest: None,
             copy_id: None,
+            policy_ids: Vec::new(),
         });
         let mut request = http::Request::builder().uri("/modelcopy.v1.ModelCopy/GetCopy");
         if let Some(principal) = principal {
@@ -176,6 +178,7 @@ mod tests {
         assert_eq!(record.principal.as_deref(), Some("mallory"));
         assert_eq!(record.decision, Decision::Denied);
         assert_eq!(record.reason.as_deref(), Some("policy p-1 forbids"));
+        assert_eq!(record.policy_ids, ["p-1"]);
     }
 
     #[tokio::test]

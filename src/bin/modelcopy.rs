@@ -1,4 +1,4 @@
-//! The modelcopy service: `serve`, `migrate`, and `dev` (everything local, no AWS account needed).
+//! The modelcopy service: `serve`, `migrate`, `dev` (everything local, no AWS account needed), and `audit verify`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,6 +47,23 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         replicas: u16,
     },
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the audit log's hash chain and name the first row that breaks it.
+    ///
+    /// Reads the database named by the settings. Exit code 0 when the chain is intact, 1 when it is broken, 2 when
+    /// it could not be checked.
+    Verify {
+        #[arg(long, env = "MODELCOPY_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 #[tokio::main]
@@ -69,6 +86,24 @@ async fn main() -> anyhow::Result<()> {
             Store::connect(&settings.database_url, 1).await?.migrate().await?;
             println!("migrations applied");
             Ok(())
+        }
+        Command::Audit { command: AuditCommand::Verify { config } } => {
+            let verdict = async {
+                let settings = Settings::load(config.as_deref())?;
+                let store = Store::connect(&settings.database_url, 1).await?;
+                anyhow::Ok(modelcopy::audit::verify(&store).await?)
+            }
+            .await;
+            match verdict {
+                Ok(verdict) => {
+                    println!("{verdict}");
+                    std::process::exit(verdict.exit_code())
+                }
+                Err(error) => {
+                    eprintln!("error: cannot verify the audit chain: {error:#}");
+                    std::process::exit(2)
+                }
+            }
         }
         Command::Dev { data_dir, postgres_port, listen, seed, copy_duration_ms, replicas } => {
             embedded::run(DevOptions {

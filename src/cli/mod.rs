@@ -8,6 +8,7 @@
 //! through [`render`] and the connection through [`connect`]. [`execute`] writes to any `Write`, so tests capture
 //! the output of a whole command.
 
+pub mod audit;
 pub mod cancel;
 pub mod connect;
 pub mod copy;
@@ -82,6 +83,8 @@ pub enum Command {
     Cancel(cancel::CancelArgs),
     /// Print state changes as they happen: of one copy, or of every copy that matches the filters.
     Watch(watch::WatchArgs),
+    /// Compliance reports from the audit log: list, export (CSV, JSON Lines), summary.
+    Audit(audit::AuditArgs),
 }
 
 /// A copy's state as typed on the command line: the proto's names without the `COPY_STATE_` prefix, lower case.
@@ -182,6 +185,7 @@ pub async fn execute(cli: &Cli, out: &mut impl Write) -> anyhow::Result<Outcome>
         Command::List(args) => list::execute(&mut client, args, format, out).await,
         Command::Cancel(args) => cancel::execute(&mut client, args, format, out).await,
         Command::Watch(args) => watch::execute(&mut client, args, format, out).await,
+        Command::Audit(args) => audit::execute(&mut client, args, format, out).await,
     }
 }
 
@@ -347,8 +351,10 @@ mod against_a_fake_server {
     use crate::proto::model_copy_server::{ModelCopy, ModelCopyServer};
     use crate::proto::watch_copy_request::Target;
     use crate::proto::{
-        CancelCopyRequest, Copy, CopyEvent, CopyModelVersionRequest, CopyModelVersionResponse,
-        GetCopyRequest, ListCopiesRequest, ListCopiesResponse, WatchCopyRequest,
+        AuditEvent, AuditSummaryRow, CancelCopyRequest, Copy, CopyEvent, CopyModelVersionRequest,
+        CopyModelVersionResponse, GetCopyRequest, ListAuditEventsRequest, ListAuditEventsResponse,
+        ListCopiesRequest, ListCopiesResponse, SummarizeAuditRequest, SummarizeAuditResponse,
+        WatchCopyRequest,
     };
 
     struct Fake;
@@ -370,8 +376,81 @@ mod against_a_fake_server {
         }
     }
 
+    /// The fake's audit log: three records over two pages, with the text CSV must quote and the NULLs it must keep.
+    fn audit_events() -> Vec<AuditEvent> {
+        let event = |id: u64| AuditEvent {
+            id,
+            occurred_at: Some(prost_types::Timestamp {
+                seconds: 1_714_564_800 + id as i64,
+                nanos: 5_000,
+            }),
+            principal: Some("alice".into()),
+            authn: "dev-metadata".into(),
+            action: "GetCopy".into(),
+            decision: crate::proto::AuditDecision::Allowed as i32,
+            grpc_code: "Ok".into(),
+            hash: vec![id as u8; 32],
+            prev_hash: Some(vec![id as u8 - 1; 32]),
+            ..AuditEvent::default()
+        };
+        vec![
+            AuditEvent {
+                principal: None,
+                prev_hash: None,
+                reason: Some(String::new()),
+                ..event(1)
+            },
+            AuditEvent {
+                reason: Some("a \"quoted\", comma\r\nand a line break".into()),
+                request_json: Some(r#"{"copy_id": "c,1"}"#.into()),
+                policy_ids: vec!["p-1".into(), "p,2".into()],
+                request_digest: Some(vec![0xde, 0xad]),
+                copy_id: Some("c,1".into()),
+                ..event(2)
+            },
+            event(3),
+        ]
+    }
+
     #[tonic::async_trait]
     impl ModelCopy for Fake {
+        async fn list_audit_events(
+            &self,
+            request: Request<ListAuditEventsRequest>,
+        ) -> Result<Response<ListAuditEventsResponse>, Status> {
+            // Two pages: "" → 2 records, "a2" → the last one.
+            let events = audit_events();
+            let (events, next) = match request.into_inner().page_token.as_str() {
+                "" => (events[..2].to_vec(), "a2"),
+                "a2" => (events[2..].to_vec(), ""),
+                other => return Err(Status::invalid_argument(format!("bad token {other}"))),
+            };
+            Ok(Response::new(ListAuditEventsResponse {
+                events,
+                next_page_token: next.into(),
+            }))
+        }
+
+        async fn summarize_audit(
+            &self,
+            request: Request<SummarizeAuditRequest>,
+        ) -> Result<Response<SummarizeAuditResponse>, Status> {
+            let period = request.into_inner().period as u64;
+            Ok(Response::new(SummarizeAuditResponse {
+                rows: vec![AuditSummaryRow {
+                    period_start: Some(prost_types::Timestamp {
+                        seconds: 1_714_521_600,
+                        nanos: 0,
+                    }),
+                    principal: "alice".into(),
+                    // Echoes the period, so a test sees what was sent.
+                    allowed: period,
+                    ..AuditSummaryRow::default()
+                }],
+                truncated: false,
+            }))
+        }
+
         async fn copy_model_version(
             &self,
             request: Request<CopyModelVersionRequest>,
@@ -628,6 +707,100 @@ mod against_a_fake_server {
         let (_, out) = cli(&endpoint, &["list", "--page-token", "p3"]).await;
         assert!(out.starts_with("c  "), "{out}");
         assert_eq!(out.lines().count(), 1, "{out}");
+    }
+
+    #[tokio::test]
+    async fn audit_export_follows_every_page_and_reads_back_exactly() {
+        let endpoint = serve().await;
+        let dir = std::env::temp_dir().join(format!("modelcopy-export-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("audit.csv");
+        let (result, out) = cli(
+            &endpoint,
+            &[
+                "audit",
+                "export",
+                "--format",
+                "csv",
+                "--out",
+                path.to_str().unwrap(),
+            ],
+        )
+        .await;
+        assert_eq!(result.unwrap(), Outcome::Done);
+        assert_eq!(
+            out,
+            format!("exported 3 audit records to {}\n", path.display())
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let records = audit::csv::read_records(&text).unwrap();
+        assert_eq!(
+            records[0],
+            audit::event::COLUMNS.map(|c| Some(c.to_owned()))
+        );
+        let expected: Vec<Vec<Option<String>>> = audit_events()
+            .iter()
+            .map(audit::event::csv_fields)
+            .collect();
+        assert_eq!(records[1..], expected[..]);
+        // NULL and empty stay apart.
+        assert_eq!(records[1][2], None);
+        assert_eq!(records[1][7], Some(String::new()));
+        // Nothing is left beside the export.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let (_, out) = cli(&endpoint, &["audit", "export", "--format", "jsonl"]).await;
+        let lines: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[1]["request"]["copy_id"], "c,1");
+        assert_eq!(lines[1]["request_digest"], "dead");
+        assert_eq!(lines[0]["principal"], serde_json::Value::Null);
+    }
+
+    #[tokio::test]
+    async fn audit_list_shows_one_page_unless_all() {
+        let endpoint = serve().await;
+        let (result, out) = cli(&endpoint, &["audit", "list"]).await;
+        assert_eq!(result.unwrap(), Outcome::Done);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        assert!(
+            lines[0].starts_with("1  2024-05-01T12:00:01.000005Z  -  GetCopy  ALLOWED  Ok"),
+            "{out}"
+        );
+        assert_eq!(lines[2], "next page: --page-token a2");
+
+        let (_, out) = cli(&endpoint, &["audit", "list", "--all", "-o", "json"]).await;
+        let ids: Vec<u64> = out
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(ids, [1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn audit_summary_prints_a_table() {
+        let endpoint = serve().await;
+        let (result, out) = cli(&endpoint, &["audit", "summary", "--period", "month"]).await;
+        assert_eq!(result.unwrap(), Outcome::Done);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].starts_with("period"), "{out}");
+        assert!(lines[1].starts_with("2024-05     alice"), "{out}");
+        let (_, out) = cli(
+            &endpoint,
+            &["audit", "summary", "--period", "week", "-o", "json"],
+        )
+        .await;
+        let row: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(row["allowed"], crate::proto::AuditPeriod::Week as i32);
     }
 
     #[tokio::test]

@@ -1,27 +1,47 @@
 //! The admin endpoints, for tests and scripts that drive a simulator running in another process.
 //!
-//! `GET /_sim/calls` returns the call log, `POST /_sim/faults` takes a [`Fault`] as JSON, `POST /_sim/reset` clears
-//! the call log and pending faults. They share the API's port under a path no Rekognition client ever uses.
+//! They share the API's port under a path no Rekognition client ever uses, and speak plain JSON:
+//!
+//! - `GET /_sim/calls` — the call log ([`CallRecord`]s, arrival order);
+//! - `GET /_sim/stats` — per account and operation counts ([`OperationStats`]);
+//! - `POST /_sim/faults` — inject a [`Fault`] for the next N calls;
+//! - `GET|PUT /_sim/faults/random` — the random fault settings ([`RandomFaults`]);
+//! - `GET|PUT /_sim/quotas` — the quotas ([`Quotas`]); a put refills every bucket;
+//! - `POST /_sim/reset` — clear the call log, the stats and pending faults.
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use super::engine::Engine;
-use super::observe::{CallRecord, Fault};
+use super::faults::{Fault, RandomFaults};
+use super::observe::CallRecord;
+use super::quota::Quotas;
+use super::stats::OperationStats;
 
 pub fn routes() -> Router<Arc<Engine>> {
     Router::new()
         .route("/_sim/calls", get(calls))
+        .route("/_sim/stats", get(stats))
         .route("/_sim/faults", post(inject_fault))
+        .route(
+            "/_sim/faults/random",
+            get(random_faults).put(set_random_faults),
+        )
+        .route("/_sim/quotas", get(quotas).put(set_quotas))
         .route("/_sim/reset", post(reset))
 }
 
 async fn calls(State(engine): State<Arc<Engine>>) -> Json<Vec<CallRecord>> {
     Json(engine.calls())
+}
+
+async fn stats(State(engine): State<Arc<Engine>>) -> Json<Vec<OperationStats>> {
+    Json(engine.stats())
 }
 
 async fn inject_fault(State(engine): State<Arc<Engine>>, Json(fault): Json<Fault>) -> StatusCode {
@@ -30,7 +50,35 @@ async fn inject_fault(State(engine): State<Arc<Engine>>, Json(fault): Json<Fault
     StatusCode::NO_CONTENT
 }
 
+async fn random_faults(State(engine): State<Arc<Engine>>) -> Json<RandomFaults> {
+    Json(engine.random_faults())
+}
+
+async fn set_random_faults(
+    State(engine): State<Arc<Engine>>,
+    Json(faults): Json<RandomFaults>,
+) -> Response {
+    tracing::info!(?faults, "random faults set");
+    applied(engine.set_random_faults(faults))
+}
+
+async fn quotas(State(engine): State<Arc<Engine>>) -> Json<Quotas> {
+    Json(engine.quotas())
+}
+
+async fn set_quotas(State(engine): State<Arc<Engine>>, Json(quotas): Json<Quotas>) -> Response {
+    tracing::info!(?quotas, "quotas set");
+    applied(engine.set_quotas(quotas))
+}
+
 async fn reset(State(engine): State<Arc<Engine>>) -> StatusCode {
     engine.reset_observations();
     StatusCode::NO_CONTENT
+}
+
+fn applied(result: Result<(), String>) -> Response {
+    match result {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(reason) => (StatusCode::UNPROCESSABLE_ENTITY, reason).into_response(),
+    }
 }

@@ -11,13 +11,20 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ErrorCode {
     AccessDenied,
+    IncompleteSignature,
     InternalServerError,
     InvalidPaginationToken,
     InvalidParameter,
+    InvalidPolicyRevisionId,
+    InvalidSignature,
+    LimitExceeded,
+    MalformedPolicyDocument,
     MissingAuthenticationToken,
-    IncompleteSignature,
+    ProvisionedThroughputExceeded,
+    ResourceAlreadyExists,
     ResourceInUse,
     ResourceNotFound,
+    ServiceQuotaExceeded,
     Throttling,
     UnknownOperation,
     UnrecognizedClient,
@@ -26,15 +33,22 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    const NAMED: [ErrorCode; 12] = [
+    const NAMED: [ErrorCode; 19] = [
         ErrorCode::AccessDenied,
+        ErrorCode::IncompleteSignature,
         ErrorCode::InternalServerError,
         ErrorCode::InvalidPaginationToken,
         ErrorCode::InvalidParameter,
+        ErrorCode::InvalidPolicyRevisionId,
+        ErrorCode::InvalidSignature,
+        ErrorCode::LimitExceeded,
+        ErrorCode::MalformedPolicyDocument,
         ErrorCode::MissingAuthenticationToken,
-        ErrorCode::IncompleteSignature,
+        ErrorCode::ProvisionedThroughputExceeded,
+        ErrorCode::ResourceAlreadyExists,
         ErrorCode::ResourceInUse,
         ErrorCode::ResourceNotFound,
+        ErrorCode::ServiceQuotaExceeded,
         ErrorCode::Throttling,
         ErrorCode::UnknownOperation,
         ErrorCode::UnrecognizedClient,
@@ -53,13 +67,20 @@ impl ErrorCode {
     pub fn name(&self) -> &str {
         match self {
             ErrorCode::AccessDenied => "AccessDeniedException",
+            ErrorCode::IncompleteSignature => "IncompleteSignatureException",
             ErrorCode::InternalServerError => "InternalServerError",
             ErrorCode::InvalidPaginationToken => "InvalidPaginationTokenException",
             ErrorCode::InvalidParameter => "InvalidParameterException",
+            ErrorCode::InvalidPolicyRevisionId => "InvalidPolicyRevisionIdException",
+            ErrorCode::InvalidSignature => "InvalidSignatureException",
+            ErrorCode::LimitExceeded => "LimitExceededException",
+            ErrorCode::MalformedPolicyDocument => "MalformedPolicyDocumentException",
             ErrorCode::MissingAuthenticationToken => "MissingAuthenticationTokenException",
-            ErrorCode::IncompleteSignature => "IncompleteSignatureException",
+            ErrorCode::ProvisionedThroughputExceeded => "ProvisionedThroughputExceededException",
+            ErrorCode::ResourceAlreadyExists => "ResourceAlreadyExistsException",
             ErrorCode::ResourceInUse => "ResourceInUseException",
             ErrorCode::ResourceNotFound => "ResourceNotFoundException",
+            ErrorCode::ServiceQuotaExceeded => "ServiceQuotaExceededException",
             ErrorCode::Throttling => "ThrottlingException",
             ErrorCode::UnknownOperation => "UnknownOperationException",
             ErrorCode::UnrecognizedClient => "UnrecognizedClientException",
@@ -125,6 +146,27 @@ impl ApiError {
             ),
         )
     }
+
+    /// The same refusal, with IAM's reason appended (`because no resource-based policy allows ...`).
+    pub fn access_denied_because(
+        caller_account: &str,
+        operation: &str,
+        resource: &str,
+        reason: &str,
+    ) -> Self {
+        let mut err = ApiError::access_denied(caller_account, operation, resource);
+        err.message = format!("{} {reason}", err.message);
+        err
+    }
+
+    /// The quota refusal: the token bucket of this account and operation is empty.
+    pub fn throughput_exceeded() -> Self {
+        ApiError::new(
+            ErrorCode::ProvisionedThroughputExceeded,
+            "The number of requests exceeded your throughput limit. If you want to increase this limit, \
+             contact Amazon Rekognition.",
+        )
+    }
 }
 
 #[cfg(test)]
@@ -148,9 +190,18 @@ mod tests {
 
     #[test]
     fn unknown_names_are_kept() {
-        let code = ErrorCode::from_name("LimitExceededException");
-        assert_eq!(code.name(), "LimitExceededException");
+        let code = ErrorCode::from_name("TooManyCooksException");
+        assert_eq!(code.name(), "TooManyCooksException");
         assert_eq!(code.http_status(), 400);
+    }
+
+    #[test]
+    fn quota_errors_are_client_errors() {
+        assert_eq!(ErrorCode::ProvisionedThroughputExceeded.http_status(), 400);
+        assert_eq!(ErrorCode::LimitExceeded.http_status(), 400);
+        assert!(ApiError::throughput_exceeded()
+            .message
+            .starts_with("The number of requests exceeded your throughput limit."));
     }
 
     #[test]

@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
@@ -19,9 +19,14 @@ use tokio::sync::watch;
 
 use super::admin;
 use super::config::SimConfig;
+use super::connection::{Connection, CuttableListener};
 use super::engine::Engine;
-use super::observe::{CallRecord, Fault};
+use super::faults::{Fault, RandomFaults};
+use super::observe::CallRecord;
 use super::protocol::respond;
+use super::quota::Quotas;
+use super::signature::ReceivedRequest;
+use super::stats::OperationStats;
 
 /// A running simulator. Clones share it.
 #[derive(Clone)]
@@ -32,13 +37,12 @@ pub struct SimHandle {
     stopped: watch::Receiver<bool>,
 }
 
-/// Checks the seed, binds `config.listen` and serves until shut down.
+/// Checks the configuration, binds `config.listen` and serves until shut down.
 pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
-    config
-        .seed
+    let policies = config
         .validate()
         .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
-    let engine = Arc::new(Engine::new(&config));
+    let engine = Arc::new(Engine::new(&config, &policies));
     let listener = TcpListener::bind(config.listen).await?;
     let local_addr = listener.local_addr()?;
     let (stop, mut stop_requested) = watch::channel(false);
@@ -53,7 +57,8 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
         let signal = async move {
             let _ = stop_requested.wait_for(|stop| *stop).await;
         };
-        if let Err(err) = axum::serve(listener, app)
+        let service = app.into_make_service_with_connect_info::<Connection>();
+        if let Err(err) = axum::serve(CuttableListener::new(listener), service)
             .with_graceful_shutdown(signal)
             .await
         {
@@ -71,9 +76,29 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
     })
 }
 
-async fn aws(State(engine): State<Arc<Engine>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn aws(
+    State(engine): State<Arc<Engine>>,
+    ConnectInfo(connection): ConnectInfo<Connection>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    respond(&engine.handle(&headers, &body), &request_id)
+    let answer = engine.handle(&ReceivedRequest {
+        method: &method,
+        uri: &uri,
+        headers: &headers,
+        body: &body,
+    });
+    if !answer.latency.is_zero() {
+        tokio::time::sleep(answer.latency).await;
+    }
+    if answer.close_connection {
+        // The response below is never written: the cut connection fails the write and hyper closes it.
+        connection.cut();
+    }
+    respond(&answer.result, &request_id)
 }
 
 impl SimHandle {
@@ -97,14 +122,48 @@ impl SimHandle {
     }
 
     /// The next `count` calls of `operation` (optionally only for one account) fail with `error`
-    /// (ThrottlingException / InternalServerError → 500, the others 400) before doing anything.
+    /// (ThrottlingException / InternalServerError → 500, the others 400) before doing anything — or have their
+    /// connection dropped ([`Fault::DROPPED_CONNECTION`], [`Fault::DROPPED_RESPONSE`]).
     pub fn inject_fault(&self, fault: Fault) {
         self.engine.inject_fault(fault);
     }
 
-    /// Clears the call log and pending faults; the projects and versions stay.
+    /// Clears the call log, the stats and pending injected faults; the world (projects, versions, policies), the
+    /// quotas' buckets and the random fault settings stay.
     pub fn reset_observations(&self) {
         self.engine.reset_observations();
+    }
+
+    /// Per account and operation: calls received, throttles served (ProvisionedThroughputExceeded +
+    /// LimitExceeded, counted separately), and the largest number of calls received in any sliding one-second
+    /// window. Sorted by account, then operation.
+    pub fn stats(&self) -> Vec<OperationStats> {
+        self.engine.stats()
+    }
+
+    /// The quotas in force.
+    pub fn quotas(&self) -> Quotas {
+        self.engine.quotas()
+    }
+
+    /// Replaces the quotas; every token bucket starts full. Refuses a rate of zero.
+    pub fn set_quotas(&self, quotas: Quotas) -> Result<(), String> {
+        self.engine.set_quotas(quotas)
+    }
+
+    /// The random fault settings in force.
+    pub fn random_faults(&self) -> RandomFaults {
+        self.engine.random_faults()
+    }
+
+    /// Replaces the random fault settings. Refuses shares outside 0..1 or adding up to more than 1.
+    pub fn set_random_faults(&self, faults: RandomFaults) -> Result<(), String> {
+        self.engine.set_random_faults(faults)
+    }
+
+    /// How many projects the simulator holds (seeded and created).
+    pub fn project_count(&self) -> usize {
+        self.engine.project_count()
     }
 
     /// Stops accepting connections and lets requests in flight finish.

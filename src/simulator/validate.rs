@@ -98,6 +98,34 @@ pub const TAG_VALUE: StringShape = StringShape {
     })),
 };
 
+pub const POLICY_NAME: StringShape = StringShape {
+    min: 1,
+    max: 128,
+    pattern: Some(Pattern::new(r"[a-zA-Z0-9_.\-]+", |s| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    })),
+};
+
+pub const POLICY_REVISION_ID: StringShape = StringShape {
+    min: 0,
+    max: 64,
+    pattern: Some(Pattern::new(r"[0-9A-Fa-f]+", |s| {
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
+    })),
+};
+
+pub const POLICY_DOCUMENT: StringShape = StringShape {
+    min: 1,
+    max: 2000,
+    pattern: Some(Pattern::new(r"[\u0009\u000A\u000D\u0020-\u00FF]+", |s| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{ff}'))
+    })),
+};
+
 pub const PAGINATION_TOKEN: StringShape = StringShape {
     min: 0,
     max: 1024,
@@ -344,6 +372,21 @@ mod tests {
     fn tag_keys_may_not_start_with_aws() {
         assert!(!(TAG_KEY.pattern.unwrap().matches)("aws:owner"));
         assert!((TAG_KEY.pattern.unwrap().matches)("team/owner=ml @x"));
+    }
+
+    #[test]
+    fn policy_shapes_are_enforced() {
+        let mut checks = Checks::new();
+        checks.string("policyName", "allow-b", &POLICY_NAME);
+        checks.string("policyRevisionId", "0aF9", &POLICY_REVISION_ID);
+        checks.string("policyDocument", "{\"a\": \"\u{e9}\"}\n", &POLICY_DOCUMENT);
+        assert!(checks.finish().is_ok());
+        let mut checks = Checks::new();
+        checks.string("policyName", &"a".repeat(129), &POLICY_NAME);
+        checks.string("policyRevisionId", "xyz", &POLICY_REVISION_ID);
+        checks.string("policyDocument", "\u{2603}", &POLICY_DOCUMENT);
+        checks.string("policyDocument", &"a".repeat(2001), &POLICY_DOCUMENT);
+        assert!(message(checks).starts_with("4 validation errors detected"));
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub struct CopyJob {
     pub updated_at: DateTime<Utc>,
     pub submitted_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// The audit row of the request that created the copy (NULL only for copies older than the audit chain).
+    pub audit_id: Option<i64>,
 }
 
 /// What CopyModelVersion's transaction did.
@@ -166,9 +168,16 @@ pub async fn create_with_audit(
     events::insert(&mut tx, &job, None, None).await?;
     audit.copy_id = Some(job.id);
     append_reason(&mut audit, "queued");
-    audit::insert(&mut *tx, &audit).await?;
+    // The audit row comes last: its id is known only once it is chained, and the chain's lock is held from then
+    // until commit, so as little as possible follows it.
+    let audit_id = audit::insert(&mut tx, &audit).await?;
+    sqlx::query("UPDATE copy_jobs SET audit_id = $2 WHERE id = $1")
+        .bind(job.id)
+        .bind(audit_id)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
-    Ok(CreateOutcome::Created(job))
+    Ok(CreateOutcome::Created(CopyJob { audit_id: Some(audit_id), ..job }))
 }
 
 /// The request's token names `existing`: a replay if the parameters are the same, a refusal if not.
@@ -184,7 +193,7 @@ async fn finish_existing(
     }
     audit.copy_id = Some(existing.id);
     append_reason(&mut audit, "replayed: idempotency token seen before with the same parameters");
-    audit::insert(&mut *tx, &audit).await?;
+    audit::insert(&mut tx, &audit).await?;
     tx.commit().await?;
     Ok(CreateOutcome::Replayed(existing))
 }
@@ -343,7 +352,7 @@ pub async fn cancel_with_audit(
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("copy {id} changed under its row lock")))?;
     append_reason(&mut audit, "cancelled");
-    audit::insert(&mut *tx, &audit).await?;
+    audit::insert(&mut tx, &audit).await?;
     tx.commit().await?;
     Ok(CancelOutcome::Cancelled(job))
 }
@@ -496,6 +505,7 @@ pub(crate) mod tests_support {
             updated_at: now,
             submitted_at: None,
             completed_at: None,
+            audit_id: None,
         }
     }
 }

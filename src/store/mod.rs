@@ -12,6 +12,7 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
+pub use audit::{AuditPageToken, AuditRow};
 pub use error::StoreError;
 pub use events::CopyEventRow;
 pub use jobs::{CancelOutcome, Change, CopyJob, CreateOutcome};

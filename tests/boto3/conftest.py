@@ -3,6 +3,10 @@
 The binary is `REKOGNITION_SIM_BIN` (default `target/debug/rekognition-sim` under the repository root); build it
 first with `cargo build --bin rekognition-sim`. It prints one line with its address once bound; the fixture reads
 it, and terminates the simulator after the session.
+
+The simulator runs as the binary does by default: every key has a secret, so botocore's SigV4 signatures are
+verified, and cross-account copies need a project policy (A's `source` carries one for B). Account C has tight
+quotas (from a `--config` file), which only the quota tests use.
 """
 
 import json
@@ -26,24 +30,51 @@ STARTUP_TIMEOUT_S = 30
 
 ACCOUNT_A, KEY_A, SECRET_A = "111111111111", "AKIAPYTESTAAAAAAAAAA", "secret-a"
 ACCOUNT_B, KEY_B, SECRET_B = "222222222222", "AKIAPYTESTBBBBBBBBBB", "secret-b"
+ACCOUNT_C, KEY_C, SECRET_C = "333333333333", "AKIAPYTESTCCCCCCCCCC", "secret-c"
 
 # Fixed creation times make every seeded ARN known here without asking the simulator.
 SOURCE_MILLIS, DEST_MILLIS, MANY_MILLIS, B_DEST_MILLIS = 1735689600000, 1735693200000, 1735696800000, 1735700400000
+C_SOURCE_MILLIS, C_DEST_MILLIS = 1735704000000, 1735707600000
 MANY_VERSIONS = [("p1", 1735700000001), ("p2", 1735700000002), ("p3", 1735700000003), ("p4", 1735700000004)]
+
+COPY_ACTION = "rekognition:CopyProjectVersion"
+
+
+def allow_copy(account, resource="*"):
+    """A project policy document letting `account` copy the project's versions (`resource` narrows it)."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+        "Action": COPY_ACTION, "Resource": resource}]}
+
 
 SEED = {
     "accounts": [
         {"account_id": ACCOUNT_A, "access_key_id": KEY_A, "secret_access_key": SECRET_A},
         {"account_id": ACCOUNT_B, "access_key_id": KEY_B, "secret_access_key": SECRET_B},
+        {"account_id": ACCOUNT_C, "access_key_id": KEY_C, "secret_access_key": SECRET_C},
     ],
     "projects": [
         {"account_id": ACCOUNT_A, "region": REGION, "name": "source", "created_millis": SOURCE_MILLIS,
-         "versions": [{"name": "v1", "created_millis": SOURCE_MILLIS + 1000}]},
+         "versions": [{"name": "v1", "created_millis": SOURCE_MILLIS + 1000}],
+         "policies": [{"name": "allow-b", "document": allow_copy(ACCOUNT_B)}]},
         {"account_id": ACCOUNT_A, "region": REGION, "name": "dest", "created_millis": DEST_MILLIS},
         {"account_id": ACCOUNT_A, "region": REGION, "name": "many", "created_millis": MANY_MILLIS,
          "versions": [{"name": name, "created_millis": millis} for name, millis in MANY_VERSIONS]},
         {"account_id": ACCOUNT_B, "region": REGION, "name": "b-dest", "created_millis": B_DEST_MILLIS},
+        {"account_id": ACCOUNT_C, "region": REGION, "name": "c-source", "created_millis": C_SOURCE_MILLIS,
+         "versions": [{"name": "v1", "created_millis": C_SOURCE_MILLIS + 1000}]},
+        {"account_id": ACCOUNT_C, "region": REGION, "name": "c-dest", "created_millis": C_DEST_MILLIS},
     ],
+}
+
+# Account C: 2 DescribeProjects a second (burst 2), one copy in progress at a time.
+C_DESCRIBE_RATE, C_DESCRIBE_BURST, C_MAX_COPIES = 2, 2, 1
+CONFIG = {
+    "rng_seed": 1234,
+    "quotas": {"per_account": {ACCOUNT_C: {
+        "rate": {"DescribeProjects": {"per_second": C_DESCRIBE_RATE, "burst": C_DESCRIBE_BURST}},
+        "max_copies_in_progress": C_MAX_COPIES,
+    }}},
 }
 
 
@@ -73,7 +104,7 @@ class Sim:
     def admin(self, method, path, payload=None):
         data = json.dumps(payload).encode() if payload is not None else b""
         request = urllib.request.Request(
-            self.endpoint_url + path, data=data if method == "POST" else None, method=method,
+            self.endpoint_url + path, data=data if method in ("POST", "PUT") else None, method=method,
             headers={"content-type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -86,6 +117,17 @@ class Sim:
 
     def calls(self):
         return self.admin("GET", "/_sim/calls")
+
+    def stats(self, account_id, operation):
+        """This account's counts for one operation (zeros when it made no call)."""
+        for stats in self.admin("GET", "/_sim/stats"):
+            if stats["account_id"] == account_id and stats["operation"] == operation:
+                return stats
+        return {"account_id": account_id, "operation": operation, "calls": 0, "throughput_exceeded": 0,
+                "limit_exceeded": 0, "max_calls_in_one_second": 0}
+
+    def set_random_faults(self, faults):
+        self.admin("PUT", "/_sim/faults/random", faults)
 
 
 def _read_address_line(process, log_path):
@@ -114,10 +156,12 @@ def sim(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("rekognition-sim")
     seed_path = workdir / "seed.json"
     seed_path.write_text(json.dumps(SEED))
+    config_path = workdir / "sim.json"
+    config_path.write_text(json.dumps(CONFIG))
     log_path = workdir / "sim.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [str(binary), "--listen", "127.0.0.1:0", "--seed", str(seed_path),
+            [str(binary), "--listen", "127.0.0.1:0", "--config", str(config_path), "--seed", str(seed_path),
              "--copy-duration-ms", str(COPY_DURATION_MS), "--fail-version-prefix", FAIL_PREFIX],
             stdout=subprocess.PIPE, stderr=log, text=True,
         )
@@ -137,5 +181,6 @@ def sim(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def fresh_observations(sim):
-    """Every test starts with an empty call log and no pending faults (projects and versions persist)."""
+    """Every test starts with an empty call log and stats, and no faults (projects, versions, policies persist)."""
     sim.admin("POST", "/_sim/reset")
+    sim.set_random_faults({})

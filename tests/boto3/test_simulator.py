@@ -116,7 +116,7 @@ def test_destination_of_another_account_is_access_denied(sim):
     with pytest.raises(client.exceptions.AccessDeniedException):
         copy(client, unique(), destination=B_DEST)
 
-    # Account B may copy A's version into its own project (project policies are not modelled yet).
+    # Account B may copy A's version into its own project: A's `source` has a policy allowing B.
     arn = copy(sim.client(KEY_B, SECRET_B), unique(), destination=B_DEST)["ProjectVersionArn"]
     assert arn.startswith(f"arn:aws:rekognition:us-east-1:{ACCOUNT_B}:project/b-dest/version/")
 

@@ -35,7 +35,8 @@ async fn queue_copies(fleet: &Fleet, per_account: usize, principal: &str) -> usi
     let mut queued = 0;
     for i in 0..per_account {
         for (a, destination) in DESTINATIONS.iter().enumerate() {
-            let client = &mut clients[(i + a) % clients.len()];
+            let n = clients.len();
+            let client = &mut clients[(i + a) % n];
             let request = fleet.request(destination, &format!("{principal}-{destination}-{i}"));
             client.copy_model_version(request).await.expect("queued");
             queued += 1;

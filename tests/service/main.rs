@@ -4,6 +4,7 @@
 mod helpers;
 
 mod audit;
+mod audit_chain;
 mod aws_errors;
 mod cancel;
 mod cli;
@@ -11,6 +12,7 @@ mod copy_flow;
 mod idempotency;
 mod leadership;
 mod listing;
+mod reporting;
 mod validation;
 mod watch;
 

@@ -90,8 +90,9 @@ async fn copy_to_failure_prefix_ends_failed_with_a_message() {
     assert!(message.expect("a failed copy says why").contains("fail-"));
 }
 
+/// A's `source` carries a seeded policy that allows account B (see `helpers::policies`).
 #[tokio::test]
-async fn copy_into_own_project_from_another_account_is_allowed() {
+async fn copy_from_another_account_with_its_policy_is_allowed() {
     let sim = Sim::start(COPY_DURATION).await;
     let client_b = sim.client(KEY_B);
     let dest = sim.project_arn(ACCOUNT_B, REGION, "b-dest");

@@ -7,22 +7,36 @@ use aws_sdk_rekognition::config::Region;
 use aws_sdk_rekognition::types::{OutputConfig, ProjectVersionDescription};
 use aws_sdk_rekognition::Client;
 use modelcopy::simulator::{
-    self, Seed, SeedAccount, SeedProject, SeedVersion, SimConfig, SimHandle,
+    self, Seed, SeedAccount, SeedProject, SeedProjectPolicy, SeedVersion, SimConfig, SimHandle,
 };
 
 pub const REGION: &str = "us-east-1";
 pub const OTHER_REGION: &str = "us-west-2";
 pub const ACCOUNT_A: &str = "111111111111";
 pub const KEY_A: &str = "AKIATESTAAAAAAAAAAAA";
+pub const SECRET_A: &str = "secret-a";
 pub const ACCOUNT_B: &str = "222222222222";
 pub const KEY_B: &str = "AKIATESTBBBBBBBBBBBB";
+pub const SECRET_B: &str = "secret-b";
+/// Account C's key is seeded without a secret: its id alone identifies the account, signature unchecked.
+pub const ACCOUNT_C: &str = "333333333333";
+pub const KEY_C: &str = "AKIATESTCCCCCCCCCCCC";
 pub const UNKNOWN_KEY: &str = "AKIAUNKNOWNUNKNOWN00";
+
+/// The secret each test key signs with (the seeded one; anything for keys without).
+pub fn secret_for(access_key_id: &str) -> &'static str {
+    match access_key_id {
+        KEY_A => SECRET_A,
+        KEY_B => SECRET_B,
+        _ => "any-secret",
+    }
+}
 
 /// The names of the five versions of account A's `many` project, oldest first.
 pub const MANY_VERSIONS: [&str; 5] = ["m1", "m2", "m3", "m4", "m5"];
 
 /// A's `source` (with version `v1`) and empty `dest` in us-east-1; A's `west-source` (with `v1`) in us-west-2;
-/// A's `many` (five versions); B's empty `b-dest` in us-east-1.
+/// A's `many` (five versions); B's empty `b-dest` in us-east-1; C's empty `c-dest`. A and B have secrets.
 pub fn seed() -> Seed {
     let project = |account: &str, region: &str, name: &str, versions: &[&str]| SeedProject {
         account_id: account.into(),
@@ -43,11 +57,16 @@ pub fn seed() -> Seed {
             SeedAccount {
                 account_id: ACCOUNT_A.into(),
                 access_key_id: KEY_A.into(),
-                secret_access_key: None,
+                secret_access_key: Some(SECRET_A.into()),
             },
             SeedAccount {
                 account_id: ACCOUNT_B.into(),
                 access_key_id: KEY_B.into(),
+                secret_access_key: Some(SECRET_B.into()),
+            },
+            SeedAccount {
+                account_id: ACCOUNT_C.into(),
+                access_key_id: KEY_C.into(),
                 secret_access_key: None,
             },
         ],
@@ -57,7 +76,26 @@ pub fn seed() -> Seed {
             project(ACCOUNT_A, OTHER_REGION, "west-source", &["v1"]),
             project(ACCOUNT_A, REGION, "many", &MANY_VERSIONS),
             project(ACCOUNT_B, REGION, "b-dest", &[]),
+            project(ACCOUNT_C, REGION, "c-dest", &[]),
         ],
+    }
+}
+
+/// The one seeded policy: A's `source` lets account B copy its versions. A's `many` has none.
+pub fn policies() -> Vec<SeedProjectPolicy> {
+    vec![SeedProjectPolicy::allow_copy(
+        ACCOUNT_A, REGION, "source", "allow-b", ACCOUNT_B,
+    )]
+}
+
+/// The configuration tests start from: the seed and policy above, policies required as on AWS.
+pub fn config(copy_duration: Duration) -> SimConfig {
+    SimConfig {
+        copy_duration,
+        seed: seed(),
+        project_policies: policies(),
+        require_project_policy: true,
+        ..SimConfig::default()
     }
 }
 
@@ -69,12 +107,12 @@ pub struct Sim {
 
 impl Sim {
     pub async fn start(copy_duration: Duration) -> Sim {
-        let seed = seed();
-        let config = SimConfig {
-            copy_duration,
-            seed: seed.clone(),
-            ..SimConfig::default()
-        };
+        Sim::start_with(config(copy_duration)).await
+    }
+
+    /// A simulator with any configuration (usually [`config`] with some fields changed).
+    pub async fn start_with(config: SimConfig) -> Sim {
+        let seed = config.seed.clone();
         let handle = simulator::start(config).await.expect("simulator starts");
         Sim { handle, seed }
     }
@@ -103,13 +141,23 @@ impl Sim {
 }
 
 pub fn client(handle: &SimHandle, access_key_id: &str, retry: Option<RetryConfig>) -> Client {
+    client_with_secret(handle, access_key_id, secret_for(access_key_id), retry)
+}
+
+/// A client signing with any secret (a wrong one, for signature tests).
+pub fn client_with_secret(
+    handle: &SimHandle,
+    access_key_id: &str,
+    secret: &str,
+    retry: Option<RetryConfig>,
+) -> Client {
     let mut config = aws_sdk_rekognition::Config::builder()
         .behavior_version_latest()
         .region(Region::new(REGION))
         .endpoint_url(handle.endpoint_url())
         .credentials_provider(aws_credential_types::Credentials::new(
             access_key_id,
-            "test-secret",
+            secret,
             None,
             None,
             "test",
@@ -127,22 +175,42 @@ pub fn output_config() -> OutputConfig {
         .build()
 }
 
+pub type CopyResult = Result<
+    String,
+    aws_sdk_rekognition::error::SdkError<
+        aws_sdk_rekognition::operation::copy_project_version::CopyProjectVersionError,
+    >,
+>;
+
 /// Copies A's `source`/`v1` into `destination` under `version_name`, from `client`.
 pub async fn copy_source_v1(
     sim: &Sim,
     client: &Client,
     destination: &str,
     version_name: &str,
-) -> Result<
-    String,
-    aws_sdk_rekognition::error::SdkError<
-        aws_sdk_rekognition::operation::copy_project_version::CopyProjectVersionError,
-    >,
-> {
+) -> CopyResult {
+    copy_version(
+        client,
+        &sim.project_arn(ACCOUNT_A, REGION, "source"),
+        &sim.version_arn(ACCOUNT_A, REGION, "source", "v1"),
+        destination,
+        version_name,
+    )
+    .await
+}
+
+/// Copies any version into `destination` under `version_name`, from `client`.
+pub async fn copy_version(
+    client: &Client,
+    source_project: &str,
+    source_version: &str,
+    destination: &str,
+    version_name: &str,
+) -> CopyResult {
     let output = client
         .copy_project_version()
-        .source_project_arn(sim.project_arn(ACCOUNT_A, REGION, "source"))
-        .source_project_version_arn(sim.version_arn(ACCOUNT_A, REGION, "source", "v1"))
+        .source_project_arn(source_project)
+        .source_project_version_arn(source_version)
         .destination_project_arn(destination)
         .version_name(version_name)
         .output_config(output_config())

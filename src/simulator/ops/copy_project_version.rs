@@ -1,18 +1,24 @@
 //! `CopyProjectVersion`: starts a copy of a model version into a destination project.
 //!
-//! The rules, in the order they are applied: the caller must own the destination project (cross-account copies
-//! are allowed for now — project policies are a later issue); source and destination must be in the same region;
-//! the destination project, the source project and the source version (within the source project) must exist; the
-//! version name must be free in the destination. The new version is `COPYING_IN_PROGRESS` for the configured copy
-//! duration, then `COPYING_COMPLETED` — or `COPYING_FAILED` when its name starts with the failure prefix.
+//! The rules, in the order they are applied: the caller must own the destination project; source and destination
+//! must be in the same region (`InvalidParameterException`); the destination project, the source project and the
+//! source version (within the source project) must exist (`ResourceNotFoundException`); the source project's
+//! policies must not deny the caller and, when the source is another account's, must allow it
+//! (`AccessDeniedException`); the version name must be free in the destination (`ResourceInUseException`); the
+//! destination account must be under its quota of copies in progress (`LimitExceededException`).
+//!
+//! The new version is `COPYING_IN_PROGRESS` for a duration drawn from the configuration, then `COPYING_COMPLETED`
+//! or `COPYING_FAILED` as drawn (see [`CopyBehaviour::plan`](crate::simulator::config::CopyBehaviour::plan)).
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::Context;
+use super::{Context, Output};
 use crate::simulator::arn::{ProjectArn, ProjectVersionArn};
-use crate::simulator::error::ApiError;
+use crate::simulator::error::{ApiError, ErrorCode};
 use crate::simulator::lifecycle::{CopyOutcome, Lifecycle};
+use crate::simulator::observe::PlannedCopy;
+use crate::simulator::policy::{evaluate, Verdict, COPY_ACTION};
 use crate::simulator::protocol::parse_body;
 use crate::simulator::state::{OutputConfig, Store, Tags, Version};
 use crate::simulator::validate::{
@@ -48,7 +54,7 @@ struct Checked {
     kms_key_id: Option<String>,
 }
 
-pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Value, ApiError> {
+pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Output, ApiError> {
     let request = check(parse_body(body)?)?;
     let caller = context.caller;
     let destination = &request.destination_project;
@@ -91,6 +97,32 @@ pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Value, A
                 request.source_version, request.source_project
             ))
         })?;
+    let source_version = request.source_version.to_string();
+    let refuse = |reason: &str| {
+        ApiError::access_denied_because(
+            &caller.account_id,
+            "CopyProjectVersion",
+            &source_version,
+            reason,
+        )
+    };
+    let same_account = request.source_project.key.account_id == caller.account_id;
+    match evaluate(source_project.policy_documents(), &caller.account_id, &source_version) {
+        Verdict::ExplicitDeny => {
+            return Err(refuse(&format!(
+                "with an explicit deny in a resource-based policy (a project policy of {})",
+                request.source_project
+            )))
+        }
+        Verdict::NotAllowed if !same_account && context.copy.require_project_policy => {
+            return Err(refuse(&format!(
+                "because no resource-based policy allows the {COPY_ACTION} action (attach a project policy to {} \
+                 with PutProjectPolicy)",
+                request.source_project
+            )))
+        }
+        Verdict::Allowed | Verdict::NotAllowed => {}
+    }
     if destination_project
         .version_named(&request.version_name)
         .is_some()
@@ -100,32 +132,47 @@ pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Value, A
             request.version_name
         )));
     }
+    if let Some(max) = context.max_copies_in_progress {
+        let in_progress = store.copies_in_progress(&caller.account_id, context.now_millis);
+        if in_progress >= max as usize {
+            return Err(ApiError::new(
+                ErrorCode::LimitExceeded,
+                format!(
+                    "An Amazon Rekognition service limit was exceeded: account {} already has {in_progress} model \
+                     version copies in progress (limit {max}).",
+                    caller.account_id
+                ),
+            ));
+        }
+    }
 
     let arn = ProjectVersionArn::new(
         destination.key.clone(),
         request.version_name.clone(),
         context.now_millis,
     );
-    let outcome = if context.copy.fails(&request.version_name) {
-        CopyOutcome::Fails {
-            message: format!(
-                "The model version copy failed: the simulator fails copies to version names starting with {:?}.",
-                context.copy.fail_version_prefix.as_deref().unwrap_or_default()
-            ),
+    let (duration, outcome) = context.copy.plan(destination, &request.version_name);
+    let duration_millis = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+    let done_at_millis = context
+        .now_millis
+        .saturating_add(i64::try_from(duration_millis).unwrap_or(i64::MAX));
+    let planned = PlannedCopy {
+        version_arn: arn.to_string(),
+        duration_millis,
+        final_status: match outcome {
+            CopyOutcome::Completes => "COPYING_COMPLETED",
+            CopyOutcome::Fails { .. } => "COPYING_FAILED",
         }
-    } else {
-        CopyOutcome::Completes
+        .to_owned(),
     };
     let version = Version {
         arn: arn.clone(),
         seq: store.next_seq(),
         lifecycle: Lifecycle::Copy {
-            done_at_millis: context
-                .now_millis
-                .saturating_add(context.copy.duration_millis),
+            done_at_millis,
             outcome,
         },
-        source_version_arn: Some(request.source_version.to_string()),
+        source_version_arn: Some(source_version),
         output_config: Some(request.output_config),
         kms_key_id: request.kms_key_id,
     };
@@ -133,8 +180,12 @@ pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Value, A
         .project_mut(destination)
         .expect("the destination project was found above under the same lock")
         .versions
-        .push(version);
-    Ok(json!({ "ProjectVersionArn": arn.to_string() }))
+        .insert(version);
+    store.copy_started(&caller.account_id, context.now_millis, done_at_millis);
+    Ok(Output {
+        body: json!({ "ProjectVersionArn": arn.to_string() }),
+        copy: Some(planned),
+    })
 }
 
 fn check(request: Request) -> Result<Checked, ApiError> {

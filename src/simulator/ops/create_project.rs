@@ -7,7 +7,7 @@ use super::Context;
 use crate::simulator::arn::{ProjectArn, ProjectKey};
 use crate::simulator::error::ApiError;
 use crate::simulator::protocol::parse_body;
-use crate::simulator::state::{Project, Store, Tags};
+use crate::simulator::state::{Project, Store, Tags, Versions};
 use crate::simulator::validate::{Checks, NAME};
 
 pub const KEY_MEMBERS: &[&str] = &["ProjectName"];
@@ -59,7 +59,8 @@ pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Value, A
             .feature
             .unwrap_or_else(|| "CUSTOM_LABELS".to_owned()),
         auto_update: request.auto_update.unwrap_or_else(|| "DISABLED".to_owned()),
-        versions: Vec::new(),
+        versions: Versions::default(),
+        policies: Default::default(),
     });
     Ok(json!({ "ProjectArn": arn.to_string() }))
 }

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::Context;
 use crate::simulator::arn::ProjectArn;
 use crate::simulator::error::ApiError;
-use crate::simulator::pagination::{decode_token, encode_token, newest_first, Listing};
+use crate::simulator::pagination::{decode_token, encode_token, take_page, Listing};
 use crate::simulator::protocol::{epoch_seconds, parse_body};
 use crate::simulator::state::{Project, Store, Version};
 use crate::simulator::validate::{Checks, NAME, PAGINATION_TOKEN, PROJECT_ARN};
@@ -61,18 +61,25 @@ pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Value, A
         .map(|token| decode_token(Listing::ProjectVersions, token))
         .transpose()?;
 
-    let matching: Vec<&Version> = project
-        .versions
-        .iter()
-        .filter(|version| {
-            request
-                .version_names
-                .as_ref()
-                .is_none_or(|names| names.contains(&version.arn.version_name))
-        })
-        .collect();
     let max_results = request.max_results.unwrap_or(DEFAULT_MAX_RESULTS) as usize;
-    let (page, next) = newest_first(matching, |version| version.page_key(), after, max_results);
+    let (page, next) = match &request.version_names {
+        // At most ten names: look each up rather than walk the project's versions.
+        Some(names) => {
+            let mut named: Vec<&Version> = names
+                .iter()
+                .filter_map(|name| project.version_named(name))
+                .filter(|version| after.is_none_or(|after| version.page_key() < after))
+                .collect();
+            named.sort_by_key(|version| std::cmp::Reverse(version.page_key()));
+            named.dedup_by_key(|version| version.seq);
+            take_page(named.into_iter(), |version| version.page_key(), max_results)
+        }
+        None => take_page(
+            project.versions.newest_first(after),
+            |version| version.page_key(),
+            max_results,
+        ),
+    };
 
     let descriptions: Vec<Value> = page
         .into_iter()

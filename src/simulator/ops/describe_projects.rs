@@ -5,8 +5,9 @@ use serde_json::{json, Value};
 
 use super::create_project::FEATURES;
 use super::Context;
+use crate::simulator::arn::ProjectKey;
 use crate::simulator::error::ApiError;
-use crate::simulator::pagination::{decode_token, encode_token, newest_first, Listing};
+use crate::simulator::pagination::{decode_token, encode_token, take_page, Listing};
 use crate::simulator::protocol::{epoch_seconds, parse_body};
 use crate::simulator::state::{Project, Store};
 use crate::simulator::validate::{Checks, NAME, PAGINATION_TOKEN};
@@ -47,23 +48,41 @@ pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Value, A
         .as_deref()
         .map(|token| decode_token(Listing::Projects, token))
         .transpose()?;
-    let matching: Vec<&Project> = store
-        .projects_in(&context.caller.account_id, &context.caller.region)
-        .filter(|project| {
-            request
-                .project_names
-                .as_ref()
-                .is_none_or(|names| names.contains(&project.arn.key.name))
-        })
-        .filter(|project| {
-            request
-                .features
-                .as_ref()
-                .is_none_or(|features| features.contains(&project.feature))
-        })
-        .collect();
+    let caller = context.caller;
+    let wanted_feature = |project: &&Project| {
+        request
+            .features
+            .as_ref()
+            .is_none_or(|features| features.contains(&project.feature))
+    };
     let max_results = request.max_results.unwrap_or(DEFAULT_MAX_RESULTS) as usize;
-    let (page, next) = newest_first(matching, |project| project.page_key(), after, max_results);
+    let (page, next) = match &request.project_names {
+        // At most ten names: look each up rather than walk the account's projects.
+        Some(names) => {
+            let mut named: Vec<&Project> = names
+                .iter()
+                .filter_map(|name| {
+                    store.project_named(&ProjectKey {
+                        account_id: caller.account_id.clone(),
+                        region: caller.region.clone(),
+                        name: name.clone(),
+                    })
+                })
+                .filter(|project| after.is_none_or(|after| project.page_key() < after))
+                .filter(wanted_feature)
+                .collect();
+            named.sort_by_key(|project| std::cmp::Reverse(project.page_key()));
+            named.dedup_by_key(|project| project.seq);
+            take_page(named.into_iter(), |project| project.page_key(), max_results)
+        }
+        None => take_page(
+            store
+                .projects_in(&caller.account_id, &caller.region, after)
+                .filter(wanted_feature),
+            |project| project.page_key(),
+            max_results,
+        ),
+    };
 
     let descriptions: Vec<Value> = page.into_iter().map(describe).collect();
     let mut output = json!({ "ProjectDescriptions": descriptions });

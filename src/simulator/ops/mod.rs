@@ -7,14 +7,19 @@
 
 mod copy_project_version;
 mod create_project;
+mod delete_project_policy;
+mod delete_project_version;
 mod describe_project_versions;
 mod describe_projects;
+mod list_project_policies;
+mod put_project_policy;
 
 use serde_json::Value;
 
 use super::config::CopyBehaviour;
 use super::error::{ApiError, ErrorCode};
 use super::identity::Caller;
+use super::observe::PlannedCopy;
 use super::state::Store;
 
 /// What an operation knows about the call besides its body.
@@ -23,6 +28,22 @@ pub struct Context<'a> {
     /// The time of the call, in epoch milliseconds: creation times and copy progress are read off it.
     pub now_millis: i64,
     pub copy: &'a CopyBehaviour,
+    /// The quota on copies in progress in the caller's account, if any.
+    pub max_copies_in_progress: Option<u32>,
+}
+
+/// An operation's answer, and what the call log should know about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    pub body: Value,
+    /// Set by a copy that started.
+    pub copy: Option<PlannedCopy>,
+}
+
+impl From<Value> for Output {
+    fn from(body: Value) -> Self {
+        Output { body, copy: None }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,14 +52,22 @@ pub enum Operation {
     DescribeProjects,
     CopyProjectVersion,
     DescribeProjectVersions,
+    DeleteProjectVersion,
+    PutProjectPolicy,
+    ListProjectPolicies,
+    DeleteProjectPolicy,
 }
 
 impl Operation {
-    const ALL: [Operation; 4] = [
+    const ALL: [Operation; 8] = [
         Operation::CreateProject,
         Operation::DescribeProjects,
         Operation::CopyProjectVersion,
         Operation::DescribeProjectVersions,
+        Operation::DeleteProjectVersion,
+        Operation::PutProjectPolicy,
+        Operation::ListProjectPolicies,
+        Operation::DeleteProjectPolicy,
     ];
 
     pub fn from_name(name: &str) -> Result<Self, ApiError> {
@@ -59,6 +88,10 @@ impl Operation {
             Operation::DescribeProjects => "DescribeProjects",
             Operation::CopyProjectVersion => "CopyProjectVersion",
             Operation::DescribeProjectVersions => "DescribeProjectVersions",
+            Operation::DeleteProjectVersion => "DeleteProjectVersion",
+            Operation::PutProjectPolicy => "PutProjectPolicy",
+            Operation::ListProjectPolicies => "ListProjectPolicies",
+            Operation::DeleteProjectPolicy => "DeleteProjectPolicy",
         }
     }
 
@@ -69,6 +102,10 @@ impl Operation {
             Operation::DescribeProjects => describe_projects::KEY_MEMBERS,
             Operation::CopyProjectVersion => copy_project_version::KEY_MEMBERS,
             Operation::DescribeProjectVersions => describe_project_versions::KEY_MEMBERS,
+            Operation::DeleteProjectVersion => delete_project_version::KEY_MEMBERS,
+            Operation::PutProjectPolicy => put_project_policy::KEY_MEMBERS,
+            Operation::ListProjectPolicies => list_project_policies::KEY_MEMBERS,
+            Operation::DeleteProjectPolicy => delete_project_policy::KEY_MEMBERS,
         }
     }
 
@@ -89,14 +126,58 @@ impl Operation {
         }
     }
 
-    pub fn run(self, store: &mut Store, context: &Context, body: &[u8]) -> Result<Value, ApiError> {
+    pub fn run(
+        self,
+        store: &mut Store,
+        context: &Context,
+        body: &[u8],
+    ) -> Result<Output, ApiError> {
+        let plain = |result: Result<Value, ApiError>| result.map(Output::from);
         match self {
-            Operation::CreateProject => create_project::run(store, context, body),
-            Operation::DescribeProjects => describe_projects::run(store, context, body),
+            Operation::CreateProject => plain(create_project::run(store, context, body)),
+            Operation::DescribeProjects => plain(describe_projects::run(store, context, body)),
             Operation::CopyProjectVersion => copy_project_version::run(store, context, body),
             Operation::DescribeProjectVersions => {
-                describe_project_versions::run(store, context, body)
+                plain(describe_project_versions::run(store, context, body))
+            }
+            Operation::DeleteProjectVersion => {
+                plain(delete_project_version::run(store, context, body))
+            }
+            Operation::PutProjectPolicy => plain(put_project_policy::run(store, context, body)),
+            Operation::ListProjectPolicies => {
+                plain(list_project_policies::run(store, context, body))
+            }
+            Operation::DeleteProjectPolicy => {
+                plain(delete_project_policy::run(store, context, body))
             }
         }
     }
+}
+
+/// The project a policy operation names, which the caller must own and which must exist in the caller's region.
+///
+/// Policies are managed by the project's owner only; another account gets `AccessDeniedException` whether or not
+/// the project exists, as IAM would answer before looking.
+pub fn owned_project<'a>(
+    store: &'a mut Store,
+    context: &Context,
+    operation: Operation,
+    arn: &super::arn::ProjectArn,
+) -> Result<&'a mut super::state::Project, ApiError> {
+    let caller = context.caller;
+    if arn.key.account_id != caller.account_id {
+        return Err(ApiError::access_denied(
+            &caller.account_id,
+            operation.name(),
+            &arn.to_string(),
+        ));
+    }
+    if arn.key.region != caller.region {
+        return Err(ApiError::not_found(format!(
+            "The project {arn} does not exist."
+        )));
+    }
+    store
+        .project_mut(arn)
+        .ok_or_else(|| ApiError::not_found(format!("The project {arn} does not exist.")))
 }
