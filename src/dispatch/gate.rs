@@ -11,9 +11,17 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use crate::config::AccountLimits;
 
+/// Two limiters per operation, because a decision to call and the call itself are apart in time: the round
+/// *admits* work (claims jobs) at the pace, then each call *sends* at the pace. Between the two lie database round
+/// trips and, for a retried copy, a describe; pacing only the admission let a late first call and a punctual
+/// third land in the same second. Pacing the send, right before the request leaves, keeps consecutive calls a
+/// full period apart as Rekognition sees them; pacing the admission keeps the leader from claiming more than it
+/// can send.
 pub struct Gate {
-    copy: DefaultDirectRateLimiter,
-    describe: DefaultDirectRateLimiter,
+    admit_copy: DefaultDirectRateLimiter,
+    send_copy: DefaultDirectRateLimiter,
+    admit_describe: DefaultDirectRateLimiter,
+    send_describe: DefaultDirectRateLimiter,
     clock: DefaultClock,
 }
 
@@ -37,22 +45,33 @@ impl Gate {
             let _ = limiter.check_n(burst);
             limiter
         };
-        Gate { copy: make(limits.copy_per_second), describe: make(limits.describe_per_second), clock: clock.clone() }
+        Gate {
+            admit_copy: make(limits.copy_per_second),
+            send_copy: make(limits.copy_per_second),
+            admit_describe: make(limits.describe_per_second),
+            send_describe: make(limits.describe_per_second),
+            clock: clock.clone(),
+        }
     }
 
-    /// Takes a CopyProjectVersion slot now, or says how long until one is free.
-    pub fn try_copy(&self) -> Result<(), Duration> {
-        self.copy.check().map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    /// Admits one more CopyProjectVersion now, or says how long until one may be.
+    pub fn admit_copy(&self) -> Result<(), Duration> {
+        self.admit_copy.check().map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 
-    /// Takes a DescribeProjectVersions slot now, or says how long until one is free.
-    pub fn try_describe(&self) -> Result<(), Duration> {
-        self.describe.check().map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    /// Admits one more DescribeProjectVersions now, or says how long until one may be.
+    pub fn admit_describe(&self) -> Result<(), Duration> {
+        self.admit_describe.check().map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 
-    /// Waits for a DescribeProjectVersions slot.
-    pub async fn describe(&self) {
-        self.describe.until_ready().await;
+    /// Waits until a CopyProjectVersion may leave; call it right before sending.
+    pub async fn send_copy(&self) {
+        self.send_copy.until_ready().await;
+    }
+
+    /// Waits until a DescribeProjectVersions may leave; call it right before sending.
+    pub async fn send_describe(&self) {
+        self.send_describe.until_ready().await;
     }
 }
 
@@ -107,7 +126,7 @@ mod tests {
     fn a_new_gate_waits_before_its_first_call() {
         let limits = AccountLimits { copy_per_second: 1.0, ..AccountLimits::default() };
         let gate = Gate::new(&limits);
-        let wait = gate.try_copy().unwrap_err();
+        let wait = gate.admit_copy().unwrap_err();
         assert!(wait > Duration::from_millis(900), "{wait:?}");
     }
 }

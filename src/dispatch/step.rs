@@ -57,10 +57,12 @@ pub async fn submit(
 pub async fn follow(
     dispatcher: &Dispatcher,
     client: &Client,
+    gate: &Gate,
     project: &str,
     running: Vec<CopyJob>,
 ) -> Result<(), StoreError> {
     let names: Vec<&str> = running.iter().map(|job| job.version_name.as_str()).collect();
+    gate.send_describe().await;
     let described = status::describe_versions(client, project, &names).await;
     for job in &running {
         let outcome = match &described {
@@ -100,7 +102,7 @@ async fn submit_once(
     // An earlier attempt may have reached Rekognition (a timeout, a 5xx, a replica that died before recording the
     // answer): look for its copy before making another, so a model is never copied twice.
     if attempt > 1 {
-        gate.describe().await;
+        gate.send_describe().await;
         let found = status::describe_versions(client, &job.destination_project_arn, &[&job.version_name]).await;
         match found.map(|versions| find(&versions, &job).cloned()) {
             Ok(Some(found)) if found.source_version_arn.as_deref() == Some(job.source_project_version_arn.as_str()) => {
@@ -113,6 +115,7 @@ async fn submit_once(
         }
     }
 
+    gate.send_copy().await;
     match copy::start_copy(client, &job).await {
         Ok(arn) => {
             let change = Change {

@@ -385,6 +385,26 @@ pub async fn due_in_state(
     .await?)
 }
 
+/// Running copies of one destination project that are not due yet, soonest first: a describe that goes out
+/// for a due copy carries up to ten version names, and these fill its free places at no extra call.
+pub async fn running_not_due(
+    store: &super::Store,
+    destination_project_arn: &str,
+    limit: i64,
+) -> Result<Vec<CopyJob>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM copy_jobs
+          WHERE destination_project_arn = $1 AND state = 'COPYING' AND next_attempt_at > now()
+            AND (lease_expires_at IS NULL OR lease_expires_at < now())
+          ORDER BY next_attempt_at
+          LIMIT $2",
+    )
+    .bind(destination_project_arn)
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?)
+}
+
 /// The oldest queued, due, unclaimed job of each principal with work queued in `account`: the heads of the
 /// per-principal queues that fair dispatch chooses between.
 pub async fn queued_heads(store: &super::Store, account: &str) -> Result<Vec<CopyJob>, StoreError> {
