@@ -5,5 +5,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .btree_map(".")
         .compile_protos(&["proto/modelcopy/v1/modelcopy.proto"], &["proto"])?;
     println!("cargo:rerun-if-changed=proto");
+    // `sqlx::migrate!` embeds migrations/ at compile time; without this a new migration would not be picked up
+    // until some Rust file changed.
+    println!("cargo:rerun-if-changed=migrations");
     Ok(())
 }
