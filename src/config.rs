@@ -13,6 +13,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::settings::{JwtSettings, TlsSettings};
+use crate::auth::AuthzSettings;
 use crate::domain::AccountId;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -23,21 +25,34 @@ pub struct Settings {
     /// Largest number of database connections this replica opens.
     pub database_max_connections: u32,
     pub auth: AuthSettings,
+    /// `[authz]`: the Cedar policies that decide every call (required: without them nothing is permitted).
+    #[serde(default)]
+    pub authz: AuthzSettings,
     pub dispatch: DispatchSettings,
     /// Destination (and source) accounts, by 12-digit account id.
     pub accounts: BTreeMap<String, AccountSettings>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AuthSettings {
-    /// `dev-metadata`: the principal is whatever the `x-modelcopy-principal` metadata says. For development only:
-    /// real authentication (mTLS, JWT) is a later issue.
+    /// `authenticated` (the default): every call carries a client certificate or a bearer JWT, as `tls` / `jwt`
+    /// configure; start-up fails when neither is. `dev-metadata`: the principal is whatever the
+    /// `x-modelcopy-principal` metadata says — development only, and only when set explicitly.
+    #[serde(default)]
     pub mode: AuthMode,
+    /// `[auth.tls]`: serve over TLS; with `client_ca_file`, client certificates identify callers.
+    #[serde(default)]
+    pub tls: Option<TlsSettings>,
+    /// `[auth.jwt]`: bearer JWTs checked against a JWKS file.
+    #[serde(default)]
+    pub jwt: Option<JwtSettings>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AuthMode {
+    #[default]
+    Authenticated,
     DevMetadata,
 }
 
@@ -128,7 +143,8 @@ impl Default for Settings {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
             database_url: "postgres://postgres@127.0.0.1:5432/modelcopy".into(),
             database_max_connections: 16,
-            auth: AuthSettings { mode: AuthMode::DevMetadata },
+            auth: AuthSettings::default(),
+            authz: AuthzSettings::default(),
             dispatch: DispatchSettings::default(),
             accounts: BTreeMap::new(),
         }
@@ -247,6 +263,7 @@ mod tests {
         let settings = Settings::load(Some(&file)).unwrap();
         assert_eq!(settings.accounts.len(), 2);
         assert!(settings.accounts["222222222222"].role_arn.is_some());
+        assert!(settings.authz.policies.is_some());
     }
 
     #[test]
@@ -268,6 +285,31 @@ mod tests {
         let err =
             with_file("[accounts.111111111111]\nregion = \"us-east-1\"\nlimits.copy_per_second = 0\n").unwrap_err();
         assert!(err.to_string().contains("rates"), "{err}");
+    }
+
+    #[test]
+    fn authentication_is_on_unless_dev_mode_is_named() {
+        assert_eq!(with_file("").unwrap().auth.mode, AuthMode::Authenticated);
+        let settings = with_file(
+            r#"
+            [auth.tls]
+            cert_file = "server.pem"
+            key_file = "server.key"
+            client_ca_file = "ca.pem"
+            [auth.jwt]
+            jwks_file = "jwks.json"
+            issuer = "https://idp.example"
+            audience = ["modelcopy"]
+            algorithms = ["ES256"]
+            "#,
+        )
+        .unwrap();
+        let jwt = settings.auth.jwt.unwrap();
+        assert_eq!((jwt.groups_claim.as_str(), jwt.algorithms.len()), ("groups", 1));
+        assert!(settings.auth.tls.unwrap().client_ca_file.is_some());
+        assert_eq!(with_file("[auth]\nmode = \"dev-metadata\"\n").unwrap().auth.mode, AuthMode::DevMetadata);
+        let err = with_file("[auth.jwt]\njwks_file = \"j\"\nissuer = \"i\"\naudiance = [\"a\"]\n").unwrap_err();
+        assert!(err.to_string().contains("audiance"), "{err}");
     }
 
     #[test]

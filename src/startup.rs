@@ -5,17 +5,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 use tower::ServiceBuilder;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::api::ModelCopyService;
 use crate::audit::AuditLayer;
-use crate::auth::{AllowAll, AuthLayer, DevMetadataAuthenticator};
-use crate::config::{AuthMode, Settings};
+use crate::auth::{self, AuthLayer, PolicyStore};
+use crate::config::Settings;
 use crate::dispatch::Dispatcher;
 use crate::proto::model_copy_server::ModelCopyServer;
 use crate::rekognition::Clients;
@@ -26,7 +27,11 @@ use crate::watch::WatchHub;
 /// A started service. Dropping it does not stop it: call [`Application::stop`].
 pub struct Application {
     addr: SocketAddr,
+    /// `https` when serving TLS.
+    scheme: &'static str,
     store: Store,
+    /// The authorization policies in force (reloaded while serving).
+    policies: Arc<PolicyStore>,
     trigger: ShutdownTrigger,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     dispatcher: JoinHandle<()>,
@@ -35,6 +40,16 @@ pub struct Application {
 impl Application {
     /// Connects, migrates, binds `settings.listen_addr` (port 0 picks one) and starts serving and dispatching.
     pub async fn start(settings: Settings) -> anyhow::Result<Application> {
+        // First: a service that cannot authenticate its callers must not start anything.
+        let authenticator = auth::chain::from_settings(&settings.auth)?;
+        // Likewise one with no valid policies: it would deny everything.
+        let policies = PolicyStore::load(&settings.authz).map_err(|err| anyhow::anyhow!("authz: {err}"))?;
+        let mut builder = Server::builder();
+        if let Some(tls) = &settings.auth.tls {
+            builder = builder
+                .tls_config(auth::tls::server_config(tls)?)
+                .context("auth.tls: the certificate and key cannot serve TLS")?;
+        }
         let store = Store::connect(&settings.database_url, settings.database_max_connections).await?;
         store.migrate().await?;
         let (trigger, shutdown) = shutdown::channel();
@@ -53,36 +68,42 @@ impl Application {
             tokio::spawn(async {})
         };
 
-        let authenticator = match settings.auth.mode {
-            AuthMode::DevMetadata => {
-                warn!("AUTHENTICATION IS OFF: dev-metadata mode trusts the principal named by the caller");
-                Arc::new(DevMetadataAuthenticator)
-            }
-        };
         let layers = ServiceBuilder::new()
             .layer(AuditLayer::new(store.clone()))
-            .layer(AuthLayer::new(authenticator, Arc::new(AllowAll)));
+            .layer(AuthLayer::new(authenticator, policies.clone()));
         let listener = TcpListener::bind(settings.listen_addr).await?;
         let addr = listener.local_addr()?;
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let service = ModelCopyServer::new(ModelCopyService::new(store.clone(), hub, limits));
+        policies.watch(shutdown.clone());
         let mut stop = shutdown.clone();
         let server = tokio::spawn(
-            Server::builder()
+            builder
                 .layer(layers)
                 .add_service(service)
                 .serve_with_incoming_shutdown(incoming, async move { stop.wait().await }),
         );
-        info!(%addr, "modelcopy serving");
-        Ok(Application { addr, store, trigger, server, dispatcher })
+        let scheme = if settings.auth.tls.is_some() { "https" } else { "http" };
+        info!(%addr, scheme, "modelcopy serving");
+        Ok(Application { addr, scheme, store, policies, trigger, server, dispatcher })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
 
+    /// The URL clients connect to, `https://…` when serving TLS.
+    pub fn endpoint(&self) -> String {
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The authorization policies: what is in force, and [`PolicyStore::status`] to follow reloads.
+    pub fn policies(&self) -> &Arc<PolicyStore> {
+        &self.policies
     }
 
     /// A handle that stops the service from elsewhere (a signal handler).

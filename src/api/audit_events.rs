@@ -13,6 +13,7 @@ use super::convert;
 use super::ApiError;
 use crate::audit::summary::{Period, SummaryRow};
 use crate::audit::{AuditFilter, Decision};
+use crate::auth::{Action, Resource};
 use crate::domain::{AccountId, FieldViolation};
 use crate::proto;
 use crate::store::{audit, AuditPageToken, AuditRow, Store};
@@ -66,6 +67,7 @@ pub async fn list(
     if !violations.is_empty() {
         return Err(ApiError::Invalid(violations));
     }
+    call.authorize(Action::ListAuditEvents, &Resource::AuditLog)?;
     let mut rows = audit::list(store, &filter, after, page_size + 1).await?;
     let next_page_token = if rows.len() as i64 > page_size {
         rows.truncate(page_size as usize);
@@ -116,6 +118,7 @@ pub async fn summarize(
     let Some(period) = period.filter(|_| violations.is_empty()) else {
         return Err(ApiError::Invalid(violations));
     };
+    call.authorize(Action::ListAuditEvents, &Resource::AuditLog)?;
     let mut rows = audit::summarize(store, period, from, to, MAX_SUMMARY_ROWS + 1).await?;
     let truncated = rows.len() as i64 > MAX_SUMMARY_ROWS;
     rows.truncate(MAX_SUMMARY_ROWS as usize);

@@ -17,6 +17,9 @@ pub enum ApiError {
     Invalid(Vec<FieldViolation>),
     #[error("{0}")]
     NotFound(String),
+    /// Authorization refused the call (the message names the action and says why).
+    #[error("{0}")]
+    PermissionDenied(String),
     #[error("{0}")]
     FailedPrecondition(String),
     #[error("idempotency_token was already used for copy {copy_id} with different parameters")]
@@ -62,6 +65,7 @@ impl From<ApiError> for Status {
                 Status::with_error_details(Code::InvalidArgument, message, ErrorDetails::with_bad_request(details))
             }
             ApiError::NotFound(message) => Status::not_found(message),
+            ApiError::PermissionDenied(message) => Status::permission_denied(message),
             ApiError::FailedPrecondition(message) => Status::failed_precondition(message),
             err @ ApiError::IdempotencyMismatch { .. } => Status::with_error_details(
                 Code::AlreadyExists,

@@ -11,7 +11,9 @@ use tonic::{Request, Response, Status};
 use super::audit_events;
 use super::context::Call;
 use super::convert;
+use super::visible_page::visible_page;
 use super::ApiError;
+use crate::auth::{Action, Resource};
 use crate::config::AccountLimits;
 use crate::domain::{CopyRequest, FieldViolation};
 use crate::proto::model_copy_server::ModelCopy;
@@ -60,6 +62,7 @@ impl ModelCopy for ModelCopyService {
             let why = format!("account {account} is not one this service copies into");
             return Err(ApiError::invalid("destination_project_arn", why).into());
         };
+        call.authorize(Action::CopyModelVersion, &Resource::requested_copy(&copy_request, call.principal.id()))?;
 
         let record = call.audit.finish(tonic::Code::Ok, None);
         let max_queued = i64::from(limits.max_queued);
@@ -88,10 +91,9 @@ impl ModelCopy for ModelCopyService {
         call.audit.set_request(serde_json::json!({ "copy_id": raw.copy_id }), None);
         let id = convert::copy_id("copy_id", &raw.copy_id).map_err(ApiError::Invalid)?;
         call.audit.set_copy_id(id.as_uuid());
-        let job = jobs::get(&self.store, id.as_uuid())
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| ApiError::NotFound(format!("no copy {id}")))?;
+        let not_found = || ApiError::NotFound(format!("no copy {id}"));
+        let job = jobs::get(&self.store, id.as_uuid()).await.map_err(ApiError::from)?.ok_or_else(not_found)?;
+        call.authorize_visible(Action::GetCopy, &Resource::copy(&job), not_found)?;
         Ok(Response::new(convert::copy(&job)))
     }
 
@@ -132,16 +134,15 @@ impl ModelCopy for ModelCopyService {
         if !violations.is_empty() {
             return Err(ApiError::Invalid(violations).into());
         }
-        let mut page = jobs::list(&self.store, &filter, after, page_size + 1, false).await.map_err(ApiError::from)?;
-        let next_page_token = if page.len() as i64 > page_size {
-            page.truncate(page_size as usize);
-            page.last().map(|last| PageToken { created_at: last.created_at, id: last.id }.encode()).unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let visibility = call.visibility(Action::ListCopies);
+        let page = visible_page(&self.store, &filter, after, page_size as usize, &visibility)
+            .await
+            .map_err(ApiError::from)?;
+        call.audit.set_reason(format!("{} copies shown, {} hidden by policy", page.copies.len(), page.hidden));
+        call.audit.set_policies(&page.policy_ids.into_iter().collect::<Vec<_>>());
         Ok(Response::new(proto::ListCopiesResponse {
-            copies: page.iter().map(convert::copy).collect(),
-            next_page_token,
+            copies: page.copies.iter().map(convert::copy).collect(),
+            next_page_token: page.next.map(|token| token.encode()).unwrap_or_default(),
         }))
     }
 
@@ -159,6 +160,9 @@ impl ModelCopy for ModelCopyService {
         }
         let id = convert::copy_id("copy_id", &raw.copy_id).map_err(ApiError::Invalid)?.as_uuid();
         call.audit.set_copy_id(id);
+        let not_found = || ApiError::NotFound(format!("no copy {id}"));
+        let job = jobs::get(&self.store, id).await.map_err(ApiError::from)?.ok_or_else(not_found)?;
+        call.authorize_visible(Action::CancelCopy, &Resource::copy(&job), not_found)?;
         let record = call.audit.finish(tonic::Code::Ok, None);
         let reason = (!reason.is_empty()).then_some(reason.as_str());
         match jobs::cancel_with_audit(&self.store, id, reason, record).await.map_err(ApiError::from)? {
@@ -185,18 +189,30 @@ impl ModelCopy for ModelCopyService {
                 call.audit.set_request(serde_json::json!({ "copy_id": raw }), None);
                 let id = convert::copy_id("copy_id", &raw).map_err(ApiError::Invalid)?;
                 call.audit.set_copy_id(id.as_uuid());
+                let not_found = || ApiError::NotFound(format!("no copy {id}"));
+                let job = jobs::get(&self.store, id.as_uuid()).await.map_err(ApiError::from)?.ok_or_else(not_found)?;
+                call.authorize_visible(Action::WatchCopy, &Resource::copy(&job), not_found)?;
                 watch::watch_copy(self.store.clone(), &self.hub, id.as_uuid()).await.map_err(ApiError::from)?
             }
             Some(Target::Filter(raw)) => {
                 call.audit.set_request(serde_json::json!({ "filter": convert::filter_json(Some(&raw)) }), None);
                 let filter = convert::filter("filter", Some(raw)).map_err(ApiError::Invalid)?;
+                call.audit.set_reason("each copy's state and changes shown only as policies permit");
                 watch::watch_filter(self.store.clone(), &self.hub, filter).await.map_err(ApiError::from)?
             }
             None => return Err(ApiError::invalid("target", "set copy_id or filter").into()),
         };
-        let events = stream.map(|item| match item {
-            Ok(item) => Ok(convert::event(&item)),
-            Err(err) => Err(Status::from(ApiError::from(err))),
+        // Every item (snapshot or change) is shown only if the caller may watch that copy, as the policies in
+        // force say when the item is sent. A copy watched by id passed this check already; asking again costs
+        // little and follows a policy change in the middle of a watch.
+        let visibility = call.visibility(Action::WatchCopy);
+        let events = stream.filter_map(move |item| {
+            let shown = match item {
+                Ok(item) if visibility.sees(&item.job) => Some(Ok(convert::event(&item))),
+                Ok(_) => None,
+                Err(err) => Some(Err(Status::from(ApiError::from(err)))),
+            };
+            futures::future::ready(shown)
         });
         Ok(Response::new(Box::pin(events)))
     }

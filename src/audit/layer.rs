@@ -3,7 +3,7 @@
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
-use tonic::transport::server::TcpConnectInfo;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::Status;
 use tower::{Layer, Service};
 use tracing::error;
@@ -55,9 +55,11 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
-        let peer = request
-            .extensions()
+        // Over TLS, tonic wraps the TCP connection's info in the TLS one.
+        let extensions = request.extensions();
+        let peer = extensions
             .get::<TcpConnectInfo>()
+            .or_else(|| extensions.get::<TlsConnectInfo<TcpConnectInfo>>().map(|tls| tls.get_ref()))
             .and_then(|info| info.remote_addr())
             .map(|addr| addr.to_string());
         let path = request.uri().path();

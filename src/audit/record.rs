@@ -79,6 +79,8 @@ pub struct AuditSlot(Arc<Mutex<SlotState>>);
 struct SlotState {
     record: AuditRecord,
     written: bool,
+    /// Authorization refused the call, whatever code answers it (see [`AuditSlot::set_denied`]).
+    denied: bool,
 }
 
 impl AuditSlot {
@@ -86,6 +88,7 @@ impl AuditSlot {
         AuditSlot(Arc::new(Mutex::new(SlotState {
             record,
             written: false,
+            denied: false,
         })))
     }
 
@@ -102,6 +105,11 @@ impl AuditSlot {
             s.record.principal = Some(principal.to_owned());
             s.record.authn = authn.to_owned();
         })
+    }
+
+    /// How authentication was attempted, for a call refused before anyone was established.
+    pub fn set_authn(&self, authn: &str) {
+        self.with(|s| s.record.authn = authn.to_owned())
     }
 
     /// The policies that decided the call.
@@ -130,13 +138,25 @@ impl AuditSlot {
         self.with(|s| s.record.reason = Some(reason.into()))
     }
 
+    /// Authorization refused the call, though its answer may not say so: a copy the caller may not see is answered
+    /// NOT_FOUND, as if it did not exist. The row says DENIED, with the reason set here rather than the answer's.
+    pub fn set_denied(&self, reason: impl Into<String>) {
+        self.with(|s| {
+            s.denied = true;
+            s.record.reason = Some(reason.into());
+        })
+    }
+
     /// The record as it would be written for an answer with `code`.
     pub fn finish(&self, code: tonic::Code, message: Option<&str>) -> AuditRecord {
         self.with(|s| {
             let mut record = s.record.clone();
             record.grpc_code = code;
             record.decision = Decision::from_code(code);
-            if code != tonic::Code::Ok {
+            if s.denied {
+                // The caller's answer hides the refusal; the row keeps the authorization's reason.
+                record.decision = Decision::Denied;
+            } else if code != tonic::Code::Ok {
                 record.reason = message.map(str::to_owned).or(record.reason);
             }
             record
@@ -208,6 +228,15 @@ mod tests {
         slot.set_policies(&["team-a-routes".into(), "forbid-prod".into()]);
         let record = slot.finish(tonic::Code::PermissionDenied, None);
         assert_eq!(record.policy_ids, ["team-a-routes", "forbid-prod"]);
+    }
+
+    #[test]
+    fn a_hidden_refusal_is_recorded_as_denied_with_its_own_reason() {
+        let slot = slot();
+        slot.set_denied("no policy permits GetCopy here");
+        let record = slot.finish(tonic::Code::NotFound, Some("no copy 1"));
+        assert_eq!(record.decision, Decision::Denied);
+        assert_eq!(record.reason.as_deref(), Some("no policy permits GetCopy here"));
     }
 
     #[test]

@@ -13,6 +13,18 @@ pub enum Action {
 }
 
 impl Action {
+    /// The action's name in policies: `ModelCopy::Action::"GetCopy"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::CopyModelVersion => "CopyModelVersion",
+            Action::GetCopy => "GetCopy",
+            Action::ListCopies => "ListCopies",
+            Action::CancelCopy => "CancelCopy",
+            Action::WatchCopy => "WatchCopy",
+            Action::ListAuditEvents => "ListAuditEvents",
+        }
+    }
+
     /// The action of a gRPC path such as `/modelcopy.v1.ModelCopy/GetCopy`; `None` for paths of no RPC.
     pub fn from_path(path: &str) -> Option<Action> {
         let (service, method) = path.strip_prefix('/')?.split_once('/')?;

@@ -1,7 +1,9 @@
-//! Deciding whether a principal may take an action. The decision carries its reason and the ids of the policies
-//! that made it, for the audit log.
+//! Deciding whether a principal may take an action on a resource. The decision carries its reason and the ids of
+//! the policies that made it, for the audit log.
+//!
+//! A trait, so that tests can put a fixed answer in place of the policies ([`super::PolicyStore`] in service).
 
-use super::{Action, Principal};
+use super::{Action, Principal, Resource};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthzDecision {
@@ -11,19 +13,5 @@ pub struct AuthzDecision {
 }
 
 pub trait Authorizer: Send + Sync + 'static {
-    fn authorize(&self, principal: &Principal, action: Action) -> AuthzDecision;
-}
-
-/// Allows everything. A stand-in until policies exist; its reason says so in every audit row.
-#[derive(Debug, Default, Clone)]
-pub struct AllowAll;
-
-impl Authorizer for AllowAll {
-    fn authorize(&self, _principal: &Principal, _action: Action) -> AuthzDecision {
-        AuthzDecision {
-            allowed: true,
-            reason: "allow-all (no policies configured)".into(),
-            policy_ids: Vec::new(),
-        }
-    }
+    fn authorize(&self, principal: &Principal, action: Action, resource: &Resource) -> AuthzDecision;
 }

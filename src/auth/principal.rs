@@ -1,25 +1,41 @@
 //! The authenticated caller.
 
+/// Whether a caller is a person or a workload. Policies treat them apart (a CI service may copy on a schedule,
+/// a person may only watch), so authentication says which one it established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PrincipalKind {
+    #[default]
+    User,
+    Service,
+}
+
 /// A caller the service has authenticated: a user or a service, with its groups.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     id: String,
+    kind: PrincipalKind,
     groups: Vec<String>,
     /// How the identity was established (e.g. "dev-metadata"), recorded with every audit row.
     authn: &'static str,
 }
 
 impl Principal {
+    /// A user; see [`Principal::service`] for workloads.
     pub fn new(id: impl Into<String>, groups: Vec<String>, authn: &'static str) -> Principal {
-        Principal {
-            id: id.into(),
-            groups,
-            authn,
-        }
+        Principal { id: id.into(), kind: PrincipalKind::User, groups, authn }
+    }
+
+    /// A workload (a platform calling with its own certificate or token).
+    pub fn service(id: impl Into<String>, groups: Vec<String>, authn: &'static str) -> Principal {
+        Principal { kind: PrincipalKind::Service, ..Principal::new(id, groups, authn) }
     }
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    pub fn kind(&self) -> PrincipalKind {
+        self.kind
     }
 
     pub fn groups(&self) -> &[String] {

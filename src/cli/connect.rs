@@ -3,13 +3,17 @@
 //! Credentials are attached by one interceptor rather than by each command, so no call can go out without them.
 //! Both header values are checked when the CLI starts, before anything is sent: a principal or token that cannot
 //! be a header is the user's mistake to fix, not a transport error to puzzle over.
+//!
+//! An `https://` endpoint trusts only the CA named with `--ca-cert` (the service's certificates come from a
+//! private CA, not the public web's), and presents `--client-cert` / `--client-key` for mutual TLS.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Request, Status};
 
 use crate::proto::model_copy_client::ModelCopyClient;
@@ -35,8 +39,25 @@ pub enum ConnectError {
         #[source]
         source: tonic::transport::Error,
     },
-    #[error("endpoint {0:?} uses https, but this build has no TLS support; use http://")]
-    TlsUnsupported(String),
+    #[error("endpoint {0:?} uses https: name the CA that signed the server's certificate with --ca-cert")]
+    CaCertRequired(String),
+    #[error("--ca-cert, --client-cert and --client-key need an https:// endpoint, not {0:?}")]
+    TlsNeedsHttps(String),
+    #[error("--client-cert and --client-key go together")]
+    HalfAClientIdentity,
+    #[error("cannot read {flag} {path}")]
+    Unreadable {
+        flag: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot set up TLS for {endpoint}")]
+    Tls {
+        endpoint: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
     #[error("cannot connect to {endpoint}")]
     Unreachable {
         endpoint: String,
@@ -90,18 +111,94 @@ impl Interceptor for CallMetadata {
     }
 }
 
+/// The TLS material for an `https://` endpoint, as PEM text.
+#[derive(Clone, Default)]
+pub struct TlsOptions {
+    /// The CA that signed the server's certificate; the only one trusted.
+    ca_cert: Option<String>,
+    /// The client's certificate and private key, for mutual TLS.
+    identity: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for TlsOptions {
+    // The client's private key stays out of Debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsOptions")
+            .field("ca_cert", &self.ca_cert.is_some())
+            .field("identity", &self.identity.is_some())
+            .finish()
+    }
+}
+
+impl TlsOptions {
+    pub fn from_pem(ca_cert: Option<String>, identity: Option<(String, String)>) -> Self {
+        TlsOptions { ca_cert, identity }
+    }
+
+    /// Reads the files named by `--ca-cert`, `--client-cert` and `--client-key`.
+    pub fn from_files(
+        ca_cert: Option<&Path>,
+        client_cert: Option<&Path>,
+        client_key: Option<&Path>,
+    ) -> Result<Self, ConnectError> {
+        let read = |flag: &'static str, path: &Path| {
+            std::fs::read_to_string(path).map_err(|source| ConnectError::Unreadable {
+                flag,
+                path: path.to_owned(),
+                source,
+            })
+        };
+        let ca_cert = ca_cert.map(|p| read("--ca-cert", p)).transpose()?;
+        let identity = match (client_cert, client_key) {
+            (Some(cert), Some(key)) => Some((read("--client-cert", cert)?, read("--client-key", key)?)),
+            (None, None) => None,
+            _ => return Err(ConnectError::HalfAClientIdentity),
+        };
+        Ok(TlsOptions { ca_cert, identity })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ca_cert.is_none() && self.identity.is_none()
+    }
+}
+
 /// Connects to `endpoint` (for example `http://127.0.0.1:50051`) and returns a client that sends `metadata`.
 pub async fn connect(endpoint: &str, metadata: CallMetadata) -> Result<Client, ConnectError> {
-    if endpoint.starts_with("https://") {
-        // Without TLS, tonic would speak plain HTTP/2 to a TLS port and fail obscurely.
-        return Err(ConnectError::TlsUnsupported(endpoint.to_owned()));
-    }
-    let channel = Endpoint::from_shared(endpoint.to_owned())
+    connect_tls(endpoint, metadata, &TlsOptions::default()).await
+}
+
+/// Connects like [`connect`], over TLS with `tls` when `endpoint` is `https://…`.
+pub async fn connect_tls(
+    endpoint: &str,
+    metadata: CallMetadata,
+    tls: &TlsOptions,
+) -> Result<Client, ConnectError> {
+    let mut channel = Endpoint::from_shared(endpoint.to_owned())
         .map_err(|source| ConnectError::InvalidEndpoint {
             endpoint: endpoint.to_owned(),
             source,
         })?
-        .connect_timeout(CONNECT_TIMEOUT)
+        .connect_timeout(CONNECT_TIMEOUT);
+    if endpoint.starts_with("https://") {
+        // Without a CA to trust, tonic would fail the handshake obscurely.
+        let ca_cert = tls
+            .ca_cert
+            .as_ref()
+            .ok_or_else(|| ConnectError::CaCertRequired(endpoint.to_owned()))?;
+        let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca_cert));
+        if let Some((cert, key)) = &tls.identity {
+            config = config.identity(Identity::from_pem(cert, key));
+        }
+        channel = channel
+            .tls_config(config)
+            .map_err(|source| ConnectError::Tls {
+                endpoint: endpoint.to_owned(),
+                source,
+            })?;
+    } else if !tls.is_empty() {
+        return Err(ConnectError::TlsNeedsHttps(endpoint.to_owned()));
+    }
+    let channel = channel
         .connect()
         .await
         .map_err(|source| ConnectError::Unreachable {
@@ -156,9 +253,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn refuses_https_without_tls() {
+    async fn https_needs_a_ca_and_tls_needs_https() {
         let result = connect("https://127.0.0.1:1", CallMetadata::default()).await;
-        assert!(matches!(result, Err(ConnectError::TlsUnsupported(_))));
+        assert!(matches!(result, Err(ConnectError::CaCertRequired(_))));
+        let tls = TlsOptions::from_pem(Some("ca".into()), None);
+        let result = connect_tls("http://127.0.0.1:1", CallMetadata::default(), &tls).await;
+        assert!(matches!(result, Err(ConnectError::TlsNeedsHttps(_))));
+    }
+
+    #[test]
+    fn a_client_certificate_needs_its_key() {
+        let result = TlsOptions::from_files(None, Some(Path::new("client.pem")), None);
+        assert!(matches!(result, Err(ConnectError::HalfAClientIdentity)));
+        let result = TlsOptions::from_files(Some(Path::new("/nonexistent/ca.pem")), None, None);
+        assert!(matches!(result, Err(ConnectError::Unreadable { flag: "--ca-cert", .. })));
     }
 
     #[tokio::test]

@@ -18,13 +18,14 @@ pub mod render;
 pub mod watch;
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::proto::{CopyFilter, CopyState};
-use connect::{CallMetadata, Client};
+use connect::{CallMetadata, Client, TlsOptions};
 
 /// Command-line client for the modelcopy service (Amazon Rekognition Custom Labels model copies).
 #[derive(Debug, Parser)]
@@ -54,6 +55,15 @@ pub struct GlobalArgs {
     /// Bearer token, sent as `authorization: Bearer <token>`.
     #[arg(long, env = "MODELCOPY_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
+    /// PEM file of the CA that signed the server's certificate (needed for an https:// endpoint).
+    #[arg(long, env = "MODELCOPY_CA_CERT", global = true)]
+    pub ca_cert: Option<PathBuf>,
+    /// PEM file of your client certificate, for servers that identify callers by certificate (mutual TLS).
+    #[arg(long, env = "MODELCOPY_CLIENT_CERT", global = true, requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// PEM file of the private key of --client-cert.
+    #[arg(long, env = "MODELCOPY_CLIENT_KEY", global = true, requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
     /// How results are printed: `text` for people, `json` for scripts (one object a line).
     #[arg(
         long,
@@ -191,7 +201,12 @@ pub async fn execute(cli: &Cli, out: &mut impl Write) -> anyhow::Result<Outcome>
 
 async fn connect_from(global: &GlobalArgs) -> anyhow::Result<Client> {
     let metadata = CallMetadata::new(global.principal.as_deref(), global.token.as_deref())?;
-    Ok(connect::connect(&global.endpoint, metadata).await?)
+    let tls = TlsOptions::from_files(
+        global.ca_cert.as_deref(),
+        global.client_cert.as_deref(),
+        global.client_key.as_deref(),
+    )?;
+    Ok(connect::connect_tls(&global.endpoint, metadata, &tls).await?)
 }
 
 /// Parses `key=value` (split at the first `=`; the value may be empty or contain `=`).

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::{Lifetime, LocalPostgres};
-use crate::config::{AccountSettings, Settings};
+use crate::config::{AccountSettings, AuthMode, Settings};
 use crate::simulator::{self, Seed, SimConfig};
 use crate::startup::Application;
 
@@ -24,6 +24,9 @@ pub struct DevOptions {
     /// coordinate exactly as separate machines would, through PostgreSQL.
     pub replicas: u16,
 }
+
+/// deploy/policies/dev.cedar: permits everything.
+const DEV_POLICIES: &str = include_str!("../../deploy/policies/dev.cedar");
 
 /// Region of the demo accounts (the seed's projects live there).
 const DEMO_REGION: &str = "us-east-1";
@@ -45,6 +48,18 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
     .context("starting the Rekognition simulator")?;
 
     let mut settings = Settings::load(None)?;
+    // `dev` is the explicit request for development mode: callers name themselves, nothing is checked.
+    settings.auth.mode = AuthMode::DevMetadata;
+    // Likewise the policies: unless some are configured, everything is permitted, from a file in the data
+    // directory that the developer may edit to try policies out (it is reloaded as it changes).
+    if settings.authz.policies.is_none() {
+        let file = options.data_dir.join("dev.cedar");
+        if !file.exists() {
+            std::fs::create_dir_all(&options.data_dir)?;
+            std::fs::write(&file, DEV_POLICIES).with_context(|| format!("writing {}", file.display()))?;
+        }
+        settings.authz.policies = Some(file);
+    }
     settings.database_url = database_url;
     settings.listen_addr = options.listen;
     for account in &seed.accounts {
@@ -71,6 +86,10 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
     println!("modelcopy dev is running");
     for app in &apps {
         println!("  gRPC API              http://{}", app.local_addr());
+    }
+    println!("  Authentication        OFF (dev-metadata: --principal names the caller, unchecked)");
+    if let Some(policies) = &settings.authz.policies {
+        println!("  Policies              {} (reloaded when it changes)", policies.display());
     }
     println!("  PostgreSQL            {}", postgres.database_url("modelcopy"));
     println!("  Rekognition simulator {}", sim.endpoint_url());

@@ -123,6 +123,10 @@ impl Fleet {
             "listen_addr = \"127.0.0.1:0\"\n\
              database_url = \"{database_url}\"\n\
              database_max_connections = 8\n\
+             [auth]\n\
+             mode = \"dev-metadata\"\n\
+             [authz]\n\
+             policies = \"{dev_policies}\"\n\
              [dispatch]\n\
              poll_interval_ms = 200\n\
              status_poll_interval_ms = {}\n\
@@ -130,7 +134,8 @@ impl Fleet {
              aws_timeout_ms = 3000\n\
              backoff_min_ms = 100\n\
              backoff_max_ms = 1000\n",
-            options.status_poll_ms
+            options.status_poll_ms,
+            dev_policies = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/policies/dev.cedar"),
         );
         for account in &seed.accounts {
             config.push_str(&format!(

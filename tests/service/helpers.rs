@@ -1,10 +1,11 @@
 //! Spawns the real service for a test: this process's PostgreSQL cluster with a fresh database, the Rekognition
 //! simulator on a loopback port, and the application on another, talking to each other over the network.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use modelcopy::cli::connect::{self, CallMetadata, Client};
-use modelcopy::config::{AccountLimits, AccountSettings, Settings};
+use modelcopy::config::{AccountLimits, AccountSettings, AuthMode, AuthSettings, Settings};
 use modelcopy::devenv::{test_cluster, unique_db_name};
 use modelcopy::proto;
 use modelcopy::simulator::{self, Seed, SeedAccount, SeedProject, SeedVersion, SimConfig, SimHandle};
@@ -23,6 +24,8 @@ pub struct TestApp {
     pub sim: SimHandle,
     pub seed: Seed,
     pub settings: Settings,
+    /// The policy file the app reads (and reloads when it changes).
+    pub policy_file: PathBuf,
 }
 
 pub struct Options {
@@ -30,11 +33,21 @@ pub struct Options {
     pub dispatch: bool,
     /// Every account's queue limit, when not the default.
     pub max_queued: Option<u32>,
+    /// How callers authenticate; dev mode (the principal named in metadata) unless a test says otherwise.
+    pub auth: AuthSettings,
+    /// The Cedar policies in force (the text of one file); deploy/policies/dev.cedar (permit everything) if `None`.
+    pub policies: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { copy_duration: Duration::from_millis(300), dispatch: true, max_queued: None }
+        Options {
+            copy_duration: Duration::from_millis(300),
+            dispatch: true,
+            max_queued: None,
+            auth: AuthSettings { mode: AuthMode::DevMetadata, ..AuthSettings::default() },
+            policies: None,
+        }
     }
 }
 
@@ -82,8 +95,18 @@ impl TestApp {
             listen_addr: "127.0.0.1:0".parse().unwrap(),
             database_url: database_url.clone(),
             database_max_connections: 8,
+            auth: options.auth,
             ..Settings::default()
         };
+        let policy_dir = std::env::temp_dir().join(format!("modelcopy-policies-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&policy_dir).expect("policy directory");
+        let policy_file = policy_dir.join("policies.cedar");
+        let policies = options.policies.unwrap_or_else(|| {
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/policies/dev.cedar")).unwrap()
+        });
+        std::fs::write(&policy_file, policies).expect("policy file");
+        settings.authz.policies = Some(policy_file.clone());
+        settings.authz.reload_interval_ms = 100;
         settings.dispatch.enabled = options.dispatch;
         settings.dispatch.poll_interval_ms = 50;
         settings.dispatch.status_poll_interval_ms = 100;
@@ -111,9 +134,9 @@ impl TestApp {
             );
         }
         let app = Application::start(settings.clone()).await.expect("application starts");
-        let endpoint = format!("http://{}", app.local_addr());
+        let endpoint = app.endpoint();
         let pool = app.store().pool().clone();
-        TestApp { app: Some(app), endpoint, pool, database_url, sim, seed, settings }
+        TestApp { app: Some(app), endpoint, pool, database_url, sim, seed, settings, policy_file }
     }
 
     /// An app whose copies stay queued until the test starts a dispatching replica (or never).
@@ -217,6 +240,9 @@ impl TestApp {
             app.stop().await.expect("clean stop");
         }
         self.sim.shutdown();
+        if let Some(dir) = self.policy_file.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

@@ -5,6 +5,8 @@ mod helpers;
 
 mod audit;
 mod audit_chain;
+mod authn;
+mod authz;
 mod aws_errors;
 mod cancel;
 mod cli;
