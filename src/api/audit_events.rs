@@ -47,20 +47,14 @@ pub async fn list(
         0 => DEFAULT_PAGE_SIZE,
         n @ 1..=MAX_PAGE_SIZE => i64::from(n),
         _ => {
-            violations.push(FieldViolation::new(
-                "page_size",
-                format!("must be 0 (default) to {MAX_PAGE_SIZE}"),
-            ));
+            violations.push(FieldViolation::new("page_size", format!("must be 0 (default) to {MAX_PAGE_SIZE}")));
             DEFAULT_PAGE_SIZE
         }
     };
     let after = match raw.page_token.as_str() {
         "" => None,
         token => AuditPageToken::decode(token).or_else(|| {
-            violations.push(FieldViolation::new(
-                "page_token",
-                "is not a token this service issued",
-            ));
+            violations.push(FieldViolation::new("page_token", "is not a token this service issued"));
             None
         }),
     };
@@ -71,16 +65,11 @@ pub async fn list(
     let mut rows = audit::list(store, &filter, after, page_size + 1).await?;
     let next_page_token = if rows.len() as i64 > page_size {
         rows.truncate(page_size as usize);
-        rows.last()
-            .map(|last| AuditPageToken(last.content.id).encode())
-            .unwrap_or_default()
+        rows.last().map(|last| AuditPageToken(last.content.id).encode()).unwrap_or_default()
     } else {
         String::new()
     };
-    Ok(proto::ListAuditEventsResponse {
-        events: rows.iter().map(event).collect(),
-        next_page_token,
-    })
+    Ok(proto::ListAuditEventsResponse { events: rows.iter().map(event).collect(), next_page_token })
 }
 
 pub async fn summarize(
@@ -102,19 +91,11 @@ pub async fn summarize(
         Ok(proto::AuditPeriod::Week) => Some(Period::Week),
         Ok(proto::AuditPeriod::Month) => Some(Period::Month),
         Ok(proto::AuditPeriod::Unspecified) | Err(_) => {
-            violations.push(FieldViolation::new(
-                "period",
-                "is required: day, week or month",
-            ));
+            violations.push(FieldViolation::new("period", "is required: day, week or month"));
             None
         }
     };
-    let (from, to) = time_range(
-        "",
-        raw.occurred_after.as_ref(),
-        raw.occurred_before.as_ref(),
-        &mut violations,
-    );
+    let (from, to) = time_range("", raw.occurred_after.as_ref(), raw.occurred_before.as_ref(), &mut violations);
     let Some(period) = period.filter(|_| violations.is_empty()) else {
         return Err(ApiError::Invalid(violations));
     };
@@ -122,36 +103,24 @@ pub async fn summarize(
     let mut rows = audit::summarize(store, period, from, to, MAX_SUMMARY_ROWS + 1).await?;
     let truncated = rows.len() as i64 > MAX_SUMMARY_ROWS;
     rows.truncate(MAX_SUMMARY_ROWS as usize);
-    Ok(proto::SummarizeAuditResponse {
-        rows: rows.iter().map(summary_row).collect(),
-        truncated,
-    })
+    Ok(proto::SummarizeAuditResponse { rows: rows.iter().map(summary_row).collect(), truncated })
 }
 
 /// A filter whose every field was understood, or the violations, named under `prefix` (e.g. "filter").
-fn filter(
-    prefix: &str,
-    raw: Option<proto::AuditEventFilter>,
-) -> Result<AuditFilter, Vec<FieldViolation>> {
+fn filter(prefix: &str, raw: Option<proto::AuditEventFilter>) -> Result<AuditFilter, Vec<FieldViolation>> {
     let Some(raw) = raw else {
         return Ok(AuditFilter::default());
     };
     let mut violations = Vec::new();
-    let (occurred_after, occurred_before) = time_range(
-        &format!("{prefix}."),
-        raw.occurred_after.as_ref(),
-        raw.occurred_before.as_ref(),
-        &mut violations,
-    );
+    let (occurred_after, occurred_before) =
+        time_range(&format!("{prefix}."), raw.occurred_after.as_ref(), raw.occurred_before.as_ref(), &mut violations);
     let mut text = |name: &str, value: String, max: usize| {
         if value.is_empty() {
             return None;
         }
         if value.chars().count() > max {
-            violations.push(FieldViolation::new(
-                format!("{prefix}.{name}"),
-                format!("must be at most {max} characters"),
-            ));
+            violations
+                .push(FieldViolation::new(format!("{prefix}.{name}"), format!("must be at most {max} characters")));
             return None;
         }
         Some(value)
@@ -163,34 +132,19 @@ fn filter(
         match decision_from_proto(*value) {
             Some(decision) if !decisions.contains(&decision) => decisions.push(decision),
             Some(_) => {}
-            None => violations.push(FieldViolation::new(
-                format!("{prefix}.decisions[{i}]"),
-                "is not a decision",
-            )),
+            None => violations.push(FieldViolation::new(format!("{prefix}.decisions[{i}]"), "is not a decision")),
         }
     }
     let account = match raw.account_id.as_str() {
         "" => None,
         id => AccountId::parse(id)
-            .map_err(|e| {
-                violations.push(FieldViolation::from_error(
-                    format!("{prefix}.account_id"),
-                    e,
-                ))
-            })
+            .map_err(|e| violations.push(FieldViolation::from_error(format!("{prefix}.account_id"), e)))
             .ok(),
     };
     if !violations.is_empty() {
         return Err(violations);
     }
-    Ok(AuditFilter {
-        occurred_after,
-        occurred_before,
-        principal,
-        action,
-        decisions,
-        account,
-    })
+    Ok(AuditFilter { occurred_after, occurred_before, principal, action, decisions, account })
 }
 
 /// `[after, before)`, each bound optional; `prefix` ends with the dot, if any.
@@ -200,16 +154,12 @@ fn time_range(
     before: Option<&Timestamp>,
     violations: &mut Vec<FieldViolation>,
 ) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
-    let after = after
-        .and_then(|t| convert::time_from_proto(&format!("{prefix}occurred_after"), t, violations));
-    let before = before
-        .and_then(|t| convert::time_from_proto(&format!("{prefix}occurred_before"), t, violations));
+    let after = after.and_then(|t| convert::time_from_proto(&format!("{prefix}occurred_after"), t, violations));
+    let before = before.and_then(|t| convert::time_from_proto(&format!("{prefix}occurred_before"), t, violations));
     if let (Some(a), Some(b)) = (after, before) {
         if a >= b {
-            violations.push(FieldViolation::new(
-                format!("{prefix}occurred_before"),
-                "must be later than occurred_after",
-            ));
+            violations
+                .push(FieldViolation::new(format!("{prefix}occurred_before"), "must be later than occurred_after"));
         }
     }
     (after, before)
@@ -277,9 +227,7 @@ fn summary_row(row: &SummaryRow) -> proto::AuditSummaryRow {
 }
 
 fn time_json(time: Option<&Timestamp>) -> Value {
-    time.map_or(Value::Null, |t| {
-        Value::String(format!("{}.{:09}", t.seconds, t.nanos))
-    })
+    time.map_or(Value::Null, |t| Value::String(format!("{}.{:09}", t.seconds, t.nanos)))
 }
 
 /// A filter as sent, for the audit log.
@@ -305,24 +253,14 @@ mod tests {
     #[test]
     fn filter_reports_each_bad_field() {
         let raw = proto::AuditEventFilter {
-            occurred_after: Some(Timestamp {
-                seconds: 100,
-                nanos: 0,
-            }),
-            occurred_before: Some(Timestamp {
-                seconds: 50,
-                nanos: 0,
-            }),
+            occurred_after: Some(Timestamp { seconds: 100, nanos: 0 }),
+            occurred_before: Some(Timestamp { seconds: 50, nanos: 0 }),
             principal: "p".repeat(257),
             action: String::new(),
             decisions: vec![proto::AuditDecision::Denied as i32, 0, 99],
             account_id: "12".into(),
         };
-        let fields: Vec<String> = filter("filter", Some(raw))
-            .unwrap_err()
-            .into_iter()
-            .map(|v| v.field)
-            .collect();
+        let fields: Vec<String> = filter("filter", Some(raw)).unwrap_err().into_iter().map(|v| v.field).collect();
         assert_eq!(
             fields,
             [
@@ -360,10 +298,7 @@ mod tests {
     #[test]
     fn every_decision_maps_both_ways() {
         for decision in Decision::ALL {
-            assert_eq!(
-                decision_from_proto(decision_to_proto(decision.as_str()) as i32),
-                Some(decision)
-            );
+            assert_eq!(decision_from_proto(decision_to_proto(decision.as_str()) as i32), Some(decision));
         }
     }
 }

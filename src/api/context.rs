@@ -23,14 +23,8 @@ impl Call {
         let audit = request.extensions().get::<AuditSlot>().cloned();
         let authorizer = request.extensions().get::<Arc<dyn Authorizer>>().cloned();
         match (principal, audit, authorizer) {
-            (Some(principal), Some(audit), Some(authorizer)) => Ok(Call {
-                principal,
-                audit,
-                authorizer,
-            }),
-            _ => Err(Status::internal(
-                "request reached a handler without authentication and audit",
-            )),
+            (Some(principal), Some(audit), Some(authorizer)) => Ok(Call { principal, audit, authorizer }),
+            _ => Err(Status::internal("request reached a handler without authentication and audit")),
         }
     }
 

@@ -4,9 +4,7 @@
 use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
 
-use crate::domain::{
-    AccountId, CopyFilter, CopyId, CopyState, FieldViolation, RawCopyRequest, RawOutputConfig,
-};
+use crate::domain::{AccountId, CopyFilter, CopyId, CopyState, FieldViolation, RawCopyRequest, RawOutputConfig};
 use crate::proto;
 use crate::store::CopyJob;
 use crate::watch::WatchItem;
@@ -17,10 +15,9 @@ pub fn raw_copy_request(request: proto::CopyModelVersionRequest) -> RawCopyReque
         source_project_version_arn: request.source_project_version_arn,
         destination_project_arn: request.destination_project_arn,
         version_name: request.version_name,
-        output_config: request.output_config.map(|o| RawOutputConfig {
-            s3_bucket: o.s3_bucket,
-            s3_key_prefix: o.s3_key_prefix,
-        }),
+        output_config: request
+            .output_config
+            .map(|o| RawOutputConfig { s3_bucket: o.s3_bucket, s3_key_prefix: o.s3_key_prefix }),
         tags: request.tags,
         kms_key_id: request.kms_key_id,
         idempotency_token: request.idempotency_token,
@@ -94,20 +91,11 @@ fn state_from_proto(value: i32) -> Option<CopyState> {
 }
 
 pub fn timestamp(time: DateTime<Utc>) -> Timestamp {
-    Timestamp {
-        seconds: time.timestamp(),
-        nanos: time.timestamp_subsec_nanos() as i32,
-    }
+    Timestamp { seconds: time.timestamp(), nanos: time.timestamp_subsec_nanos() as i32 }
 }
 
-pub fn time_from_proto(
-    field: &str,
-    ts: &Timestamp,
-    violations: &mut Vec<FieldViolation>,
-) -> Option<DateTime<Utc>> {
-    let time = u32::try_from(ts.nanos)
-        .ok()
-        .and_then(|nanos| DateTime::from_timestamp(ts.seconds, nanos));
+pub fn time_from_proto(field: &str, ts: &Timestamp, violations: &mut Vec<FieldViolation>) -> Option<DateTime<Utc>> {
+    let time = u32::try_from(ts.nanos).ok().and_then(|nanos| DateTime::from_timestamp(ts.seconds, nanos));
     if time.is_none() {
         violations.push(FieldViolation::new(field, "is not a valid timestamp"));
     }
@@ -115,10 +103,7 @@ pub fn time_from_proto(
 }
 
 /// A filter whose every field was understood, or the violations, named under `prefix` (e.g. "filter").
-pub fn filter(
-    prefix: &str,
-    raw: Option<proto::CopyFilter>,
-) -> Result<CopyFilter, Vec<FieldViolation>> {
+pub fn filter(prefix: &str, raw: Option<proto::CopyFilter>) -> Result<CopyFilter, Vec<FieldViolation>> {
     let Some(raw) = raw else {
         return Ok(CopyFilter::default());
     };
@@ -128,10 +113,7 @@ pub fn filter(
         match state_from_proto(*value) {
             Some(state) if !states.contains(&state) => states.push(state),
             Some(_) => {}
-            None => violations.push(FieldViolation::new(
-                format!("{prefix}.states[{i}]"),
-                "is not a copy state",
-            )),
+            None => violations.push(FieldViolation::new(format!("{prefix}.states[{i}]"), "is not a copy state")),
         }
     }
     let mut account = |name: &str, value: &str| {
@@ -154,22 +136,14 @@ pub fn filter(
         .and_then(|t| time_from_proto(&format!("{prefix}.created_before"), t, &mut violations));
     if let (Some(after), Some(before)) = (created_after, created_before) {
         if after >= before {
-            violations.push(FieldViolation::new(
-                format!("{prefix}.created_before"),
-                "must be later than created_after",
-            ));
+            violations
+                .push(FieldViolation::new(format!("{prefix}.created_before"), "must be later than created_after"));
         }
     }
     if !violations.is_empty() {
         return Err(violations);
     }
-    Ok(CopyFilter {
-        states,
-        source_account,
-        destination_account,
-        created_after,
-        created_before,
-    })
+    Ok(CopyFilter { states, source_account, destination_account, created_after, created_before })
 }
 
 pub fn copy(job: &CopyJob) -> proto::Copy {
@@ -212,10 +186,7 @@ pub fn event(item: &WatchItem) -> proto::CopyEvent {
     proto::CopyEvent {
         sequence: item.seq.max(0) as u64,
         copy: Some(copy(&item.job)),
-        previous_state: item
-            .previous
-            .map(state_to_proto)
-            .unwrap_or(proto::CopyState::Unspecified) as i32,
+        previous_state: item.previous.map(state_to_proto).unwrap_or(proto::CopyState::Unspecified) as i32,
         occurred_at: Some(timestamp(item.occurred_at)),
         snapshot: item.snapshot,
     }
@@ -240,37 +211,17 @@ mod tests {
             states: vec![0, proto::CopyState::Queued as i32],
             source_account_id: "12".into(),
             destination_account_id: "222222222222".into(),
-            created_after: Some(Timestamp {
-                seconds: 100,
-                nanos: 0,
-            }),
-            created_before: Some(Timestamp {
-                seconds: 50,
-                nanos: 0,
-            }),
+            created_after: Some(Timestamp { seconds: 100, nanos: 0 }),
+            created_before: Some(Timestamp { seconds: 50, nanos: 0 }),
         };
-        let fields: Vec<String> = filter("filter", Some(raw))
-            .unwrap_err()
-            .into_iter()
-            .map(|v| v.field)
-            .collect();
-        assert_eq!(
-            fields,
-            [
-                "filter.states[0]",
-                "filter.source_account_id",
-                "filter.created_before"
-            ]
-        );
+        let fields: Vec<String> = filter("filter", Some(raw)).unwrap_err().into_iter().map(|v| v.field).collect();
+        assert_eq!(fields, ["filter.states[0]", "filter.source_account_id", "filter.created_before"]);
     }
 
     #[test]
     fn a_good_filter_is_understood() {
         let raw = proto::CopyFilter {
-            states: vec![
-                proto::CopyState::Failed as i32,
-                proto::CopyState::Failed as i32,
-            ],
+            states: vec![proto::CopyState::Failed as i32, proto::CopyState::Failed as i32],
             destination_account_id: "222222222222".into(),
             ..Default::default()
         };
@@ -281,16 +232,7 @@ mod tests {
 
     #[test]
     fn negative_nanos_are_not_a_time() {
-        let raw = proto::CopyFilter {
-            created_after: Some(Timestamp {
-                seconds: 1,
-                nanos: -1,
-            }),
-            ..Default::default()
-        };
-        assert_eq!(
-            filter("f", Some(raw)).unwrap_err()[0].field,
-            "f.created_after"
-        );
+        let raw = proto::CopyFilter { created_after: Some(Timestamp { seconds: 1, nanos: -1 }), ..Default::default() };
+        assert_eq!(filter("f", Some(raw)).unwrap_err()[0].field, "f.created_after");
     }
 }

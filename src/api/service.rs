@@ -135,9 +135,8 @@ impl ModelCopy for ModelCopyService {
             return Err(ApiError::Invalid(violations).into());
         }
         let visibility = call.visibility(Action::ListCopies);
-        let page = visible_page(&self.store, &filter, after, page_size as usize, &visibility)
-            .await
-            .map_err(ApiError::from)?;
+        let page =
+            visible_page(&self.store, &filter, after, page_size as usize, &visibility).await.map_err(ApiError::from)?;
         call.audit.set_reason(format!("{} copies shown, {} hidden by policy", page.copies.len(), page.hidden));
         call.audit.set_policies(&page.policy_ids.into_iter().collect::<Vec<_>>());
         Ok(Response::new(proto::ListCopiesResponse {

@@ -60,10 +60,7 @@ pub fn encode(row: &RowContent) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     field(&mut out, Some(ENCODING_V1.as_bytes()));
     field(&mut out, Some(&row.id.to_be_bytes()));
-    field(
-        &mut out,
-        Some(&row.occurred_at.timestamp_micros().to_be_bytes()),
-    );
+    field(&mut out, Some(&row.occurred_at.timestamp_micros().to_be_bytes()));
     for text in [
         row.principal.as_deref(),
         Some(row.authn.as_str()),
@@ -77,10 +74,7 @@ pub fn encode(row: &RowContent) -> Vec<u8> {
         field(&mut out, text.map(str::as_bytes));
     }
     field(&mut out, row.request_digest.as_deref());
-    field(
-        &mut out,
-        row.copy_id.as_ref().map(|id| id.as_bytes().as_slice()),
-    );
+    field(&mut out, row.copy_id.as_ref().map(|id| id.as_bytes().as_slice()));
     let mut ids = Vec::new();
     ids.extend_from_slice(&length(row.policy_ids.len()));
     for id in &row.policy_ids {
@@ -110,9 +104,7 @@ fn field(out: &mut Vec<u8>, value: Option<&[u8]>) {
 
 /// A length as 4 bytes big-endian. Nothing in a row comes near 4 GiB (PostgreSQL caps a field at 1 GB).
 fn length(len: usize) -> [u8; 4] {
-    u32::try_from(len)
-        .expect("an audit field longer than 4 GiB")
-        .to_be_bytes()
+    u32::try_from(len).expect("an audit field longer than 4 GiB").to_be_bytes()
 }
 
 #[cfg(test)]

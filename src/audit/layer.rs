@@ -25,10 +25,7 @@ impl AuditLayer {
 impl<S> Layer<S> for AuditLayer {
     type Service = AuditService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        AuditService {
-            inner,
-            store: self.store.clone(),
-        }
+        AuditService { inner, store: self.store.clone() }
     }
 }
 
@@ -63,12 +60,7 @@ where
             .and_then(|info| info.remote_addr())
             .map(|addr| addr.to_string());
         let path = request.uri().path();
-        let rpc = path
-            .rsplit('/')
-            .next()
-            .filter(|m| !m.is_empty())
-            .unwrap_or(path)
-            .to_owned();
+        let rpc = path.rsplit('/').next().filter(|m| !m.is_empty()).unwrap_or(path).to_owned();
         let slot = AuditSlot::new(AuditRecord {
             principal: None,
             authn: "none".into(),
@@ -104,10 +96,7 @@ where
                 Ok(_) => Ok(response),
                 Err(err) => {
                     error!(%err, rpc = %record.rpc, "cannot write the audit record; refusing to answer");
-                    Ok(Status::unavailable(
-                        "the audit log cannot be written right now; retry later",
-                    )
-                    .into_http())
+                    Ok(Status::unavailable("the audit log cannot be written right now; retry later").into_http())
                 }
             }
         })

@@ -33,12 +33,7 @@ impl Decision {
         Decision::ALL.into_iter().find(|d| d.as_str() == name)
     }
 
-    pub const ALL: [Decision; 4] = [
-        Decision::Allowed,
-        Decision::Denied,
-        Decision::Invalid,
-        Decision::Failed,
-    ];
+    pub const ALL: [Decision; 4] = [Decision::Allowed, Decision::Denied, Decision::Invalid, Decision::Failed];
 
     /// How a gRPC answer reads as a decision.
     pub fn from_code(code: tonic::Code) -> Decision {
@@ -46,8 +41,7 @@ impl Decision {
         match code {
             Ok | NotFound => Decision::Allowed,
             Unauthenticated | PermissionDenied => Decision::Denied,
-            InvalidArgument | AlreadyExists | FailedPrecondition | OutOfRange
-            | ResourceExhausted => Decision::Invalid,
+            InvalidArgument | AlreadyExists | FailedPrecondition | OutOfRange | ResourceExhausted => Decision::Invalid,
             _ => Decision::Failed,
         }
     }
@@ -85,18 +79,11 @@ struct SlotState {
 
 impl AuditSlot {
     pub fn new(record: AuditRecord) -> Self {
-        AuditSlot(Arc::new(Mutex::new(SlotState {
-            record,
-            written: false,
-            denied: false,
-        })))
+        AuditSlot(Arc::new(Mutex::new(SlotState { record, written: false, denied: false })))
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut SlotState) -> R) -> R {
-        f(&mut self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()))
+        f(&mut self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
     /// Who is calling, and how that was established.
@@ -195,22 +182,10 @@ mod tests {
 
     #[test]
     fn refusals_read_as_the_right_decision() {
-        assert_eq!(
-            Decision::from_code(tonic::Code::InvalidArgument),
-            Decision::Invalid
-        );
-        assert_eq!(
-            Decision::from_code(tonic::Code::PermissionDenied),
-            Decision::Denied
-        );
-        assert_eq!(
-            Decision::from_code(tonic::Code::Unauthenticated),
-            Decision::Denied
-        );
-        assert_eq!(
-            Decision::from_code(tonic::Code::Unavailable),
-            Decision::Failed
-        );
+        assert_eq!(Decision::from_code(tonic::Code::InvalidArgument), Decision::Invalid);
+        assert_eq!(Decision::from_code(tonic::Code::PermissionDenied), Decision::Denied);
+        assert_eq!(Decision::from_code(tonic::Code::Unauthenticated), Decision::Denied);
+        assert_eq!(Decision::from_code(tonic::Code::Unavailable), Decision::Failed);
         assert_eq!(Decision::from_code(tonic::Code::Ok), Decision::Allowed);
     }
 
@@ -254,10 +229,7 @@ mod tests {
         let slot = slot();
         let id = Uuid::new_v4();
         slot.set_copy_id(id);
-        slot.set_request(
-            serde_json::json!({"copy_id": id.to_string()}),
-            Some(vec![1, 2]),
-        );
+        slot.set_request(serde_json::json!({"copy_id": id.to_string()}), Some(vec![1, 2]));
         let record = slot.finish(tonic::Code::Ok, None);
         assert_eq!(record.copy_id, Some(id));
         assert_eq!(record.request_digest, Some(vec![1, 2]));

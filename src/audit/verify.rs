@@ -69,22 +69,12 @@ impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Verdict::Intact { rows, last: None } => write!(f, "audit chain intact: {rows} rows"),
-            Verdict::Intact {
-                rows,
-                last: Some((id, hash)),
-            } => write!(
-                f,
-                "audit chain intact: {rows} rows; last row {id}, hash {}",
-                hex::encode(hash)
-            ),
-            Verdict::Broken {
-                at,
-                problem,
-                rows_before,
-            } => write!(
-                f,
-                "audit chain broken at row {at}: {problem} ({rows_before} rows before it are intact)"
-            ),
+            Verdict::Intact { rows, last: Some((id, hash)) } => {
+                write!(f, "audit chain intact: {rows} rows; last row {id}, hash {}", hex::encode(hash))
+            }
+            Verdict::Broken { at, problem, rows_before } => {
+                write!(f, "audit chain broken at row {at}: {problem} ({rows_before} rows before it are intact)")
+            }
         }
     }
 }
@@ -101,17 +91,14 @@ impl fmt::Display for Break {
             Break::MissingRows { first, last } => {
                 write!(f, "missing rows: rows {first} to {last} are gone (id gap)")
             }
-            Break::LinkBroken {
-                previous: Some(previous),
-            } => write!(
+            Break::LinkBroken { previous: Some(previous) } => write!(
                 f,
                 "link broken: its prev_hash is not the hash of row {previous} (that row was rewritten with a new \
                  hash, or this link was)"
             ),
-            Break::LinkBroken { previous: None } => write!(
-                f,
-                "link broken: it is the first row, yet its prev_hash names an earlier one"
-            ),
+            Break::LinkBroken { previous: None } => {
+                write!(f, "link broken: it is the first row, yet its prev_hash names an earlier one")
+            }
         }
     }
 }
@@ -144,26 +131,17 @@ impl Walk {
     /// Checks the next row (in id order) and moves past it, or says how it breaks the chain.
     fn step(&mut self, row: &AuditRow) -> Result<(), Verdict> {
         let content = &row.content;
-        let broken = |problem| Verdict::Broken {
-            at: content.id,
-            problem,
-            rows_before: self.rows,
-        };
+        let broken = |problem| Verdict::Broken { at: content.id, problem, rows_before: self.rows };
         let hash = chain::hash(content);
         if row.hash != hash {
             return Err(broken(Break::ContentAltered));
         }
         let expected_id = self.last_id.map_or(1, |id| id + 1);
         if content.id != expected_id {
-            return Err(broken(Break::MissingRows {
-                first: expected_id,
-                last: content.id - 1,
-            }));
+            return Err(broken(Break::MissingRows { first: expected_id, last: content.id - 1 }));
         }
         if content.prev_hash.as_deref() != self.last_hash.as_ref().map(|h| h.as_slice()) {
-            return Err(broken(Break::LinkBroken {
-                previous: self.last_id,
-            }));
+            return Err(broken(Break::LinkBroken { previous: self.last_id }));
         }
         self.rows += 1;
         self.last_id = Some(content.id);
@@ -172,10 +150,7 @@ impl Walk {
     }
 
     fn intact(&self) -> Verdict {
-        Verdict::Intact {
-            rows: self.rows,
-            last: self.last_id.zip(self.last_hash),
-        }
+        Verdict::Intact { rows: self.rows, last: self.last_id.zip(self.last_hash) }
     }
 }
 
@@ -192,8 +167,7 @@ mod tests {
         for id in 1..=n {
             let content = RowContent {
                 id,
-                occurred_at: DateTime::<Utc>::from_timestamp_micros(1_763_900_000_000_000 + id)
-                    .unwrap(),
+                occurred_at: DateTime::<Utc>::from_timestamp_micros(1_763_900_000_000_000 + id).unwrap(),
                 principal: Some("alice".into()),
                 authn: "dev-metadata".into(),
                 peer: None,
@@ -231,17 +205,9 @@ mod tests {
     fn an_untouched_chain_is_intact() {
         let rows = chain_of(5);
         let verdict = walk(&rows);
-        assert_eq!(
-            verdict,
-            Verdict::Intact {
-                rows: 5,
-                last: Some((5, rows[4].hash.clone().try_into().unwrap()))
-            }
-        );
+        assert_eq!(verdict, Verdict::Intact { rows: 5, last: Some((5, rows[4].hash.clone().try_into().unwrap())) });
         assert_eq!(verdict.exit_code(), 0);
-        assert!(verdict
-            .to_string()
-            .starts_with("audit chain intact: 5 rows; last row 5, hash "));
+        assert!(verdict.to_string().starts_with("audit chain intact: 5 rows; last row 5, hash "));
         assert_eq!(walk(&[]).to_string(), "audit chain intact: 0 rows");
     }
 
@@ -250,14 +216,7 @@ mod tests {
         let mut rows = chain_of(5);
         rows[2].content.reason = Some("nothing to see".into());
         let verdict = walk(&rows);
-        assert_eq!(
-            verdict,
-            Verdict::Broken {
-                at: 3,
-                problem: Break::ContentAltered,
-                rows_before: 2
-            }
-        );
+        assert_eq!(verdict, Verdict::Broken { at: 3, problem: Break::ContentAltered, rows_before: 2 });
         assert_eq!(verdict.exit_code(), 1);
     }
 
@@ -268,11 +227,7 @@ mod tests {
         rehash(&mut rows[2]);
         assert_eq!(
             walk(&rows),
-            Verdict::Broken {
-                at: 4,
-                problem: Break::LinkBroken { previous: Some(3) },
-                rows_before: 3
-            }
+            Verdict::Broken { at: 4, problem: Break::LinkBroken { previous: Some(3) }, rows_before: 3 }
         );
     }
 
@@ -283,11 +238,7 @@ mod tests {
         let verdict = walk(&rows);
         assert_eq!(
             verdict,
-            Verdict::Broken {
-                at: 4,
-                problem: Break::MissingRows { first: 3, last: 3 },
-                rows_before: 2
-            }
+            Verdict::Broken { at: 4, problem: Break::MissingRows { first: 3, last: 3 }, rows_before: 2 }
         );
         assert_eq!(
             verdict.to_string(),
@@ -300,11 +251,7 @@ mod tests {
         let rows = chain_of(5);
         assert_eq!(
             walk(&rows[2..]),
-            Verdict::Broken {
-                at: 3,
-                problem: Break::MissingRows { first: 1, last: 2 },
-                rows_before: 0
-            }
+            Verdict::Broken { at: 3, problem: Break::MissingRows { first: 1, last: 2 }, rows_before: 0 }
         );
     }
 
@@ -315,11 +262,7 @@ mod tests {
         rehash(&mut rows[0]);
         assert_eq!(
             walk(&rows),
-            Verdict::Broken {
-                at: 1,
-                problem: Break::LinkBroken { previous: None },
-                rows_before: 0
-            }
+            Verdict::Broken { at: 1, problem: Break::LinkBroken { previous: None }, rows_before: 0 }
         );
     }
 }

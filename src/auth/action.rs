@@ -49,18 +49,9 @@ mod tests {
 
     #[test]
     fn reads_the_rpc_from_its_path() {
-        assert_eq!(
-            Action::from_path("/modelcopy.v1.ModelCopy/WatchCopy"),
-            Some(Action::WatchCopy)
-        );
-        assert_eq!(
-            Action::from_path("/modelcopy.v1.ModelCopy/ListAuditEvents"),
-            Some(Action::ListAuditEvents)
-        );
-        assert_eq!(
-            Action::from_path("/modelcopy.v1.ModelCopy/SummarizeAudit"),
-            Some(Action::ListAuditEvents)
-        );
+        assert_eq!(Action::from_path("/modelcopy.v1.ModelCopy/WatchCopy"), Some(Action::WatchCopy));
+        assert_eq!(Action::from_path("/modelcopy.v1.ModelCopy/ListAuditEvents"), Some(Action::ListAuditEvents));
+        assert_eq!(Action::from_path("/modelcopy.v1.ModelCopy/SummarizeAudit"), Some(Action::ListAuditEvents));
         assert_eq!(Action::from_path("/modelcopy.v1.ModelCopy/Nope"), None);
         assert_eq!(Action::from_path("/other.Service/GetCopy"), None);
         assert_eq!(Action::from_path("GetCopy"), None);

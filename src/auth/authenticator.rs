@@ -25,11 +25,7 @@ impl AuthError {
 pub trait Authenticator: Send + Sync + 'static {
     /// Establishes who sent a call from what came with it: its metadata (`authorization`, …) and its request
     /// extensions, where tonic puts the connection's verified client certificates (`TlsConnectInfo`).
-    fn authenticate(
-        &self,
-        headers: &http::HeaderMap,
-        extensions: &http::Extensions,
-    ) -> Result<Principal, AuthError>;
+    fn authenticate(&self, headers: &http::HeaderMap, extensions: &http::Extensions) -> Result<Principal, AuthError>;
 }
 
 /// How dev mode's principals are labelled in every audit row: nobody checked who they are.
@@ -43,45 +39,25 @@ pub struct DevMetadataAuthenticator;
 pub const PRINCIPAL_HEADER: &str = "x-modelcopy-principal";
 pub const GROUPS_HEADER: &str = "x-modelcopy-groups";
 
-static NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9@._:/+=-]{1,256}$").unwrap());
+static NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9@._:/+=-]{1,256}$").unwrap());
 
 impl Authenticator for DevMetadataAuthenticator {
-    fn authenticate(
-        &self,
-        headers: &http::HeaderMap,
-        _extensions: &http::Extensions,
-    ) -> Result<Principal, AuthError> {
+    fn authenticate(&self, headers: &http::HeaderMap, _extensions: &http::Extensions) -> Result<Principal, AuthError> {
         let refuse = |message: String| AuthError::new(DEV_AUTHN, message);
-        let value = |name: &str| {
-            headers.get(name).map(|v| {
-                v.to_str()
-                    .map_err(|_| refuse(format!("{name} is not text")))
-            })
-        };
-        let id = value(PRINCIPAL_HEADER).transpose()?.ok_or_else(|| {
-            refuse(format!(
-                "no credentials: send the {PRINCIPAL_HEADER} metadata (dev mode)"
-            ))
-        })?;
+        let value =
+            |name: &str| headers.get(name).map(|v| v.to_str().map_err(|_| refuse(format!("{name} is not text"))));
+        let id = value(PRINCIPAL_HEADER)
+            .transpose()?
+            .ok_or_else(|| refuse(format!("no credentials: send the {PRINCIPAL_HEADER} metadata (dev mode)")))?;
         if !NAME.is_match(id) {
-            return Err(refuse(format!(
-                "{PRINCIPAL_HEADER} must be 1 to 256 characters of [A-Za-z0-9@._:/+=-]"
-            )));
+            return Err(refuse(format!("{PRINCIPAL_HEADER} must be 1 to 256 characters of [A-Za-z0-9@._:/+=-]")));
         }
         let groups = match value(GROUPS_HEADER).transpose()? {
-            Some(list) => list
-                .split(',')
-                .map(str::trim)
-                .filter(|g| !g.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            Some(list) => list.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_owned).collect(),
             None => Vec::new(),
         };
         if let Some(bad) = groups.iter().find(|g| !NAME.is_match(g)) {
-            return Err(refuse(format!(
-                "group {bad:?} in {GROUPS_HEADER} is not a valid name"
-            )));
+            return Err(refuse(format!("group {bad:?} in {GROUPS_HEADER} is not a valid name")));
         }
         Ok(Principal::new(id, groups, DEV_AUTHN))
     }
@@ -92,10 +68,7 @@ mod tests {
     use super::*;
 
     fn headers(pairs: &[(&'static str, &str)]) -> http::HeaderMap {
-        pairs
-            .iter()
-            .map(|(k, v)| (http::HeaderName::from_static(k), v.parse().unwrap()))
-            .collect()
+        pairs.iter().map(|(k, v)| (http::HeaderName::from_static(k), v.parse().unwrap())).collect()
     }
 
     fn authenticate(pairs: &[(&'static str, &str)]) -> Result<Principal, AuthError> {
@@ -111,11 +84,7 @@ mod tests {
 
     #[test]
     fn principal_and_groups_are_read() {
-        let p = authenticate(&[
-            (PRINCIPAL_HEADER, "alice@example.com"),
-            (GROUPS_HEADER, "team-a, ops"),
-        ])
-        .unwrap();
+        let p = authenticate(&[(PRINCIPAL_HEADER, "alice@example.com"), (GROUPS_HEADER, "team-a, ops")]).unwrap();
         assert_eq!(p.id(), "alice@example.com");
         assert_eq!(p.groups(), ["team-a", "ops"]);
         assert_eq!(p.authn(), "dev-metadata (UNAUTHENTICATED)");

@@ -19,10 +19,6 @@ pub struct AuthzSettings {
 
 impl Default for AuthzSettings {
     fn default() -> Self {
-        AuthzSettings {
-            policies: None,
-            schema: None,
-            reload_interval_ms: 1_000,
-        }
+        AuthzSettings { policies: None, schema: None, reload_interval_ms: 1_000 }
     }
 }

@@ -54,20 +54,13 @@ impl ChainAuthenticator {
 }
 
 impl Authenticator for ChainAuthenticator {
-    fn authenticate(
-        &self,
-        headers: &http::HeaderMap,
-        extensions: &http::Extensions,
-    ) -> Result<Principal, AuthError> {
+    fn authenticate(&self, headers: &http::HeaderMap, extensions: &http::Extensions) -> Result<Principal, AuthError> {
         if let Some(token) = bearer_token(headers)? {
             return match &self.jwt {
                 Some(jwt) => jwt.verify(token),
                 None => Err(AuthError::new(
                     JWT_AUTHN,
-                    format!(
-                        "bearer tokens are not accepted by this server: {}",
-                        self.accepted()
-                    ),
+                    format!("bearer tokens are not accepted by this server: {}", self.accepted()),
                 )),
             };
         }
@@ -76,19 +69,13 @@ impl Authenticator for ChainAuthenticator {
                 return principal_from_certificate(&leaf);
             }
         }
-        Err(AuthError::new(
-            NO_CREDENTIALS_AUTHN,
-            format!("no credentials: {}", self.accepted()),
-        ))
+        Err(AuthError::new(NO_CREDENTIALS_AUTHN, format!("no credentials: {}", self.accepted())))
     }
 }
 
 /// The authenticator `[auth]` asks for. Reads the JWKS; says loudly when authentication is off.
 pub fn from_settings(settings: &AuthSettings) -> Result<Arc<dyn Authenticator>, AuthSetupError> {
-    let mtls = settings
-        .tls
-        .as_ref()
-        .is_some_and(|tls| tls.client_ca_file.is_some());
+    let mtls = settings.tls.as_ref().is_some_and(|tls| tls.client_ca_file.is_some());
     match settings.mode {
         AuthMode::DevMetadata => {
             warn!(
@@ -102,11 +89,7 @@ pub fn from_settings(settings: &AuthSettings) -> Result<Arc<dyn Authenticator>, 
             Ok(Arc::new(DevMetadataAuthenticator))
         }
         AuthMode::Authenticated => {
-            let jwt = settings
-                .jwt
-                .as_ref()
-                .map(JwtAuthenticator::load)
-                .transpose()?;
+            let jwt = settings.jwt.as_ref().map(JwtAuthenticator::load).transpose()?;
             if jwt.is_none() && !mtls {
                 return Err(AuthSetupError::NothingConfigured);
             }
@@ -148,14 +131,8 @@ mod tests {
     #[test]
     fn nothing_configured_refuses_to_start() {
         let settings = AuthSettings::default();
-        assert_eq!(
-            settings.mode,
-            AuthMode::Authenticated,
-            "the default must authenticate"
-        );
-        let err = from_settings(&settings)
-            .err()
-            .expect("no authenticator without settings");
+        assert_eq!(settings.mode, AuthMode::Authenticated, "the default must authenticate");
+        let err = from_settings(&settings).err().expect("no authenticator without settings");
         assert!(err.to_string().contains("dev-metadata"), "{err}");
         // TLS without a client CA protects the channel but identifies nobody.
         let tls_only = AuthSettings {
@@ -167,24 +144,16 @@ mod tests {
             }),
             ..AuthSettings::default()
         };
-        assert!(matches!(
-            from_settings(&tls_only),
-            Err(AuthSetupError::NothingConfigured)
-        ));
+        assert!(matches!(from_settings(&tls_only), Err(AuthSetupError::NothingConfigured)));
     }
 
     #[test]
     fn dev_mode_only_when_asked_for() {
-        let settings = AuthSettings {
-            mode: AuthMode::DevMetadata,
-            ..AuthSettings::default()
-        };
+        let settings = AuthSettings { mode: AuthMode::DevMetadata, ..AuthSettings::default() };
         let auth = from_settings(&settings).unwrap();
         let mut headers = http::HeaderMap::new();
         headers.insert("x-modelcopy-principal", "alice".parse().unwrap());
-        let principal = auth
-            .authenticate(&headers, &http::Extensions::new())
-            .unwrap();
+        let principal = auth.authenticate(&headers, &http::Extensions::new()).unwrap();
         assert_eq!(principal.authn(), "dev-metadata (UNAUTHENTICATED)");
     }
 

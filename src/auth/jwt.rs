@@ -44,9 +44,8 @@ impl JwtAuthenticator {
         let path = &settings.jwks_file;
         let text = std::fs::read_to_string(path)
             .map_err(|e| JwksError(format!("cannot read jwks_file {}: {e}", path.display())))?;
-        JwtAuthenticator::new(settings, &text).map_err(|JwksError(reason)| {
-            JwksError(format!("{reason} (jwks_file {})", path.display()))
-        })
+        JwtAuthenticator::new(settings, &text)
+            .map_err(|JwksError(reason)| JwksError(format!("{reason} (jwks_file {})", path.display())))
     }
 
     /// Checks tokens against the keys of `jwks` (the JSON text of a JWK set).
@@ -55,27 +54,18 @@ impl JwtAuthenticator {
             return Err(JwksError("issuer is required".into()));
         }
         if settings.audience.is_empty() || settings.audience.iter().any(String::is_empty) {
-            return Err(JwksError(
-                "audience must list at least one non-empty value".into(),
-            ));
+            return Err(JwksError("audience must list at least one non-empty value".into()));
         }
         if settings.algorithms.is_empty() {
-            return Err(JwksError(
-                "algorithms must list at least one algorithm".into(),
-            ));
+            return Err(JwksError("algorithms must list at least one algorithm".into()));
         }
-        let set: JwkSet = serde_json::from_str(jwks)
-            .map_err(|e| JwksError(format!("not a JSON Web Key Set: {e}")))?;
+        let set: JwkSet = serde_json::from_str(jwks).map_err(|e| JwksError(format!("not a JSON Web Key Set: {e}")))?;
         let mut keys = Vec::new();
         for (index, jwk) in set.keys.iter().enumerate() {
             if jwk.common.public_key_use == Some(PublicKeyUse::Encryption) {
                 continue;
             }
-            let name = jwk
-                .common
-                .key_id
-                .clone()
-                .unwrap_or_else(|| format!("#{index}"));
+            let name = jwk.common.key_id.clone().unwrap_or_else(|| format!("#{index}"));
             let decoding = DecodingKey::from_jwk(jwk)
                 .map_err(|e| JwksError(format!("key {name} cannot verify signatures: {e}")))?;
             let algorithms: Vec<Algorithm> = settings
@@ -84,9 +74,7 @@ impl JwtAuthenticator {
                 .copied()
                 .filter(|alg| alg.family() == decoding.family())
                 .filter(|alg| {
-                    jwk.common
-                        .key_algorithm
-                        .is_none_or(|named| Algorithm::try_from(named).ok() == Some(*alg))
+                    jwk.common.key_algorithm.is_none_or(|named| Algorithm::try_from(named).ok() == Some(*alg))
                 })
                 .collect();
             if algorithms.is_empty() {
@@ -100,11 +88,7 @@ impl JwtAuthenticator {
             validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
             validation.validate_nbf = true;
             validation.leeway = settings.leeway_secs;
-            keys.push(Key {
-                kid: jwk.common.key_id.clone(),
-                decoding,
-                validation,
-            });
+            keys.push(Key { kid: jwk.common.key_id.clone(), decoding, validation });
         }
         if keys.is_empty() {
             return Err(JwksError(format!(
@@ -122,39 +106,24 @@ impl JwtAuthenticator {
     /// The caller `token` names, once its signature, issuer, audience and validity window are checked.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let refuse = |message: String| AuthError::new(JWT_AUTHN, message);
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|e| refuse(format!("the bearer token is not a JWT: {e}")))?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| refuse(format!("the bearer token is not a JWT: {e}")))?;
         let key = match &header.kid {
             Some(kid) => self.keys.iter().find(|k| k.kid.as_deref() == Some(kid)),
             None if self.keys.len() == 1 => self.keys.first(),
-            None => {
-                return Err(refuse(
-                    "the token names no key (kid) and the key set holds several".into(),
-                ))
-            }
+            None => return Err(refuse("the token names no key (kid) and the key set holds several".into())),
         }
-        .ok_or_else(|| {
-            refuse(format!(
-                "the token is signed by an unknown key {:?}",
-                header.kid.unwrap_or_default()
-            ))
-        })?;
-        let claims =
-            jsonwebtoken::decode::<Map<String, Value>>(token, &key.decoding, &key.validation)
-                .map_err(|e| refuse(explain(e.kind())))?
-                .claims;
+        .ok_or_else(|| refuse(format!("the token is signed by an unknown key {:?}", header.kid.unwrap_or_default())))?;
+        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key.decoding, &key.validation)
+            .map_err(|e| refuse(explain(e.kind())))?
+            .claims;
         self.principal(&claims).map_err(refuse)
     }
 
     fn principal(&self, claims: &Map<String, Value>) -> Result<Principal, String> {
-        let id = claims
-            .get("sub")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let id = claims.get("sub").and_then(Value::as_str).unwrap_or_default();
         if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
-            return Err(format!(
-                "the token's sub must be 1 to {MAX_ID_LEN} printable characters"
-            ));
+            return Err(format!("the token's sub must be 1 to {MAX_ID_LEN} printable characters"));
         }
         let groups = match claims.get(&self.groups_claim) {
             None | Some(Value::Null) => Vec::new(),
@@ -162,34 +131,15 @@ impl JwtAuthenticator {
                 .iter()
                 .map(|g| g.as_str().filter(|g| !g.is_empty()).map(str::to_owned))
                 .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| {
-                    format!(
-                        "the token's {} claim must be an array of strings",
-                        self.groups_claim
-                    )
-                })?,
-            Some(_) => {
-                return Err(format!(
-                    "the token's {} claim must be an array of strings",
-                    self.groups_claim
-                ))
-            }
+                .ok_or_else(|| format!("the token's {} claim must be an array of strings", self.groups_claim))?,
+            Some(_) => return Err(format!("the token's {} claim must be an array of strings", self.groups_claim)),
         };
-        let kind = self
-            .kind_claim
-            .as_ref()
-            .and_then(|claim| claims.get(claim).map(|value| (claim, value)));
+        let kind = self.kind_claim.as_ref().and_then(|claim| claims.get(claim).map(|value| (claim, value)));
         match kind {
             None => Ok(Principal::new(id, groups, JWT_AUTHN)),
-            Some((_, Value::String(kind))) if kind == "user" => {
-                Ok(Principal::new(id, groups, JWT_AUTHN))
-            }
-            Some((_, Value::String(kind))) if kind == "service" => {
-                Ok(Principal::service(id, groups, JWT_AUTHN))
-            }
-            Some((claim, _)) => Err(format!(
-                "the token's {claim} claim must be \"user\" or \"service\""
-            )),
+            Some((_, Value::String(kind))) if kind == "user" => Ok(Principal::new(id, groups, JWT_AUTHN)),
+            Some((_, Value::String(kind))) if kind == "service" => Ok(Principal::service(id, groups, JWT_AUTHN)),
+            Some((claim, _)) => Err(format!("the token's {claim} claim must be \"user\" or \"service\"")),
         }
     }
 }
@@ -217,9 +167,7 @@ fn explain(kind: &ErrorKind) -> String {
         ErrorKind::InvalidIssuer => "the token's issuer (iss) is not accepted".into(),
         ErrorKind::InvalidAudience => "the token's audience (aud) is not accepted".into(),
         ErrorKind::InvalidSignature => "the token's signature does not verify".into(),
-        ErrorKind::InvalidAlgorithm => {
-            "the token's signature algorithm is not accepted for its key".into()
-        }
+        ErrorKind::InvalidAlgorithm => "the token's signature algorithm is not accepted for its key".into(),
         ErrorKind::MissingRequiredClaim(claim) => format!("the token has no {claim} claim"),
         ErrorKind::InvalidClaimFormat(claim) => format!("the token's {claim} claim is malformed"),
         _ => "the token is malformed".into(),
@@ -251,11 +199,7 @@ mod tests {
             let mut jwk = Jwk::from_encoding_key(&key, Algorithm::ES256).unwrap();
             jwk.common.key_id = Some(kid.into());
             let jwks = serde_json::to_string(&JwkSet { keys: vec![jwk] }).unwrap();
-            Signer {
-                key,
-                kid: kid.into(),
-                jwks,
-            }
+            Signer { key, kid: kid.into(), jwks }
         }
 
         fn sign(&self, claims: &Value) -> String {
@@ -266,10 +210,7 @@ mod tests {
     }
 
     fn now() -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
     }
 
     fn settings() -> JwtSettings {
@@ -308,9 +249,7 @@ mod tests {
     }
 
     fn verify(signer: &Signer, claims: &Value) -> Result<Principal, AuthError> {
-        JwtAuthenticator::new(&settings(), &signer.jwks)
-            .unwrap()
-            .verify(&signer.sign(claims))
+        JwtAuthenticator::new(&settings(), &signer.jwks).unwrap().verify(&signer.sign(claims))
     }
 
     #[test]
@@ -350,19 +289,11 @@ mod tests {
 
     #[test]
     fn another_issuer_or_audience_is_refused() {
-        let err = verify(
-            &Signer::new("k1"),
-            &with(json!({"iss": "https://evil.example"})),
-        )
-        .unwrap_err();
+        let err = verify(&Signer::new("k1"), &with(json!({"iss": "https://evil.example"}))).unwrap_err();
         assert!(err.message.contains("issuer"), "{err}");
         let err = verify(&Signer::new("k1"), &with(json!({"aud": "other-service"}))).unwrap_err();
         assert!(err.message.contains("audience"), "{err}");
-        assert!(verify(
-            &Signer::new("k1"),
-            &with(json!({"aud": ["other", "modelcopy"]}))
-        )
-        .is_ok());
+        assert!(verify(&Signer::new("k1"), &with(json!({"aud": ["other", "modelcopy"]}))).is_ok());
     }
 
     #[test]
@@ -377,10 +308,8 @@ mod tests {
     fn a_token_signed_by_another_key_is_refused() {
         let trusted = Signer::new("k1");
         let forger = Signer::new("k1");
-        let err = JwtAuthenticator::new(&settings(), &trusted.jwks)
-            .unwrap()
-            .verify(&forger.sign(&claims()))
-            .unwrap_err();
+        let err =
+            JwtAuthenticator::new(&settings(), &trusted.jwks).unwrap().verify(&forger.sign(&claims())).unwrap_err();
         assert!(err.message.contains("signature"), "{err}");
     }
 
@@ -388,36 +317,25 @@ mod tests {
     fn an_unknown_key_id_is_refused() {
         let trusted = Signer::new("k1");
         let other = Signer::new("k2");
-        let err = JwtAuthenticator::new(&settings(), &trusted.jwks)
-            .unwrap()
-            .verify(&other.sign(&claims()))
-            .unwrap_err();
+        let err =
+            JwtAuthenticator::new(&settings(), &trusted.jwks).unwrap().verify(&other.sign(&claims())).unwrap_err();
         assert!(err.message.contains("unknown key"), "{err}");
     }
 
     #[test]
     fn an_algorithm_not_allowed_is_refused() {
         let signer = Signer::new("k1");
-        let settings = JwtSettings {
-            algorithms: vec![Algorithm::ES384, Algorithm::RS256],
-            ..settings()
-        };
+        let settings = JwtSettings { algorithms: vec![Algorithm::ES384, Algorithm::RS256], ..settings() };
         // No key of the set can verify an allowed algorithm: the settings are refused at start-up.
         assert!(JwtAuthenticator::new(&settings, &signer.jwks).is_err());
         // An HMAC token "signed" with the public key's bytes never verifies against the EC key.
         let hs = jsonwebtoken::encode(
-            &Header {
-                kid: Some("k1".into()),
-                ..Header::new(Algorithm::HS256)
-            },
+            &Header { kid: Some("k1".into()), ..Header::new(Algorithm::HS256) },
             &claims(),
             &EncodingKey::from_secret(signer.jwks.as_bytes()),
         )
         .unwrap();
-        let err = JwtAuthenticator::new(&self::settings(), &signer.jwks)
-            .unwrap()
-            .verify(&hs)
-            .unwrap_err();
+        let err = JwtAuthenticator::new(&self::settings(), &signer.jwks).unwrap().verify(&hs).unwrap_err();
         assert!(err.message.contains("algorithm"), "{err}");
     }
 
@@ -432,11 +350,7 @@ mod tests {
     #[test]
     fn garbage_is_not_a_token() {
         let auth = JwtAuthenticator::new(&settings(), &Signer::new("k1").jwks).unwrap();
-        assert!(auth
-            .verify("not-a-jwt")
-            .unwrap_err()
-            .message
-            .contains("not a JWT"));
+        assert!(auth.verify("not-a-jwt").unwrap_err().message.contains("not a JWT"));
     }
 
     #[test]
@@ -458,13 +372,6 @@ mod tests {
         assert!(JwtAuthenticator::new(&settings(), "{").is_err());
         assert!(JwtAuthenticator::new(&settings(), r#"{"keys": []}"#).is_err());
         let signer = Signer::new("k1");
-        assert!(JwtAuthenticator::new(
-            &JwtSettings {
-                audience: vec![],
-                ..settings()
-            },
-            &signer.jwks
-        )
-        .is_err());
+        assert!(JwtAuthenticator::new(&JwtSettings { audience: vec![], ..settings() }, &signer.jwks).is_err());
     }
 }

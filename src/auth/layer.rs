@@ -22,20 +22,14 @@ pub struct AuthLayer {
 
 impl AuthLayer {
     pub fn new(authenticator: Arc<dyn Authenticator>, authorizer: Arc<dyn Authorizer>) -> Self {
-        AuthLayer {
-            authenticator,
-            authorizer,
-        }
+        AuthLayer { authenticator, authorizer }
     }
 }
 
 impl<S> Layer<S> for AuthLayer {
     type Service = AuthService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService {
-            inner,
-            layer: self.clone(),
-        }
+        AuthService { inner, layer: self.clone() }
     }
 }
 
@@ -75,16 +69,9 @@ where
 }
 
 impl<S> AuthService<S> {
-    fn check<B>(
-        &self,
-        request: &http::Request<B>,
-        slot: Option<&AuditSlot>,
-    ) -> Result<Principal, Status> {
-        let principal = self
-            .layer
-            .authenticator
-            .authenticate(request.headers(), request.extensions())
-            .map_err(|err| {
+    fn check<B>(&self, request: &http::Request<B>, slot: Option<&AuditSlot>) -> Result<Principal, Status> {
+        let principal =
+            self.layer.authenticator.authenticate(request.headers(), request.extensions()).map_err(|err| {
                 if let Some(slot) = slot {
                     slot.set_authn(err.authn);
                 }
@@ -126,12 +113,9 @@ mod tests {
             if extensions.get::<Principal>().is_some() && extensions.get::<Arc<dyn Authorizer>>().is_some() {
                 counter.fetch_add(1, Ordering::SeqCst);
             }
-            futures::future::ready(Ok::<_, std::convert::Infallible>(http::Response::new(
-                String::new(),
-            )))
+            futures::future::ready(Ok::<_, std::convert::Infallible>(http::Response::new(String::new())))
         });
-        let mut service =
-            AuthLayer::new(Arc::new(DevMetadataAuthenticator), authorizer).layer(inner);
+        let mut service = AuthLayer::new(Arc::new(DevMetadataAuthenticator), authorizer).layer(inner);
         let slot = AuditSlot::new(AuditRecord {
             principal: None,
             authn: "none".into(),

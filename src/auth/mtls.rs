@@ -34,15 +34,11 @@ pub fn peer_certificate(extensions: &http::Extensions) -> Option<Vec<u8>> {
 /// The service a verified client certificate (DER) names.
 pub fn principal_from_certificate(der: &[u8]) -> Result<Principal, AuthError> {
     let refuse = |message: String| AuthError::new(MTLS_AUTHN, message);
-    let (_, cert) = parse_x509_certificate(der)
-        .map_err(|e| refuse(format!("the client certificate cannot be read: {e}")))?;
+    let (_, cert) =
+        parse_x509_certificate(der).map_err(|e| refuse(format!("the client certificate cannot be read: {e}")))?;
     let names = cert
         .subject_alternative_name()
-        .map_err(|e| {
-            refuse(format!(
-                "the client certificate's subjectAltName cannot be read: {e}"
-            ))
-        })?
+        .map_err(|e| refuse(format!("the client certificate's subjectAltName cannot be read: {e}")))?
         .map(|ext| ext.value.general_names.clone())
         .unwrap_or_default();
     let uri = names.iter().find_map(|n| match n {
@@ -59,9 +55,7 @@ pub fn principal_from_certificate(der: &[u8]) -> Result<Principal, AuthError> {
         refuse("the client certificate names nobody: it has no URI or DNS subjectAltName and no subject CN".into())
     })?;
     if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
-        return Err(refuse(format!(
-            "the client certificate's name must be 1 to {MAX_ID_LEN} printable characters"
-        )));
+        return Err(refuse(format!("the client certificate's name must be 1 to {MAX_ID_LEN} printable characters")));
     }
     let groups = subject
         .iter_organizational_unit()
@@ -87,9 +81,7 @@ mod tests {
             params.distinguished_name.push(DnType::CommonName, cn);
         }
         for ou in ous {
-            params
-                .distinguished_name
-                .push(DnType::OrganizationalUnitName, *ou);
+            params.distinguished_name.push(DnType::OrganizationalUnitName, *ou);
         }
         let key = KeyPair::generate().unwrap();
         params.self_signed(&key).unwrap().der().to_vec()
@@ -106,10 +98,7 @@ mod tests {
     #[test]
     fn a_uri_san_names_the_service() {
         let der = certificate(
-            vec![
-                dns("deployer.ci.internal"),
-                uri("spiffe://example.org/ns/ci/sa/deployer"),
-            ],
+            vec![dns("deployer.ci.internal"), uri("spiffe://example.org/ns/ci/sa/deployer")],
             Some("deployer"),
             // rcgen writes one value per attribute type, so one OU here; every OU of a subject becomes a group.
             &["platform"],
@@ -123,19 +112,12 @@ mod tests {
 
     #[test]
     fn without_a_uri_the_first_dns_name_then_the_common_name() {
-        let der = certificate(
-            vec![dns("a.internal"), dns("b.internal")],
-            Some("cn-name"),
-            &[],
-        );
+        let der = certificate(vec![dns("a.internal"), dns("b.internal")], Some("cn-name"), &[]);
         let principal = principal_from_certificate(&der).unwrap();
         assert_eq!(principal.id(), "a.internal");
         assert!(principal.groups().is_empty());
         let der = certificate(vec![], Some("batch-runner"), &["ops"]);
-        assert_eq!(
-            principal_from_certificate(&der).unwrap().id(),
-            "batch-runner"
-        );
+        assert_eq!(principal_from_certificate(&der).unwrap().id(), "batch-runner");
     }
 
     #[test]

@@ -99,9 +99,8 @@ impl Policies {
         if errors.is_empty() {
             let validation = Validator::new(schema.clone()).validate(&set, ValidationMode::Strict);
             for error in validation.validation_errors() {
-                let (name, text) = origin
-                    .get(error.policy_id())
-                    .map_or(("", ""), |s| (s.name.as_str(), s.text.as_str()));
+                let (name, text) =
+                    origin.get(error.policy_id()).map_or(("", ""), |s| (s.name.as_str(), s.text.as_str()));
                 errors.push(located(name, text, error));
             }
             for warning in validation.validation_warnings() {
@@ -111,14 +110,8 @@ impl Policies {
         if !errors.is_empty() {
             return Err(PolicyError(errors.join("\n")));
         }
-        let action_entities = schema
-            .action_entities()
-            .map_err(|err| PolicyError(format!("{schema_name}: {err}")))?;
-        Ok(Policies {
-            set,
-            schema,
-            action_entities,
-        })
+        let action_entities = schema.action_entities().map_err(|err| PolicyError(format!("{schema_name}: {err}")))?;
+        Ok(Policies { set, schema, action_entities })
     }
 
     /// The ids of the policies, sorted.
@@ -148,20 +141,11 @@ impl Policies {
         let (principal_uid, mut entities) = principal_entities(principal)?;
         let (resource_uid, resource_entity) = resource_entity(resource)?;
         entities.push(resource_entity);
-        let entities = self
-            .action_entities
-            .clone()
-            .add_entities(entities, Some(&self.schema))
-            .map_err(|err| err.to_string())?;
+        let entities =
+            self.action_entities.clone().add_entities(entities, Some(&self.schema)).map_err(|err| err.to_string())?;
         let action_uid = uid("Action", action.name());
-        let request = Request::new(
-            principal_uid,
-            action_uid,
-            resource_uid,
-            Context::empty(),
-            Some(&self.schema),
-        )
-        .map_err(|err| err.to_string())?;
+        let request = Request::new(principal_uid, action_uid, resource_uid, Context::empty(), Some(&self.schema))
+            .map_err(|err| err.to_string())?;
         let response = CedarAuthorizer::new().is_authorized(&request, &self.set, &entities);
         let allowed = response.decision() == Decision::Allow;
         let mut policy_ids: Vec<String> = response.diagnostics().reason().map(|id| id.to_string()).collect();
@@ -183,11 +167,7 @@ impl Policies {
             warn!(%error, "a policy failed to evaluate and was skipped");
             reason.push_str(&format!("; skipped after an error: {error}"));
         }
-        Ok(AuthzDecision {
-            allowed,
-            reason,
-            policy_ids,
-        })
+        Ok(AuthzDecision { allowed, reason, policy_ids })
     }
 }
 
@@ -208,14 +188,9 @@ fn principal_entities(principal: &Principal) -> Result<(EntityUid, Vec<Entity>),
     };
     let me = uid(kind, principal.id());
     let groups: HashSet<EntityUid> = principal.groups().iter().map(|g| uid("Group", g)).collect();
-    let attrs = HashMap::from([
-        ("name".to_owned(), string(principal.id())),
-        ("authn".to_owned(), string(principal.authn())),
-    ]);
-    let mut entities: Vec<Entity> = groups
-        .iter()
-        .map(|g| Entity::new_no_attrs(g.clone(), HashSet::new()))
-        .collect();
+    let attrs =
+        HashMap::from([("name".to_owned(), string(principal.id())), ("authn".to_owned(), string(principal.authn()))]);
+    let mut entities: Vec<Entity> = groups.iter().map(|g| Entity::new_no_attrs(g.clone(), HashSet::new())).collect();
     entities.push(Entity::new(me.clone(), attrs, groups).map_err(|err| err.to_string())?);
     Ok((me, entities))
 }
@@ -313,11 +288,7 @@ permit(principal, action in ModelCopy::Action::"ReadCopies", resource) when {{ r
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/policies");
         for file in ["dev.cedar", "example.cedar"] {
             let text = std::fs::read_to_string(dir.join(file)).unwrap();
-            let policies = compile(&[PolicySource {
-                name: file.into(),
-                text,
-            }])
-            .unwrap();
+            let policies = compile(&[PolicySource { name: file.into(), text }]).unwrap();
             assert!(!policies.ids().is_empty(), "{file}");
         }
     }
@@ -325,39 +296,21 @@ permit(principal, action in ModelCopy::Action::"ReadCopies", resource) when {{ r
     #[test]
     fn ids_come_from_annotations_or_the_file() {
         let policies = compile(&[team_a_policy()]).unwrap();
-        assert_eq!(
-            policies.ids(),
-            [
-                "team-a-copies-x-to-y",
-                "team-a-stays-on-its-route",
-                "teams.cedar:policy2"
-            ]
-        );
+        assert_eq!(policies.ids(), ["team-a-copies-x-to-y", "team-a-stays-on-its-route", "teams.cedar:policy2"]);
     }
 
     #[test]
     fn a_team_copies_only_on_its_route() {
         let policies = compile(&[team_a_policy()]).unwrap();
-        let allowed = policies.decide(
-            &member("alice", "team-a"),
-            Action::CopyModelVersion,
-            &copy("alice", X, Y),
-        );
+        let allowed = policies.decide(&member("alice", "team-a"), Action::CopyModelVersion, &copy("alice", X, Y));
         assert!(allowed.allowed, "{allowed:?}");
         assert_eq!(allowed.policy_ids, ["team-a-copies-x-to-y"]);
         assert_eq!(allowed.reason, "permitted by team-a-copies-x-to-y");
 
-        let other_route = policies.decide(
-            &member("alice", "team-a"),
-            Action::CopyModelVersion,
-            &copy("alice", X, Z),
-        );
+        let other_route = policies.decide(&member("alice", "team-a"), Action::CopyModelVersion, &copy("alice", X, Z));
         assert!(!other_route.allowed);
         assert_eq!(other_route.policy_ids, ["team-a-stays-on-its-route"]);
-        assert_eq!(
-            other_route.reason,
-            "forbidden by team-a-stays-on-its-route (team A copies only from X to Y)"
-        );
+        assert_eq!(other_route.reason, "forbidden by team-a-stays-on-its-route (team A copies only from X to Y)");
 
         let other_team = policies.decide(&member("bob", "team-b"), Action::CopyModelVersion, &copy("bob", X, Y));
         assert!(!other_team.allowed);
@@ -371,23 +324,14 @@ permit(principal, action in ModelCopy::Action::"ReadCopies", resource) when {{ r
         let ci = Principal::service("ci", vec![], "test");
         assert!(policies.decide(&ci, Action::WatchCopy, &copy("ci", X, Y)).allowed);
         assert!(!policies.decide(&ci, Action::WatchCopy, &copy("alice", X, Y)).allowed);
-        assert!(
-            !policies.decide(&ci, Action::CancelCopy, &copy("ci", X, Y)).allowed,
-            "not in ReadCopies"
-        );
-        assert!(
-            !policies
-                .decide(&ci, Action::ListAuditEvents, &Resource::AuditLog)
-                .allowed
-        );
+        assert!(!policies.decide(&ci, Action::CancelCopy, &copy("ci", X, Y)).allowed, "not in ReadCopies");
+        assert!(!policies.decide(&ci, Action::ListAuditEvents, &Resource::AuditLog).allowed);
     }
 
     #[test]
     fn a_syntax_error_is_refused_with_its_place() {
-        let bad = PolicySource {
-            name: "bad.cedar".into(),
-            text: "\npermit(principal, action, resource) when { ;\n".into(),
-        };
+        let bad =
+            PolicySource { name: "bad.cedar".into(), text: "\npermit(principal, action, resource) when { ;\n".into() };
         let err = compile(&[team_a_policy(), bad]).unwrap_err();
         assert!(err.0.starts_with("bad.cedar:2:"), "{err}");
     }
@@ -400,10 +344,7 @@ permit(principal, action in ModelCopy::Action::"ReadCopies", resource) when {{ r
         };
         let err = compile(&[bad]).unwrap_err();
         assert!(err.0.starts_with("typo.cedar:1:"), "{err}");
-        assert!(
-            err.0.contains("typo.cedar:policy0") && err.0.contains("destination_acount"),
-            "{err}"
-        );
+        assert!(err.0.contains("typo.cedar:policy0") && err.0.contains("destination_acount"), "{err}");
         let unknown_action = PolicySource {
             name: "action.cedar".into(),
             text: "permit(principal, action == ModelCopy::Action::\"DeleteEverything\", resource);".into(),
@@ -414,19 +355,11 @@ permit(principal, action in ModelCopy::Action::"ReadCopies", resource) when {{ r
     #[test]
     fn duplicate_ids_templates_and_empty_sets_are_refused() {
         let twice = compile(&[team_a_policy(), team_a_policy()]).unwrap_err();
-        assert!(
-            twice.0.contains("team-a-copies-x-to-y is used more than once"),
-            "{twice}"
-        );
-        let template = PolicySource {
-            name: "t.cedar".into(),
-            text: "permit(principal == ?principal, action, resource);".into(),
-        };
+        assert!(twice.0.contains("team-a-copies-x-to-y is used more than once"), "{twice}");
+        let template =
+            PolicySource { name: "t.cedar".into(), text: "permit(principal == ?principal, action, resource);".into() };
         assert!(compile(&[template]).unwrap_err().0.contains("template"));
-        let empty = PolicySource {
-            name: "empty.cedar".into(),
-            text: "// nothing yet\n".into(),
-        };
+        let empty = PolicySource { name: "empty.cedar".into(), text: "// nothing yet\n".into() };
         assert!(compile(&[empty]).unwrap_err().0.contains("no policies"));
     }
 

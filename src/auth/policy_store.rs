@@ -47,10 +47,7 @@ pub struct PolicyStore {
 
 impl std::fmt::Debug for PolicyStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PolicyStore")
-            .field("policies", &self.policies)
-            .field("schema", &self.schema)
-            .finish()
+        f.debug_struct("PolicyStore").field("policies", &self.policies).field("schema", &self.schema).finish()
     }
 }
 
@@ -65,21 +62,13 @@ impl PolicyStore {
                     .into(),
             ));
         };
-        let files = Files {
-            policies: &policies,
-            schema: settings.schema.as_deref(),
-        };
+        let files = Files { policies: &policies, schema: settings.schema.as_deref() };
         let (digest, read) = files.read();
         let compiled =
             read.and_then(|(schema_name, schema, sources)| Policies::compile(&schema_name, &schema, &sources))?;
         let ids = compiled.ids();
         info!(policies = %policies.display(), ids = ?ids, "authorization policies loaded");
-        let (status, _) = watch::channel(ReloadStatus {
-            loaded: 1,
-            refused: 0,
-            last_error: None,
-            policy_ids: ids,
-        });
+        let (status, _) = watch::channel(ReloadStatus { loaded: 1, refused: 0, last_error: None, policy_ids: ids });
         Ok(Arc::new(PolicyStore {
             policies: Some(policies),
             schema: settings.schema.clone(),
@@ -93,10 +82,7 @@ impl PolicyStore {
 
     /// The policies in force now.
     pub fn current(&self) -> Arc<Policies> {
-        self.current
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        self.current.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
     /// Follows what the store does: `changed().await` wakes at every load or refusal.
@@ -108,10 +94,7 @@ impl PolicyStore {
     /// Returns whether a new set is in force; a refused set leaves the old one and is counted in [`Self::status`].
     pub fn reload(&self, force: bool) -> bool {
         let Some(policies) = &self.policies else { return false };
-        let files = Files {
-            policies,
-            schema: self.schema.as_deref(),
-        };
+        let files = Files { policies, schema: self.schema.as_deref() };
         let mut last_read = self.last_read.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (digest, read) = files.read();
         if digest == *last_read && !force {
@@ -254,9 +237,7 @@ impl Files<'_> {
                 .map_err(|err| PolicyError(format!("{}: {err}", self.policies.display())))?;
             let mut paths = Vec::new();
             for entry in entries {
-                let path = entry
-                    .map_err(|err| PolicyError(format!("{}: {err}", self.policies.display())))?
-                    .path();
+                let path = entry.map_err(|err| PolicyError(format!("{}: {err}", self.policies.display())))?.path();
                 if path.extension().is_some_and(|e| e == "cedar") && path.is_file() {
                     paths.push(path);
                 }
@@ -268,12 +249,7 @@ impl Files<'_> {
         };
         let sources = paths
             .iter()
-            .map(|path| {
-                Ok(PolicySource {
-                    name: display_name(path),
-                    text: read_text(path)?,
-                })
-            })
+            .map(|path| Ok(PolicySource { name: display_name(path), text: read_text(path)? }))
             .collect::<Result<Vec<_>, PolicyError>>()?;
         Ok((schema_name, schema, sources))
     }
@@ -281,10 +257,7 @@ impl Files<'_> {
 
 /// A file's name, as errors and generated policy ids show it.
 fn display_name(path: &Path) -> String {
-    path.file_name().map_or_else(
-        || path.display().to_string(),
-        |name| name.to_string_lossy().into_owned(),
-    )
+    path.file_name().map_or_else(|| path.display().to_string(), |name| name.to_string_lossy().into_owned())
 }
 
 fn read_text(path: &Path) -> Result<String, PolicyError> {
@@ -312,10 +285,7 @@ mod tests {
     const PERMIT_LIST: &str = "@id(\"list\") permit(principal, action == ModelCopy::Action::\"ListCopies\", resource);";
 
     fn settings(policies: &Path) -> AuthzSettings {
-        AuthzSettings {
-            policies: Some(policies.to_path_buf()),
-            ..AuthzSettings::default()
-        }
+        AuthzSettings { policies: Some(policies.to_path_buf()), ..AuthzSettings::default() }
     }
 
     fn allows(store: &PolicyStore, action: Action) -> bool {
@@ -328,9 +298,7 @@ mod tests {
             source_project: "p".into(),
             destination_project: "q".into(),
         });
-        store
-            .authorize(&Principal::new("alice", vec![], "test"), action, &copy)
-            .allowed
+        store.authorize(&Principal::new("alice", vec![], "test"), action, &copy).allowed
     }
 
     #[test]
@@ -344,14 +312,8 @@ mod tests {
         let dir = dir();
         let file = dir.0.join("p.cedar");
         std::fs::write(&file, "permit(principal, action, resource").unwrap();
-        assert!(PolicyStore::load(&settings(&file))
-            .unwrap_err()
-            .0
-            .starts_with("p.cedar:"));
-        assert!(PolicyStore::load(&settings(&dir.0.join("missing.cedar")))
-            .unwrap_err()
-            .0
-            .contains("cannot read"));
+        assert!(PolicyStore::load(&settings(&file)).unwrap_err().0.starts_with("p.cedar:"));
+        assert!(PolicyStore::load(&settings(&dir.0.join("missing.cedar"))).unwrap_err().0.contains("cannot read"));
     }
 
     #[test]
@@ -402,10 +364,7 @@ mod tests {
         std::fs::write(&file, PERMIT_GET).unwrap();
         let schema = dir.0.join("s.cedarschema");
         std::fs::write(&schema, BUILT_IN_SCHEMA.replace("action GetCopy, ", "action ")).unwrap();
-        let settings = AuthzSettings {
-            schema: Some(schema),
-            ..settings(&file)
-        };
+        let settings = AuthzSettings { schema: Some(schema), ..settings(&file) };
         let err = PolicyStore::load(&settings).unwrap_err();
         assert!(err.0.contains("p.cedar"), "GetCopy is not in that schema: {err}");
     }
@@ -415,11 +374,7 @@ mod tests {
         let dir = dir();
         let file = dir.0.join("p.cedar");
         std::fs::write(&file, PERMIT_GET).unwrap();
-        let store = PolicyStore::load(&AuthzSettings {
-            reload_interval_ms: 20,
-            ..settings(&file)
-        })
-        .unwrap();
+        let store = PolicyStore::load(&AuthzSettings { reload_interval_ms: 20, ..settings(&file) }).unwrap();
         let (trigger, shutdown) = crate::shutdown::channel();
         let watcher = store.watch(shutdown);
         let mut status = store.status();
@@ -439,18 +394,12 @@ mod tests {
         let dir = dir();
         let file = dir.0.join("p.cedar");
         std::fs::write(&file, PERMIT_GET).unwrap();
-        let store = PolicyStore::load(&AuthzSettings {
-            reload_interval_ms: 0,
-            ..settings(&file)
-        })
-        .unwrap();
+        let store = PolicyStore::load(&AuthzSettings { reload_interval_ms: 0, ..settings(&file) }).unwrap();
         let (trigger, shutdown) = crate::shutdown::channel();
         let watcher = store.watch(shutdown);
         let mut status = store.status();
         std::fs::write(&file, PERMIT_LIST).unwrap();
-        let sent = std::process::Command::new("kill")
-            .args(["-HUP", &std::process::id().to_string()])
-            .status();
+        let sent = std::process::Command::new("kill").args(["-HUP", &std::process::id().to_string()]).status();
         assert!(sent.unwrap().success());
         tokio::time::timeout(Duration::from_secs(10), status.wait_for(|s| s.loaded >= 2))
             .await

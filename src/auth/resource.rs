@@ -47,11 +47,7 @@ impl Resource {
     pub fn copy(job: &CopyJob) -> Resource {
         // Stored ARNs were valid when the copy was asked for; an unreadable one (never expected) names no project,
         // which a policy about project names then simply does not match.
-        let project = |arn: &str| {
-            ProjectArn::parse(arn)
-                .map(|a| a.project_name().to_owned())
-                .unwrap_or_default()
-        };
+        let project = |arn: &str| ProjectArn::parse(arn).map(|a| a.project_name().to_owned()).unwrap_or_default();
         Resource::Copy(CopyResource {
             id: Some(job.id),
             owner: job.principal.clone(),
@@ -72,19 +68,11 @@ mod tests {
     #[test]
     fn a_stored_copy_carries_its_route_and_owner() {
         let job = job();
-        let Resource::Copy(copy) = Resource::copy(&job) else {
-            panic!("a copy")
-        };
+        let Resource::Copy(copy) = Resource::copy(&job) else { panic!("a copy") };
         assert_eq!(copy.id, Some(job.id));
         assert_eq!(copy.owner, "alice");
-        assert_eq!(
-            (copy.source_account.as_str(), copy.destination_account.as_str()),
-            ("111111111111", "222222222222")
-        );
-        assert_eq!(
-            (copy.source_project.as_str(), copy.destination_project.as_str()),
-            ("p", "q")
-        );
+        assert_eq!((copy.source_account.as_str(), copy.destination_account.as_str()), ("111111111111", "222222222222"));
+        assert_eq!((copy.source_project.as_str(), copy.destination_project.as_str()), ("p", "q"));
         assert_eq!(copy.region, "us-east-1");
     }
 }

@@ -21,20 +21,15 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn server_config(settings: &TlsSettings) -> Result<ServerTlsConfig, AuthSetupError> {
     let cert = read_pem("cert_file", &settings.cert_file, "CERTIFICATE")?;
     let key = read_pem("key_file", &settings.key_file, "PRIVATE KEY")?;
-    let mut config = ServerTlsConfig::new()
-        .identity(Identity::from_pem(cert, key))
-        .timeout(HANDSHAKE_TIMEOUT);
+    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(cert, key)).timeout(HANDSHAKE_TIMEOUT);
     match &settings.client_ca_file {
         Some(ca) => {
             let ca = read_pem("client_ca_file", ca, "CERTIFICATE")?;
-            config = config
-                .client_ca_root(Certificate::from_pem(ca))
-                .client_auth_optional(!settings.require_client_cert);
+            config =
+                config.client_ca_root(Certificate::from_pem(ca)).client_auth_optional(!settings.require_client_cert);
         }
         None if settings.require_client_cert => {
-            return Err(AuthSetupError::Tls(
-                "require_client_cert needs client_ca_file".into(),
-            ));
+            return Err(AuthSetupError::Tls("require_client_cert needs client_ca_file".into()));
         }
         None => {}
     }
@@ -43,17 +38,11 @@ pub fn server_config(settings: &TlsSettings) -> Result<ServerTlsConfig, AuthSetu
 
 /// The file's text, once it is known to hold a PEM block of `kind` (rustls's own errors would not say which file).
 fn read_pem(setting: &str, path: &Path, kind: &str) -> Result<String, AuthSetupError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        AuthSetupError::Tls(format!("cannot read {setting} {}: {e}", path.display()))
-    })?;
-    let holds_kind = text
-        .lines()
-        .any(|line| line.starts_with("-----BEGIN ") && line.contains(kind));
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| AuthSetupError::Tls(format!("cannot read {setting} {}: {e}", path.display())))?;
+    let holds_kind = text.lines().any(|line| line.starts_with("-----BEGIN ") && line.contains(kind));
     if !holds_kind {
-        return Err(AuthSetupError::Tls(format!(
-            "{setting} {} holds no PEM {kind}",
-            path.display()
-        )));
+        return Err(AuthSetupError::Tls(format!("{setting} {} holds no PEM {kind}", path.display())));
     }
     Ok(text)
 }
@@ -75,10 +64,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("modelcopy-tls-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap().self_signed(&key).unwrap();
         std::fs::write(dir.join("server.pem"), cert.pem()).unwrap();
         std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
         std::fs::write(dir.join("ca.pem"), cert.pem()).unwrap();

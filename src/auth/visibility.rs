@@ -18,17 +18,12 @@ pub struct Visibility {
 
 impl Visibility {
     pub fn new(authorizer: Arc<dyn Authorizer>, principal: Principal, action: Action) -> Visibility {
-        Visibility {
-            authorizer,
-            principal,
-            action,
-        }
+        Visibility { authorizer, principal, action }
     }
 
     /// The decision on one copy.
     pub fn decide(&self, job: &CopyJob) -> AuthzDecision {
-        self.authorizer
-            .authorize(&self.principal, self.action, &Resource::copy(job))
+        self.authorizer.authorize(&self.principal, self.action, &Resource::copy(job))
     }
 
     pub fn sees(&self, job: &CopyJob) -> bool {

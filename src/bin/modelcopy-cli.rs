@@ -14,9 +14,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     // Logs go to standard error so standard output stays the command's result.
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
         .with_writer(std::io::stderr)
         .init();
 

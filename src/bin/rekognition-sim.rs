@@ -14,9 +14,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use modelcopy::simulator::bench::{self, BenchOptions};
-use modelcopy::simulator::{
-    self, DurationDistribution, Latency, Rate, SeedFile, SimConfig, SimConfigFile,
-};
+use modelcopy::simulator::{self, DurationDistribution, Latency, Rate, SeedFile, SimConfig, SimConfigFile};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -114,11 +112,7 @@ struct ServeArgs {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     let cli = Cli::parse();
-    let default_filter = if cli.command.is_some() {
-        "warn"
-    } else {
-        "info"
-    };
+    let default_filter = if cli.command.is_some() { "warn" } else { "info" };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -149,21 +143,14 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error>> {
     let handle = simulator::start(config(args)?).await?;
 
     let mut stdout = std::io::stdout().lock();
-    writeln!(
-        stdout,
-        "rekognition-sim listening on {}",
-        handle.endpoint_url()
-    )?;
+    writeln!(stdout, "rekognition-sim listening on {}", handle.endpoint_url())?;
     stdout.flush()?;
     drop(stdout);
 
     stop_requested().await?;
     handle.shutdown();
     // Requests in flight finish; a client that keeps a connection open does not hold the exit up for long.
-    if tokio::time::timeout(Duration::from_secs(5), handle.stopped())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(Duration::from_secs(5), handle.stopped()).await.is_err() {
         tracing::warn!("connections still open after 5 s; exiting anyway");
     }
     Ok(())
@@ -171,10 +158,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn Error>> {
 
 /// Defaults, then the configuration file, then the flags.
 fn config(args: ServeArgs) -> Result<SimConfig, Box<dyn Error>> {
-    let mut config = SimConfig {
-        require_project_policy: true,
-        ..SimConfig::default()
-    };
+    let mut config = SimConfig { require_project_policy: true, ..SimConfig::default() };
     if let Some(path) = &args.config {
         SimConfigFile::from_json_file(path)?.apply_to(&mut config)?;
     }
@@ -186,33 +170,21 @@ fn config(args: ServeArgs) -> Result<SimConfig, Box<dyn Error>> {
     set(&mut config.listen, args.listen);
     if let Some(millis) = args.copy_duration_ms {
         config.copy_duration = Duration::from_millis(millis);
-        config.copy_durations =
-            args.copy_duration_max_ms
-                .map(|max_millis| DurationDistribution::Uniform {
-                    min_millis: millis,
-                    max_millis,
-                });
+        config.copy_durations = args
+            .copy_duration_max_ms
+            .map(|max_millis| DurationDistribution::Uniform { min_millis: millis, max_millis });
     }
     if let Some(prefix) = args.fail_version_prefix {
         config.fail_version_prefix = Some(prefix).filter(|prefix| !prefix.is_empty());
     }
     set(&mut config.copy_failure_rate, args.copy_failure_rate);
     set(&mut config.rng_seed, args.rng_seed);
-    set(
-        &mut config.require_project_policy,
-        args.require_project_policy,
-    );
+    set(&mut config.require_project_policy, args.require_project_policy);
     for (operation, rate) in args.rates {
         config.quotas.default.rate.insert(operation, rate);
     }
     for (account, (operation, rate)) in args.account_rates {
-        config
-            .quotas
-            .per_account
-            .entry(account)
-            .or_default()
-            .rate
-            .insert(operation, rate);
+        config.quotas.per_account.entry(account).or_default().rate.insert(operation, rate);
     }
     if args.max_copies_in_progress.is_some() {
         config.quotas.default.max_copies_in_progress = args.max_copies_in_progress;
@@ -238,20 +210,14 @@ fn set<T>(target: &mut T, value: Option<T>) {
 
 /// `OPERATION=PER_SECOND[/BURST]`.
 fn parse_rate(text: &str) -> Result<(String, Rate), String> {
-    let (operation, rate) = text
-        .split_once('=')
-        .ok_or("expected OPERATION=PER_SECOND[/BURST]")?;
+    let (operation, rate) = text.split_once('=').ok_or("expected OPERATION=PER_SECOND[/BURST]")?;
     let (per_second, burst) = match rate.split_once('/') {
         Some((per_second, burst)) => (per_second, Some(burst)),
         None => (rate, None),
     };
-    let per_second: f64 = per_second
-        .parse()
-        .map_err(|_| format!("{per_second:?} is not a number"))?;
+    let per_second: f64 = per_second.parse().map_err(|_| format!("{per_second:?} is not a number"))?;
     let burst = match burst {
-        Some(burst) => burst
-            .parse()
-            .map_err(|_| format!("{burst:?} is not a count"))?,
+        Some(burst) => burst.parse().map_err(|_| format!("{burst:?} is not a count"))?,
         None => (per_second.ceil() as u32).max(1),
     };
     Ok((operation.to_owned(), Rate { per_second, burst }))
@@ -259,34 +225,25 @@ fn parse_rate(text: &str) -> Result<(String, Rate), String> {
 
 /// `ACCOUNT:OPERATION=PER_SECOND[/BURST]`.
 fn parse_account_rate(text: &str) -> Result<(String, (String, Rate)), String> {
-    let (account, rate) = text
-        .split_once(':')
-        .ok_or("expected ACCOUNT:OPERATION=PER_SECOND[/BURST]")?;
+    let (account, rate) = text.split_once(':').ok_or("expected ACCOUNT:OPERATION=PER_SECOND[/BURST]")?;
     Ok((account.to_owned(), parse_rate(rate)?))
 }
 
 /// `MIN` or `MIN-MAX` milliseconds.
 fn parse_latency(text: &str) -> Result<Latency, String> {
-    let number = |part: &str| {
-        part.parse::<u64>()
-            .map_err(|_| format!("{part:?} is not a number of milliseconds"))
-    };
+    let number = |part: &str| part.parse::<u64>().map_err(|_| format!("{part:?} is not a number of milliseconds"));
     let (min_millis, max_millis) = match text.split_once('-') {
         Some((min, max)) => (number(min)?, number(max)?),
         None => (number(text)?, number(text)?),
     };
-    Ok(Latency {
-        min_millis,
-        max_millis,
-    })
+    Ok(Latency { min_millis, max_millis })
 }
 
 /// Resolves on Ctrl-C, or on SIGTERM where there is one.
 async fn stop_requested() -> std::io::Result<()> {
     #[cfg(unix)]
     {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             result = tokio::signal::ctrl_c() => result,
             _ = terminate.recv() => Ok(()),

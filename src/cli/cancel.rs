@@ -23,10 +23,7 @@ pub struct CancelArgs {
 
 impl CancelArgs {
     pub fn to_request(&self) -> CancelCopyRequest {
-        CancelCopyRequest {
-            copy_id: self.copy_id.clone(),
-            reason: self.reason.clone().unwrap_or_default(),
-        }
+        CancelCopyRequest { copy_id: self.copy_id.clone(), reason: self.reason.clone().unwrap_or_default() }
     }
 }
 
@@ -36,11 +33,7 @@ pub async fn execute(
     format: OutputFormat,
     out: &mut impl Write,
 ) -> anyhow::Result<Outcome> {
-    let copy = client
-        .cancel_copy(args.to_request())
-        .await
-        .context("CancelCopy")?
-        .into_inner();
+    let copy = client.cancel_copy(args.to_request()).await.context("CancelCopy")?.into_inner();
     render::write_copy(out, &copy, format)?;
     Ok(Outcome::Done)
 }
@@ -60,13 +53,7 @@ mod tests {
 
     #[test]
     fn sends_the_reason() {
-        let args = cancel_args(&[
-            "modelcopy-cli",
-            "cancel",
-            "0190-abc",
-            "--reason",
-            "wrong bucket",
-        ]);
+        let args = cancel_args(&["modelcopy-cli", "cancel", "0190-abc", "--reason", "wrong bucket"]);
         let request = args.to_request();
         assert_eq!(request.copy_id, "0190-abc");
         assert_eq!(request.reason, "wrong bucket");

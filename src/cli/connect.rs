@@ -80,17 +80,14 @@ impl CallMetadata {
             .transpose()?;
         let authorization = non_empty(token)
             .map(|t| {
-                let mut value = MetadataValue::try_from(format!("Bearer {t}"))
-                    .map_err(|_| ConnectError::InvalidToken)?;
+                let mut value =
+                    MetadataValue::try_from(format!("Bearer {t}")).map_err(|_| ConnectError::InvalidToken)?;
                 // Keeps the token out of Debug output and logs.
                 value.set_sensitive(true);
                 Ok(value)
             })
             .transpose()?;
-        Ok(Self {
-            principal,
-            authorization,
-        })
+        Ok(Self { principal, authorization })
     }
 }
 
@@ -168,43 +165,26 @@ pub async fn connect(endpoint: &str, metadata: CallMetadata) -> Result<Client, C
 }
 
 /// Connects like [`connect`], over TLS with `tls` when `endpoint` is `https://…`.
-pub async fn connect_tls(
-    endpoint: &str,
-    metadata: CallMetadata,
-    tls: &TlsOptions,
-) -> Result<Client, ConnectError> {
+pub async fn connect_tls(endpoint: &str, metadata: CallMetadata, tls: &TlsOptions) -> Result<Client, ConnectError> {
     let mut channel = Endpoint::from_shared(endpoint.to_owned())
-        .map_err(|source| ConnectError::InvalidEndpoint {
-            endpoint: endpoint.to_owned(),
-            source,
-        })?
+        .map_err(|source| ConnectError::InvalidEndpoint { endpoint: endpoint.to_owned(), source })?
         .connect_timeout(CONNECT_TIMEOUT);
     if endpoint.starts_with("https://") {
         // Without a CA to trust, tonic would fail the handshake obscurely.
-        let ca_cert = tls
-            .ca_cert
-            .as_ref()
-            .ok_or_else(|| ConnectError::CaCertRequired(endpoint.to_owned()))?;
+        let ca_cert = tls.ca_cert.as_ref().ok_or_else(|| ConnectError::CaCertRequired(endpoint.to_owned()))?;
         let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca_cert));
         if let Some((cert, key)) = &tls.identity {
             config = config.identity(Identity::from_pem(cert, key));
         }
-        channel = channel
-            .tls_config(config)
-            .map_err(|source| ConnectError::Tls {
-                endpoint: endpoint.to_owned(),
-                source,
-            })?;
+        channel =
+            channel.tls_config(config).map_err(|source| ConnectError::Tls { endpoint: endpoint.to_owned(), source })?;
     } else if !tls.is_empty() {
         return Err(ConnectError::TlsNeedsHttps(endpoint.to_owned()));
     }
     let channel = channel
         .connect()
         .await
-        .map_err(|source| ConnectError::Unreachable {
-            endpoint: endpoint.to_owned(),
-            source,
-        })?;
+        .map_err(|source| ConnectError::Unreachable { endpoint: endpoint.to_owned(), source })?;
     Ok(ModelCopyClient::with_interceptor(channel, metadata))
 }
 
@@ -214,11 +194,7 @@ mod tests {
 
     fn headers(metadata: CallMetadata) -> tonic::metadata::MetadataMap {
         let mut metadata = metadata;
-        metadata
-            .call(Request::new(()))
-            .expect("the interceptor never refuses")
-            .metadata()
-            .clone()
+        metadata.call(Request::new(())).expect("the interceptor never refuses").metadata().clone()
     }
 
     #[test]
@@ -242,14 +218,8 @@ mod tests {
 
     #[test]
     fn refuses_values_that_cannot_be_headers() {
-        assert!(matches!(
-            CallMetadata::new(Some("al\nice"), None),
-            Err(ConnectError::InvalidPrincipal)
-        ));
-        assert!(matches!(
-            CallMetadata::new(None, Some("tok\0en")),
-            Err(ConnectError::InvalidToken)
-        ));
+        assert!(matches!(CallMetadata::new(Some("al\nice"), None), Err(ConnectError::InvalidPrincipal)));
+        assert!(matches!(CallMetadata::new(None, Some("tok\0en")), Err(ConnectError::InvalidToken)));
     }
 
     #[tokio::test]

@@ -79,29 +79,18 @@ pub async fn execute(
     out: &mut impl Write,
 ) -> anyhow::Result<Outcome> {
     let request = args.to_request()?;
-    let response = client
-        .copy_model_version(request)
-        .await
-        .context("CopyModelVersion")?
-        .into_inner();
-    let copy = response
-        .copy
-        .context("CopyModelVersion: the server answered without a copy")?;
+    let response = client.copy_model_version(request).await.context("CopyModelVersion")?.into_inner();
+    let copy = response.copy.context("CopyModelVersion: the server answered without a copy")?;
     match format {
         OutputFormat::Text => {
             if response.replayed {
-                writeln!(
-                    out,
-                    "replayed: this idempotency token already queued this copy; nothing new was queued"
-                )?;
+                writeln!(out, "replayed: this idempotency token already queued this copy; nothing new was queued")?;
             }
             write!(out, "{}", render::copy_details(&copy))?;
         }
-        OutputFormat::Json => writeln!(
-            out,
-            "{}",
-            serde_json::json!({ "replayed": response.replayed, "copy": render::copy_json(&copy) })
-        )?,
+        OutputFormat::Json => {
+            writeln!(out, "{}", serde_json::json!({ "replayed": response.replayed, "copy": render::copy_json(&copy) }))?
+        }
     }
     out.flush()?;
     if !args.watch {
@@ -210,9 +199,6 @@ mod tests {
             "b",
         ])
         .unwrap_err();
-        assert_eq!(
-            error.kind(),
-            clap::error::ErrorKind::MissingRequiredArgument
-        );
+        assert_eq!(error.kind(), clap::error::ErrorKind::MissingRequiredArgument);
     }
 }

@@ -21,13 +21,7 @@ pub async fn execute(
     format: OutputFormat,
     out: &mut impl Write,
 ) -> anyhow::Result<Outcome> {
-    let copy = client
-        .get_copy(GetCopyRequest {
-            copy_id: args.copy_id.clone(),
-        })
-        .await
-        .context("GetCopy")?
-        .into_inner();
+    let copy = client.get_copy(GetCopyRequest { copy_id: args.copy_id.clone() }).await.context("GetCopy")?.into_inner();
     render::write_copy(out, &copy, format)?;
     Ok(Outcome::Done)
 }

@@ -54,11 +54,7 @@ pub async fn execute(
 ) -> anyhow::Result<Outcome> {
     let mut page_token = args.page_token.clone().unwrap_or_default();
     loop {
-        let page = client
-            .list_copies(args.to_request(&page_token))
-            .await
-            .context("ListCopies")?
-            .into_inner();
+        let page = client.list_copies(args.to_request(&page_token)).await.context("ListCopies")?.into_inner();
         for copy in &page.copies {
             match format {
                 OutputFormat::Text => writeln!(out, "{}", render::copy_line(copy))?,
@@ -73,9 +69,7 @@ pub async fn execute(
         if !args.all {
             match format {
                 OutputFormat::Text => writeln!(out, "next page: --page-token {next}")?,
-                OutputFormat::Json => {
-                    writeln!(out, "{}", serde_json::json!({ "next_page_token": next }))?
-                }
+                OutputFormat::Json => writeln!(out, "{}", serde_json::json!({ "next_page_token": next }))?,
             }
             return Ok(Outcome::Done);
         }
@@ -127,11 +121,7 @@ mod tests {
         let filter = request.filter.unwrap();
         assert_eq!(
             filter.states,
-            vec![
-                CopyState::Queued as i32,
-                CopyState::Failed as i32,
-                CopyState::Cancelled as i32
-            ]
+            vec![CopyState::Queued as i32, CopyState::Failed as i32, CopyState::Cancelled as i32]
         );
         assert_eq!(filter.source_account_id, "111122223333");
         assert_eq!(filter.destination_account_id, "444455556666");

@@ -42,12 +42,7 @@ pub struct Cli {
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// The modelcopy server.
-    #[arg(
-        long,
-        env = "MODELCOPY_ENDPOINT",
-        default_value = "http://127.0.0.1:50051",
-        global = true
-    )]
+    #[arg(long, env = "MODELCOPY_ENDPOINT", default_value = "http://127.0.0.1:50051", global = true)]
     pub endpoint: String,
     /// Who you are, sent as `x-modelcopy-principal` (trusted by a server in dev mode only).
     #[arg(long, env = "MODELCOPY_PRINCIPAL", global = true)]
@@ -139,11 +134,7 @@ impl FilterArgs {
     /// The filter without a time range (watch has none; list adds its own).
     pub fn to_filter(&self) -> CopyFilter {
         CopyFilter {
-            states: self
-                .states
-                .iter()
-                .map(|s| CopyState::from(*s) as i32)
-                .collect(),
+            states: self.states.iter().map(|s| CopyState::from(*s) as i32).collect(),
             source_account_id: self.source_account.clone().unwrap_or_default(),
             destination_account_id: self.destination_account.clone().unwrap_or_default(),
             created_after: None,
@@ -201,11 +192,8 @@ pub async fn execute(cli: &Cli, out: &mut impl Write) -> anyhow::Result<Outcome>
 
 async fn connect_from(global: &GlobalArgs) -> anyhow::Result<Client> {
     let metadata = CallMetadata::new(global.principal.as_deref(), global.token.as_deref())?;
-    let tls = TlsOptions::from_files(
-        global.ca_cert.as_deref(),
-        global.client_cert.as_deref(),
-        global.client_key.as_deref(),
-    )?;
+    let tls =
+        TlsOptions::from_files(global.ca_cert.as_deref(), global.client_cert.as_deref(), global.client_key.as_deref())?;
     Ok(connect::connect_tls(&global.endpoint, metadata, &tls).await?)
 }
 
@@ -258,16 +246,10 @@ mod tests {
         let endpoint = global_arg("endpoint");
         assert_eq!(endpoint.get_env(), Some("MODELCOPY_ENDPOINT".as_ref()));
         assert_eq!(endpoint.get_default_values(), ["http://127.0.0.1:50051"]);
-        assert_eq!(
-            global_arg("principal").get_env(),
-            Some("MODELCOPY_PRINCIPAL".as_ref())
-        );
+        assert_eq!(global_arg("principal").get_env(), Some("MODELCOPY_PRINCIPAL".as_ref()));
         let token = global_arg("token");
         assert_eq!(token.get_env(), Some("MODELCOPY_TOKEN".as_ref()));
-        assert!(
-            token.is_hide_env_values_set(),
-            "--help must not print the token"
-        );
+        assert!(token.is_hide_env_values_set(), "--help must not print the token");
     }
 
     #[test]
@@ -288,16 +270,9 @@ mod tests {
         assert_eq!(before.global.principal.as_deref(), Some("alice"));
         assert_eq!(before.global.output, OutputFormat::Json);
 
-        let after = Cli::try_parse_from([
-            "modelcopy-cli",
-            "get",
-            "c1",
-            "--token",
-            "t",
-            "--endpoint",
-            "http://127.0.0.1:9",
-        ])
-        .unwrap();
+        let after =
+            Cli::try_parse_from(["modelcopy-cli", "get", "c1", "--token", "t", "--endpoint", "http://127.0.0.1:9"])
+                .unwrap();
         assert_eq!(after.global.token.as_deref(), Some("t"));
         assert_eq!(after.global.endpoint, "http://127.0.0.1:9");
     }
@@ -326,10 +301,7 @@ mod tests {
 
     #[test]
     fn tags_split_at_the_first_equals_sign() {
-        assert_eq!(
-            parse_tag("team=vision"),
-            Ok(("team".into(), "vision".into()))
-        );
+        assert_eq!(parse_tag("team=vision"), Ok(("team".into(), "vision".into())));
         assert_eq!(parse_tag("k=a=b"), Ok(("k".into(), "a=b".into())));
         assert_eq!(parse_tag("k="), Ok(("k".into(), String::new())));
         assert!(parse_tag("team").is_err());
@@ -367,38 +339,25 @@ mod against_a_fake_server {
     use crate::proto::watch_copy_request::Target;
     use crate::proto::{
         AuditEvent, AuditSummaryRow, CancelCopyRequest, Copy, CopyEvent, CopyModelVersionRequest,
-        CopyModelVersionResponse, GetCopyRequest, ListAuditEventsRequest, ListAuditEventsResponse,
-        ListCopiesRequest, ListCopiesResponse, SummarizeAuditRequest, SummarizeAuditResponse,
-        WatchCopyRequest,
+        CopyModelVersionResponse, GetCopyRequest, ListAuditEventsRequest, ListAuditEventsResponse, ListCopiesRequest,
+        ListCopiesResponse, SummarizeAuditRequest, SummarizeAuditResponse, WatchCopyRequest,
     };
 
     struct Fake;
 
     fn header(request: &Request<impl Sized>, key: &str) -> String {
-        request
-            .metadata()
-            .get(key)
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default()
+        request.metadata().get(key).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
     }
 
     fn copy(id: &str, state: CopyState) -> Copy {
-        Copy {
-            copy_id: id.into(),
-            state: state as i32,
-            version_name: "v1".into(),
-            ..Copy::default()
-        }
+        Copy { copy_id: id.into(), state: state as i32, version_name: "v1".into(), ..Copy::default() }
     }
 
     /// The fake's audit log: three records over two pages, with the text CSV must quote and the NULLs it must keep.
     fn audit_events() -> Vec<AuditEvent> {
         let event = |id: u64| AuditEvent {
             id,
-            occurred_at: Some(prost_types::Timestamp {
-                seconds: 1_714_564_800 + id as i64,
-                nanos: 5_000,
-            }),
+            occurred_at: Some(prost_types::Timestamp { seconds: 1_714_564_800 + id as i64, nanos: 5_000 }),
             principal: Some("alice".into()),
             authn: "dev-metadata".into(),
             action: "GetCopy".into(),
@@ -409,12 +368,7 @@ mod against_a_fake_server {
             ..AuditEvent::default()
         };
         vec![
-            AuditEvent {
-                principal: None,
-                prev_hash: None,
-                reason: Some(String::new()),
-                ..event(1)
-            },
+            AuditEvent { principal: None, prev_hash: None, reason: Some(String::new()), ..event(1) },
             AuditEvent {
                 reason: Some("a \"quoted\", comma\r\nand a line break".into()),
                 request_json: Some(r#"{"copy_id": "c,1"}"#.into()),
@@ -440,10 +394,7 @@ mod against_a_fake_server {
                 "a2" => (events[2..].to_vec(), ""),
                 other => return Err(Status::invalid_argument(format!("bad token {other}"))),
             };
-            Ok(Response::new(ListAuditEventsResponse {
-                events,
-                next_page_token: next.into(),
-            }))
+            Ok(Response::new(ListAuditEventsResponse { events, next_page_token: next.into() }))
         }
 
         async fn summarize_audit(
@@ -453,10 +404,7 @@ mod against_a_fake_server {
             let period = request.into_inner().period as u64;
             Ok(Response::new(SummarizeAuditResponse {
                 rows: vec![AuditSummaryRow {
-                    period_start: Some(prost_types::Timestamp {
-                        seconds: 1_714_521_600,
-                        nanos: 0,
-                    }),
+                    period_start: Some(prost_types::Timestamp { seconds: 1_714_521_600, nanos: 0 }),
                     principal: "alice".into(),
                     // Echoes the period, so a test sees what was sent.
                     allowed: period,
@@ -488,10 +436,7 @@ mod against_a_fake_server {
             }))
         }
 
-        async fn get_copy(
-            &self,
-            request: Request<GetCopyRequest>,
-        ) -> Result<Response<Copy>, Status> {
+        async fn get_copy(&self, request: Request<GetCopyRequest>) -> Result<Response<Copy>, Status> {
             // Echoes the credentials so tests see what the interceptor sent.
             let principal = header(&request, connect::PRINCIPAL_HEADER);
             let authorization = header(&request, "authorization");
@@ -523,10 +468,7 @@ mod against_a_fake_server {
             }))
         }
 
-        async fn cancel_copy(
-            &self,
-            request: Request<CancelCopyRequest>,
-        ) -> Result<Response<Copy>, Status> {
+        async fn cancel_copy(&self, request: Request<CancelCopyRequest>) -> Result<Response<Copy>, Status> {
             let id = request.into_inner().copy_id;
             Ok(Response::new(copy(&id, CopyState::Cancelled)))
         }
@@ -544,10 +486,7 @@ mod against_a_fake_server {
                         "fails" => vec![CopyState::Failed],
                         _ => vec![], // ends early, still copying
                     };
-                    (
-                        id,
-                        [vec![CopyState::Queued, CopyState::Copying], end].concat(),
-                    )
+                    (id, [vec![CopyState::Queued, CopyState::Copying], end].concat())
                 }
                 _ => ("f".to_owned(), vec![CopyState::Queued]),
             };
@@ -579,17 +518,13 @@ mod against_a_fake_server {
             Some((accepted, listener))
         });
         tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(ModelCopyServer::new(Fake))
-                .serve_with_incoming(incoming),
+            tonic::transport::Server::builder().add_service(ModelCopyServer::new(Fake)).serve_with_incoming(incoming),
         );
         endpoint
     }
 
     async fn cli(endpoint: &str, args: &[&str]) -> (anyhow::Result<Outcome>, String) {
-        let argv = ["modelcopy-cli", "--endpoint", endpoint]
-            .into_iter()
-            .chain(args.iter().copied());
+        let argv = ["modelcopy-cli", "--endpoint", endpoint].into_iter().chain(args.iter().copied());
         let cli = Cli::try_parse_from(argv).unwrap();
         let mut out = Vec::new();
         let result = execute(&cli, &mut out).await;
@@ -618,20 +553,8 @@ mod against_a_fake_server {
     #[tokio::test]
     async fn the_interceptor_sends_principal_and_token() {
         let endpoint = serve().await;
-        let (result, out) = cli(
-            &endpoint,
-            &[
-                "--principal",
-                "alice",
-                "--token",
-                "t0k",
-                "-o",
-                "json",
-                "get",
-                "c9",
-            ],
-        )
-        .await;
+        let (result, out) =
+            cli(&endpoint, &["--principal", "alice", "--token", "t0k", "-o", "json", "get", "c9"]).await;
         assert_eq!(result.unwrap(), Outcome::Done);
         let value: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
         assert_eq!(value["copy_id"], "c9");
@@ -662,11 +585,7 @@ mod against_a_fake_server {
     #[tokio::test]
     async fn copy_says_when_it_was_replayed() {
         let endpoint = serve().await;
-        let (result, out) = cli(
-            &endpoint,
-            &copy_argv("v1", &["--idempotency-token", "seen"]),
-        )
-        .await;
+        let (result, out) = cli(&endpoint, &copy_argv("v1", &["--idempotency-token", "seen"])).await;
         assert_eq!(result.unwrap(), Outcome::Done);
         assert!(out.starts_with("replayed: "), "{out}");
         assert!(out.contains("state          queued\n"), "{out}");
@@ -713,9 +632,7 @@ mod against_a_fake_server {
         let (_, out) = cli(&endpoint, &["list", "--all", "-o", "json"]).await;
         let ids: Vec<String> = out
             .lines()
-            .map(|line| {
-                serde_json::from_str::<serde_json::Value>(line).unwrap()["copy_id"].to_string()
-            })
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["copy_id"].to_string())
             .collect();
         assert_eq!(ids, [r#""a""#, r#""b""#, r#""c""#]);
 
@@ -730,33 +647,14 @@ mod against_a_fake_server {
         let dir = std::env::temp_dir().join(format!("modelcopy-export-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("audit.csv");
-        let (result, out) = cli(
-            &endpoint,
-            &[
-                "audit",
-                "export",
-                "--format",
-                "csv",
-                "--out",
-                path.to_str().unwrap(),
-            ],
-        )
-        .await;
+        let (result, out) =
+            cli(&endpoint, &["audit", "export", "--format", "csv", "--out", path.to_str().unwrap()]).await;
         assert_eq!(result.unwrap(), Outcome::Done);
-        assert_eq!(
-            out,
-            format!("exported 3 audit records to {}\n", path.display())
-        );
+        assert_eq!(out, format!("exported 3 audit records to {}\n", path.display()));
         let text = std::fs::read_to_string(&path).unwrap();
         let records = audit::csv::read_records(&text).unwrap();
-        assert_eq!(
-            records[0],
-            audit::event::COLUMNS.map(|c| Some(c.to_owned()))
-        );
-        let expected: Vec<Vec<Option<String>>> = audit_events()
-            .iter()
-            .map(audit::event::csv_fields)
-            .collect();
+        assert_eq!(records[0], audit::event::COLUMNS.map(|c| Some(c.to_owned())));
+        let expected: Vec<Vec<Option<String>>> = audit_events().iter().map(audit::event::csv_fields).collect();
         assert_eq!(records[1..], expected[..]);
         // NULL and empty stay apart.
         assert_eq!(records[1][2], None);
@@ -766,10 +664,7 @@ mod against_a_fake_server {
         std::fs::remove_dir_all(&dir).unwrap();
 
         let (_, out) = cli(&endpoint, &["audit", "export", "--format", "jsonl"]).await;
-        let lines: Vec<serde_json::Value> = out
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[1]["request"]["copy_id"], "c,1");
         assert_eq!(lines[1]["request_digest"], "dead");
@@ -783,20 +678,13 @@ mod against_a_fake_server {
         assert_eq!(result.unwrap(), Outcome::Done);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 3, "{out}");
-        assert!(
-            lines[0].starts_with("1  2024-05-01T12:00:01.000005Z  -  GetCopy  ALLOWED  Ok"),
-            "{out}"
-        );
+        assert!(lines[0].starts_with("1  2024-05-01T12:00:01.000005Z  -  GetCopy  ALLOWED  Ok"), "{out}");
         assert_eq!(lines[2], "next page: --page-token a2");
 
         let (_, out) = cli(&endpoint, &["audit", "list", "--all", "-o", "json"]).await;
         let ids: Vec<u64> = out
             .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
-                    .as_u64()
-                    .unwrap()
-            })
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_u64().unwrap())
             .collect();
         assert_eq!(ids, [1, 2, 3]);
     }
@@ -809,11 +697,7 @@ mod against_a_fake_server {
         let lines: Vec<&str> = out.lines().collect();
         assert!(lines[0].starts_with("period"), "{out}");
         assert!(lines[1].starts_with("2024-05     alice"), "{out}");
-        let (_, out) = cli(
-            &endpoint,
-            &["audit", "summary", "--period", "week", "-o", "json"],
-        )
-        .await;
+        let (_, out) = cli(&endpoint, &["audit", "summary", "--period", "week", "-o", "json"]).await;
         let row: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
         assert_eq!(row["allowed"], crate::proto::AuditPeriod::Week as i32);
     }

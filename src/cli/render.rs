@@ -102,32 +102,20 @@ pub fn copy_details(copy: &Copy) -> String {
         ("version name", copy.version_name.clone()),
     ];
     if let Some(output) = &copy.output_config {
-        rows.push((
-            "output",
-            format!("s3://{}/{}", output.s3_bucket, output.s3_key_prefix),
-        ));
+        rows.push(("output", format!("s3://{}/{}", output.s3_bucket, output.s3_key_prefix)));
     }
     let tags: Vec<String> = copy.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
     rows.push(("tags", tags.join(", ")));
     rows.push(("kms key", copy.kms_key_id.clone().unwrap_or_default()));
     rows.push(("idempotency", copy.idempotency_token.clone()));
-    let rekognition = match (
-        copy.rekognition_status.is_empty(),
-        copy.rekognition_status_message.is_empty(),
-    ) {
+    let rekognition = match (copy.rekognition_status.is_empty(), copy.rekognition_status_message.is_empty()) {
         (_, true) => copy.rekognition_status.clone(),
         (true, false) => copy.rekognition_status_message.clone(),
-        (false, false) => format!(
-            "{}: {}",
-            copy.rekognition_status, copy.rekognition_status_message
-        ),
+        (false, false) => format!("{}: {}", copy.rekognition_status, copy.rekognition_status_message),
     };
     rows.push(("rekognition", rekognition));
     rows.push(("new version", copy.destination_project_version_arn.clone()));
-    rows.push((
-        "error",
-        copy.error.as_ref().map(aws_error_text).unwrap_or_default(),
-    ));
+    rows.push(("error", copy.error.as_ref().map(aws_error_text).unwrap_or_default()));
     for (label, time) in [
         ("created", &copy.created_at),
         ("updated", &copy.updated_at),
@@ -162,17 +150,9 @@ pub fn event_line(event: &CopyEvent) -> String {
     } else {
         format!("{} → {new_state}", state_name(event.previous_state))
     };
-    let mut line = format!(
-        "{}  #{}  {}  {}",
-        time_text(event.occurred_at.as_ref()),
-        event.sequence,
-        copy.copy_id,
-        transition
-    );
-    for extra in [
-        &copy.rekognition_status,
-        &copy.destination_project_version_arn,
-    ] {
+    let mut line =
+        format!("{}  #{}  {}  {}", time_text(event.occurred_at.as_ref()), event.sequence, copy.copy_id, transition);
+    for extra in [&copy.rekognition_status, &copy.destination_project_version_arn] {
         if !extra.is_empty() {
             line.push_str("  ");
             line.push_str(extra);
@@ -235,11 +215,7 @@ pub fn write_copy(out: &mut impl Write, copy: &Copy, format: OutputFormat) -> io
 }
 
 /// Prints one event as one line, flushed at once: a watch is read as it happens.
-pub fn write_event(
-    out: &mut impl Write,
-    event: &CopyEvent,
-    format: OutputFormat,
-) -> io::Result<()> {
+pub fn write_event(out: &mut impl Write, event: &CopyEvent, format: OutputFormat) -> io::Result<()> {
     match format {
         OutputFormat::Text => writeln!(out, "{}", event_line(event))?,
         OutputFormat::Json => writeln!(out, "{}", event_json(event))?,
@@ -314,10 +290,8 @@ mod tests {
     use super::*;
     use crate::proto::OutputConfig;
 
-    const SOURCE: &str =
-        "arn:aws:rekognition:us-east-1:111122223333:project/cats/version/v1/1690000000000";
-    const DESTINATION: &str =
-        "arn:aws:rekognition:us-east-1:444455556666:project/dogs/1690000000001";
+    const SOURCE: &str = "arn:aws:rekognition:us-east-1:111122223333:project/cats/version/v1/1690000000000";
+    const DESTINATION: &str = "arn:aws:rekognition:us-east-1:444455556666:project/dogs/1690000000001";
 
     fn at(seconds: i64) -> Option<prost_types::Timestamp> {
         Some(prost_types::Timestamp { seconds, nanos: 0 })
@@ -332,10 +306,7 @@ mod tests {
             source_project_version_arn: SOURCE.into(),
             destination_project_arn: DESTINATION.into(),
             version_name: "cats-v1".into(),
-            output_config: Some(OutputConfig {
-                s3_bucket: "bucket".into(),
-                s3_key_prefix: "out/".into(),
-            }),
+            output_config: Some(OutputConfig { s3_bucket: "bucket".into(), s3_key_prefix: "out/".into() }),
             tags: BTreeMap::from([("team".into(), "vision".into())]),
             rekognition_status: "COPYING_IN_PROGRESS".into(),
             // 2024-05-01T12:00:00Z
@@ -360,30 +331,18 @@ mod tests {
 
     #[test]
     fn short_arn_drops_partition_service_and_region() {
-        assert_eq!(
-            short_arn(SOURCE),
-            "111122223333:project/cats/version/v1/1690000000000"
-        );
+        assert_eq!(short_arn(SOURCE), "111122223333:project/cats/version/v1/1690000000000");
         assert_eq!(short_arn("not-an-arn"), "not-an-arn");
         assert_eq!(short_arn("arn:aws:too:short"), "arn:aws:too:short");
     }
 
     #[test]
     fn times_are_rfc3339() {
-        assert_eq!(
-            time_text(at(1_714_564_800).as_ref()),
-            "2024-05-01T12:00:00Z"
-        );
+        assert_eq!(time_text(at(1_714_564_800).as_ref()), "2024-05-01T12:00:00Z");
         assert_eq!(time_text(None), "-");
-        let precise = prost_types::Timestamp {
-            seconds: 1_714_564_800,
-            nanos: 250_000_000,
-        };
+        let precise = prost_types::Timestamp { seconds: 1_714_564_800, nanos: 250_000_000 };
         assert_eq!(time_json(Some(&precise)), json!("2024-05-01T12:00:00.250Z"));
-        let invalid = prost_types::Timestamp {
-            seconds: 0,
-            nanos: -1,
-        };
+        let invalid = prost_types::Timestamp { seconds: 0, nanos: -1 };
         assert_eq!(time_json(Some(&invalid)), Value::Null);
     }
 
@@ -402,20 +361,11 @@ mod tests {
     fn copy_details_show_set_fields_only() {
         let text = copy_details(&sample_copy());
         assert!(text.contains("state          copying\n"), "{text}");
-        assert!(
-            text.contains(&format!("source         {SOURCE}\n")),
-            "{text}"
-        );
+        assert!(text.contains(&format!("source         {SOURCE}\n")), "{text}");
         assert!(text.contains("output         s3://bucket/out/\n"), "{text}");
         assert!(text.contains("tags           team=vision\n"), "{text}");
-        assert!(
-            text.contains("rekognition    COPYING_IN_PROGRESS\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("created        2024-05-01T12:00:00Z\n"),
-            "{text}"
-        );
+        assert!(text.contains("rekognition    COPYING_IN_PROGRESS\n"), "{text}");
+        assert!(text.contains("created        2024-05-01T12:00:00Z\n"), "{text}");
         assert!(!text.contains("error"), "{text}");
         assert!(!text.contains("completed"), "{text}");
         assert!(!text.contains("kms key"), "{text}");
@@ -425,27 +375,18 @@ mod tests {
     fn copy_details_show_the_error_of_a_failed_copy() {
         let copy = Copy {
             state: CopyState::Failed as i32,
-            error: Some(AwsError {
-                code: "ResourceNotFoundException".into(),
-                message: "no such project".into(),
-            }),
+            error: Some(AwsError { code: "ResourceNotFoundException".into(), message: "no such project".into() }),
             ..sample_copy()
         };
         let text = copy_details(&copy);
-        assert!(
-            text.contains("error          ResourceNotFoundException: no such project\n"),
-            "{text}"
-        );
+        assert!(text.contains("error          ResourceNotFoundException: no such project\n"), "{text}");
     }
 
     #[test]
     fn event_line_shows_the_transition() {
         let event = CopyEvent {
             sequence: 42,
-            copy: Some(Copy {
-                destination_project_version_arn: "arn:dest-version".into(),
-                ..sample_copy()
-            }),
+            copy: Some(Copy { destination_project_version_arn: "arn:dest-version".into(), ..sample_copy() }),
             previous_state: CopyState::Submitting as i32,
             occurred_at: at(1_714_564_860),
             snapshot: false,
@@ -469,11 +410,7 @@ mod tests {
 
         let created = CopyEvent {
             sequence: 7,
-            copy: Some(Copy {
-                state: CopyState::Queued as i32,
-                rekognition_status: String::new(),
-                ..sample_copy()
-            }),
+            copy: Some(Copy { state: CopyState::Queued as i32, rekognition_status: String::new(), ..sample_copy() }),
             ..CopyEvent::default()
         };
         assert_eq!(event_line(&created), "-  #7  0190-abc  → queued");
@@ -484,16 +421,12 @@ mod tests {
             copy: Some(Copy {
                 state: CopyState::Failed as i32,
                 rekognition_status: "COPYING_FAILED".into(),
-                error: Some(AwsError {
-                    code: String::new(),
-                    message: "bucket not writable".into(),
-                }),
+                error: Some(AwsError { code: String::new(), message: "bucket not writable".into() }),
                 ..sample_copy()
             }),
             ..CopyEvent::default()
         };
-        assert!(event_line(&failed)
-            .ends_with("copying → failed  COPYING_FAILED  error: bucket not writable"));
+        assert!(event_line(&failed).ends_with("copying → failed  COPYING_FAILED  error: bucket not writable"));
     }
 
     #[test]
@@ -549,15 +482,10 @@ mod tests {
     #[test]
     fn error_report_keeps_context_and_formats_the_status() {
         let error = anyhow::Error::new(Status::not_found("no copy 42")).context("GetCopy");
-        assert_eq!(
-            error_report(&error),
-            "error: GetCopy: NOT_FOUND: no copy 42"
-        );
+        assert_eq!(error_report(&error), "error: GetCopy: NOT_FOUND: no copy 42");
         let plain = anyhow::anyhow!("boom").context("while listing");
         assert_eq!(error_report(&plain), "error: while listing: boom");
-        let repeated = anyhow::anyhow!("refused")
-            .context("refused")
-            .context("connect");
+        let repeated = anyhow::anyhow!("refused").context("refused").context("connect");
         assert_eq!(error_report(&repeated), "error: connect: refused");
     }
 }

@@ -33,9 +33,7 @@ impl WatchArgs {
             Some(copy_id) => Target::CopyId(copy_id.clone()),
             None => Target::Filter(self.filter.to_filter()),
         };
-        WatchCopyRequest {
-            target: Some(target),
-        }
+        WatchCopyRequest { target: Some(target) }
     }
 }
 
@@ -72,23 +70,14 @@ pub async fn follow_copy(
     format: OutputFormat,
     out: &mut impl Write,
 ) -> anyhow::Result<Outcome> {
-    let request = WatchCopyRequest {
-        target: Some(Target::CopyId(copy_id.to_owned())),
-    };
+    let request = WatchCopyRequest { target: Some(Target::CopyId(copy_id.to_owned())) };
     let events = open(client, request).await?;
     let end = print_events(events, format, out, ctrl_c()).await?;
     single_copy_outcome(copy_id, end)
 }
 
-async fn open(
-    client: &mut Client,
-    request: WatchCopyRequest,
-) -> anyhow::Result<tonic::Streaming<CopyEvent>> {
-    Ok(client
-        .watch_copy(request)
-        .await
-        .context("WatchCopy")?
-        .into_inner())
+async fn open(client: &mut Client, request: WatchCopyRequest) -> anyhow::Result<tonic::Streaming<CopyEvent>> {
+    Ok(client.watch_copy(request).await.context("WatchCopy")?.into_inner())
 }
 
 /// Resolves on Ctrl-C; never, if the handler cannot be installed (the watch then ends only with the stream).
@@ -132,9 +121,7 @@ pub fn single_copy_outcome(copy_id: &str, end: WatchEnd) -> anyhow::Result<Outco
     match end {
         WatchEnd::Stopped => Ok(Outcome::Interrupted),
         WatchEnd::Ended(Some(CopyState::Succeeded)) => Ok(Outcome::Done),
-        WatchEnd::Ended(Some(CopyState::Failed | CopyState::Cancelled)) => {
-            Ok(Outcome::CopyDidNotSucceed)
-        }
+        WatchEnd::Ended(Some(CopyState::Failed | CopyState::Cancelled)) => Ok(Outcome::CopyDidNotSucceed),
         WatchEnd::Ended(last) => anyhow::bail!(
             "WatchCopy: the stream ended before copy {copy_id} did (last state seen: {})",
             last.map_or("none".to_owned(), |s| render::state_name(s as i32))
@@ -162,11 +149,7 @@ mod tests {
     fn event(sequence: u64, previous: CopyState, state: CopyState) -> Result<CopyEvent, Status> {
         Ok(CopyEvent {
             sequence,
-            copy: Some(Copy {
-                copy_id: "c1".into(),
-                state: state as i32,
-                ..Copy::default()
-            }),
+            copy: Some(Copy { copy_id: "c1".into(), state: state as i32, ..Copy::default() }),
             previous_state: previous as i32,
             ..CopyEvent::default()
         })
@@ -177,9 +160,7 @@ mod tests {
         let request = watch_args(&["c1"]).unwrap().to_request();
         assert_eq!(request.target, Some(Target::CopyId("c1".into())));
 
-        let request = watch_args(&["--state", "copying", "--source-account", "111122223333"])
-            .unwrap()
-            .to_request();
+        let request = watch_args(&["--state", "copying", "--source-account", "111122223333"]).unwrap().to_request();
         match request.target {
             Some(Target::Filter(filter)) => {
                 assert_eq!(filter.states, vec![CopyState::Copying as i32]);
@@ -207,9 +188,7 @@ mod tests {
             event(6, CopyState::Submitting, CopyState::Failed),
         ]);
         let mut out = Vec::new();
-        let end = print_events(events, OutputFormat::Text, &mut out, std::future::pending())
-            .await
-            .unwrap();
+        let end = print_events(events, OutputFormat::Text, &mut out, std::future::pending()).await.unwrap();
         assert_eq!(end, WatchEnd::Ended(Some(CopyState::Failed)));
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
@@ -225,14 +204,9 @@ mod tests {
             event(2, CopyState::Queued, CopyState::Cancelled),
         ]);
         let mut out = Vec::new();
-        print_events(events, OutputFormat::Json, &mut out, std::future::pending())
-            .await
-            .unwrap();
+        print_events(events, OutputFormat::Json, &mut out, std::future::pending()).await.unwrap();
         let text = String::from_utf8(out).unwrap();
-        let objects: Vec<serde_json::Value> = text
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect();
+        let objects: Vec<serde_json::Value> = text.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
         assert_eq!(objects.len(), 2);
         assert_eq!(objects[1]["sequence"], 2);
         assert_eq!(objects[1]["copy"]["state"], "cancelled");
@@ -245,13 +219,8 @@ mod tests {
             Err(Status::unavailable("server going away")),
         ]);
         let mut out = Vec::new();
-        let error = print_events(events, OutputFormat::Text, &mut out, std::future::pending())
-            .await
-            .unwrap_err();
-        assert_eq!(
-            render::error_report(&error),
-            "error: WatchCopy: UNAVAILABLE: server going away"
-        );
+        let error = print_events(events, OutputFormat::Text, &mut out, std::future::pending()).await.unwrap_err();
+        assert_eq!(render::error_report(&error), "error: WatchCopy: UNAVAILABLE: server going away");
         // The event before the error was still printed.
         assert_eq!(String::from_utf8(out).unwrap().lines().count(), 1);
     }
@@ -260,9 +229,7 @@ mod tests {
     async fn stop_ends_a_stream_that_never_ends() {
         let events = futures::stream::pending::<Result<CopyEvent, Status>>();
         let mut out = Vec::new();
-        let end = print_events(events, OutputFormat::Text, &mut out, async {})
-            .await
-            .unwrap();
+        let end = print_events(events, OutputFormat::Text, &mut out, async {}).await.unwrap();
         assert_eq!(end, WatchEnd::Stopped);
         assert!(out.is_empty());
     }
@@ -270,24 +237,12 @@ mod tests {
     #[test]
     fn exit_outcome_follows_the_final_state() {
         let outcome = |end| single_copy_outcome("c1", end).map(Outcome::exit_code);
-        assert_eq!(
-            outcome(WatchEnd::Ended(Some(CopyState::Succeeded))).unwrap(),
-            0
-        );
-        assert_eq!(
-            outcome(WatchEnd::Ended(Some(CopyState::Failed))).unwrap(),
-            3
-        );
-        assert_eq!(
-            outcome(WatchEnd::Ended(Some(CopyState::Cancelled))).unwrap(),
-            3
-        );
+        assert_eq!(outcome(WatchEnd::Ended(Some(CopyState::Succeeded))).unwrap(), 0);
+        assert_eq!(outcome(WatchEnd::Ended(Some(CopyState::Failed))).unwrap(), 3);
+        assert_eq!(outcome(WatchEnd::Ended(Some(CopyState::Cancelled))).unwrap(), 3);
         assert_eq!(outcome(WatchEnd::Stopped).unwrap(), 130);
         let error = outcome(WatchEnd::Ended(Some(CopyState::Copying))).unwrap_err();
-        assert!(
-            error.to_string().contains("last state seen: copying"),
-            "{error}"
-        );
+        assert!(error.to_string().contains("last state seen: copying"), "{error}");
         assert!(outcome(WatchEnd::Ended(None)).is_err());
     }
 }

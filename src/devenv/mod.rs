@@ -31,11 +31,7 @@ pub enum DevEnvError {
     },
 
     #[error("`{command}` failed ({status}): {output}")]
-    Command {
-        command: String,
-        status: String,
-        output: String,
-    },
+    Command { command: String, status: String, output: String },
 
     #[error(
         "{dir} is not writable by the `{user}` user; every parent directory must be traversable by that user \

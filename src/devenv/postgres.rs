@@ -60,33 +60,13 @@ impl LocalPostgres {
     /// Starts a cluster in `dir` (created, and `initdb`ed if it holds no cluster yet), listening only on
     /// 127.0.0.1:`port` (`0` picks a free port). A cluster already running in `dir` is reused, on its own port.
     /// Returns once the server accepts connections, or fails after 30 s.
-    pub async fn start(
-        dir: &Path,
-        port: u16,
-        lifetime: Lifetime,
-    ) -> Result<LocalPostgres, DevEnvError> {
-        Self::start_with(
-            dir,
-            port,
-            Plan {
-                lifetime,
-                throwaway: false,
-            },
-        )
-        .await
+    pub async fn start(dir: &Path, port: u16, lifetime: Lifetime) -> Result<LocalPostgres, DevEnvError> {
+        Self::start_with(dir, port, Plan { lifetime, throwaway: false }).await
     }
 
     /// A cluster for one test process: stopped and deleted when the process exits, never fsynced.
     pub(super) async fn start_throwaway(dir: &Path) -> Result<LocalPostgres, DevEnvError> {
-        Self::start_with(
-            dir,
-            0,
-            Plan {
-                lifetime: Lifetime::WithThisProcess,
-                throwaway: true,
-            },
-        )
-        .await
+        Self::start_with(dir, 0, Plan { lifetime: Lifetime::WithThisProcess, throwaway: true }).await
     }
 
     async fn start_with(dir: &Path, port: u16, plan: Plan) -> Result<LocalPostgres, DevEnvError> {
@@ -94,11 +74,7 @@ impl LocalPostgres {
         let data_dir = tools.prepare_data_dir(dir)?;
 
         if let Some(running_port) = tools.running_port(&data_dir)? {
-            let cluster = LocalPostgres {
-                data_dir,
-                port: running_port,
-                tools,
-            };
+            let cluster = LocalPostgres { data_dir, port: running_port, tools };
             cluster.wait_until_ready().await?;
             return Ok(cluster);
         }
@@ -115,11 +91,7 @@ impl LocalPostgres {
             // A failed attempt's short-lived pid file may have told the first watchdog the cluster was stopped.
             tools.spawn_watchdog(&data_dir, std::process::id(), plan.throwaway)?;
         }
-        let cluster = LocalPostgres {
-            data_dir,
-            port,
-            tools,
-        };
+        let cluster = LocalPostgres { data_dir, port, tools };
         if let Err(not_ready) = cluster.wait_until_ready().await {
             // Best effort: the readiness error is the one worth reporting.
             let _ = cluster.stop();
@@ -158,18 +130,16 @@ impl LocalPostgres {
 
     async fn create_database_now(&self, name: &str) -> Result<(), DevEnvError> {
         let mut conn = PgConnection::connect(&self.admin_url()).await?;
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-                .bind(name)
-                .fetch_one(&mut conn)
-                .await?;
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await?;
         if !exists {
             // Identifiers cannot be bound parameters; the name was checked to hold no quote.
             let create = format!("CREATE DATABASE \"{name}\"");
             match sqlx::raw_sql(&create).execute(&mut conn).await {
                 Ok(_) => {}
-                Err(sqlx::Error::Database(e))
-                    if e.code().as_deref() == Some(DUPLICATE_DATABASE) => {}
+                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(DUPLICATE_DATABASE) => {}
                 Err(e) => return Err(e.into()),
             }
         }
@@ -180,8 +150,7 @@ impl LocalPostgres {
     /// Stops the cluster (`pg_ctl stop -m fast`). Stopping a cluster that is not running succeeds.
     pub fn stop(&self) -> Result<(), DevEnvError> {
         let mut stop = self.tools.server_command("pg_ctl");
-        stop.args(["stop", "-m", "fast", "-w", "-t", "60", "-s", "-D"])
-            .arg(&self.data_dir);
+        stop.args(["stop", "-m", "fast", "-w", "-t", "60", "-s", "-D"]).arg(&self.data_dir);
         match run_checked(stop) {
             Ok(_) => Ok(()),
             // pg_ctl fails when there is no server; that is the state we wanted.
@@ -198,27 +167,13 @@ impl LocalPostgres {
         loop {
             let mut probe = self.tools.client_command("pg_isready");
             probe
-                .args([
-                    "-q",
-                    "-h",
-                    "127.0.0.1",
-                    "-U",
-                    CLUSTER_USER,
-                    "-d",
-                    "postgres",
-                    "-t",
-                    "2",
-                    "-p",
-                ])
+                .args(["-q", "-h", "127.0.0.1", "-U", CLUSTER_USER, "-d", "postgres", "-t", "2", "-p"])
                 .arg(self.port.to_string());
             if run_async(probe).await?.status.success() {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(DevEnvError::NotReady {
-                    port: self.port,
-                    waited: READY_TIMEOUT,
-                });
+                return Err(DevEnvError::NotReady { port: self.port, waited: READY_TIMEOUT });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -234,14 +189,7 @@ struct ServerTools {
 
 impl ServerTools {
     fn find() -> Result<ServerTools, DevEnvError> {
-        Ok(ServerTools {
-            bindir: find_bindir()?,
-            run_as: if running_as_root()? {
-                Some(CLUSTER_USER)
-            } else {
-                None
-            },
-        })
+        Ok(ServerTools { bindir: find_bindir()?, run_as: if running_as_root()? { Some(CLUSTER_USER) } else { None } })
     }
 
     /// A server-side tool (`initdb`, `pg_ctl`), run as the cluster's user, from `/` so that an unreadable
@@ -277,23 +225,11 @@ impl ServerTools {
     /// pause after the death lets an orphaned `pg_ctl start` write its pid file before the stop. If the cluster
     /// is stopped while `watched_pid` lives, the watchdog has nothing left to do and exits.
     /// It runs as us, not as the cluster user, so that it may `kill -0` a root process.
-    fn spawn_watchdog(
-        &self,
-        data_dir: &Path,
-        watched_pid: u32,
-        remove_dir: bool,
-    ) -> Result<(), DevEnvError> {
+    fn spawn_watchdog(&self, data_dir: &Path, watched_pid: u32, remove_dir: bool) -> Result<(), DevEnvError> {
         let data_dir_text = data_dir.to_string_lossy();
         let pid_file = shell_quote(&data_dir.join("postmaster.pid").to_string_lossy());
-        let stop = self.server_shell_command(
-            "pg_ctl",
-            &["stop", "-m", "immediate", "-w", "-s", "-D", &data_dir_text],
-        );
-        let remove = if remove_dir {
-            format!("rm -rf {}", shell_quote(&data_dir_text))
-        } else {
-            String::from(":")
-        };
+        let stop = self.server_shell_command("pg_ctl", &["stop", "-m", "immediate", "-w", "-s", "-D", &data_dir_text]);
+        let remove = if remove_dir { format!("rm -rf {}", shell_quote(&data_dir_text)) } else { String::from(":") };
         let script = format!(
             "seen=; \
              while kill -0 {watched_pid} 2>/dev/null; do \
@@ -323,14 +259,11 @@ impl ServerTools {
     /// Creates `dir` and, when we are root and it holds no cluster yet, hands it to the cluster user. Fails early
     /// and clearly when that user could not reach it (a parent like /root is not traversable).
     fn prepare_data_dir(&self, dir: &Path) -> Result<PathBuf, DevEnvError> {
-        std::fs::create_dir_all(dir).map_err(|source| DevEnvError::Io {
-            context: format!("creating {}", dir.display()),
-            source,
-        })?;
-        let dir = dir.canonicalize().map_err(|source| DevEnvError::Io {
-            context: format!("resolving {}", dir.display()),
-            source,
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|source| DevEnvError::Io { context: format!("creating {}", dir.display()), source })?;
+        let dir = dir
+            .canonicalize()
+            .map_err(|source| DevEnvError::Io { context: format!("resolving {}", dir.display()), source })?;
         if let Some(user) = self.run_as {
             if !dir.join("PG_VERSION").is_file() {
                 let mut chown = Command::new("chown");
@@ -340,10 +273,7 @@ impl ServerTools {
             let mut writable = Command::new("runuser");
             writable.args(["-u", user, "--", "test", "-w"]).arg(&dir);
             if !run(writable)?.status.success() {
-                return Err(DevEnvError::NotAccessible {
-                    dir,
-                    user: user.to_string(),
-                });
+                return Err(DevEnvError::NotAccessible { dir, user: user.to_string() });
             }
         }
         Ok(dir)
@@ -358,43 +288,20 @@ impl ServerTools {
             return Ok(None);
         }
         let pid_file = data_dir.join("postmaster.pid");
-        let contents = std::fs::read_to_string(&pid_file).map_err(|source| DevEnvError::Io {
-            context: format!("reading {}", pid_file.display()),
-            source,
-        })?;
-        port_from_pid_file(&contents)
-            .map(Some)
-            .map_err(|reason| DevEnvError::PidFile {
-                path: pid_file,
-                reason,
-            })
+        let contents = std::fs::read_to_string(&pid_file)
+            .map_err(|source| DevEnvError::Io { context: format!("reading {}", pid_file.display()), source })?;
+        port_from_pid_file(&contents).map(Some).map_err(|reason| DevEnvError::PidFile { path: pid_file, reason })
     }
 
     async fn initdb(&self, data_dir: &Path) -> Result<(), DevEnvError> {
         let mut initdb = self.server_command("initdb");
-        initdb
-            .args([
-                "-U",
-                CLUSTER_USER,
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-                "-D",
-            ])
-            .arg(data_dir);
+        initdb.args(["-U", CLUSTER_USER, "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync", "-D"]).arg(data_dir);
         run_checked_async(initdb).await.map(|_| ())
     }
 
     /// Starts the server on `port`, or on a free port of our choosing when `port` is 0. Returns the port and how
     /// many attempts it took.
-    async fn start_server(
-        &self,
-        data_dir: &Path,
-        port: u16,
-        throwaway: bool,
-    ) -> Result<(u16, usize), DevEnvError> {
+    async fn start_server(&self, data_dir: &Path, port: u16, throwaway: bool) -> Result<(u16, usize), DevEnvError> {
         let attempts = if port == 0 { FREE_PORT_ATTEMPTS } else { 1 };
         let mut last_failure = None;
         for attempt in 1..=attempts {
@@ -407,12 +314,7 @@ impl ServerTools {
         Err(last_failure.expect("at least one start attempt is made"))
     }
 
-    async fn pg_ctl_start(
-        &self,
-        data_dir: &Path,
-        port: u16,
-        throwaway: bool,
-    ) -> Result<(), DevEnvError> {
+    async fn pg_ctl_start(&self, data_dir: &Path, port: u16, throwaway: bool) -> Result<(), DevEnvError> {
         let socket_path = data_dir.join(format!(".s.PGSQL.{port}"));
         let socket_dir = if socket_path.as_os_str().len() <= MAX_SOCKET_PATH {
             data_dir.to_string_lossy().into_owned()
@@ -420,39 +322,22 @@ impl ServerTools {
             String::new()
         };
         // pg_ctl hands these to the server through `sh -c`, hence the quoting.
-        let mut options = format!(
-            "-c listen_addresses=127.0.0.1 -p {port} -c max_connections=200 -k {}",
-            shell_quote(&socket_dir)
-        );
+        let mut options =
+            format!("-c listen_addresses=127.0.0.1 -p {port} -c max_connections=200 -k {}", shell_quote(&socket_dir));
         if throwaway {
             options.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
         }
         let log = data_dir.join(SERVER_LOG);
         let mut start = self.server_command("pg_ctl");
-        start
-            .args(["start", "-w", "-t", "30", "-s", "-o", &options, "-D"])
-            .arg(data_dir)
-            .arg("-l")
-            .arg(&log);
-        run_checked_async(start)
-            .await
-            .map(|_| ())
-            .map_err(|failure| match failure {
-                DevEnvError::Command {
-                    command,
-                    status,
-                    output,
-                } => DevEnvError::Command {
-                    command,
-                    status,
-                    output: format!(
-                        "{output}\n--- end of {}:\n{}",
-                        log.display(),
-                        log_tail(&log)
-                    ),
-                },
-                other => other,
-            })
+        start.args(["start", "-w", "-t", "30", "-s", "-o", &options, "-D"]).arg(data_dir).arg("-l").arg(&log);
+        run_checked_async(start).await.map(|_| ()).map_err(|failure| match failure {
+            DevEnvError::Command { command, status, output } => DevEnvError::Command {
+                command,
+                status,
+                output: format!("{output}\n--- end of {}:\n{}", log.display(), log_tail(&log)),
+            },
+            other => other,
+        })
     }
 }
 
@@ -465,17 +350,13 @@ fn find_bindir() -> Result<PathBuf, DevEnvError> {
             return Ok(bindir);
         }
     }
-    newest_versioned_bindir(Path::new(DEBIAN_VERSIONS_ROOT)).ok_or_else(|| {
-        DevEnvError::NoBinaries {
-            searched: format!("`pg_config --bindir`, {DEBIAN_VERSIONS_ROOT}/*/bin"),
-        }
+    newest_versioned_bindir(Path::new(DEBIAN_VERSIONS_ROOT)).ok_or_else(|| DevEnvError::NoBinaries {
+        searched: format!("`pg_config --bindir`, {DEBIAN_VERSIONS_ROOT}/*/bin"),
     })
 }
 
 fn has_server_binaries(bindir: &Path) -> bool {
-    ["initdb", "pg_ctl", "postgres", "pg_isready"]
-        .iter()
-        .all(|tool| bindir.join(tool).is_file())
+    ["initdb", "pg_ctl", "postgres", "pg_isready"].iter().all(|tool| bindir.join(tool).is_file())
 }
 
 /// The `bin` directory of the highest version (`15` > `9.6`) under `root` that holds the server binaries.
@@ -484,12 +365,8 @@ fn newest_versioned_bindir(root: &Path) -> Option<PathBuf> {
         .ok()?
         .filter_map(|entry| entry.ok())
         .filter_map(|entry| {
-            let version: Vec<u32> = entry
-                .file_name()
-                .to_str()?
-                .split('.')
-                .map(|part| part.parse().ok())
-                .collect::<Option<_>>()?;
+            let version: Vec<u32> =
+                entry.file_name().to_str()?.split('.').map(|part| part.parse().ok()).collect::<Option<_>>()?;
             let bindir = entry.path().join("bin");
             has_server_binaries(&bindir).then_some((version, bindir))
         })
@@ -506,13 +383,8 @@ fn running_as_root() -> Result<bool, DevEnvError> {
 
 /// The port is the fourth line of `postmaster.pid` (pid, data directory, start time, port, ...).
 fn port_from_pid_file(contents: &str) -> Result<u16, String> {
-    let line = contents
-        .lines()
-        .nth(3)
-        .ok_or_else(|| "it has fewer than 4 lines".to_string())?;
-    line.trim()
-        .parse()
-        .map_err(|_| format!("line 4 is {line:?}, not a port"))
+    let line = contents.lines().nth(3).ok_or_else(|| "it has fewer than 4 lines".to_string())?;
+    line.trim().parse().map_err(|_| format!("line 4 is {line:?}, not a port"))
 }
 
 fn check_database_name(name: &str) -> Result<(), DevEnvError> {
@@ -530,10 +402,7 @@ fn free_port() -> Result<u16, DevEnvError> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
-        .map_err(|source| DevEnvError::Io {
-            context: "finding a free loopback port".into(),
-            source,
-        })
+        .map_err(|source| DevEnvError::Io { context: "finding a free loopback port".into(), source })
 }
 
 /// `s` as one word for `sh`, whatever it contains.
@@ -552,10 +421,7 @@ fn log_tail(log: &Path) -> String {
 }
 
 fn run(mut command: Command) -> Result<Output, DevEnvError> {
-    command.output().map_err(|source| DevEnvError::Io {
-        context: format!("running {command:?}"),
-        source,
-    })
+    command.output().map_err(|source| DevEnvError::Io { context: format!("running {command:?}"), source })
 }
 
 async fn run_async(command: Command) -> Result<Output, DevEnvError> {
@@ -563,10 +429,7 @@ async fn run_async(command: Command) -> Result<Output, DevEnvError> {
     tokio::process::Command::from(command)
         .output()
         .await
-        .map_err(|source| DevEnvError::Io {
-            context: format!("running {description}"),
-            source,
-        })
+        .map_err(|source| DevEnvError::Io { context: format!("running {description}"), source })
 }
 
 fn run_checked(command: Command) -> Result<Output, DevEnvError> {
@@ -586,13 +449,9 @@ fn check_success(command: String, output: Output) -> Result<Output, DevEnvError>
     Err(DevEnvError::Command {
         command,
         status: output.status.to_string(),
-        output: format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-        .trim()
-        .to_string(),
+        output: format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+            .trim()
+            .to_string(),
     })
 }
 
@@ -603,10 +462,7 @@ mod tests {
 
     /// A directory under the temp dir that no other test uses.
     fn fresh_dir(label: &str) -> PathBuf {
-        std::env::temp_dir().join(format!(
-            "modelcopy-devenv-{label}-{}",
-            uuid::Uuid::new_v4().simple()
-        ))
+        std::env::temp_dir().join(format!("modelcopy-devenv-{label}-{}", uuid::Uuid::new_v4().simple()))
     }
 
     fn accepts_tcp(port: u16) -> bool {
@@ -615,10 +471,8 @@ mod tests {
 
     async fn select_one(url: &str) -> (i32, String) {
         let mut conn = PgConnection::connect(url).await.expect("connect");
-        let row: (i32, String) = sqlx::query_as("SELECT 1, current_database()::text")
-            .fetch_one(&mut conn)
-            .await
-            .expect("SELECT 1");
+        let row: (i32, String) =
+            sqlx::query_as("SELECT 1, current_database()::text").fetch_one(&mut conn).await.expect("SELECT 1");
         conn.close().await.expect("close");
         row
     }
@@ -637,10 +491,7 @@ mod tests {
 
         // A table made in one database is not visible in the other.
         let mut conn_a = PgConnection::connect(&url_a).await.expect("connect a");
-        sqlx::raw_sql("CREATE TABLE only_in_a (id int)")
-            .execute(&mut conn_a)
-            .await
-            .expect("create table");
+        sqlx::raw_sql("CREATE TABLE only_in_a (id int)").execute(&mut conn_a).await.expect("create table");
         let mut conn_b = PgConnection::connect(&url_b).await.expect("connect b");
         let visible: bool = sqlx::query_scalar("SELECT to_regclass('only_in_a') IS NOT NULL")
             .fetch_one(&mut conn_b)
@@ -654,10 +505,7 @@ mod tests {
         let first = test_cluster().await;
         let second = test_cluster().await;
         assert!(std::ptr::eq(first, second));
-        assert_eq!(
-            first.admin_url(),
-            format!("postgres://postgres@127.0.0.1:{}/postgres", first.port())
-        );
+        assert_eq!(first.admin_url(), format!("postgres://postgres@127.0.0.1:{}/postgres", first.port()));
         assert!(accepts_tcp(first.port()));
     }
 
@@ -667,16 +515,10 @@ mod tests {
         let name = unique_db_name("devenv_twice_");
         let url = cluster.create_database(&name).await.expect("first create");
         let mut conn = PgConnection::connect(&url).await.expect("connect");
-        sqlx::raw_sql("CREATE TABLE survives (id int)")
-            .execute(&mut conn)
-            .await
-            .expect("create table");
+        sqlx::raw_sql("CREATE TABLE survives (id int)").execute(&mut conn).await.expect("create table");
         conn.close().await.expect("close");
 
-        assert_eq!(
-            cluster.create_database(&name).await.expect("second create"),
-            url
-        );
+        assert_eq!(cluster.create_database(&name).await.expect("second create"), url);
         let mut conn = PgConnection::connect(&url).await.expect("reconnect");
         let kept: bool = sqlx::query_scalar("SELECT to_regclass('survives') IS NOT NULL")
             .fetch_one(&mut conn)
@@ -690,10 +532,7 @@ mod tests {
         let cluster = test_cluster().await;
         for bad in ["", "a\"b", "a b", "semi;colon", &"x".repeat(64)] {
             assert!(
-                matches!(
-                    cluster.create_database(bad).await,
-                    Err(DevEnvError::InvalidDatabaseName(_))
-                ),
+                matches!(cluster.create_database(bad).await, Err(DevEnvError::InvalidDatabaseName(_))),
                 "{bad:?} was accepted"
             );
         }
@@ -703,36 +542,23 @@ mod tests {
     async fn start_twice_reuses_the_running_cluster_and_stop_is_idempotent() {
         let dir = fresh_dir("reuse");
         let requested = free_port().expect("free port");
-        let first = LocalPostgres::start(&dir, requested, Lifetime::WithThisProcess)
-            .await
-            .expect("first start");
+        let first = LocalPostgres::start(&dir, requested, Lifetime::WithThisProcess).await.expect("first start");
         assert_eq!(first.port(), requested);
-        assert!(
-            dir.join("PG_VERSION").is_file(),
-            "initdb did not run in {}",
-            dir.display()
-        );
+        assert!(dir.join("PG_VERSION").is_file(), "initdb did not run in {}", dir.display());
 
         // Asking for port 0 must not start a second server: the running one is reused, on its own port.
-        let second = LocalPostgres::start(&dir, 0, Lifetime::WithThisProcess)
-            .await
-            .expect("second start");
+        let second = LocalPostgres::start(&dir, 0, Lifetime::WithThisProcess).await.expect("second start");
         assert_eq!(second.port(), first.port());
         assert_eq!(second.data_dir(), first.data_dir());
         assert_eq!(select_one(&second.admin_url()).await.0, 1);
 
         first.stop().expect("stop");
         assert!(!accepts_tcp(first.port()), "still listening after stop");
-        assert_eq!(
-            first.tools.running_port(first.data_dir()).expect("status"),
-            None
-        );
+        assert_eq!(first.tools.running_port(first.data_dir()).expect("status"), None);
         second.stop().expect("stopping a stopped cluster");
 
         // The cluster survives a stop: starting again reuses its data and works.
-        let third = LocalPostgres::start(&dir, 0, Lifetime::WithThisProcess)
-            .await
-            .expect("restart");
+        let third = LocalPostgres::start(&dir, 0, Lifetime::WithThisProcess).await.expect("restart");
         assert_eq!(select_one(&third.admin_url()).await.0, 1);
         third.stop().expect("stop again");
         std::fs::remove_dir_all(&dir).expect("remove data dir");
@@ -741,23 +567,12 @@ mod tests {
     #[tokio::test]
     async fn watchdog_stops_and_removes_the_cluster_when_the_watched_process_dies() {
         let dir = fresh_dir("watchdog");
-        let cluster = LocalPostgres::start(&dir, 0, Lifetime::WithThisProcess)
-            .await
-            .expect("start");
-        let mut stand_in = Command::new("sleep")
-            .arg("60")
-            .spawn()
-            .expect("spawn sleep");
-        cluster
-            .tools
-            .spawn_watchdog(cluster.data_dir(), stand_in.id(), true)
-            .expect("watchdog");
+        let cluster = LocalPostgres::start(&dir, 0, Lifetime::WithThisProcess).await.expect("start");
+        let mut stand_in = Command::new("sleep").arg("60").spawn().expect("spawn sleep");
+        cluster.tools.spawn_watchdog(cluster.data_dir(), stand_in.id(), true).expect("watchdog");
 
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        assert!(
-            accepts_tcp(cluster.port()),
-            "stopped while the watched process still ran"
-        );
+        assert!(accepts_tcp(cluster.port()), "stopped while the watched process still ran");
 
         stand_in.kill().expect("kill");
         stand_in.wait().expect("reap"); // a zombie would still answer `kill -0`
@@ -765,10 +580,7 @@ mod tests {
         while (dir.exists() || accepts_tcp(cluster.port())) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        assert!(
-            !accepts_tcp(cluster.port()),
-            "cluster still up after the watched process died"
-        );
+        assert!(!accepts_tcp(cluster.port()), "cluster still up after the watched process died");
         assert!(!dir.exists(), "{} was not removed", dir.display());
     }
 
@@ -779,13 +591,8 @@ mod tests {
         }
         let private = fresh_dir("private");
         std::fs::create_dir_all(&private).expect("mkdir");
-        std::fs::set_permissions(
-            &private,
-            std::os::unix::fs::PermissionsExt::from_mode(0o700),
-        )
-        .expect("chmod");
-        let outcome =
-            LocalPostgres::start(&private.join("cluster"), 0, Lifetime::WithThisProcess).await;
+        std::fs::set_permissions(&private, std::os::unix::fs::PermissionsExt::from_mode(0o700)).expect("chmod");
+        let outcome = LocalPostgres::start(&private.join("cluster"), 0, Lifetime::WithThisProcess).await;
         std::fs::remove_dir_all(&private).expect("cleanup");
         assert!(
             matches!(outcome, Err(DevEnvError::NotAccessible { ref user, .. }) if user == CLUSTER_USER),
@@ -808,10 +615,7 @@ mod tests {
             }
         }
         std::fs::create_dir_all(root.join("not-a-version/bin")).expect("mkdir");
-        assert_eq!(
-            newest_versioned_bindir(&root),
-            Some(root.join("15").join("bin"))
-        );
+        assert_eq!(newest_versioned_bindir(&root), Some(root.join("15").join("bin")));
         std::fs::remove_dir_all(&root).expect("cleanup");
     }
 
@@ -823,8 +627,7 @@ mod tests {
 
     #[test]
     fn port_is_the_fourth_line_of_the_pid_file() {
-        let pid_file =
-            "4242\n/tmp/data\n1700000000\n54321\n/tmp/data\n127.0.0.1\n  1234   5678\nready   \n";
+        let pid_file = "4242\n/tmp/data\n1700000000\n54321\n/tmp/data\n127.0.0.1\n  1234   5678\nready   \n";
         assert_eq!(port_from_pid_file(pid_file), Ok(54321));
         assert!(port_from_pid_file("4242\n/tmp/data\n").is_err());
         assert!(port_from_pid_file("4242\n/tmp/data\n1700000000\nnot-a-port\n").is_err());
@@ -833,10 +636,8 @@ mod tests {
     #[test]
     fn shell_quote_survives_quotes_and_spaces() {
         let tricky = "it's a $dir with spaces";
-        let output = Command::new("sh")
-            .args(["-c", &format!("printf %s {}", shell_quote(tricky))])
-            .output()
-            .expect("sh");
+        let output =
+            Command::new("sh").args(["-c", &format!("printf %s {}", shell_quote(tricky))]).output().expect("sh");
         assert_eq!(String::from_utf8_lossy(&output.stdout), tricky);
     }
 }

@@ -20,16 +20,10 @@ const UUID_LEN: usize = 32;
 pub async fn test_cluster() -> &'static LocalPostgres {
     CLUSTER
         .get_or_init(|| async {
-            let dir =
-                std::env::temp_dir().join(format!("modelcopy-test-pg-{}", Uuid::new_v4().simple()));
+            let dir = std::env::temp_dir().join(format!("modelcopy-test-pg-{}", Uuid::new_v4().simple()));
             LocalPostgres::start_throwaway(&dir)
                 .await
-                .unwrap_or_else(|e| {
-                    panic!(
-                        "starting the test PostgreSQL cluster in {}: {e}",
-                        dir.display()
-                    )
-                })
+                .unwrap_or_else(|e| panic!("starting the test PostgreSQL cluster in {}: {e}", dir.display()))
         })
         .await
 }
@@ -39,13 +33,7 @@ pub async fn test_cluster() -> &'static LocalPostgres {
 pub fn unique_db_name(prefix: &str) -> String {
     let prefix: String = prefix
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c.to_ascii_lowercase() } else { '_' })
         .take(MAX_NAME_LEN - UUID_LEN)
         .collect();
     format!("{prefix}{}", Uuid::new_v4().simple())
@@ -66,11 +54,7 @@ mod tests {
         let (prefix, uuid) = name.split_at("store_test_".len());
         assert_eq!(prefix, "store_test_");
         assert_eq!(uuid.len(), UUID_LEN);
-        assert!(
-            uuid.chars()
-                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)),
-            "{uuid}"
-        );
+        assert!(uuid.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)), "{uuid}");
     }
 
     #[test]
@@ -84,10 +68,6 @@ mod tests {
     fn unique_db_name_replaces_characters_that_would_need_quoting() {
         let name = unique_db_name("a b\"c;é-");
         assert!(name.starts_with("a_b_c___"), "{name}");
-        assert!(
-            name.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
-            "{name}"
-        );
+        assert!(name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'), "{name}");
     }
 }

@@ -28,10 +28,7 @@ mod tests {
 
     #[test]
     fn twelve_digits_accepted() {
-        assert_eq!(
-            AccountId::parse("012345678901").unwrap().as_str(),
-            "012345678901"
-        );
+        assert_eq!(AccountId::parse("012345678901").unwrap().as_str(), "012345678901");
     }
 
     #[test]
@@ -57,10 +54,7 @@ mod tests {
 
     #[test]
     fn empty_refused() {
-        assert_eq!(
-            AccountId::parse("").unwrap_err().to_string(),
-            "must be 12 digits"
-        );
+        assert_eq!(AccountId::parse("").unwrap_err().to_string(), "must be 12 digits");
     }
 
     #[test]

@@ -16,10 +16,8 @@ const ARN_MIN_LEN: usize = 20;
 const ARN_MAX_LEN: usize = 2048;
 
 static PROJECT_ARN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"\Aarn:([a-z0-9-]+):rekognition:([a-z0-9-]+):([0-9]{12}):project/([a-zA-Z0-9_.\-]{1,255})/[0-9]+\z",
-    )
-    .expect("project ARN pattern compiles")
+    Regex::new(r"\Aarn:([a-z0-9-]+):rekognition:([a-z0-9-]+):([0-9]{12}):project/([a-zA-Z0-9_.\-]{1,255})/[0-9]+\z")
+        .expect("project ARN pattern compiles")
 });
 
 static PROJECT_VERSION_ARN: LazyLock<Regex> = LazyLock::new(|| {
@@ -37,15 +35,11 @@ pub struct Region(String);
 impl Region {
     pub fn parse(s: impl Into<String>) -> Result<Self, DomainError> {
         let s = s.into();
-        let valid = !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        let valid = !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if valid {
             Ok(Region(s))
         } else {
-            Err(DomainError(
-                "must be a region code: lowercase letters, digits and '-'".to_owned(),
-            ))
+            Err(DomainError("must be a region code: lowercase letters, digits and '-'".to_owned()))
         }
     }
 }
@@ -79,13 +73,7 @@ impl ProjectArn {
         let region = Region::parse(&parts[2])?;
         let account = AccountId::parse(&parts[3])?;
         let project_name = parts[4].to_owned();
-        Ok(ProjectArn {
-            arn,
-            partition,
-            region,
-            account,
-            project_name,
-        })
+        Ok(ProjectArn { arn, partition, region, account, project_name })
     }
 
     /// "aws", "aws-cn", "aws-us-gov", …
@@ -140,14 +128,7 @@ impl ProjectVersionArn {
         let account = AccountId::parse(&parts[3])?;
         let project_name = parts[4].to_owned();
         let version_name = parts[5].to_owned();
-        Ok(ProjectVersionArn {
-            arn,
-            partition,
-            region,
-            account,
-            project_name,
-            version_name,
-        })
+        Ok(ProjectVersionArn { arn, partition, region, account, project_name, version_name })
     }
 
     pub fn partition(&self) -> &str {
@@ -186,8 +167,7 @@ string_newtype!(ProjectVersionArn, arn);
 mod tests {
     use super::*;
 
-    const PROJECT: &str =
-        "arn:aws:rekognition:us-east-1:111122223333:project/SourceProject/16565123456";
+    const PROJECT: &str = "arn:aws:rekognition:us-east-1:111122223333:project/SourceProject/16565123456";
     const VERSION: &str =
         "arn:aws:rekognition:us-east-1:111122223333:project/SourceProject/version/model_1/1656611123456";
 
@@ -219,8 +199,7 @@ mod tests {
 
     #[test]
     fn project_arn_other_partition_accepted() {
-        let arn = ProjectArn::parse("arn:aws-cn:rekognition:cn-north-1:111122223333:project/p/1")
-            .unwrap();
+        let arn = ProjectArn::parse("arn:aws-cn:rekognition:cn-north-1:111122223333:project/p/1").unwrap();
         assert_eq!(arn.partition(), "aws-cn");
     }
 
@@ -247,15 +226,9 @@ mod tests {
 
     #[test]
     fn project_arn_bad_account_refused() {
-        assert!(
-            ProjectArn::parse("arn:aws:rekognition:us-east-1:11112222333:project/p/1").is_err()
-        );
-        assert!(
-            ProjectArn::parse("arn:aws:rekognition:us-east-1:11112222333x:project/p/1").is_err()
-        );
-        assert!(
-            ProjectArn::parse("arn:aws:rekognition:us-east-1:١١١١٢٢٢٢٣٣٣٣:project/p/1").is_err()
-        );
+        assert!(ProjectArn::parse("arn:aws:rekognition:us-east-1:11112222333:project/p/1").is_err());
+        assert!(ProjectArn::parse("arn:aws:rekognition:us-east-1:11112222333x:project/p/1").is_err());
+        assert!(ProjectArn::parse("arn:aws:rekognition:us-east-1:١١١١٢٢٢٢٣٣٣٣:project/p/1").is_err());
     }
 
     #[test]
@@ -265,22 +238,13 @@ mod tests {
 
     #[test]
     fn project_arn_bad_name_refused() {
-        assert!(ProjectArn::parse(
-            "arn:aws:rekognition:us-east-1:111122223333:project/my project/1"
-        )
-        .is_err());
+        assert!(ProjectArn::parse("arn:aws:rekognition:us-east-1:111122223333:project/my project/1").is_err());
     }
 
     #[test]
     fn project_arn_name_of_256_refused() {
-        let ok = format!(
-            "arn:aws:rekognition:us-east-1:111122223333:project/{}/1",
-            "n".repeat(255)
-        );
-        let long = format!(
-            "arn:aws:rekognition:us-east-1:111122223333:project/{}/1",
-            "n".repeat(256)
-        );
+        let ok = format!("arn:aws:rekognition:us-east-1:111122223333:project/{}/1", "n".repeat(255));
+        let long = format!("arn:aws:rekognition:us-east-1:111122223333:project/{}/1", "n".repeat(256));
         assert!(ProjectArn::parse(ok).is_ok());
         assert!(ProjectArn::parse(long).is_err());
     }
@@ -334,19 +298,13 @@ mod tests {
             "arn:aws:rekognition:eu-west-1:111122223333:project/SourceProject/16565123456",
             "arn:aws-cn:rekognition:us-east-1:111122223333:project/SourceProject/16565123456",
         ] {
-            assert!(
-                !version.belongs_to(&ProjectArn::parse(other).unwrap()),
-                "{other}"
-            );
+            assert!(!version.belongs_to(&ProjectArn::parse(other).unwrap()), "{other}");
         }
     }
 
     #[test]
     fn arns_serialize_as_plain_strings() {
         let arn = ProjectArn::parse(PROJECT).unwrap();
-        assert_eq!(
-            serde_json::to_value(&arn).unwrap(),
-            serde_json::json!(PROJECT)
-        );
+        assert_eq!(serde_json::to_value(&arn).unwrap(), serde_json::json!(PROJECT));
     }
 }

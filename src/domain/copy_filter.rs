@@ -26,14 +26,8 @@ impl CopyFilter {
         created_at: DateTime<Utc>,
     ) -> bool {
         (self.states.is_empty() || self.states.contains(&state))
-            && self
-                .source_account
-                .as_ref()
-                .is_none_or(|a| a.as_str() == source_account)
-            && self
-                .destination_account
-                .as_ref()
-                .is_none_or(|a| a.as_str() == destination_account)
+            && self.source_account.as_ref().is_none_or(|a| a.as_str() == source_account)
+            && self.destination_account.as_ref().is_none_or(|a| a.as_str() == destination_account)
             && self.created_after.is_none_or(|t| created_at >= t)
             && self.created_before.is_none_or(|t| created_at < t)
     }
@@ -67,16 +61,9 @@ mod tests {
     #[test]
     fn time_range_is_half_open() {
         let t = Utc::now();
-        let filter = CopyFilter {
-            created_after: Some(t),
-            created_before: Some(t),
-            ..Default::default()
-        };
+        let filter = CopyFilter { created_after: Some(t), created_before: Some(t), ..Default::default() };
         assert!(!filter.matches(CopyState::Queued, SRC, DST, t));
-        let filter = CopyFilter {
-            created_after: Some(t),
-            ..Default::default()
-        };
+        let filter = CopyFilter { created_after: Some(t), ..Default::default() };
         assert!(filter.matches(CopyState::Queued, SRC, DST, t));
     }
 }

@@ -16,9 +16,7 @@ impl CopyId {
     }
 
     pub fn parse(s: &str) -> Result<Self, DomainError> {
-        Uuid::parse_str(s)
-            .map(CopyId)
-            .map_err(|_| DomainError("must be a copy id (a UUID such as 0193c1a2-…)".into()))
+        Uuid::parse_str(s).map(CopyId).map_err(|_| DomainError("must be a copy id (a UUID such as 0193c1a2-…)".into()))
     }
 
     pub fn as_uuid(&self) -> Uuid {

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use sha2::{Digest as _, Sha256};
 
 use crate::domain::{
-    AccountId, DomainError, FieldViolation, IdempotencyToken, KmsKeyId, OutputConfig, ProjectArn,
-    ProjectVersionArn, Region, S3Bucket, S3KeyPrefix, Tags, VersionName,
+    AccountId, DomainError, FieldViolation, IdempotencyToken, KmsKeyId, OutputConfig, ProjectArn, ProjectVersionArn,
+    Region, S3Bucket, S3KeyPrefix, Tags, VersionName,
 };
 
 /// The request exactly as the caller sent it (decoupled from protobuf; the api layer fills it).
@@ -54,12 +54,7 @@ struct Violations(Vec<FieldViolation>);
 
 impl Violations {
     /// Parses a required field: empty is "is required", anything else must pass `parse`.
-    fn required<T>(
-        &mut self,
-        field: &str,
-        value: String,
-        parse: fn(String) -> Result<T, DomainError>,
-    ) -> Option<T> {
+    fn required<T>(&mut self, field: &str, value: String, parse: fn(String) -> Result<T, DomainError>) -> Option<T> {
         if value.is_empty() {
             self.0.push(FieldViolation::required(field));
             return None;
@@ -68,12 +63,7 @@ impl Violations {
     }
 
     /// Parses an optional field, where empty means absent.
-    fn optional<T>(
-        &mut self,
-        field: &str,
-        value: String,
-        parse: fn(String) -> Result<T, DomainError>,
-    ) -> Option<T> {
+    fn optional<T>(&mut self, field: &str, value: String, parse: fn(String) -> Result<T, DomainError>) -> Option<T> {
         if value.is_empty() {
             None
         } else {
@@ -82,9 +72,7 @@ impl Violations {
     }
 
     fn check<T>(&mut self, field: &str, result: Result<T, DomainError>) -> Option<T> {
-        result
-            .map_err(|e| self.0.push(FieldViolation::from_error(field, e)))
-            .ok()
+        result.map_err(|e| self.0.push(FieldViolation::from_error(field, e))).ok()
     }
 
     fn push(&mut self, field: &str, description: String) {
@@ -97,21 +85,10 @@ impl CopyRequest {
     pub fn parse(raw: RawCopyRequest) -> Result<CopyRequest, Vec<FieldViolation>> {
         let mut v = Violations::default();
 
-        let source_project = v.required(
-            "source_project_arn",
-            raw.source_project_arn,
-            ProjectArn::parse,
-        );
-        let source_version = v.required(
-            "source_project_version_arn",
-            raw.source_project_version_arn,
-            ProjectVersionArn::parse,
-        );
-        let destination_project = v.required(
-            "destination_project_arn",
-            raw.destination_project_arn,
-            ProjectArn::parse,
-        );
+        let source_project = v.required("source_project_arn", raw.source_project_arn, ProjectArn::parse);
+        let source_version =
+            v.required("source_project_version_arn", raw.source_project_version_arn, ProjectVersionArn::parse);
+        let destination_project = v.required("destination_project_arn", raw.destination_project_arn, ProjectArn::parse);
         let version_name = v.required("version_name", raw.version_name, VersionName::parse);
         let output_config = match raw.output_config {
             None => {
@@ -120,32 +97,17 @@ impl CopyRequest {
             }
             Some(raw) => {
                 let bucket = v.required("output_config.s3_bucket", raw.s3_bucket, S3Bucket::parse);
-                let prefix = v.check(
-                    "output_config.s3_key_prefix",
-                    S3KeyPrefix::parse(raw.s3_key_prefix),
-                );
+                let prefix = v.check("output_config.s3_key_prefix", S3KeyPrefix::parse(raw.s3_key_prefix));
                 bucket.zip(prefix).map(|(b, p)| OutputConfig::new(b, p))
             }
         };
-        let tags = Tags::parse(raw.tags)
-            .map_err(|violations| v.0.extend(violations))
-            .ok();
-        let kms_key_id = v.optional(
-            "kms_key_id",
-            raw.kms_key_id.unwrap_or_default(),
-            KmsKeyId::parse,
-        );
-        let idempotency_token = v.optional(
-            "idempotency_token",
-            raw.idempotency_token,
-            IdempotencyToken::parse,
-        );
+        let tags = Tags::parse(raw.tags).map_err(|violations| v.0.extend(violations)).ok();
+        let kms_key_id = v.optional("kms_key_id", raw.kms_key_id.unwrap_or_default(), KmsKeyId::parse);
+        let idempotency_token = v.optional("idempotency_token", raw.idempotency_token, IdempotencyToken::parse);
 
         // Cross-field rules, documented by AWS; only meaningful once both sides parsed.
         if let (Some(source), Some(destination)) = (&source_project, &destination_project) {
-            if source.partition() != destination.partition()
-                || source.region() != destination.region()
-            {
+            if source.partition() != destination.partition() || source.region() != destination.region() {
                 v.push(
                     "destination_project_arn",
                     format!(
@@ -158,21 +120,11 @@ impl CopyRequest {
         }
         if let (Some(project), Some(version)) = (&source_project, &source_version) {
             if !version.belongs_to(project) {
-                v.push(
-                    "source_project_version_arn",
-                    "must be a model version of source_project_arn".to_owned(),
-                );
+                v.push("source_project_version_arn", "must be a model version of source_project_arn".to_owned());
             }
         }
 
-        match (
-            source_project,
-            source_version,
-            destination_project,
-            version_name,
-            output_config,
-            tags,
-        ) {
+        match (source_project, source_version, destination_project, version_name, output_config, tags) {
             (
                 Some(source_project),
                 Some(source_version),
@@ -298,12 +250,10 @@ impl CopyRequest {
 mod tests {
     use super::*;
 
-    const SOURCE: &str =
-        "arn:aws:rekognition:us-east-1:111122223333:project/SourceProject/16565123456";
+    const SOURCE: &str = "arn:aws:rekognition:us-east-1:111122223333:project/SourceProject/16565123456";
     const VERSION: &str =
         "arn:aws:rekognition:us-east-1:111122223333:project/SourceProject/version/model_1/1656611123456";
-    const DESTINATION: &str =
-        "arn:aws:rekognition:us-east-1:555555555555:project/DestinationProject/1656705098765";
+    const DESTINATION: &str = "arn:aws:rekognition:us-east-1:555555555555:project/DestinationProject/1656705098765";
 
     /// AWS's own CopyProjectVersion example, plus a token.
     fn valid() -> RawCopyRequest {
@@ -338,20 +288,11 @@ mod tests {
         assert_eq!(request.source_project().as_str(), SOURCE);
         assert_eq!(request.source_version().as_str(), VERSION);
         assert_eq!(request.destination_project().as_str(), DESTINATION);
-        assert_eq!(
-            request.version_name().as_str(),
-            "DestinationVersionName_cross_account"
-        );
+        assert_eq!(request.version_name().as_str(), "DestinationVersionName_cross_account");
         assert_eq!(request.output_config().bucket().as_str(), "bucket-name");
-        assert_eq!(
-            request.output_config().key_prefix().as_str(),
-            "path_to_folder"
-        );
+        assert_eq!(request.output_config().key_prefix().as_str(), "path_to_folder");
         assert_eq!(request.tags().get("key1").unwrap().as_str(), "val1");
-        assert_eq!(
-            request.kms_key_id().unwrap().as_str(),
-            "arn:1234abcd-12ab-34cd-56ef-1234567890ab"
-        );
+        assert_eq!(request.kms_key_id().unwrap().as_str(), "arn:1234abcd-12ab-34cd-56ef-1234567890ab");
         assert_eq!(request.idempotency_token().unwrap().as_str(), "token-1");
         assert_eq!(request.source_account().as_str(), "111122223333");
         assert_eq!(request.destination_account().as_str(), "555555555555");
@@ -378,10 +319,7 @@ mod tests {
     fn empty_bucket_is_required() {
         let mut raw = valid();
         raw.output_config.as_mut().unwrap().s3_bucket.clear();
-        assert_eq!(
-            only_violation(raw),
-            FieldViolation::required("output_config.s3_bucket")
-        );
+        assert_eq!(only_violation(raw), FieldViolation::required("output_config.s3_bucket"));
     }
 
     #[test]
@@ -451,8 +389,7 @@ mod tests {
     fn region_mismatch_refused_on_destination() {
         let mut raw = valid();
         raw.destination_project_arn =
-            "arn:aws:rekognition:eu-west-1:555555555555:project/DestinationProject/1656705098765"
-                .into();
+            "arn:aws:rekognition:eu-west-1:555555555555:project/DestinationProject/1656705098765".into();
         let violation = only_violation(raw);
         assert_eq!(violation.field, "destination_project_arn");
         assert!(violation.description.contains("same partition and region"));
@@ -554,8 +491,7 @@ mod tests {
             },
             |r| {
                 r.source_project_version_arn =
-                    "arn:aws:rekognition:us-east-1:111122223333:project/SourceProject/version/m2/1"
-                        .into()
+                    "arn:aws:rekognition:us-east-1:111122223333:project/SourceProject/version/m2/1".into()
             },
         ];
         for (i, change) in changes.iter().enumerate() {
@@ -570,19 +506,10 @@ mod tests {
     fn digest_tells_field_boundaries_apart() {
         // Moving a character from the bucket to the prefix must change the digest.
         let mut a = valid();
-        a.output_config = Some(RawOutputConfig {
-            s3_bucket: "abcd".into(),
-            s3_key_prefix: "e".into(),
-        });
+        a.output_config = Some(RawOutputConfig { s3_bucket: "abcd".into(), s3_key_prefix: "e".into() });
         let mut b = valid();
-        b.output_config = Some(RawOutputConfig {
-            s3_bucket: "abc".into(),
-            s3_key_prefix: "de".into(),
-        });
-        assert_ne!(
-            CopyRequest::parse(a).unwrap().digest(),
-            CopyRequest::parse(b).unwrap().digest()
-        );
+        b.output_config = Some(RawOutputConfig { s3_bucket: "abc".into(), s3_key_prefix: "de".into() });
+        assert_ne!(CopyRequest::parse(a).unwrap().digest(), CopyRequest::parse(b).unwrap().digest());
     }
 
     #[test]

@@ -42,10 +42,7 @@ impl CopyState {
 
     /// The states a copy never leaves.
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            CopyState::Succeeded | CopyState::Failed | CopyState::Cancelled
-        )
+        matches!(self, CopyState::Succeeded | CopyState::Failed | CopyState::Cancelled)
     }
 
     /// The one place that says which transitions exist.
@@ -71,10 +68,7 @@ impl CopyState {
         if self.can_become(next) {
             Ok(next)
         } else {
-            Err(IllegalTransition {
-                from: self,
-                to: next,
-            })
+            Err(IllegalTransition { from: self, to: next })
         }
     }
 
@@ -107,10 +101,7 @@ impl TryFrom<String> for CopyState {
 impl FromStr for CopyState {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        CopyState::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| format!("unknown copy state {s:?}"))
+        CopyState::ALL.into_iter().find(|state| state.as_str() == s).ok_or_else(|| format!("unknown copy state {s:?}"))
     }
 }
 
@@ -121,10 +112,7 @@ mod tests {
 
     #[test]
     fn queued_copy_can_be_submitted_or_cancelled_only() {
-        let next: Vec<_> = CopyState::ALL
-            .into_iter()
-            .filter(|s| Queued.can_become(*s))
-            .collect();
+        let next: Vec<_> = CopyState::ALL.into_iter().filter(|s| Queued.can_become(*s)).collect();
         assert_eq!(next, vec![Submitting, Cancelled]);
     }
 

@@ -44,10 +44,7 @@ pub struct FieldViolation {
 
 impl FieldViolation {
     pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
-        FieldViolation {
-            field: field.into(),
-            description: description.into(),
-        }
+        FieldViolation { field: field.into(), description: description.into() }
     }
 
     /// The violation for a required field left empty or missing.
@@ -81,10 +78,7 @@ mod tests {
     #[test]
     fn length_message_names_bounds_and_actual() {
         let err = DomainError::check_length("ab", 3, 255).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "must be between 3 and 255 characters long (got 2)"
-        );
+        assert_eq!(err.to_string(), "must be between 3 and 255 characters long (got 2)");
         let err = DomainError::check_length("abc", 0, 2).unwrap_err();
         assert_eq!(err.to_string(), "must be at most 2 characters long (got 3)");
     }

@@ -11,9 +11,8 @@ use regex::Regex;
 
 use crate::domain::DomainError;
 
-static IDEMPOTENCY_TOKEN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\A[A-Za-z0-9_.:\-]+\z").expect("idempotency token pattern compiles")
-});
+static IDEMPOTENCY_TOKEN: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\A[A-Za-z0-9_.:\-]+\z").expect("idempotency token pattern compiles"));
 
 /// 1 to 128 characters of `[A-Za-z0-9_.:-]` (a UUID fits).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -26,9 +25,7 @@ impl IdempotencyToken {
         let s = s.into();
         DomainError::check_length(&s, 1, Self::MAX_LEN)?;
         if !IDEMPOTENCY_TOKEN.is_match(&s) {
-            return Err(DomainError(
-                "may only contain letters, digits, '_', '.', ':' and '-'".to_owned(),
-            ));
+            return Err(DomainError("may only contain letters, digits, '_', '.', ':' and '-'".to_owned()));
         }
         Ok(IdempotencyToken(s))
     }

@@ -8,9 +8,8 @@ use regex::Regex;
 use crate::domain::DomainError;
 
 // botocore's `{0,2048}` is written `*`: the length check already bounds it, and the regex stays small.
-static KMS_KEY_ID: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\A[A-Za-z0-9][A-Za-z0-9:_/+=,@.-]*\z").expect("KMS key id pattern compiles")
-});
+static KMS_KEY_ID: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\A[A-Za-z0-9][A-Za-z0-9:_/+=,@.-]*\z").expect("KMS key id pattern compiles"));
 
 /// 1 to 2048 characters of `[A-Za-z0-9:_/+=,@.-]`, starting with a letter or digit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -24,8 +23,7 @@ impl KmsKeyId {
         DomainError::check_length(&s, 1, Self::MAX_LEN)?;
         if !KMS_KEY_ID.is_match(&s) {
             return Err(DomainError(
-                "must start with a letter or digit and contain only letters, digits and ':_/+=,@.-'"
-                    .to_owned(),
+                "must start with a letter or digit and contain only letters, digits and ':_/+=,@.-'".to_owned(),
             ));
         }
         Ok(KmsKeyId(s))
@@ -45,10 +43,7 @@ mod tests {
 
     #[test]
     fn key_arn_accepted() {
-        assert!(KmsKeyId::parse(
-            "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-        )
-        .is_ok());
+        assert!(KmsKeyId::parse("arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab").is_ok());
     }
 
     #[test]

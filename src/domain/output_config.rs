@@ -23,9 +23,7 @@ impl S3Bucket {
         let s = s.into();
         DomainError::check_length(&s, Self::MIN_LEN, Self::MAX_LEN)?;
         if !S3_BUCKET.is_match(&s) {
-            return Err(DomainError(
-                "may only contain letters, digits, '.', '-' and '_'".to_owned(),
-            ));
+            return Err(DomainError("may only contain letters, digits, '.', '-' and '_'".to_owned()));
         }
         Ok(S3Bucket(s))
     }
@@ -82,10 +80,7 @@ mod tests {
 
     #[test]
     fn bucket_accepted() {
-        assert_eq!(
-            S3Bucket::parse("my.bucket-name_1").unwrap().as_str(),
-            "my.bucket-name_1"
-        );
+        assert_eq!(S3Bucket::parse("my.bucket-name_1").unwrap().as_str(), "my.bucket-name_1");
     }
 
     #[test]
@@ -129,10 +124,7 @@ mod tests {
 
     #[test]
     fn output_config_serializes_with_api_names() {
-        let config = OutputConfig::new(
-            S3Bucket::parse("bucket").unwrap(),
-            S3KeyPrefix::parse("a/b/").unwrap(),
-        );
+        let config = OutputConfig::new(S3Bucket::parse("bucket").unwrap(), S3KeyPrefix::parse("a/b/").unwrap());
         assert_eq!(
             serde_json::to_value(&config).unwrap(),
             serde_json::json!({"s3_bucket": "bucket", "s3_key_prefix": "a/b/"})

@@ -37,9 +37,7 @@ impl TagKey {
             return Err(DomainError(TAG_ALPHABET.to_owned()));
         }
         if s.starts_with(RESERVED_PREFIX) {
-            return Err(DomainError(
-                "must not start with \"aws:\", which is reserved for AWS".to_owned(),
-            ));
+            return Err(DomainError("must not start with \"aws:\", which is reserved for AWS".to_owned()));
         }
         Ok(TagKey(s))
     }
@@ -91,19 +89,15 @@ impl Tags {
 
     /// Checks every key, every value and the count, reporting each broken rule as a violation of the API field
     /// it came from: `tags` for the count, `tags["<key>"]` for a key or its value.
-    pub fn parse(
-        raw: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Self, Vec<FieldViolation>> {
+    pub fn parse(raw: impl IntoIterator<Item = (String, String)>) -> Result<Self, Vec<FieldViolation>> {
         let mut tags = BTreeMap::new();
         let mut violations = Vec::new();
         let mut count = 0usize;
         for (key, value) in raw {
             count += 1;
             let field = field_path(&key);
-            let key = TagKey::parse(key)
-                .map_err(|e| violations.push(FieldViolation::from_error(field.clone(), e)));
-            let value = TagValue::parse(value)
-                .map_err(|e| violations.push(FieldViolation::from_error(field, e)));
+            let key = TagKey::parse(key).map_err(|e| violations.push(FieldViolation::from_error(field.clone(), e)));
+            let value = TagValue::parse(value).map_err(|e| violations.push(FieldViolation::from_error(field, e)));
             if let (Ok(key), Ok(value)) = (key, value) {
                 tags.insert(key, value);
             }
@@ -119,10 +113,7 @@ impl Tags {
     }
 
     fn too_many(count: usize) -> DomainError {
-        DomainError(format!(
-            "must have at most {} entries (got {count})",
-            Self::MAX_ENTRIES
-        ))
+        DomainError(format!("must have at most {} entries (got {count})", Self::MAX_ENTRIES))
     }
 
     pub fn len(&self) -> usize {
@@ -147,16 +138,11 @@ impl Tags {
 
     /// The tags as plain strings, e.g. for the AWS SDK or a protobuf map.
     pub fn to_string_map(&self) -> BTreeMap<String, String> {
-        self.iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.as_str().to_owned()))
-            .collect()
+        self.iter().map(|(k, v)| (k.as_str().to_owned(), v.as_str().to_owned())).collect()
     }
 
     pub fn into_string_map(self) -> BTreeMap<String, String> {
-        self.0
-            .into_iter()
-            .map(|(k, v)| (String::from(k), String::from(v)))
-            .collect()
+        self.0.into_iter().map(|(k, v)| (String::from(k), String::from(v))).collect()
     }
 }
 
@@ -185,10 +171,7 @@ mod tests {
     use super::*;
 
     fn raw(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -268,15 +251,13 @@ mod tests {
 
     #[test]
     fn two_hundred_tags_accepted() {
-        let many: Vec<(String, String)> =
-            (0..200).map(|i| (format!("k{i}"), String::new())).collect();
+        let many: Vec<(String, String)> = (0..200).map(|i| (format!("k{i}"), String::new())).collect();
         assert_eq!(Tags::parse(many).unwrap().len(), 200);
     }
 
     #[test]
     fn two_hundred_and_one_tags_refused() {
-        let many: Vec<(String, String)> =
-            (0..201).map(|i| (format!("k{i}"), String::new())).collect();
+        let many: Vec<(String, String)> = (0..201).map(|i| (format!("k{i}"), String::new())).collect();
         let violations = Tags::parse(many).unwrap_err();
         assert_eq!(violations.len(), 1);
         assert_eq!(violations[0].field, "tags");
@@ -285,9 +266,8 @@ mod tests {
 
     #[test]
     fn new_refuses_too_many() {
-        let many: BTreeMap<TagKey, TagValue> = (0..201)
-            .map(|i| (TagKey::parse(format!("k{i}")).unwrap(), TagValue::default()))
-            .collect();
+        let many: BTreeMap<TagKey, TagValue> =
+            (0..201).map(|i| (TagKey::parse(format!("k{i}")).unwrap(), TagValue::default())).collect();
         assert!(Tags::new(many).is_err());
     }
 
@@ -315,8 +295,7 @@ mod tests {
     #[test]
     fn string_map_round_trip() {
         let tags = Tags::parse(raw(&[("a", "1"), ("b", "")])).unwrap();
-        let expected: BTreeMap<String, String> =
-            raw(&[("a", "1"), ("b", "")]).into_iter().collect();
+        let expected: BTreeMap<String, String> = raw(&[("a", "1"), ("b", "")]).into_iter().collect();
         assert_eq!(tags.to_string_map(), expected);
         assert_eq!(tags.into_string_map(), expected);
     }
@@ -324,9 +303,6 @@ mod tests {
     #[test]
     fn serializes_as_object() {
         let tags = Tags::parse(raw(&[("team", "cv")])).unwrap();
-        assert_eq!(
-            serde_json::to_value(&tags).unwrap(),
-            serde_json::json!({"team": "cv"})
-        );
+        assert_eq!(serde_json::to_value(&tags).unwrap(), serde_json::json!({"team": "cv"}));
     }
 }

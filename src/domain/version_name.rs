@@ -21,9 +21,7 @@ impl VersionName {
         let s = s.into();
         DomainError::check_length(&s, 1, Self::MAX_LEN)?;
         if !VERSION_NAME.is_match(&s) {
-            return Err(DomainError(
-                "may only contain letters, digits, '_', '.' and '-'".to_owned(),
-            ));
+            return Err(DomainError("may only contain letters, digits, '_', '.' and '-'".to_owned()));
         }
         Ok(VersionName(s))
     }
@@ -37,10 +35,7 @@ mod tests {
 
     #[test]
     fn typical_name_accepted() {
-        assert_eq!(
-            VersionName::parse("model_1.copy-2").unwrap().as_str(),
-            "model_1.copy-2"
-        );
+        assert_eq!(VersionName::parse("model_1.copy-2").unwrap().as_str(), "model_1.copy-2");
     }
 
     #[test]

@@ -39,19 +39,12 @@ async fn build(settings: &AccountSettings, timeout: Duration) -> Client {
     let region = Region::new(settings.region.clone());
     let mut shared = aws_config::defaults(BehaviorVersion::latest()).region(region.clone());
     if let (Some(key), Some(secret)) = (&settings.access_key_id, &settings.secret_access_key) {
-        shared = shared.credentials_provider(Credentials::new(
-            key,
-            secret,
-            None,
-            None,
-            "modelcopy-settings",
-        ));
+        shared = shared.credentials_provider(Credentials::new(key, secret, None, None, "modelcopy-settings"));
     }
     let shared = shared.load().await;
 
-    let mut config = aws_sdk_rekognition::config::Builder::from(&shared)
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(
+    let mut config =
+        aws_sdk_rekognition::config::Builder::from(&shared).retry_config(RetryConfig::disabled()).timeout_config(
             TimeoutConfig::builder()
                 .operation_timeout(timeout)
                 .connect_timeout(Duration::from_secs(5).min(timeout))

@@ -28,11 +28,7 @@ const THROTTLES: &[&str] = &[
     "TooManyRequestsException",
 ];
 /// Errors of the service itself: the request may or may not have been carried out.
-const SERVER_FAULTS: &[&str] = &[
-    "InternalServerError",
-    "ServiceUnavailable",
-    "ServiceUnavailableException",
-];
+const SERVER_FAULTS: &[&str] = &["InternalServerError", "ServiceUnavailable", "ServiceUnavailableException"];
 
 impl AwsCallError {
     pub fn is_permanent(&self) -> bool {
@@ -40,11 +36,7 @@ impl AwsCallError {
     }
 
     /// Sorts a service error by its code, falling back on its HTTP status for codes not listed.
-    pub fn from_service(
-        code: Option<&str>,
-        message: Option<&str>,
-        http_status: u16,
-    ) -> AwsCallError {
+    pub fn from_service(code: Option<&str>, message: Option<&str>, http_status: u16) -> AwsCallError {
         let code = code.unwrap_or("UnknownError").to_owned();
         let retry = if THROTTLES.contains(&code.as_str()) {
             Retry::Transient { ambiguous: false }
@@ -53,17 +45,11 @@ impl AwsCallError {
         } else {
             Retry::Permanent
         };
-        AwsCallError {
-            code,
-            message: message.unwrap_or_default().to_owned(),
-            retry,
-        }
+        AwsCallError { code, message: message.unwrap_or_default().to_owned(), retry }
     }
 }
 
-impl<E: ProvideErrorMetadata + std::error::Error + 'static> From<SdkError<E, Response>>
-    for AwsCallError
-{
+impl<E: ProvideErrorMetadata + std::error::Error + 'static> From<SdkError<E, Response>> for AwsCallError {
     fn from(err: SdkError<E, Response>) -> Self {
         let transient = |code: &str, ambiguous: bool, err: &dyn std::error::Error| AwsCallError {
             code: code.to_owned(),
@@ -79,11 +65,9 @@ impl<E: ProvideErrorMetadata + std::error::Error + 'static> From<SdkError<E, Res
             SdkError::TimeoutError(_) => transient("Timeout", true, &err),
             SdkError::DispatchFailure(_) => transient("ConnectionError", true, &err),
             SdkError::ResponseError(_) => transient("ResponseError", true, &err),
-            SdkError::ConstructionFailure(_) => AwsCallError {
-                code: "ConstructionFailure".into(),
-                message: error_chain(&err),
-                retry: Retry::Permanent,
-            },
+            SdkError::ConstructionFailure(_) => {
+                AwsCallError { code: "ConstructionFailure".into(), message: error_chain(&err), retry: Retry::Permanent }
+            }
             _ => transient("UnknownError", true, &err),
         }
     }
@@ -113,20 +97,13 @@ mod tests {
             "ResourceInUseException",
             "ServiceQuotaExceededException",
         ] {
-            assert!(
-                AwsCallError::from_service(Some(code), None, 400).is_permanent(),
-                "{code}"
-            );
+            assert!(AwsCallError::from_service(Some(code), None, 400).is_permanent(), "{code}");
         }
     }
 
     #[test]
     fn throttles_are_retried_and_known_not_to_have_happened() {
-        for code in [
-            "ThrottlingException",
-            "ProvisionedThroughputExceededException",
-            "LimitExceededException",
-        ] {
+        for code in ["ThrottlingException", "ProvisionedThroughputExceededException", "LimitExceededException"] {
             let err = AwsCallError::from_service(Some(code), Some("slow down"), 400);
             assert_eq!(err.retry, Retry::Transient { ambiguous: false }, "{code}");
             assert_eq!(err.message, "slow down");

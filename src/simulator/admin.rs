@@ -28,10 +28,7 @@ pub fn routes() -> Router<Arc<Engine>> {
         .route("/_sim/calls", get(calls))
         .route("/_sim/stats", get(stats))
         .route("/_sim/faults", post(inject_fault))
-        .route(
-            "/_sim/faults/random",
-            get(random_faults).put(set_random_faults),
-        )
+        .route("/_sim/faults/random", get(random_faults).put(set_random_faults))
         .route("/_sim/quotas", get(quotas).put(set_quotas))
         .route("/_sim/reset", post(reset))
 }
@@ -54,10 +51,7 @@ async fn random_faults(State(engine): State<Arc<Engine>>) -> Json<RandomFaults> 
     Json(engine.random_faults())
 }
 
-async fn set_random_faults(
-    State(engine): State<Arc<Engine>>,
-    Json(faults): Json<RandomFaults>,
-) -> Response {
+async fn set_random_faults(State(engine): State<Arc<Engine>>, Json(faults): Json<RandomFaults>) -> Response {
     tracing::info!(?faults, "random faults set");
     applied(engine.set_random_faults(faults))
 }

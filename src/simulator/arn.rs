@@ -43,18 +43,11 @@ pub struct ProjectVersionArn {
 
 impl ProjectArn {
     pub fn new(key: ProjectKey, created_millis: i64) -> Self {
-        ProjectArn {
-            partition: "aws".to_owned(),
-            key,
-            created_millis,
-        }
+        ProjectArn { partition: "aws".to_owned(), key, created_millis }
     }
 
     pub fn parse(text: &str) -> Result<Self, ArnError> {
-        let fail = |reason| ArnError {
-            expected: "project",
-            reason,
-        };
+        let fail = |reason| ArnError { expected: "project", reason };
         let (partition, region, account_id, resource) = split_arn(text).map_err(fail)?;
         match resource.split('/').collect::<Vec<_>>().as_slice() {
             ["project", name, millis] => Ok(ProjectArn {
@@ -73,19 +66,11 @@ impl ProjectArn {
 
 impl ProjectVersionArn {
     pub fn new(project: ProjectKey, version_name: String, created_millis: i64) -> Self {
-        ProjectVersionArn {
-            partition: "aws".to_owned(),
-            project,
-            version_name,
-            created_millis,
-        }
+        ProjectVersionArn { partition: "aws".to_owned(), project, version_name, created_millis }
     }
 
     pub fn parse(text: &str) -> Result<Self, ArnError> {
-        let fail = |reason| ArnError {
-            expected: "project version",
-            reason,
-        };
+        let fail = |reason| ArnError { expected: "project version", reason };
         let (partition, region, account_id, resource) = split_arn(text).map_err(fail)?;
         match resource.split('/').collect::<Vec<_>>().as_slice() {
             ["project", name, "version", version, millis] => Ok(ProjectVersionArn {
@@ -98,35 +83,21 @@ impl ProjectVersionArn {
                 version_name: checked_name(version).map_err(fail)?.to_owned(),
                 created_millis: checked_millis(millis).map_err(fail)?,
             }),
-            _ => Err(fail(
-                "resource must be project/<name>/version/<version>/<millis>",
-            )),
+            _ => Err(fail("resource must be project/<name>/version/<version>/<millis>")),
         }
     }
 }
 
 impl fmt::Display for ProjectArn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ProjectKey {
-            account_id,
-            region,
-            name,
-        } = &self.key;
-        write!(
-            f,
-            "arn:{}:rekognition:{region}:{account_id}:project/{name}/{}",
-            self.partition, self.created_millis
-        )
+        let ProjectKey { account_id, region, name } = &self.key;
+        write!(f, "arn:{}:rekognition:{region}:{account_id}:project/{name}/{}", self.partition, self.created_millis)
     }
 }
 
 impl fmt::Display for ProjectVersionArn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ProjectKey {
-            account_id,
-            region,
-            name,
-        } = &self.project;
+        let ProjectKey { account_id, region, name } = &self.project;
         write!(
             f,
             "arn:{}:rekognition:{region}:{account_id}:project/{name}/version/{}/{}",
@@ -139,8 +110,7 @@ impl fmt::Display for ProjectVersionArn {
 fn split_arn(text: &str) -> Result<(&str, &str, &str, &str), &'static str> {
     let mut parts = text.splitn(6, ':');
     let mut next = || parts.next().unwrap_or_default();
-    let (arn, partition, service, region, account, resource) =
-        (next(), next(), next(), next(), next(), next());
+    let (arn, partition, service, region, account, resource) = (next(), next(), next(), next(), next(), next());
     if arn != "arn" {
         return Err("must start with arn:");
     }
@@ -160,16 +130,12 @@ fn split_arn(text: &str) -> Result<(&str, &str, &str, &str), &'static str> {
 }
 
 fn is_lower_alnum_dash(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// Project and version names share one rule: `[a-zA-Z0-9_.\-]{1,255}`.
 pub fn is_valid_name(s: &str) -> bool {
-    (1..=255).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    (1..=255).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 fn checked_name(s: &str) -> Result<&str, &'static str> {
@@ -191,9 +157,9 @@ fn checked_millis(s: &str) -> Result<i64, &'static str> {
 mod tests {
     use super::*;
 
-    const PROJECT: &str =
-        "arn:aws:rekognition:us-east-1:111111111111:project/catalog-detector/1700000000000";
-    const VERSION: &str = "arn:aws:rekognition:us-east-1:111111111111:project/catalog-detector/version/v1/1700000001000";
+    const PROJECT: &str = "arn:aws:rekognition:us-east-1:111111111111:project/catalog-detector/1700000000000";
+    const VERSION: &str =
+        "arn:aws:rekognition:us-east-1:111111111111:project/catalog-detector/version/v1/1700000001000";
 
     #[test]
     fn project_arn_round_trips() {
@@ -222,12 +188,8 @@ mod tests {
 
     #[test]
     fn account_must_be_twelve_digits() {
-        assert!(
-            ProjectArn::parse("arn:aws:rekognition:us-east-1:11111111111:project/p/1").is_err()
-        );
-        assert!(
-            ProjectArn::parse("arn:aws:rekognition:us-east-1:11111111111a:project/p/1").is_err()
-        );
+        assert!(ProjectArn::parse("arn:aws:rekognition:us-east-1:11111111111:project/p/1").is_err());
+        assert!(ProjectArn::parse("arn:aws:rekognition:us-east-1:11111111111a:project/p/1").is_err());
     }
 
     #[test]
@@ -237,35 +199,21 @@ mod tests {
 
     #[test]
     fn region_must_be_lowercase() {
-        assert!(
-            ProjectArn::parse("arn:aws:rekognition:US-EAST-1:111111111111:project/p/1").is_err()
-        );
+        assert!(ProjectArn::parse("arn:aws:rekognition:US-EAST-1:111111111111:project/p/1").is_err());
     }
 
     #[test]
     fn name_must_match_the_name_pattern() {
-        assert!(
-            ProjectArn::parse("arn:aws:rekognition:us-east-1:111111111111:project/bad name/1")
-                .is_err()
-        );
-        assert!(
-            ProjectArn::parse("arn:aws:rekognition:us-east-1:111111111111:project//1").is_err()
-        );
+        assert!(ProjectArn::parse("arn:aws:rekognition:us-east-1:111111111111:project/bad name/1").is_err());
+        assert!(ProjectArn::parse("arn:aws:rekognition:us-east-1:111111111111:project//1").is_err());
         assert!(!is_valid_name(&"a".repeat(256)));
         assert!(is_valid_name("A-z_0.9"));
     }
 
     #[test]
     fn creation_time_must_be_digits() {
-        assert!(
-            ProjectArn::parse("arn:aws:rekognition:us-east-1:111111111111:project/p/").is_err()
-        );
-        assert!(
-            ProjectArn::parse("arn:aws:rekognition:us-east-1:111111111111:project/p/-1").is_err()
-        );
-        assert!(
-            ProjectArn::parse("arn:aws:rekognition:us-east-1:111111111111:project/p/1/extra")
-                .is_err()
-        );
+        assert!(ProjectArn::parse("arn:aws:rekognition:us-east-1:111111111111:project/p/").is_err());
+        assert!(ProjectArn::parse("arn:aws:rekognition:us-east-1:111111111111:project/p/-1").is_err());
+        assert!(ProjectArn::parse("arn:aws:rekognition:us-east-1:111111111111:project/p/1/extra").is_err());
     }
 }

@@ -45,12 +45,7 @@ pub struct BenchOptions {
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        BenchOptions {
-            seconds: 10,
-            concurrency: 32,
-            projects: 10_000,
-            versions: 10_000,
-        }
+        BenchOptions { seconds: 10, concurrency: 32, projects: 10_000, versions: 10_000 }
     }
 }
 
@@ -92,17 +87,10 @@ impl fmt::Display for BenchReport {
             self.requests_per_second(),
             self.calls_counted
         )?;
-        let latency: Vec<String> = self
-            .latency
-            .iter()
-            .map(|(name, value)| format!("{name} {:.2} ms", value.as_secs_f64() * 1000.0))
-            .collect();
+        let latency: Vec<String> =
+            self.latency.iter().map(|(name, value)| format!("{name} {:.2} ms", value.as_secs_f64() * 1000.0)).collect();
         writeln!(f, "latency: {}", latency.join(", "))?;
-        let mix: Vec<String> = self
-            .by_operation
-            .iter()
-            .map(|(name, count)| format!("{name} {count}"))
-            .collect();
+        let mix: Vec<String> = self.by_operation.iter().map(|(name, count)| format!("{name} {count}")).collect();
         writeln!(f, "mix: {}", mix.join(", "))?;
         if self.errors.is_empty() {
             writeln!(f, "errors: none")
@@ -123,29 +111,21 @@ struct World {
 }
 
 fn world(options: &BenchOptions) -> World {
-    let project_arn = |name: &str, millis: i64| {
-        format!("arn:aws:rekognition:{REGION}:{ACCOUNT}:project/{name}/{millis}")
-    };
+    let project_arn =
+        |name: &str, millis: i64| format!("arn:aws:rekognition:{REGION}:{ACCOUNT}:project/{name}/{millis}");
     let mut projects = Vec::with_capacity(options.projects + 2);
     let (mut project_arns, mut version_arns) = (Vec::new(), Vec::new());
     for i in 0..options.projects {
         let name = format!("p{i:05}");
         let millis = EPOCH_MILLIS + i as i64 * 1_000;
         project_arns.push(project_arn(&name, millis));
-        version_arns.push(format!(
-            "arn:aws:rekognition:{REGION}:{ACCOUNT}:project/{name}/version/v1/{}",
-            millis + 1
-        ));
+        version_arns.push(format!("arn:aws:rekognition:{REGION}:{ACCOUNT}:project/{name}/version/v1/{}", millis + 1));
         projects.push(SeedProject {
             account_id: ACCOUNT.into(),
             region: REGION.into(),
             name,
             created_millis: Some(millis),
-            versions: vec![SeedVersion {
-                name: "v1".into(),
-                status: None,
-                created_millis: Some(millis + 1),
-            }],
+            versions: vec![SeedVersion { name: "v1".into(), status: None, created_millis: Some(millis + 1) }],
         });
     }
     let big_millis = EPOCH_MILLIS - 1_000_000;
@@ -172,13 +152,7 @@ fn world(options: &BenchOptions) -> World {
     });
     // One policy on the first project, so that listing policies has something to list.
     let policies = if options.projects > 0 {
-        vec![SeedProjectPolicy::allow_copy(
-            ACCOUNT,
-            REGION,
-            "p00000",
-            "allow-b",
-            "222222222222",
-        )]
+        vec![SeedProjectPolicy::allow_copy(ACCOUNT, REGION, "p00000", "allow-b", "222222222222")]
     } else {
         vec![]
     };
@@ -202,10 +176,7 @@ fn world(options: &BenchOptions) -> World {
 /// Runs the benchmark; the simulator stops when it ends.
 pub async fn run(options: BenchOptions) -> io::Result<BenchReport> {
     if options.projects == 0 || options.concurrency == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "projects and concurrency must be at least 1",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "projects and concurrency must be at least 1"));
     }
     let world = Arc::new(world(&options));
     let handle = start(SimConfig {
@@ -222,9 +193,7 @@ pub async fn run(options: BenchOptions) -> io::Result<BenchReport> {
         .region(Region::new(REGION))
         .endpoint_url(handle.endpoint_url())
         .retry_config(RetryConfig::disabled())
-        .credentials_provider(aws_credential_types::Credentials::new(
-            KEY, SECRET, None, None, "bench",
-        ))
+        .credentials_provider(aws_credential_types::Credentials::new(KEY, SECRET, None, None, "bench"))
         .build();
     let client = Client::from_conf(config);
 
@@ -265,12 +234,7 @@ impl Samples {
         }
     }
 
-    fn report(
-        mut self,
-        options: BenchOptions,
-        elapsed: Duration,
-        calls_counted: u64,
-    ) -> BenchReport {
+    fn report(mut self, options: BenchOptions, elapsed: Duration, calls_counted: u64) -> BenchReport {
         self.latencies.sort_unstable();
         let at = |q: f64| {
             let n = self.latencies.len();
@@ -280,13 +244,7 @@ impl Samples {
             self.latencies[((n as f64 * q).ceil() as usize).clamp(1, n) - 1]
         };
         BenchReport {
-            latency: [
-                ("p50", at(0.50)),
-                ("p90", at(0.90)),
-                ("p99", at(0.99)),
-                ("p99.9", at(0.999)),
-                ("max", at(1.0)),
-            ],
+            latency: [("p50", at(0.50)), ("p90", at(0.90)), ("p99", at(0.99)), ("p99.9", at(0.999)), ("max", at(1.0))],
             requests: self.latencies.len() as u64,
             by_operation: self.by_operation,
             errors: self.errors,
@@ -332,13 +290,7 @@ async fn drive(task: usize, client: &Client, world: &World, deadline: Instant) -
             ),
             65..75 => (
                 "DescribeProjects(page)",
-                client
-                    .describe_projects()
-                    .max_results(20)
-                    .send()
-                    .await
-                    .err()
-                    .map(|err| code(&err)),
+                client.describe_projects().max_results(20).send().await.err().map(|err| code(&err)),
             ),
             75..95 => {
                 copies += 1;
@@ -378,10 +330,7 @@ async fn drive(task: usize, client: &Client, world: &World, deadline: Instant) -
 }
 
 fn code<E: ProvideErrorMetadata>(err: &aws_sdk_rekognition::error::SdkError<E>) -> String {
-    err.as_service_error()
-        .and_then(|service| service.code())
-        .unwrap_or("dispatch")
-        .to_owned()
+    err.as_service_error().and_then(|service| service.code()).unwrap_or("dispatch").to_owned()
 }
 
 #[cfg(test)]
@@ -390,14 +339,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_short_run_succeeds_and_the_simulator_counts_every_request() {
-        let report = run(BenchOptions {
-            seconds: 1,
-            concurrency: 4,
-            projects: 50,
-            versions: 50,
-        })
-        .await
-        .unwrap();
+        let report = run(BenchOptions { seconds: 1, concurrency: 4, projects: 50, versions: 50 }).await.unwrap();
         assert!(report.requests > 10, "{report}");
         assert!(report.errors.is_empty(), "{report}");
         assert_eq!(report.calls_counted, report.requests);

@@ -45,28 +45,21 @@ pub enum DurationDistribution {
 
 impl DurationDistribution {
     pub fn fixed(duration: Duration) -> Self {
-        DurationDistribution::Fixed {
-            millis: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
-        }
+        DurationDistribution::Fixed { millis: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX) }
     }
 
     /// Checks the bounds, so a bad configuration fails at start-up.
     pub fn validate(&self) -> Result<(), String> {
         match *self {
             DurationDistribution::Fixed { .. } => Ok(()),
-            DurationDistribution::Uniform {
-                min_millis,
-                max_millis,
-            } if min_millis > max_millis => Err(format!(
-                "uniform copy durations: min_millis {min_millis} > max_millis {max_millis}"
-            )),
-            DurationDistribution::Exponential {
-                min_millis,
-                max_millis: Some(max_millis),
-                ..
-            } if min_millis > max_millis => Err(format!(
-                "exponential copy durations: min_millis {min_millis} > max_millis {max_millis}"
-            )),
+            DurationDistribution::Uniform { min_millis, max_millis } if min_millis > max_millis => {
+                Err(format!("uniform copy durations: min_millis {min_millis} > max_millis {max_millis}"))
+            }
+            DurationDistribution::Exponential { min_millis, max_millis: Some(max_millis), .. }
+                if min_millis > max_millis =>
+            {
+                Err(format!("exponential copy durations: min_millis {min_millis} > max_millis {max_millis}"))
+            }
             _ => Ok(()),
         }
     }
@@ -74,15 +67,10 @@ impl DurationDistribution {
     pub fn sample(&self, rng: &mut StdRng) -> Duration {
         let millis = match *self {
             DurationDistribution::Fixed { millis } => millis,
-            DurationDistribution::Uniform {
-                min_millis,
-                max_millis,
-            } => rng.random_range(min_millis..=max_millis.max(min_millis)),
-            DurationDistribution::Exponential {
-                mean_millis,
-                min_millis,
-                max_millis,
-            } => {
+            DurationDistribution::Uniform { min_millis, max_millis } => {
+                rng.random_range(min_millis..=max_millis.max(min_millis))
+            }
+            DurationDistribution::Exponential { mean_millis, min_millis, max_millis } => {
                 // Inverse transform: -mean * ln(1 - u), with u in [0, 1) so the logarithm is finite.
                 let u: f64 = rng.random();
                 let drawn = -(mean_millis as f64) * (1.0 - u).ln();
@@ -109,18 +97,12 @@ mod tests {
         let draw = |parts: &[&[u8]]| rng_for(7, parts).random::<u64>();
         assert_eq!(draw(&[b"a", b"b"]), draw(&[b"a", b"b"]));
         assert_ne!(draw(&[b"a", b"b"]), draw(&[b"ab"]));
-        assert_ne!(
-            rng_for(7, &[b"x"]).random::<u64>(),
-            rng_for(8, &[b"x"]).random::<u64>()
-        );
+        assert_ne!(rng_for(7, &[b"x"]).random::<u64>(), rng_for(8, &[b"x"]).random::<u64>());
     }
 
     #[test]
     fn uniform_stays_within_bounds() {
-        let dist = DurationDistribution::Uniform {
-            min_millis: 100,
-            max_millis: 200,
-        };
+        let dist = DurationDistribution::Uniform { min_millis: 100, max_millis: 200 };
         for i in 0..200u32 {
             let d = dist.sample(&mut rng_for(1, &[&i.to_le_bytes()]));
             assert!((100..=200).contains(&(d.as_millis() as u64)), "{d:?}");
@@ -129,17 +111,9 @@ mod tests {
 
     #[test]
     fn exponential_is_clamped_and_has_about_its_mean() {
-        let dist = DurationDistribution::Exponential {
-            mean_millis: 1_000,
-            min_millis: 10,
-            max_millis: Some(10_000),
-        };
-        let samples: Vec<u64> = (0..2_000u32)
-            .map(|i| {
-                dist.sample(&mut rng_for(3, &[&i.to_le_bytes()]))
-                    .as_millis() as u64
-            })
-            .collect();
+        let dist = DurationDistribution::Exponential { mean_millis: 1_000, min_millis: 10, max_millis: Some(10_000) };
+        let samples: Vec<u64> =
+            (0..2_000u32).map(|i| dist.sample(&mut rng_for(3, &[&i.to_le_bytes()])).as_millis() as u64).collect();
         assert!(samples.iter().all(|ms| (10..=10_000).contains(ms)));
         let mean = samples.iter().sum::<u64>() as f64 / samples.len() as f64;
         assert!((800.0..1_200.0).contains(&mean), "mean {mean}");
@@ -147,25 +121,15 @@ mod tests {
 
     #[test]
     fn inverted_bounds_are_rejected() {
-        let dist = DurationDistribution::Uniform {
-            min_millis: 2,
-            max_millis: 1,
-        };
+        let dist = DurationDistribution::Uniform { min_millis: 2, max_millis: 1 };
         assert!(dist.validate().is_err());
     }
 
     #[test]
     fn distribution_json_is_tagged_by_kind() {
         let dist: DurationDistribution =
-            serde_json::from_str(r#"{"kind": "uniform", "min_millis": 1, "max_millis": 5}"#)
-                .unwrap();
-        assert_eq!(
-            dist,
-            DurationDistribution::Uniform {
-                min_millis: 1,
-                max_millis: 5
-            }
-        );
+            serde_json::from_str(r#"{"kind": "uniform", "min_millis": 1, "max_millis": 5}"#).unwrap();
+        assert_eq!(dist, DurationDistribution::Uniform { min_millis: 1, max_millis: 5 });
     }
 
     #[test]

@@ -67,15 +67,9 @@ pub enum ConfigError {
     #[error(transparent)]
     Seed(#[from] SeedError),
     #[error("cannot read configuration file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("configuration file {path} is not a valid simulator configuration: {source}")]
-    Parse {
-        path: String,
-        source: serde_json::Error,
-    },
+    Parse { path: String, source: serde_json::Error },
     #[error("invalid simulator configuration: {0}")]
     Invalid(String),
 }
@@ -118,10 +112,7 @@ impl CopyBehaviour {
                 .copy_durations
                 .clone()
                 .unwrap_or_else(|| DurationDistribution::fixed(config.copy_duration)),
-            fail_version_prefix: config
-                .fail_version_prefix
-                .clone()
-                .filter(|prefix| !prefix.is_empty()),
+            fail_version_prefix: config.fail_version_prefix.clone().filter(|prefix| !prefix.is_empty()),
             failure_rate: config.copy_failure_rate,
             failure_message: config.copy_failure_message.clone(),
             rng_seed: config.rng_seed,
@@ -133,10 +124,7 @@ impl CopyBehaviour {
     /// answer for the same destination and name, whenever and in whatever order copies are started.
     pub fn plan(&self, destination: &ProjectArn, version_name: &str) -> (Duration, CopyOutcome) {
         let destination = destination.to_string();
-        let mut rng = rng_for(
-            self.rng_seed,
-            &[b"copy", destination.as_bytes(), version_name.as_bytes()],
-        );
+        let mut rng = rng_for(self.rng_seed, &[b"copy", destination.as_bytes(), version_name.as_bytes()]);
         let duration = self.durations.sample(&mut rng);
         let outcome = match &self.fail_version_prefix {
             Some(prefix) if version_name.starts_with(prefix.as_str()) => CopyOutcome::Fails {
@@ -145,9 +133,7 @@ impl CopyBehaviour {
                      {prefix:?}."
                 ),
             },
-            _ if happens(&mut rng, self.failure_rate) => CopyOutcome::Fails {
-                message: self.failure_message.clone(),
-            },
+            _ if happens(&mut rng, self.failure_rate) => CopyOutcome::Fails { message: self.failure_message.clone() },
             _ => CopyOutcome::Completes,
         };
         (duration, outcome)
@@ -177,75 +163,44 @@ mod tests {
     #[test]
     fn prefix_decides_failure() {
         let behaviour = CopyBehaviour::from_config(&SimConfig::default());
-        assert!(matches!(
-            behaviour.plan(&destination(), "fail-v1").1,
-            CopyOutcome::Fails { .. }
-        ));
-        assert_eq!(
-            behaviour.plan(&destination(), "v1-fail-").1,
-            CopyOutcome::Completes
-        );
-        assert_eq!(
-            behaviour.plan(&destination(), "v1").0,
-            Duration::from_secs(2)
-        );
+        assert!(matches!(behaviour.plan(&destination(), "fail-v1").1, CopyOutcome::Fails { .. }));
+        assert_eq!(behaviour.plan(&destination(), "v1-fail-").1, CopyOutcome::Completes);
+        assert_eq!(behaviour.plan(&destination(), "v1").0, Duration::from_secs(2));
     }
 
     #[test]
     fn empty_prefix_fails_nothing() {
-        let config = SimConfig {
-            fail_version_prefix: Some(String::new()),
-            ..SimConfig::default()
-        };
-        assert_eq!(
-            CopyBehaviour::from_config(&config)
-                .plan(&destination(), "anything")
-                .1,
-            CopyOutcome::Completes
-        );
+        let config = SimConfig { fail_version_prefix: Some(String::new()), ..SimConfig::default() };
+        assert_eq!(CopyBehaviour::from_config(&config).plan(&destination(), "anything").1, CopyOutcome::Completes);
     }
 
     #[test]
     fn same_seed_same_plans_and_about_the_configured_share_fails() {
         let config = |rng_seed| SimConfig {
-            copy_durations: Some(DurationDistribution::Uniform {
-                min_millis: 100,
-                max_millis: 10_000,
-            }),
+            copy_durations: Some(DurationDistribution::Uniform { min_millis: 100, max_millis: 10_000 }),
             copy_failure_rate: 0.25,
             rng_seed,
             ..SimConfig::default()
         };
         let plans = |rng_seed| {
             let behaviour = CopyBehaviour::from_config(&config(rng_seed));
-            (0..400)
-                .map(|i| behaviour.plan(&destination(), &format!("v{i}")))
-                .collect::<Vec<_>>()
+            (0..400).map(|i| behaviour.plan(&destination(), &format!("v{i}"))).collect::<Vec<_>>()
         };
         let first = plans(1);
         assert_eq!(first, plans(1));
         assert_ne!(first, plans(2));
-        let failed = first
-            .iter()
-            .filter(|(_, outcome)| matches!(outcome, CopyOutcome::Fails { .. }))
-            .count();
+        let failed = first.iter().filter(|(_, outcome)| matches!(outcome, CopyOutcome::Fails { .. })).count();
         assert!((60..140).contains(&failed), "{failed} of 400 at 25%");
     }
 
     #[test]
     fn out_of_range_settings_are_rejected() {
-        let config = SimConfig {
-            copy_failure_rate: 1.5,
-            ..SimConfig::default()
-        };
+        let config = SimConfig { copy_failure_rate: 1.5, ..SimConfig::default() };
         assert!(config.validate().is_err());
         let config = SimConfig {
             project_policies: vec![SeedProjectPolicy::allow_copy("1", "r", "p", "n", "2")],
             ..SimConfig::default()
         };
-        assert!(
-            config.validate().is_err(),
-            "policy on a project not in the seed"
-        );
+        assert!(config.validate().is_err(), "policy on a project not in the seed");
     }
 }

@@ -57,15 +57,9 @@ impl SimConfigFile {
     pub fn from_json_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: shown.clone(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
         let mut file: SimConfigFile =
-            serde_json::from_str(&text).map_err(|source| ConfigError::Parse {
-                path: shown,
-                source,
-            })?;
+            serde_json::from_str(&text).map_err(|source| ConfigError::Parse { path: shown, source })?;
         if let Some(seed_file) = &file.seed_file {
             if seed_file.is_relative() {
                 let base = path.parent().unwrap_or_else(|| Path::new("."));
@@ -78,9 +72,7 @@ impl SimConfigFile {
     /// Overrides `config` with every member this file sets.
     pub fn apply_to(self, config: &mut SimConfig) -> Result<(), ConfigError> {
         if self.seed_file.is_some() && self.seed.is_some() {
-            return Err(ConfigError::Invalid(
-                "give either seed_file or seed, not both".to_owned(),
-            ));
+            return Err(ConfigError::Invalid("give either seed_file or seed, not both".to_owned()));
         }
         let seed = match self.seed_file {
             Some(path) => Some(SeedFile::from_json_file(path)?),
@@ -92,10 +84,7 @@ impl SimConfigFile {
         }
         config.project_policies.extend(self.project_policies);
         set(&mut config.listen, self.listen);
-        set(
-            &mut config.copy_duration,
-            self.copy_duration_ms.map(Duration::from_millis),
-        );
+        set(&mut config.copy_duration, self.copy_duration_ms.map(Duration::from_millis));
         if self.copy_durations.is_some() {
             config.copy_durations = self.copy_durations;
         }
@@ -104,10 +93,7 @@ impl SimConfigFile {
         }
         set(&mut config.copy_failure_rate, self.copy_failure_rate);
         set(&mut config.copy_failure_message, self.copy_failure_message);
-        set(
-            &mut config.require_project_policy,
-            self.require_project_policy,
-        );
+        set(&mut config.require_project_policy, self.require_project_policy);
         set(&mut config.quotas, self.quotas);
         set(&mut config.faults, self.faults);
         set(&mut config.rng_seed, self.rng_seed);
@@ -132,10 +118,7 @@ mod tests {
 
     #[test]
     fn members_override_and_absent_ones_keep_their_value() {
-        let mut config = SimConfig {
-            require_project_policy: true,
-            ..SimConfig::default()
-        };
+        let mut config = SimConfig { require_project_policy: true, ..SimConfig::default() };
         parse(serde_json::json!({
             "copy_duration_ms": 250,
             "fail_version_prefix": "",
@@ -165,8 +148,7 @@ mod tests {
 
     #[test]
     fn unknown_members_are_rejected() {
-        let parsed: Result<SimConfigFile, _> =
-            serde_json::from_value(serde_json::json!({"quota": {}}));
+        let parsed: Result<SimConfigFile, _> = serde_json::from_value(serde_json::json!({"quota": {}}));
         assert!(parsed.is_err());
     }
 

@@ -57,10 +57,7 @@ impl Listener for CuttableListener {
                 Ok((stream, addr)) => {
                     // Small request/response exchanges: do not wait to fill a segment.
                     let _ = stream.set_nodelay(true);
-                    let stream = CuttableStream {
-                        inner: stream,
-                        cut: Arc::new(AtomicBool::new(false)),
-                    };
+                    let stream = CuttableStream { inner: stream, cut: Arc::new(AtomicBool::new(false)) };
                     return (stream, addr);
                 }
                 Err(err) => {
@@ -79,19 +76,14 @@ impl Listener for CuttableListener {
 
 impl Connected<IncomingStream<'_, CuttableListener>> for Connection {
     fn connect_info(stream: IncomingStream<'_, CuttableListener>) -> Self {
-        Connection {
-            cut: stream.io().cut.clone(),
-        }
+        Connection { cut: stream.io().cut.clone() }
     }
 }
 
 impl CuttableStream {
     fn check(&self) -> io::Result<()> {
         if self.cut.load(Ordering::SeqCst) {
-            Err(io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                "connection dropped by the simulator",
-            ))
+            Err(io::Error::new(io::ErrorKind::ConnectionAborted, "connection dropped by the simulator"))
         } else {
             Ok(())
         }
@@ -99,22 +91,14 @@ impl CuttableStream {
 }
 
 impl AsyncRead for CuttableStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         self.check()?;
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for CuttableStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.check()?;
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }

@@ -66,11 +66,7 @@ struct Processed {
 
 impl Processed {
     fn answer(result: Result<Output, ApiError>) -> Self {
-        Processed {
-            fate: Fate::Answer(result),
-            latency: Duration::ZERO,
-            drop_response: false,
-        }
+        Processed { fate: Fate::Answer(result), latency: Duration::ZERO, drop_response: false }
     }
 }
 
@@ -80,11 +76,7 @@ impl Engine {
         Engine {
             accounts: Accounts::new(&config.seed.accounts),
             copy: CopyBehaviour::from_config(config),
-            store: Mutex::new(Store::from_seed(
-                config.seed.resolve(),
-                policies,
-                Utc::now().timestamp_millis(),
-            )),
+            store: Mutex::new(Store::from_seed(config.seed.resolve(), policies, Utc::now().timestamp_millis())),
             observations: Mutex::new(Observations::new(config.call_log_capacity)),
             faults: Mutex::new(Faults::new(config.faults.clone(), config.rng_seed)),
             quotas: Mutex::new(QuotaState::new(config.quotas.clone())),
@@ -96,10 +88,7 @@ impl Engine {
         let received = Instant::now();
         let raw_target = header_text(request.headers, "x-amz-target").unwrap_or_default();
         let mut trace = Trace {
-            operation: raw_target
-                .strip_prefix(TARGET_PREFIX)
-                .unwrap_or(&raw_target)
-                .to_owned(),
+            operation: raw_target.strip_prefix(TARGET_PREFIX).unwrap_or(&raw_target).to_owned(),
             ..Trace::default()
         };
         let call = lock(&self.observations).begin(CallRecord {
@@ -150,31 +139,19 @@ impl Engine {
                 copy,
             },
         );
-        Answer {
-            result,
-            latency: processed.latency,
-            close_connection,
-        }
+        Answer { result, latency: processed.latency, close_connection }
     }
 
     /// The steps, stopping at the first error; what they learn on the way (caller, key) goes into `trace`.
-    fn process(
-        &self,
-        request: &ReceivedRequest<'_>,
-        received: Instant,
-        trace: &mut Trace,
-    ) -> Processed {
+    fn process(&self, request: &ReceivedRequest<'_>, received: Instant, trace: &mut Trace) -> Processed {
         let operation = target_operation(request.headers).and_then(Operation::from_name);
         if let Ok(operation) = &operation {
             trace.key = operation.key_params(request.body);
         }
         let caller = self.accounts.identify(request, SystemTime::now());
         trace.account_id = caller.as_ref().ok().map(|caller| caller.account_id.clone());
-        let call_index = lock(&self.observations).count(
-            trace.account_id.as_deref().unwrap_or_default(),
-            &trace.operation,
-            received,
-        );
+        let call_index =
+            lock(&self.observations).count(trace.account_id.as_deref().unwrap_or_default(), &trace.operation, received);
         let (operation, caller) = match (operation, caller) {
             (Err(err), _) | (_, Err(err)) => return Processed::answer(Err(err)),
             (Ok(operation), Ok(caller)) => (operation, caller),
@@ -191,11 +168,7 @@ impl Engine {
             Disruption::DropResponse => (self.run(operation, &caller, request.body), true),
             Disruption::None => (self.run(operation, &caller, request.body), false),
         };
-        Processed {
-            fate,
-            latency: decision.latency,
-            drop_response,
-        }
+        Processed { fate, latency: decision.latency, drop_response }
     }
 
     fn run(&self, operation: Operation, caller: &Caller, body: &[u8]) -> Fate {
@@ -203,9 +176,7 @@ impl Engine {
             caller,
             now_millis: Utc::now().timestamp_millis(),
             copy: &self.copy,
-            max_copies_in_progress: lock(&self.quotas)
-                .quotas()
-                .max_copies_in_progress_for(&caller.account_id),
+            max_copies_in_progress: lock(&self.quotas).quotas().max_copies_in_progress_for(&caller.account_id),
         };
         // Operations check before they change anything, so a panicking one leaves the store usable.
         Fate::Answer(operation.run(&mut lock(&self.store), &context, body))
@@ -261,7 +232,5 @@ impl Engine {
 /// A panic while holding one of these locks cannot leave its data half-written in a way that matters (operations
 /// check before they change anything; the log and counters are updated in single steps), so poisoning is ignored.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

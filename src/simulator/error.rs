@@ -58,10 +58,7 @@ impl ErrorCode {
     /// Accepts the bare name or a namespaced one (`com.amazonaws.rekognition#ThrottlingException`).
     pub fn from_name(name: &str) -> ErrorCode {
         let bare = name.rsplit('#').next().unwrap_or(name);
-        Self::NAMED
-            .into_iter()
-            .find(|code| code.name() == bare)
-            .unwrap_or_else(|| ErrorCode::Other(bare.to_owned()))
+        Self::NAMED.into_iter().find(|code| code.name() == bare).unwrap_or_else(|| ErrorCode::Other(bare.to_owned()))
     }
 
     pub fn name(&self) -> &str {
@@ -114,10 +111,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError {
-            code,
-            message: message.into(),
-        }
+        ApiError { code, message: message.into() }
     }
 
     pub fn validation(message: impl Into<String>) -> Self {
@@ -148,12 +142,7 @@ impl ApiError {
     }
 
     /// The same refusal, with IAM's reason appended (`because no resource-based policy allows ...`).
-    pub fn access_denied_because(
-        caller_account: &str,
-        operation: &str,
-        resource: &str,
-        reason: &str,
-    ) -> Self {
+    pub fn access_denied_because(caller_account: &str, operation: &str, resource: &str, reason: &str) -> Self {
         let mut err = ApiError::access_denied(caller_account, operation, resource);
         err.message = format!("{} {reason}", err.message);
         err
@@ -182,10 +171,7 @@ mod tests {
 
     #[test]
     fn namespace_prefix_is_ignored() {
-        assert_eq!(
-            ErrorCode::from_name("com.amazonaws.rekognition#ThrottlingException"),
-            ErrorCode::Throttling
-        );
+        assert_eq!(ErrorCode::from_name("com.amazonaws.rekognition#ThrottlingException"), ErrorCode::Throttling);
     }
 
     #[test]

@@ -94,13 +94,8 @@ impl RandomFaults {
             ("drop_request", self.drop_request),
             ("drop_response", self.drop_response),
         ];
-        if let Some((name, share)) = shares
-            .iter()
-            .find(|(_, share)| !(0.0..=1.0).contains(share))
-        {
-            return Err(format!(
-                "fault share {name} = {share} is not between 0 and 1"
-            ));
+        if let Some((name, share)) = shares.iter().find(|(_, share)| !(0.0..=1.0).contains(share)) {
+            return Err(format!("fault share {name} = {share} is not between 0 and 1"));
         }
         if shares.iter().map(|(_, share)| share).sum::<f64>() > 1.0 {
             return Err("fault shares add up to more than 1".to_owned());
@@ -141,11 +136,7 @@ pub struct Faults {
 
 impl Faults {
     pub fn new(random: RandomFaults, rng_seed: u64) -> Self {
-        Faults {
-            pending: Vec::new(),
-            random,
-            rng_seed,
-        }
+        Faults { pending: Vec::new(), random, rng_seed }
     }
 
     pub fn inject(&mut self, fault: Fault) {
@@ -170,34 +161,18 @@ impl Faults {
     pub fn decide(&mut self, account_id: &str, operation: &str, call_index: u64) -> FaultDecision {
         let injected = self.take_pending(operation, account_id);
         if !self.random.applies_to(operation) {
-            return FaultDecision {
-                disruption: injected.unwrap_or(Disruption::None),
-                latency: Duration::ZERO,
-            };
+            return FaultDecision { disruption: injected.unwrap_or(Disruption::None), latency: Duration::ZERO };
         }
         let index = call_index.to_le_bytes();
-        let mut rng = rng_for(
-            self.rng_seed,
-            &[
-                b"fault",
-                account_id.as_bytes(),
-                operation.as_bytes(),
-                &index,
-            ],
-        );
-        let Latency {
-            min_millis,
-            max_millis,
-        } = self.random.latency;
+        let mut rng = rng_for(self.rng_seed, &[b"fault", account_id.as_bytes(), operation.as_bytes(), &index]);
+        let Latency { min_millis, max_millis } = self.random.latency;
         let latency = Duration::from_millis(rng.random_range(min_millis..=max_millis));
         let disruption = injected.unwrap_or_else(|| {
             // One draw decides among the kinds: their shares are consecutive slices of [0, 1).
             let draw: f64 = rng.random();
             let random = &self.random;
-            let kinds = [
-                (random.throttling, ErrorCode::Throttling),
-                (random.internal_error, ErrorCode::InternalServerError),
-            ];
+            let kinds =
+                [(random.throttling, ErrorCode::Throttling), (random.internal_error, ErrorCode::InternalServerError)];
             let mut edge = 0.0;
             for (share, code) in kinds {
                 edge += share;
@@ -213,29 +188,19 @@ impl Faults {
             }
             Disruption::None
         });
-        FaultDecision {
-            disruption,
-            latency,
-        }
+        FaultDecision { disruption, latency }
     }
 
     /// Consumes one use of the first pending fault matching this call, if any.
     fn take_pending(&mut self, operation: &str, account_id: &str) -> Option<Disruption> {
         let index = self.pending.iter().position(|fault| {
-            fault.operation == operation
-                && fault
-                    .account_id
-                    .as_deref()
-                    .is_none_or(|account| account == account_id)
+            fault.operation == operation && fault.account_id.as_deref().is_none_or(|account| account == account_id)
         })?;
         let fault = &mut self.pending[index];
         let disruption = match fault.error.as_str() {
             Fault::DROPPED_CONNECTION => Disruption::DropRequest,
             Fault::DROPPED_RESPONSE => Disruption::DropResponse,
-            name => Disruption::Error(ApiError::new(
-                ErrorCode::from_name(name),
-                fault.message.clone(),
-            )),
+            name => Disruption::Error(ApiError::new(ErrorCode::from_name(name), fault.message.clone())),
         };
         fault.count -= 1;
         if fault.count == 0 {
@@ -280,33 +245,17 @@ mod tests {
     fn fault_fires_count_times() {
         let mut faults = Faults::default();
         faults.inject(fault(None, 2));
-        assert_eq!(
-            error_of(faults.decide("1", "CopyProjectVersion", 0)),
-            Some(ErrorCode::Throttling)
-        );
+        assert_eq!(error_of(faults.decide("1", "CopyProjectVersion", 0)), Some(ErrorCode::Throttling));
         assert!(error_of(faults.decide("1", "CopyProjectVersion", 1)).is_some());
-        assert_eq!(
-            faults.decide("1", "CopyProjectVersion", 2).disruption,
-            Disruption::None
-        );
+        assert_eq!(faults.decide("1", "CopyProjectVersion", 2).disruption, Disruption::None);
     }
 
     #[test]
     fn fault_matches_operation_and_account() {
         let mut faults = Faults::default();
         faults.inject(fault(Some("111111111111"), 1));
-        assert_eq!(
-            faults
-                .decide("111111111111", "DescribeProjectVersions", 0)
-                .disruption,
-            Disruption::None
-        );
-        assert_eq!(
-            faults
-                .decide("222222222222", "CopyProjectVersion", 0)
-                .disruption,
-            Disruption::None
-        );
+        assert_eq!(faults.decide("111111111111", "DescribeProjectVersions", 0).disruption, Disruption::None);
+        assert_eq!(faults.decide("222222222222", "CopyProjectVersion", 0).disruption, Disruption::None);
         assert!(error_of(faults.decide("111111111111", "CopyProjectVersion", 0)).is_some());
     }
 
@@ -315,14 +264,8 @@ mod tests {
         let mut faults = Faults::default();
         faults.inject(Fault::new("CopyProjectVersion", Fault::DROPPED_RESPONSE, 1));
         faults.inject(Fault::new("DescribeProjects", Fault::DROPPED_CONNECTION, 1));
-        assert_eq!(
-            faults.decide("1", "CopyProjectVersion", 0).disruption,
-            Disruption::DropResponse
-        );
-        assert_eq!(
-            faults.decide("1", "DescribeProjects", 0).disruption,
-            Disruption::DropRequest
-        );
+        assert_eq!(faults.decide("1", "CopyProjectVersion", 0).disruption, Disruption::DropResponse);
+        assert_eq!(faults.decide("1", "DescribeProjects", 0).disruption, Disruption::DropRequest);
     }
 
     #[test]
@@ -332,17 +275,12 @@ mod tests {
             internal_error: 0.1,
             drop_request: 0.05,
             drop_response: 0.05,
-            latency: Latency {
-                min_millis: 5,
-                max_millis: 15,
-            },
+            latency: Latency { min_millis: 5, max_millis: 15 },
             operations: vec![],
         };
         let run = |seed| {
             let mut faults = Faults::new(random.clone(), seed);
-            (0..2_000)
-                .map(|n| faults.decide("1", "Op", n))
-                .collect::<Vec<_>>()
+            (0..2_000).map(|n| faults.decide("1", "Op", n)).collect::<Vec<_>>()
         };
         let first = run(42);
         assert_eq!(first, run(42), "same seed, same faults");
@@ -351,62 +289,35 @@ mod tests {
             .iter()
             .filter(|d| matches!(&d.disruption, Disruption::Error(e) if e.code == ErrorCode::Throttling))
             .count();
-        assert!(
-            (300..500).contains(&throttled),
-            "{throttled} of 2000 at 20%"
-        );
-        let dropped = first
-            .iter()
-            .filter(|d| {
-                matches!(
-                    d.disruption,
-                    Disruption::DropRequest | Disruption::DropResponse
-                )
-            })
-            .count();
+        assert!((300..500).contains(&throttled), "{throttled} of 2000 at 20%");
+        let dropped =
+            first.iter().filter(|d| matches!(d.disruption, Disruption::DropRequest | Disruption::DropResponse)).count();
         assert!((120..280).contains(&dropped), "{dropped} of 2000 at 10%");
-        assert!(first
-            .iter()
-            .all(|d| (5..=15).contains(&(d.latency.as_millis() as u64))));
+        assert!(first.iter().all(|d| (5..=15).contains(&(d.latency.as_millis() as u64))));
     }
 
     #[test]
     fn random_faults_spare_other_operations() {
-        let random = RandomFaults {
-            throttling: 1.0,
-            operations: vec!["CopyProjectVersion".into()],
-            ..RandomFaults::default()
-        };
+        let random =
+            RandomFaults { throttling: 1.0, operations: vec!["CopyProjectVersion".into()], ..RandomFaults::default() };
         let mut faults = Faults::new(random, 1);
         assert!(error_of(faults.decide("1", "CopyProjectVersion", 0)).is_some());
-        assert_eq!(
-            faults.decide("1", "DescribeProjects", 0).disruption,
-            Disruption::None
-        );
+        assert_eq!(faults.decide("1", "DescribeProjects", 0).disruption, Disruption::None);
     }
 
     #[test]
     fn shares_are_validated() {
-        let too_much = RandomFaults {
-            throttling: 0.6,
-            internal_error: 0.6,
-            ..RandomFaults::default()
-        };
+        let too_much = RandomFaults { throttling: 0.6, internal_error: 0.6, ..RandomFaults::default() };
         assert!(too_much.validate().is_err());
-        let negative = RandomFaults {
-            drop_request: -0.1,
-            ..RandomFaults::default()
-        };
+        let negative = RandomFaults { drop_request: -0.1, ..RandomFaults::default() };
         assert!(negative.validate().is_err());
         assert!(RandomFaults::default().validate().is_ok());
     }
 
     #[test]
     fn fault_json_has_defaults() {
-        let fault: Fault = serde_json::from_str(
-            r#"{"operation": "CopyProjectVersion", "error": "ThrottlingException"}"#,
-        )
-        .unwrap();
+        let fault: Fault =
+            serde_json::from_str(r#"{"operation": "CopyProjectVersion", "error": "ThrottlingException"}"#).unwrap();
         assert_eq!(fault.count, 1);
         assert_eq!(fault.account_id, None);
     }

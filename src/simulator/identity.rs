@@ -52,33 +52,16 @@ impl Accounts {
     }
 
     /// Authenticates a request.
-    pub fn identify(
-        &self,
-        request: &ReceivedRequest<'_>,
-        now: SystemTime,
-    ) -> Result<Caller, ApiError> {
-        let authorization = Authorization::parse(
-            request
-                .headers
-                .get("authorization")
-                .and_then(|value| value.to_str().ok()),
-        )?;
-        let key = self
-            .by_access_key
-            .get(&authorization.access_key_id)
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::UnrecognizedClient,
-                    "The security token included in the request is invalid.",
-                )
-            })?;
+    pub fn identify(&self, request: &ReceivedRequest<'_>, now: SystemTime) -> Result<Caller, ApiError> {
+        let authorization =
+            Authorization::parse(request.headers.get("authorization").and_then(|value| value.to_str().ok()))?;
+        let key = self.by_access_key.get(&authorization.access_key_id).ok_or_else(|| {
+            ApiError::new(ErrorCode::UnrecognizedClient, "The security token included in the request is invalid.")
+        })?;
         if let Some(secret) = &key.secret_access_key {
             verify(request, &authorization, secret, now)?;
         }
-        Ok(Caller {
-            account_id: key.account_id.clone(),
-            region: authorization.region,
-        })
+        Ok(Caller { account_id: key.account_id.clone(), region: authorization.region })
     }
 }
 
@@ -88,7 +71,8 @@ mod tests {
 
     use super::*;
 
-    const HEADER: &str = "AWS4-HMAC-SHA256 Credential=AKIADEMO111111111111/20261123/eu-west-1/rekognition/aws4_request, \
+    const HEADER: &str =
+        "AWS4-HMAC-SHA256 Credential=AKIADEMO111111111111/20261123/eu-west-1/rekognition/aws4_request, \
                           SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=abc123";
 
     fn accounts(secret: Option<&str>) -> Accounts {
@@ -105,53 +89,32 @@ mod tests {
             headers.insert("authorization", HeaderValue::from_str(value).unwrap());
         }
         let uri = Uri::from_static("/");
-        let request = ReceivedRequest {
-            method: &Method::POST,
-            uri: &uri,
-            headers: &headers,
-            body: b"{}",
-        };
+        let request = ReceivedRequest { method: &Method::POST, uri: &uri, headers: &headers, body: b"{}" };
         accounts.identify(&request, SystemTime::now())
     }
 
     #[test]
     fn known_key_maps_to_its_account_and_the_scope_to_the_region() {
         let caller = identify(&accounts(None), Some(HEADER)).unwrap();
-        assert_eq!(
-            caller,
-            Caller {
-                account_id: "111111111111".into(),
-                region: "eu-west-1".into()
-            }
-        );
+        assert_eq!(caller, Caller { account_id: "111111111111".into(), region: "eu-west-1".into() });
     }
 
     #[test]
     fn missing_header_is_missing_token() {
-        assert_eq!(
-            identify(&accounts(None), None).unwrap_err().code,
-            ErrorCode::MissingAuthenticationToken
-        );
+        assert_eq!(identify(&accounts(None), None).unwrap_err().code, ErrorCode::MissingAuthenticationToken);
     }
 
     #[test]
     fn unknown_key_is_unrecognized() {
         let header = HEADER.replace("AKIADEMO111111111111", "AKIAUNKNOWN");
-        assert_eq!(
-            identify(&accounts(None), Some(&header)).unwrap_err().code,
-            ErrorCode::UnrecognizedClient
-        );
+        assert_eq!(identify(&accounts(None), Some(&header)).unwrap_err().code, ErrorCode::UnrecognizedClient);
     }
 
     #[test]
     fn other_schemes_are_incomplete() {
         let err = identify(&accounts(None), Some("Bearer abc")).unwrap_err();
         assert_eq!(err.code, ErrorCode::IncompleteSignature);
-        let err = identify(
-            &accounts(None),
-            Some("AWS4-HMAC-SHA256 Credential=AKIA/20261123/us-east-1"),
-        )
-        .unwrap_err();
+        let err = identify(&accounts(None), Some("AWS4-HMAC-SHA256 Credential=AKIA/20261123/us-east-1")).unwrap_err();
         assert_eq!(err.code, ErrorCode::IncompleteSignature);
     }
 

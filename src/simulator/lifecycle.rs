@@ -78,10 +78,7 @@ pub enum Lifecycle {
     /// A seeded version: its status never changes.
     Fixed(VersionStatus),
     /// A copy: `COPYING_IN_PROGRESS` until `done_at_millis`, then its outcome.
-    Copy {
-        done_at_millis: i64,
-        outcome: CopyOutcome,
-    },
+    Copy { done_at_millis: i64, outcome: CopyOutcome },
 }
 
 impl Lifecycle {
@@ -89,21 +86,15 @@ impl Lifecycle {
     pub fn status_at(&self, now_millis: i64) -> (VersionStatus, Option<String>) {
         match self {
             Lifecycle::Fixed(status) => (*status, None),
-            Lifecycle::Copy { done_at_millis, .. } if now_millis < *done_at_millis => (
-                VersionStatus::CopyingInProgress,
-                Some("The model version is being copied.".to_owned()),
-            ),
-            Lifecycle::Copy {
-                outcome: CopyOutcome::Completes,
-                ..
-            } => (
-                VersionStatus::CopyingCompleted,
-                Some("The model version copy is complete.".to_owned()),
-            ),
-            Lifecycle::Copy {
-                outcome: CopyOutcome::Fails { message },
-                ..
-            } => (VersionStatus::CopyingFailed, Some(message.clone())),
+            Lifecycle::Copy { done_at_millis, .. } if now_millis < *done_at_millis => {
+                (VersionStatus::CopyingInProgress, Some("The model version is being copied.".to_owned()))
+            }
+            Lifecycle::Copy { outcome: CopyOutcome::Completes, .. } => {
+                (VersionStatus::CopyingCompleted, Some("The model version copy is complete.".to_owned()))
+            }
+            Lifecycle::Copy { outcome: CopyOutcome::Fails { message }, .. } => {
+                (VersionStatus::CopyingFailed, Some(message.clone()))
+            }
         }
     }
 }
@@ -123,38 +114,21 @@ mod tests {
     #[test]
     fn fixed_status_never_moves() {
         let lifecycle = Lifecycle::Fixed(VersionStatus::TrainingCompleted);
-        assert_eq!(
-            lifecycle.status_at(i64::MAX).0,
-            VersionStatus::TrainingCompleted
-        );
+        assert_eq!(lifecycle.status_at(i64::MAX).0, VersionStatus::TrainingCompleted);
     }
 
     #[test]
     fn copy_is_in_progress_until_its_end() {
-        let lifecycle = Lifecycle::Copy {
-            done_at_millis: 1_000,
-            outcome: CopyOutcome::Completes,
-        };
+        let lifecycle = Lifecycle::Copy { done_at_millis: 1_000, outcome: CopyOutcome::Completes };
         assert_eq!(lifecycle.status_at(999).0, VersionStatus::CopyingInProgress);
-        assert_eq!(
-            lifecycle.status_at(1_000).0,
-            VersionStatus::CopyingCompleted
-        );
+        assert_eq!(lifecycle.status_at(1_000).0, VersionStatus::CopyingCompleted);
     }
 
     #[test]
     fn failing_copy_ends_failed_with_its_message() {
-        let outcome = CopyOutcome::Fails {
-            message: "boom".into(),
-        };
-        let lifecycle = Lifecycle::Copy {
-            done_at_millis: 1_000,
-            outcome,
-        };
+        let outcome = CopyOutcome::Fails { message: "boom".into() };
+        let lifecycle = Lifecycle::Copy { done_at_millis: 1_000, outcome };
         assert_eq!(lifecycle.status_at(0).0, VersionStatus::CopyingInProgress);
-        assert_eq!(
-            lifecycle.status_at(2_000),
-            (VersionStatus::CopyingFailed, Some("boom".into()))
-        );
+        assert_eq!(lifecycle.status_at(2_000), (VersionStatus::CopyingFailed, Some("boom".into())));
     }
 }

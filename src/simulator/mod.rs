@@ -132,8 +132,6 @@ pub use faults::{Fault, Latency, RandomFaults};
 pub use observe::{CallRecord, PlannedCopy, DEFAULT_CALL_LOG_CAPACITY};
 pub use policy::COPY_ACTION;
 pub use quota::{OperationQuotas, Quotas, Rate};
-pub use seed::{
-    Seed, SeedAccount, SeedError, SeedFile, SeedPolicy, SeedProject, SeedProjectPolicy, SeedVersion,
-};
+pub use seed::{Seed, SeedAccount, SeedError, SeedFile, SeedPolicy, SeedProject, SeedProjectPolicy, SeedVersion};
 pub use server::{start, SimHandle};
 pub use stats::OperationStats;

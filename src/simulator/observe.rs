@@ -81,12 +81,7 @@ impl Default for Observations {
 
 impl Observations {
     pub fn new(capacity: usize) -> Self {
-        Observations {
-            calls: VecDeque::new(),
-            first_id: 0,
-            capacity: capacity.max(1),
-            stats: Stats::default(),
-        }
+        Observations { calls: VecDeque::new(), first_id: 0, capacity: capacity.max(1), stats: Stats::default() }
     }
 
     /// Logs a call as it arrives, so the log is in arrival order; returns the id to [`Observations::finish`] it.
@@ -134,10 +129,7 @@ impl Observations {
     }
 
     pub fn call_count(&self, operation: &str) -> usize {
-        self.calls
-            .iter()
-            .filter(|record| record.operation == operation)
-            .count()
+        self.calls.iter().filter(|record| record.operation == operation).count()
     }
 
     pub fn stats(&self) -> Vec<OperationStats> {
@@ -188,11 +180,7 @@ mod tests {
         let first = observations.begin(record("CreateProject"));
         let second = observations.begin(record("DescribeProjects"));
         observations.finish(second, ("1", "DescribeProjects"), finished("ok"));
-        observations.finish(
-            first,
-            ("", "CreateProject"),
-            finished("ValidationException"),
-        );
+        observations.finish(first, ("", "CreateProject"), finished("ValidationException"));
         let calls = observations.calls();
         assert_eq!(calls[0].operation, "CreateProject");
         assert_eq!(calls[0].outcome, "ValidationException");
@@ -203,20 +191,11 @@ mod tests {
     #[test]
     fn the_log_keeps_the_most_recent_calls() {
         let mut observations = Observations::new(2);
-        let ids: Vec<u64> = ["A", "B", "C"]
-            .iter()
-            .map(|op| observations.begin(record(op)))
-            .collect();
+        let ids: Vec<u64> = ["A", "B", "C"].iter().map(|op| observations.begin(record(op))).collect();
         observations.finish(ids[0], ("", "A"), finished("ok"));
         observations.finish(ids[2], ("", "C"), finished("ok"));
         let calls = observations.calls();
-        assert_eq!(
-            calls
-                .iter()
-                .map(|c| c.operation.as_str())
-                .collect::<Vec<_>>(),
-            ["B", "C"]
-        );
+        assert_eq!(calls.iter().map(|c| c.operation.as_str()).collect::<Vec<_>>(), ["B", "C"]);
         assert_eq!(calls[0].outcome, PENDING);
         assert_eq!(calls[1].outcome, "ok");
     }
@@ -240,11 +219,7 @@ mod tests {
         let mut observations = Observations::default();
         let id = observations.begin(record("CopyProjectVersion"));
         observations.count("1", "CopyProjectVersion", Instant::now());
-        observations.finish(
-            id,
-            ("1", "CopyProjectVersion"),
-            finished("ProvisionedThroughputExceededException"),
-        );
+        observations.finish(id, ("1", "CopyProjectVersion"), finished("ProvisionedThroughputExceededException"));
         let stats = observations.stats();
         assert_eq!((stats[0].calls, stats[0].throughput_exceeded), (1, 1));
     }

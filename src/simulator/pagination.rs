@@ -40,10 +40,7 @@ pub fn decode_token(listing: Listing, token: &str) -> Result<PageKey, ApiError> 
     let text = decode_text(listing, token)?;
     let invalid = || invalid_token(token);
     let (millis, seq) = text.split_once(':').ok_or_else(invalid)?;
-    Ok(PageKey {
-        created_millis: millis.parse().map_err(|_| invalid())?,
-        seq: seq.parse().map_err(|_| invalid())?,
-    })
+    Ok(PageKey { created_millis: millis.parse().map_err(|_| invalid())?, seq: seq.parse().map_err(|_| invalid())? })
 }
 
 /// A token for a listing in name order: the last name of the page.
@@ -69,10 +66,7 @@ fn decode_text(listing: Listing, token: &str) -> Result<String, ApiError> {
 }
 
 fn invalid_token(token: &str) -> ApiError {
-    ApiError::new(
-        ErrorCode::InvalidPaginationToken,
-        format!("Invalid pagination token: {token}"),
-    )
+    ApiError::new(ErrorCode::InvalidPaginationToken, format!("Invalid pagination token: {token}"))
 }
 
 /// The first `max_results` of `items` (already in listing order, after the previous page), and the key to continue
@@ -96,24 +90,15 @@ mod tests {
     use super::*;
 
     fn key(millis: i64, seq: u64) -> PageKey {
-        PageKey {
-            created_millis: millis,
-            seq,
-        }
+        PageKey { created_millis: millis, seq }
     }
 
     #[test]
     fn tokens_round_trip() {
         let token = encode_token(Listing::ProjectVersions, key(1_700_000_000_000, 42));
-        assert_eq!(
-            decode_token(Listing::ProjectVersions, &token).unwrap(),
-            key(1_700_000_000_000, 42)
-        );
+        assert_eq!(decode_token(Listing::ProjectVersions, &token).unwrap(), key(1_700_000_000_000, 42));
         let token = encode_name_token(Listing::ProjectPolicies, "allow-b");
-        assert_eq!(
-            decode_name_token(Listing::ProjectPolicies, &token).unwrap(),
-            "allow-b"
-        );
+        assert_eq!(decode_name_token(Listing::ProjectPolicies, &token).unwrap(), "allow-b");
     }
 
     #[test]

@@ -78,23 +78,11 @@ impl PolicyDocument {
             Some(Value::Object(statement)) => vec![statement],
             Some(Value::Array(list)) if !list.is_empty() => list
                 .iter()
-                .map(|item| {
-                    item.as_object()
-                        .ok_or_else(|| malformed("Each policy statement must be a JSON object."))
-                })
+                .map(|item| item.as_object().ok_or_else(|| malformed("Each policy statement must be a JSON object.")))
                 .collect::<Result<_, _>>()?,
-            _ => {
-                return Err(malformed(
-                    "The policy document must have at least one Statement.",
-                ))
-            }
+            _ => return Err(malformed("The policy document must have at least one Statement.")),
         };
-        Ok(PolicyDocument {
-            statements: statements
-                .into_iter()
-                .map(parse_statement)
-                .collect::<Result<_, _>>()?,
-        })
+        Ok(PolicyDocument { statements: statements.into_iter().map(parse_statement).collect::<Result<_, _>>()? })
     }
 
     fn statements_matching<'a>(
@@ -103,24 +91,15 @@ impl PolicyDocument {
         resource: &'a str,
     ) -> impl Iterator<Item = &'a Statement> + 'a {
         self.statements.iter().filter(move |statement| {
-            statement
-                .principals
+            statement.principals.iter().any(|principal| match principal {
+                Principal::Everyone => true,
+                Principal::Account(account) => account == caller_account,
+                Principal::Other => false,
+            }) && statement
+                .actions
                 .iter()
-                .any(|principal| match principal {
-                    Principal::Everyone => true,
-                    Principal::Account(account) => account == caller_account,
-                    Principal::Other => false,
-                })
-                && statement.actions.iter().any(|action| {
-                    glob_matches(
-                        &action.to_ascii_lowercase(),
-                        &COPY_ACTION.to_ascii_lowercase(),
-                    )
-                })
-                && statement
-                    .resources
-                    .iter()
-                    .any(|pattern| glob_matches(pattern, resource))
+                .any(|action| glob_matches(&action.to_ascii_lowercase(), &COPY_ACTION.to_ascii_lowercase()))
+                && statement.resources.iter().any(|pattern| glob_matches(pattern, resource))
         })
     }
 }
@@ -163,9 +142,7 @@ fn parse_statement(statement: &Map<String, Value>) -> Result<Statement, ApiError
         match key.as_str() {
             "Sid" | "Effect" | "Principal" | "Action" | "Resource" | "Condition" => {}
             "NotPrincipal" | "NotAction" | "NotResource" => {
-                return Err(malformed(&format!(
-                    "{key} is not allowed in a project policy."
-                )))
+                return Err(malformed(&format!("{key} is not allowed in a project policy.")))
             }
             _ => return Err(malformed(&format!("Unknown statement element {key:?}."))),
         }
@@ -173,11 +150,7 @@ fn parse_statement(statement: &Map<String, Value>) -> Result<Statement, ApiError
     let effect = match statement.get("Effect").and_then(Value::as_str) {
         Some(effect) if effect.eq_ignore_ascii_case("allow") => Effect::Allow,
         Some(effect) if effect.eq_ignore_ascii_case("deny") => Effect::Deny,
-        _ => {
-            return Err(malformed(
-                "Each statement needs an Effect of Allow or Deny.",
-            ))
-        }
+        _ => return Err(malformed("Each statement needs an Effect of Allow or Deny.")),
     };
     let principals = match statement.get("Principal") {
         Some(Value::String(star)) if star == "*" => vec![Principal::Everyone],
@@ -185,11 +158,7 @@ fn parse_statement(statement: &Map<String, Value>) -> Result<Statement, ApiError
             let mut principals = Vec::new();
             for (kind, names) in kinds {
                 for name in strings(names, "Principal")? {
-                    principals.push(if kind == "AWS" {
-                        aws_principal(&name)?
-                    } else {
-                        Principal::Other
-                    });
+                    principals.push(if kind == "AWS" { aws_principal(&name)? } else { Principal::Other });
                 }
             }
             principals
@@ -197,36 +166,22 @@ fn parse_statement(statement: &Map<String, Value>) -> Result<Statement, ApiError
         _ => return Err(malformed("Each statement needs a Principal.")),
     };
     let actions = strings(required(statement, "Action")?, "Action")?;
-    if let Some(action) = actions.iter().find(|action| {
-        !glob_matches(
-            &action.to_ascii_lowercase(),
-            &COPY_ACTION.to_ascii_lowercase(),
-        )
-    }) {
+    if let Some(action) =
+        actions.iter().find(|action| !glob_matches(&action.to_ascii_lowercase(), &COPY_ACTION.to_ascii_lowercase()))
+    {
         return Err(malformed(&format!(
             "Action {action:?} is not supported: the only supported action is {COPY_ACTION}."
         )));
     }
     let resources = strings(required(statement, "Resource")?, "Resource")?;
-    if let Some(resource) = resources
-        .iter()
-        .find(|resource| *resource != "*" && !resource.starts_with("arn:"))
-    {
+    if let Some(resource) = resources.iter().find(|resource| *resource != "*" && !resource.starts_with("arn:")) {
         return Err(malformed(&format!("Resource {resource:?} is not an ARN.")));
     }
-    Ok(Statement {
-        effect,
-        principals,
-        actions,
-        resources,
-        conditional: statement.contains_key("Condition"),
-    })
+    Ok(Statement { effect, principals, actions, resources, conditional: statement.contains_key("Condition") })
 }
 
 fn required<'a>(statement: &'a Map<String, Value>, key: &str) -> Result<&'a Value, ApiError> {
-    statement
-        .get(key)
-        .ok_or_else(|| malformed(&format!("Each statement needs an {key}.")))
+    statement.get(key).ok_or_else(|| malformed(&format!("Each statement needs an {key}.")))
 }
 
 /// A string, or a non-empty list of strings.
@@ -236,12 +191,7 @@ fn strings(value: &Value, element: &str) -> Result<Vec<String>, ApiError> {
         Value::String(text) if !text.is_empty() => Ok(vec![text.clone()]),
         Value::Array(items) if !items.is_empty() => items
             .iter()
-            .map(|item| {
-                item.as_str()
-                    .filter(|text| !text.is_empty())
-                    .map(str::to_owned)
-                    .ok_or_else(invalid)
-            })
+            .map(|item| item.as_str().filter(|text| !text.is_empty()).map(str::to_owned).ok_or_else(invalid))
             .collect(),
         _ => Err(invalid()),
     }
@@ -256,11 +206,7 @@ fn aws_principal(name: &str) -> Result<Principal, ApiError> {
     } else {
         // arn:<partition>:iam::<account>:<root | user/... | role/...>
         match name.splitn(6, ':').collect::<Vec<_>>()[..] {
-            ["arn", _, "iam", "", account, resource]
-                if is_account_id(account) && !resource.is_empty() =>
-            {
-                Some(account)
-            }
+            ["arn", _, "iam", "", account, resource] if is_account_id(account) && !resource.is_empty() => Some(account),
             _ => None,
         }
     };
@@ -279,8 +225,7 @@ fn malformed(message: &str) -> ApiError {
 
 /// IAM's wildcard match: `*` is any run of characters (slashes included), `?` is any one character.
 pub fn glob_matches(pattern: &str, text: &str) -> bool {
-    let (pattern, text): (Vec<char>, Vec<char>) =
-        (pattern.chars().collect(), text.chars().collect());
+    let (pattern, text): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
     // Greedy match with one backtrack point: linear for the patterns policies use.
     let (mut p, mut t) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
@@ -306,8 +251,7 @@ pub fn glob_matches(pattern: &str, text: &str) -> bool {
 mod tests {
     use super::*;
 
-    const VERSION: &str =
-        "arn:aws:rekognition:us-east-1:111111111111:project/src/version/v1/1700000000000";
+    const VERSION: &str = "arn:aws:rekognition:us-east-1:111111111111:project/src/version/v1/1700000000000";
     const PROJECT: &str = "arn:aws:rekognition:us-east-1:111111111111:project/src/1690000000000";
 
     fn doc(statement: Value) -> String {
@@ -321,20 +265,14 @@ mod tests {
     }
 
     fn verdict(documents: &[String], caller: &str) -> Verdict {
-        let parsed: Vec<PolicyDocument> = documents
-            .iter()
-            .map(|text| PolicyDocument::parse(text).unwrap())
-            .collect();
+        let parsed: Vec<PolicyDocument> = documents.iter().map(|text| PolicyDocument::parse(text).unwrap()).collect();
         evaluate(&parsed, caller, VERSION)
     }
 
     #[test]
     fn an_allow_for_the_account_allows() {
         let by_root = allow("arn:aws:iam::222222222222:root", VERSION);
-        assert_eq!(
-            verdict(std::slice::from_ref(&by_root), "222222222222"),
-            Verdict::Allowed
-        );
+        assert_eq!(verdict(std::slice::from_ref(&by_root), "222222222222"), Verdict::Allowed);
         assert_eq!(verdict(&[by_root], "333333333333"), Verdict::NotAllowed);
         let by_role = allow("arn:aws:iam::222222222222:role/Admin", VERSION);
         assert_eq!(verdict(&[by_role], "222222222222"), Verdict::Allowed);
@@ -344,20 +282,11 @@ mod tests {
 
     #[test]
     fn resources_match_with_wildcards() {
-        let every_version = allow(
-            "222222222222",
-            &format!("{}/version/*/*", PROJECT.rsplit_once('/').unwrap().0),
-        );
+        let every_version = allow("222222222222", &format!("{}/version/*/*", PROJECT.rsplit_once('/').unwrap().0));
         assert_eq!(verdict(&[every_version], "222222222222"), Verdict::Allowed);
         let other_version = allow("222222222222", &VERSION.replace("/v1/", "/v2/"));
-        assert_eq!(
-            verdict(&[other_version], "222222222222"),
-            Verdict::NotAllowed
-        );
-        assert_eq!(
-            verdict(&[allow("*", "*")], "222222222222"),
-            Verdict::Allowed
-        );
+        assert_eq!(verdict(&[other_version], "222222222222"), Verdict::NotAllowed);
+        assert_eq!(verdict(&[allow("*", "*")], "222222222222"), Verdict::Allowed);
     }
 
     #[test]
@@ -365,10 +294,7 @@ mod tests {
         let deny = doc(serde_json::json!({
             "Effect": "Deny", "Principal": "*", "Action": "rekognition:*", "Resource": "*"
         }));
-        assert_eq!(
-            verdict(&[allow("222222222222", "*"), deny], "222222222222"),
-            Verdict::ExplicitDeny
-        );
+        assert_eq!(verdict(&[allow("222222222222", "*"), deny], "222222222222"), Verdict::ExplicitDeny);
     }
 
     #[test]
@@ -377,15 +303,9 @@ mod tests {
             "Effect": "Allow", "Principal": "*", "Action": COPY_ACTION, "Resource": "*",
             "Condition": {"StringEquals": {"aws:PrincipalTag/team": "ml"}}
         }));
-        assert_eq!(
-            verdict(std::slice::from_ref(&conditional_allow), "2"),
-            Verdict::NotAllowed
-        );
+        assert_eq!(verdict(std::slice::from_ref(&conditional_allow), "2"), Verdict::NotAllowed);
         let conditional_deny = conditional_allow.replace("Allow", "Deny");
-        assert_eq!(
-            verdict(&[allow("*", "*"), conditional_deny], "2"),
-            Verdict::ExplicitDeny
-        );
+        assert_eq!(verdict(&[allow("*", "*"), conditional_deny], "2"), Verdict::ExplicitDeny);
     }
 
     #[test]
@@ -396,9 +316,7 @@ mod tests {
             r#"{"Version": "2012-10-17"}"#.to_owned(),
             r#"{"Statement": []}"#.to_owned(),
             doc(serde_json::json!({"Effect": "Allow", "Principal": "*", "Action": COPY_ACTION})),
-            doc(
-                serde_json::json!({"Effect": "Maybe", "Principal": "*", "Action": COPY_ACTION, "Resource": "*"}),
-            ),
+            doc(serde_json::json!({"Effect": "Maybe", "Principal": "*", "Action": COPY_ACTION, "Resource": "*"})),
             doc(serde_json::json!({"Effect": "Allow", "Action": COPY_ACTION, "Resource": "*"})),
             doc(
                 serde_json::json!({"Effect": "Allow", "Principal": "*", "Action": "rekognition:DetectLabels", "Resource": "*"}),
@@ -421,14 +339,8 @@ mod tests {
 
     #[test]
     fn the_helper_document_is_valid_and_allows_exactly_its_account() {
-        let document = allow_copy_document(
-            "222222222222",
-            "arn:aws:rekognition:us-east-1:111111111111:project/src",
-        );
-        assert_eq!(
-            verdict(std::slice::from_ref(&document), "222222222222"),
-            Verdict::Allowed
-        );
+        let document = allow_copy_document("222222222222", "arn:aws:rekognition:us-east-1:111111111111:project/src");
+        assert_eq!(verdict(std::slice::from_ref(&document), "222222222222"), Verdict::Allowed);
         assert_eq!(verdict(&[document], "333333333333"), Verdict::NotAllowed);
     }
 

@@ -17,45 +17,26 @@ pub const TARGET_PREFIX: &str = "RekognitionService.";
 
 /// The operation a request names, without the service prefix (an empty string when there is no target).
 pub fn target_operation(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let target = headers
-        .get("x-amz-target")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
-    target
-        .strip_prefix(TARGET_PREFIX)
-        .filter(|name| !name.is_empty())
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::UnknownOperation,
-                format!("Unknown operation: x-amz-target {target:?}"),
-            )
-        })
+    let target = headers.get("x-amz-target").and_then(|value| value.to_str().ok()).unwrap_or_default();
+    target.strip_prefix(TARGET_PREFIX).filter(|name| !name.is_empty()).ok_or_else(|| {
+        ApiError::new(ErrorCode::UnknownOperation, format!("Unknown operation: x-amz-target {target:?}"))
+    })
 }
 
 /// A header's value as text, when present and printable.
 pub fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned)
+    headers.get(name).and_then(|value| value.to_str().ok()).map(str::to_owned)
 }
 
 /// Decodes a request body; an empty body is an empty object (no members sent).
 pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let body = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}".as_slice()
-    } else {
-        body
-    };
-    serde_json::from_slice(body)
-        .map_err(|err| ApiError::validation(format!("Could not read the request body: {err}")))
+    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
+    serde_json::from_slice(body).map_err(|err| ApiError::validation(format!("Could not read the request body: {err}")))
 }
 
 /// A time as awsJson encodes it: epoch seconds, fractional.
 pub fn epoch_seconds(millis: i64) -> serde_json::Value {
-    serde_json::Number::from_f64(millis as f64 / 1000.0)
-        .map(serde_json::Value::Number)
-        .unwrap_or_default()
+    serde_json::Number::from_f64(millis as f64 / 1000.0).map(serde_json::Value::Number).unwrap_or_default()
 }
 
 /// The HTTP answer for an operation's result.
@@ -93,10 +74,7 @@ mod tests {
 
     #[test]
     fn target_names_the_operation() {
-        assert_eq!(
-            target_operation(&headers("RekognitionService.CopyProjectVersion")).unwrap(),
-            "CopyProjectVersion"
-        );
+        assert_eq!(target_operation(&headers("RekognitionService.CopyProjectVersion")).unwrap(), "CopyProjectVersion");
     }
 
     #[test]
@@ -120,23 +98,14 @@ mod tests {
 
     #[test]
     fn times_are_fractional_epoch_seconds() {
-        assert_eq!(
-            epoch_seconds(1_700_000_000_123),
-            serde_json::json!(1_700_000_000.123)
-        );
+        assert_eq!(epoch_seconds(1_700_000_000_123), serde_json::json!(1_700_000_000.123));
     }
 
     #[test]
     fn errors_carry_their_name_and_status() {
-        let response = respond(
-            &Err(ApiError::new(ErrorCode::Throttling, "slow down")),
-            "req-1",
-        );
+        let response = respond(&Err(ApiError::new(ErrorCode::Throttling, "slow down")), "req-1");
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(
-            response.headers()["x-amzn-errortype"],
-            "ThrottlingException"
-        );
+        assert_eq!(response.headers()["x-amzn-errortype"], "ThrottlingException");
         assert_eq!(response.headers()["x-amzn-requestid"], "req-1");
         assert_eq!(response.headers()["content-type"], CONTENT_TYPE);
     }

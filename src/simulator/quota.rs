@@ -62,17 +62,12 @@ impl Quotas {
 
     /// Checks every rate, so a bad configuration fails at start-up.
     pub fn validate(&self) -> Result<(), String> {
-        let all = std::iter::once(("default", &self.default)).chain(
-            self.per_account
-                .iter()
-                .map(|(account, quotas)| (account.as_str(), quotas)),
-        );
+        let all = std::iter::once(("default", &self.default))
+            .chain(self.per_account.iter().map(|(account, quotas)| (account.as_str(), quotas)));
         for (whose, quotas) in all {
             for (operation, rate) in &quotas.rate {
                 if !(rate.per_second.is_finite() && rate.per_second > 0.0) || rate.burst == 0 {
-                    return Err(format!(
-                        "quota of {whose} for {operation}: per_second must be > 0 and burst >= 1"
-                    ));
+                    return Err(format!("quota of {whose} for {operation}: per_second must be > 0 and burst >= 1"));
                 }
             }
         }
@@ -89,17 +84,12 @@ struct Bucket {
 
 impl Bucket {
     fn full(rate: Rate, now: Instant) -> Self {
-        Bucket {
-            tokens: f64::from(rate.burst),
-            refilled_at: now,
-        }
+        Bucket { tokens: f64::from(rate.burst), refilled_at: now }
     }
 
     /// Takes a token if there is one.
     fn try_take(&mut self, rate: Rate, now: Instant) -> bool {
-        let elapsed = now
-            .saturating_duration_since(self.refilled_at)
-            .as_secs_f64();
+        let elapsed = now.saturating_duration_since(self.refilled_at).as_secs_f64();
         self.tokens = (self.tokens + elapsed * rate.per_second).min(f64::from(rate.burst));
         self.refilled_at = now;
         if self.tokens >= 1.0 {
@@ -120,10 +110,7 @@ pub struct QuotaState {
 
 impl QuotaState {
     pub fn new(quotas: Quotas) -> Self {
-        QuotaState {
-            quotas,
-            buckets: HashMap::new(),
-        }
+        QuotaState { quotas, buckets: HashMap::new() }
     }
 
     pub fn quotas(&self) -> &Quotas {
@@ -176,21 +163,10 @@ mod tests {
         let quotas = quotas();
         assert_eq!(
             quotas.rate_for("222222222222", "DescribeProjectVersions"),
-            Some(Rate {
-                per_second: 1.0,
-                burst: 1
-            })
+            Some(Rate { per_second: 1.0, burst: 1 })
         );
-        assert_eq!(
-            quotas
-                .rate_for("222222222222", "CopyProjectVersion")
-                .map(|r| r.burst),
-            Some(3)
-        );
-        assert_eq!(
-            quotas.rate_for("111111111111", "DescribeProjectVersions"),
-            None
-        );
+        assert_eq!(quotas.rate_for("222222222222", "CopyProjectVersion").map(|r| r.burst), Some(3));
+        assert_eq!(quotas.rate_for("111111111111", "DescribeProjectVersions"), None);
         assert_eq!(quotas.max_copies_in_progress_for("222222222222"), Some(5));
         assert_eq!(Quotas::default().max_copies_in_progress_for("1"), None);
     }
@@ -199,15 +175,10 @@ mod tests {
     fn burst_then_refill_at_the_rate() {
         let mut state = QuotaState::new(quotas());
         let start = Instant::now();
-        let admitted = (0..5)
-            .filter(|_| state.admit("111111111111", "CopyProjectVersion", start))
-            .count();
+        let admitted = (0..5).filter(|_| state.admit("111111111111", "CopyProjectVersion", start)).count();
         assert_eq!(admitted, 3, "the burst");
         let later = start + Duration::from_millis(500);
-        assert!(
-            state.admit("111111111111", "CopyProjectVersion", later),
-            "one token after 0.5 s at 2/s"
-        );
+        assert!(state.admit("111111111111", "CopyProjectVersion", later), "one token after 0.5 s at 2/s");
         assert!(!state.admit("111111111111", "CopyProjectVersion", later));
     }
 
@@ -226,12 +197,7 @@ mod tests {
     #[test]
     fn zero_rates_are_rejected() {
         let mut quotas = quotas();
-        quotas
-            .default
-            .rate
-            .get_mut("CopyProjectVersion")
-            .unwrap()
-            .burst = 0;
+        quotas.default.rate.get_mut("CopyProjectVersion").unwrap().burst = 0;
         assert!(quotas.validate().is_err());
         assert!(self::quotas().validate().is_ok());
     }
@@ -243,12 +209,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(quotas.default, OperationQuotas::default());
-        assert_eq!(
-            quotas
-                .rate_for("1", "CopyProjectVersion")
-                .unwrap()
-                .per_second,
-            0.5
-        );
+        assert_eq!(quotas.rate_for("1", "CopyProjectVersion").unwrap().per_second, 0.5);
     }
 }

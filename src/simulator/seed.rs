@@ -97,13 +97,7 @@ pub struct SeedProjectPolicy {
 
 impl SeedProjectPolicy {
     /// A policy on `account_id`'s project `project` that lets `trusted_account` copy any of its model versions.
-    pub fn allow_copy(
-        account_id: &str,
-        region: &str,
-        project: &str,
-        name: &str,
-        trusted_account: &str,
-    ) -> Self {
+    pub fn allow_copy(account_id: &str, region: &str, project: &str, name: &str, trusted_account: &str) -> Self {
         SeedProjectPolicy {
             account_id: account_id.to_owned(),
             region: region.to_owned(),
@@ -131,15 +125,9 @@ impl SeedFile {
     pub fn from_json_file(path: impl AsRef<Path>) -> Result<SeedFile, SeedError> {
         let path = path.as_ref();
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| SeedError::Read {
-            path: shown.clone(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| SeedError::Read { path: shown.clone(), source })?;
         let format: SeedFileFormat =
-            serde_json::from_str(&text).map_err(|source| SeedError::Parse {
-                path: shown,
-                source,
-            })?;
+            serde_json::from_str(&text).map_err(|source| SeedError::Parse { path: shown, source })?;
         let file = SeedFile::from(format);
         file.seed.validate()?;
         checked_policies(&file.seed, &file.policies)?;
@@ -178,18 +166,13 @@ impl From<SeedFileFormat> for SeedFile {
             .projects
             .into_iter()
             .map(|project| {
-                policies.extend(
-                    project
-                        .policies
-                        .into_iter()
-                        .map(|policy| SeedProjectPolicy {
-                            account_id: project.account_id.clone(),
-                            region: project.region.clone(),
-                            project: project.name.clone(),
-                            name: policy.name,
-                            document: policy.document,
-                        }),
-                );
+                policies.extend(project.policies.into_iter().map(|policy| SeedProjectPolicy {
+                    account_id: project.account_id.clone(),
+                    region: project.region.clone(),
+                    project: project.name.clone(),
+                    name: policy.name,
+                    document: policy.document,
+                }));
                 SeedProject {
                     account_id: project.account_id,
                     region: project.region,
@@ -199,13 +182,7 @@ impl From<SeedFileFormat> for SeedFile {
                 }
             })
             .collect();
-        SeedFile {
-            seed: Seed {
-                accounts: format.accounts,
-                projects,
-            },
-            policies,
-        }
+        SeedFile { seed: Seed { accounts: format.accounts, projects }, policies }
     }
 }
 
@@ -232,20 +209,13 @@ pub fn checked_policies(
     seed: &Seed,
     policies: &[SeedProjectPolicy],
 ) -> Result<Vec<(SeedProjectPolicy, PolicyDocument)>, SeedError> {
-    let projects: HashSet<(&str, &str, &str)> = seed
-        .projects
-        .iter()
-        .map(|p| (p.account_id.as_str(), p.region.as_str(), p.name.as_str()))
-        .collect();
+    let projects: HashSet<(&str, &str, &str)> =
+        seed.projects.iter().map(|p| (p.account_id.as_str(), p.region.as_str(), p.name.as_str())).collect();
     let mut names: HashMap<(&str, &str, &str), HashSet<&str>> = HashMap::new();
     policies
         .iter()
         .map(|policy| {
-            let project = (
-                policy.account_id.as_str(),
-                policy.region.as_str(),
-                policy.project.as_str(),
-            );
+            let project = (policy.account_id.as_str(), policy.region.as_str(), policy.project.as_str());
             let invalid = |why: String| {
                 SeedError::Invalid(format!(
                     "policy {:?} of project {} ({}, {}): {why}",
@@ -256,21 +226,16 @@ pub fn checked_policies(
                 return Err(invalid("no such project in the seed".to_owned()));
             }
             if !is_policy_name(&policy.name) {
-                return Err(invalid(
-                    "name must be 1 to 128 of [a-zA-Z0-9_.-]".to_owned(),
-                ));
+                return Err(invalid("name must be 1 to 128 of [a-zA-Z0-9_.-]".to_owned()));
             }
             let taken = names.entry(project).or_default();
             if !taken.insert(&policy.name) {
                 return Err(invalid("name used twice".to_owned()));
             }
             if taken.len() > MAX_POLICIES_PER_PROJECT {
-                return Err(invalid(format!(
-                    "a project has at most {MAX_POLICIES_PER_PROJECT} policies"
-                )));
+                return Err(invalid(format!("a project has at most {MAX_POLICIES_PER_PROJECT} policies")));
             }
-            let document =
-                PolicyDocument::parse(&policy.document).map_err(|err| invalid(err.message))?;
+            let document = PolicyDocument::parse(&policy.document).map_err(|err| invalid(err.message))?;
             Ok((policy.clone(), document))
         })
         .collect()
@@ -284,15 +249,9 @@ pub fn is_policy_name(name: &str) -> bool {
 #[derive(Debug, thiserror::Error)]
 pub enum SeedError {
     #[error("cannot read seed file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("seed file {path} is not a valid seed: {source}")]
-    Parse {
-        path: String,
-        source: serde_json::Error,
-    },
+    Parse { path: String, source: serde_json::Error },
     #[error("invalid seed: {0}")]
     Invalid(String),
 }
@@ -319,24 +278,13 @@ impl Seed {
 
     /// The ARN the simulator gives a seeded project.
     pub fn project_arn(&self, account_id: &str, region: &str, name: &str) -> Option<String> {
-        self.find(account_id, region, name)
-            .map(|project| project.arn.to_string())
+        self.find(account_id, region, name).map(|project| project.arn.to_string())
     }
 
     /// The ARN the simulator gives a seeded version.
-    pub fn version_arn(
-        &self,
-        account_id: &str,
-        region: &str,
-        project: &str,
-        version: &str,
-    ) -> Option<String> {
+    pub fn version_arn(&self, account_id: &str, region: &str, project: &str, version: &str) -> Option<String> {
         let project = self.find(account_id, region, project)?;
-        project
-            .versions
-            .into_iter()
-            .find(|v| v.arn.version_name == version)
-            .map(|v| v.arn.to_string())
+        project.versions.into_iter().find(|v| v.arn.version_name == version).map(|v| v.arn.to_string())
     }
 
     /// Checks every rule a seed must follow, so that a bad seed fails at start-up, not on the first call.
@@ -345,48 +293,27 @@ impl Seed {
         let mut keys = HashSet::new();
         for account in &self.accounts {
             if !is_account_id(&account.account_id) {
-                return invalid(format!(
-                    "account id {:?} is not 12 digits",
-                    account.account_id
-                ));
+                return invalid(format!("account id {:?} is not 12 digits", account.account_id));
             }
             if account.access_key_id.is_empty() || !keys.insert(&account.access_key_id) {
-                return invalid(format!(
-                    "access key id {:?} is empty or used twice",
-                    account.access_key_id
-                ));
+                return invalid(format!("access key id {:?} is empty or used twice", account.access_key_id));
             }
         }
         let mut projects = HashSet::new();
         for project in &self.projects {
             if !is_account_id(&project.account_id) {
-                return invalid(format!(
-                    "project {}: account id is not 12 digits",
-                    project.name
-                ));
+                return invalid(format!("project {}: account id is not 12 digits", project.name));
             }
             let region_ok = !project.region.is_empty()
-                && project
-                    .region
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+                && project.region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
             if !region_ok {
-                return invalid(format!(
-                    "project {}: region {:?} is not a region name",
-                    project.name, project.region
-                ));
+                return invalid(format!("project {}: region {:?} is not a region name", project.name, project.region));
             }
             if !is_valid_name(&project.name) {
-                return invalid(format!(
-                    "project name {:?} does not match [a-zA-Z0-9_.-]{{1,255}}",
-                    project.name
-                ));
+                return invalid(format!("project name {:?} does not match [a-zA-Z0-9_.-]{{1,255}}", project.name));
             }
             if !projects.insert((&project.account_id, &project.region, &project.name)) {
-                return invalid(format!(
-                    "project {} is seeded twice in one account and region",
-                    project.name
-                ));
+                return invalid(format!("project {} is seeded twice in one account and region", project.name));
             }
             let mut versions = HashSet::new();
             for version in &project.versions {
@@ -398,22 +325,14 @@ impl Seed {
                 }
                 if let Some(status) = &version.status {
                     if VersionStatus::parse(status).is_none() {
-                        return invalid(format!(
-                            "version {}: unknown status {status:?}",
-                            version.name
-                        ));
+                        return invalid(format!("version {}: unknown status {status:?}", version.name));
                     }
                 }
             }
-            let times = project
-                .created_millis
-                .into_iter()
-                .chain(project.versions.iter().filter_map(|v| v.created_millis));
+            let times =
+                project.created_millis.into_iter().chain(project.versions.iter().filter_map(|v| v.created_millis));
             if times.into_iter().any(|millis| millis < 0) {
-                return invalid(format!(
-                    "project {}: creation times must not be negative",
-                    project.name
-                ));
+                return invalid(format!("project {}: creation times must not be negative", project.name));
             }
         }
         Ok(())
@@ -421,16 +340,13 @@ impl Seed {
 
     /// Every seeded project with its ARN, versions and statuses worked out. Assumes [`Seed::validate`] passed.
     pub(crate) fn resolve(&self) -> Vec<ResolvedProject> {
-        (0..self.projects.len())
-            .map(|index| self.resolve_project(index))
-            .collect()
+        (0..self.projects.len()).map(|index| self.resolve_project(index)).collect()
     }
 
     fn resolve_project(&self, index: usize) -> ResolvedProject {
         let project = &self.projects[index];
-        let created_millis = project
-            .created_millis
-            .unwrap_or(DEFAULT_EPOCH_MILLIS + index as i64 * PROJECT_SPACING_MILLIS);
+        let created_millis =
+            project.created_millis.unwrap_or(DEFAULT_EPOCH_MILLIS + index as i64 * PROJECT_SPACING_MILLIS);
         let key = ProjectKey {
             account_id: project.account_id.clone(),
             region: project.region.clone(),
@@ -444,9 +360,7 @@ impl Seed {
                 arn: ProjectVersionArn::new(
                     key.clone(),
                     version.name.clone(),
-                    version
-                        .created_millis
-                        .unwrap_or(created_millis + (position as i64 + 1) * VERSION_SPACING_MILLIS),
+                    version.created_millis.unwrap_or(created_millis + (position as i64 + 1) * VERSION_SPACING_MILLIS),
                 ),
                 status: version
                     .status
@@ -455,18 +369,13 @@ impl Seed {
                     .unwrap_or(VersionStatus::TrainingCompleted),
             })
             .collect();
-        ResolvedProject {
-            arn: ProjectArn::new(key, created_millis),
-            versions,
-        }
+        ResolvedProject { arn: ProjectArn::new(key, created_millis), versions }
     }
 
     fn find(&self, account_id: &str, region: &str, name: &str) -> Option<ResolvedProject> {
         self.projects
             .iter()
-            .position(|project| {
-                project.account_id == account_id && project.region == region && project.name == name
-            })
+            .position(|project| project.account_id == account_id && project.region == region && project.name == name)
             .map(|index| self.resolve_project(index))
     }
 }
@@ -495,13 +404,11 @@ mod tests {
     fn given_creation_times_make_the_arns() {
         let seed = seed();
         assert_eq!(
-            seed.project_arn("111111111111", "us-east-1", "fixed")
-                .unwrap(),
+            seed.project_arn("111111111111", "us-east-1", "fixed").unwrap(),
             "arn:aws:rekognition:us-east-1:111111111111:project/fixed/1000"
         );
         assert_eq!(
-            seed.version_arn("111111111111", "us-east-1", "fixed", "v1")
-                .unwrap(),
+            seed.version_arn("111111111111", "us-east-1", "fixed", "v1").unwrap(),
             "arn:aws:rekognition:us-east-1:111111111111:project/fixed/version/v1/2000"
         );
     }
@@ -510,43 +417,24 @@ mod tests {
     fn missing_creation_times_are_deterministic() {
         let expected = DEFAULT_EPOCH_MILLIS + PROJECT_SPACING_MILLIS;
         assert_eq!(
-            seed()
-                .project_arn("111111111111", "us-east-1", "derived")
-                .unwrap(),
+            seed().project_arn("111111111111", "us-east-1", "derived").unwrap(),
             format!("arn:aws:rekognition:us-east-1:111111111111:project/derived/{expected}")
         );
-        let v2 = seed()
-            .version_arn("111111111111", "us-east-1", "fixed", "v2")
-            .unwrap();
-        assert!(v2.ends_with(&format!(
-            "/version/v2/{}",
-            1000 + 2 * VERSION_SPACING_MILLIS
-        )));
+        let v2 = seed().version_arn("111111111111", "us-east-1", "fixed", "v2").unwrap();
+        assert!(v2.ends_with(&format!("/version/v2/{}", 1000 + 2 * VERSION_SPACING_MILLIS)));
     }
 
     #[test]
     fn unknown_projects_have_no_arn() {
-        assert_eq!(
-            seed().project_arn("111111111111", "us-west-2", "fixed"),
-            None
-        );
-        assert_eq!(
-            seed().version_arn("111111111111", "us-east-1", "fixed", "v9"),
-            None
-        );
+        assert_eq!(seed().project_arn("111111111111", "us-west-2", "fixed"), None);
+        assert_eq!(seed().version_arn("111111111111", "us-east-1", "fixed", "v9"), None);
     }
 
     #[test]
     fn status_defaults_to_training_completed() {
         let projects = seed().resolve();
-        assert_eq!(
-            projects[0].versions[0].status,
-            VersionStatus::TrainingCompleted
-        );
-        assert_eq!(
-            projects[0].versions[1].status,
-            VersionStatus::TrainingFailed
-        );
+        assert_eq!(projects[0].versions[0].status, VersionStatus::TrainingCompleted);
+        assert_eq!(projects[0].versions[1].status, VersionStatus::TrainingFailed);
     }
 
     #[test]
@@ -628,17 +516,12 @@ mod tests {
         let file = file_with_policy(serde_json::json!({"Statement": []}));
         assert!(checked_policies(&file.seed, &file.policies).is_err());
 
-        let mut elsewhere =
-            SeedProjectPolicy::allow_copy("111111111111", "us-east-1", "nope", "p", "222222222222");
+        let mut elsewhere = SeedProjectPolicy::allow_copy("111111111111", "us-east-1", "nope", "p", "222222222222");
         assert!(checked_policies(&file.seed, std::slice::from_ref(&elsewhere)).is_err());
         elsewhere.project = "fixed".into();
         assert!(checked_policies(&file.seed, &[elsewhere.clone(), elsewhere.clone()]).is_err());
-        let six: Vec<SeedProjectPolicy> = (0..6)
-            .map(|i| SeedProjectPolicy {
-                name: format!("p{i}"),
-                ..elsewhere.clone()
-            })
-            .collect();
+        let six: Vec<SeedProjectPolicy> =
+            (0..6).map(|i| SeedProjectPolicy { name: format!("p{i}"), ..elsewhere.clone() }).collect();
         assert!(checked_policies(&file.seed, &six[..5]).is_ok());
         assert!(checked_policies(&file.seed, &six).is_err());
     }

@@ -39,41 +39,28 @@ pub struct SimHandle {
 
 /// Checks the configuration, binds `config.listen` and serves until shut down.
 pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
-    let policies = config
-        .validate()
-        .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
+    let policies = config.validate().map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
     let engine = Arc::new(Engine::new(&config, &policies));
     let listener = TcpListener::bind(config.listen).await?;
     let local_addr = listener.local_addr()?;
     let (stop, mut stop_requested) = watch::channel(false);
     let (stopped_tx, stopped) = watch::channel(false);
 
-    let app = Router::new()
-        .route("/", post(aws))
-        .merge(admin::routes())
-        .with_state(engine.clone());
+    let app = Router::new().route("/", post(aws)).merge(admin::routes()).with_state(engine.clone());
     tokio::spawn(async move {
         // Resolves on shutdown() and also when every handle (and so the sender) is gone.
         let signal = async move {
             let _ = stop_requested.wait_for(|stop| *stop).await;
         };
         let service = app.into_make_service_with_connect_info::<Connection>();
-        if let Err(err) = axum::serve(CuttableListener::new(listener), service)
-            .with_graceful_shutdown(signal)
-            .await
-        {
+        if let Err(err) = axum::serve(CuttableListener::new(listener), service).with_graceful_shutdown(signal).await {
             tracing::error!(error = %err, "rekognition simulator stopped on an error");
         }
         tracing::info!(%local_addr, "rekognition simulator stopped");
         let _ = stopped_tx.send(true);
     });
     tracing::info!(%local_addr, "rekognition simulator listening");
-    Ok(SimHandle {
-        engine,
-        local_addr,
-        stop: Arc::new(stop),
-        stopped,
-    })
+    Ok(SimHandle { engine, local_addr, stop: Arc::new(stop), stopped })
 }
 
 async fn aws(
@@ -85,12 +72,7 @@ async fn aws(
     body: Bytes,
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let answer = engine.handle(&ReceivedRequest {
-        method: &method,
-        uri: &uri,
-        headers: &headers,
-        body: &body,
-    });
+    let answer = engine.handle(&ReceivedRequest { method: &method, uri: &uri, headers: &headers, body: &body });
     if !answer.latency.is_zero() {
         tokio::time::sleep(answer.latency).await;
     }

@@ -44,31 +44,19 @@ pub struct Authorization {
 impl Authorization {
     /// Reads an `Authorization` header value.
     pub fn parse(header: Option<&str>) -> Result<Self, ApiError> {
-        let header = header.ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::MissingAuthenticationToken,
-                "Missing Authentication Token",
-            )
-        })?;
+        let header = header
+            .ok_or_else(|| ApiError::new(ErrorCode::MissingAuthenticationToken, "Missing Authentication Token"))?;
         let incomplete = |what: &str| {
             ApiError::new(
                 ErrorCode::IncompleteSignature,
                 format!("Authorization header requires a valid '{what}' parameter. Authorization={header}"),
             )
         };
-        let params = header
-            .strip_prefix("AWS4-HMAC-SHA256")
-            .ok_or_else(|| incomplete("Credential"))?;
-        let param = |name: &str| {
-            params
-                .split(',')
-                .map(str::trim)
-                .find_map(|param| param.strip_prefix(name)?.strip_prefix('='))
-        };
+        let params = header.strip_prefix("AWS4-HMAC-SHA256").ok_or_else(|| incomplete("Credential"))?;
+        let param =
+            |name: &str| params.split(',').map(str::trim).find_map(|param| param.strip_prefix(name)?.strip_prefix('='));
         let credential = param("Credential").ok_or_else(|| incomplete("Credential"))?;
-        let [key, date, region, service, "aws4_request"] =
-            credential.split('/').collect::<Vec<_>>()[..]
-        else {
+        let [key, date, region, service, "aws4_request"] = credential.split('/').collect::<Vec<_>>()[..] else {
             return Err(incomplete("Credential"));
         };
         if key.is_empty() || region.is_empty() {
@@ -99,47 +87,30 @@ pub fn verify(
 ) -> Result<(), ApiError> {
     let incomplete = |message: &str| ApiError::new(ErrorCode::IncompleteSignature, message);
     if authorization.signed_headers.is_empty() || authorization.signature.is_empty() {
-        return Err(incomplete(
-            "Authorization header requires 'SignedHeaders' and 'Signature' parameters.",
-        ));
+        return Err(incomplete("Authorization header requires 'SignedHeaders' and 'Signature' parameters."));
     }
     let amz_date = header(request.headers, "x-amz-date").ok_or_else(|| {
-        incomplete(
-            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
-        )
+        incomplete("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
     })?;
-    let signed_at = parse_amz_date(amz_date).ok_or_else(|| {
-        incomplete(&format!(
-            "X-Amz-Date {amz_date:?} is not in the basic ISO 8601 format."
-        ))
-    })?;
+    let signed_at = parse_amz_date(amz_date)
+        .ok_or_else(|| incomplete(&format!("X-Amz-Date {amz_date:?} is not in the basic ISO 8601 format.")))?;
     check_skew(amz_date, signed_at, now)?;
     if authorization.service != SERVICE {
-        return Err(invalid(&format!(
-            "Credential should be scoped to correct service: '{SERVICE}'."
-        )));
+        return Err(invalid(&format!("Credential should be scoped to correct service: '{SERVICE}'.")));
     }
-    let host =
-        header(request.headers, "host").ok_or_else(|| incomplete("The Host header is missing."))?;
+    let host = header(request.headers, "host").ok_or_else(|| incomplete("The Host header is missing."))?;
 
     // The headers the client says it signed, with their values as received (repeated headers joined by commas).
     let mut signed = Vec::with_capacity(authorization.signed_headers.len());
     for name in &authorization.signed_headers {
-        let values: Vec<&str> = request
-            .headers
-            .get_all(name.as_str())
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .collect();
+        let values: Vec<&str> =
+            request.headers.get_all(name.as_str()).iter().filter_map(|value| value.to_str().ok()).collect();
         if values.is_empty() {
             return Err(mismatch());
         }
         signed.push((name.as_str(), values.join(",")));
     }
-    let path_and_query = request
-        .uri
-        .path_and_query()
-        .map_or("/", |path| path.as_str());
+    let path_and_query = request.uri.path_and_query().map_or("/", |path| path.as_str());
     let signable = SignableRequest::new(
         request.method.as_str(),
         format!("http://{host}{path_and_query}"),
@@ -148,14 +119,8 @@ pub fn verify(
     )
     .map_err(|_| mismatch())?;
 
-    let identity = Credentials::new(
-        &authorization.access_key_id,
-        secret_access_key,
-        None,
-        None,
-        "rekognition-simulator",
-    )
-    .into();
+    let identity =
+        Credentials::new(&authorization.access_key_id, secret_access_key, None, None, "rekognition-simulator").into();
     let mut settings = SigningSettings::default();
     // Sign exactly what the client listed: nothing excluded, nothing added but what SigV4 always adds.
     settings.excluded_headers = None;
@@ -186,11 +151,7 @@ fn parse_amz_date(text: &str) -> Option<SystemTime> {
 }
 
 fn check_skew(amz_date: &str, signed_at: SystemTime, now: SystemTime) -> Result<(), ApiError> {
-    let format = |time: SystemTime| {
-        DateTime::<Utc>::from(time)
-            .format("%Y%m%dT%H%M%SZ")
-            .to_string()
-    };
+    let format = |time: SystemTime| DateTime::<Utc>::from(time).format("%Y%m%dT%H%M%SZ").to_string();
     if signed_at + MAX_SKEW < now {
         return Err(invalid(&format!(
             "Signature expired: {amz_date} is now earlier than {} ({} - 15 min.)",
@@ -231,9 +192,7 @@ mod tests {
 
     /// A request signed the way an SDK does, by the same signer, at `at`.
     fn signed_request(secret: &str, at: SystemTime) -> (HeaderMap, String) {
-        let amz_date = DateTime::<Utc>::from(at)
-            .format("%Y%m%dT%H%M%SZ")
-            .to_string();
+        let amz_date = DateTime::<Utc>::from(at).format("%Y%m%dT%H%M%SZ").to_string();
         let headers = [
             ("content-type", "application/x-amz-json-1.1"),
             ("host", "127.0.0.1:4000"),
@@ -250,13 +209,9 @@ mod tests {
             .build()
             .unwrap()
             .into();
-        let signable = SignableRequest::new(
-            "POST",
-            "http://127.0.0.1:4000/",
-            headers.iter().copied(),
-            SignableBody::Bytes(BODY),
-        )
-        .unwrap();
+        let signable =
+            SignableRequest::new("POST", "http://127.0.0.1:4000/", headers.iter().copied(), SignableBody::Bytes(BODY))
+                .unwrap();
         let (instructions, _) = sign(signable, &params).unwrap().into_parts();
         let mut map = HeaderMap::new();
         for (name, value) in headers {
@@ -270,25 +225,10 @@ mod tests {
         (map, authorization)
     }
 
-    fn check(
-        headers: &HeaderMap,
-        authorization: &str,
-        body: &[u8],
-        now: SystemTime,
-    ) -> Result<(), ApiError> {
+    fn check(headers: &HeaderMap, authorization: &str, body: &[u8], now: SystemTime) -> Result<(), ApiError> {
         let uri: Uri = "/".parse().unwrap();
-        let request = ReceivedRequest {
-            method: &Method::POST,
-            uri: &uri,
-            headers,
-            body,
-        };
-        verify(
-            &request,
-            &Authorization::parse(Some(authorization))?,
-            SECRET,
-            now,
-        )
+        let request = ReceivedRequest { method: &Method::POST, uri: &uri, headers, body };
+        verify(&request, &Authorization::parse(Some(authorization))?, SECRET, now)
     }
 
     #[test]
@@ -304,9 +244,7 @@ mod tests {
         let (headers, authorization) = signed_request("not-the-secret", now);
         let err = check(&headers, &authorization, BODY, now).unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidSignature);
-        assert!(err
-            .message
-            .starts_with("The request signature we calculated does not match"));
+        assert!(err.message.starts_with("The request signature we calculated does not match"));
     }
 
     #[test]
@@ -315,10 +253,7 @@ mod tests {
         let (mut headers, authorization) = signed_request(SECRET, now);
         let err = check(&headers, &authorization, br#"{"ProjectArn":"y"}"#, now).unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidSignature);
-        headers.insert(
-            "x-amz-target",
-            HeaderValue::from_static("RekognitionService.CreateProject"),
-        );
+        headers.insert("x-amz-target", HeaderValue::from_static("RekognitionService.CreateProject"));
         assert!(check(&headers, &authorization, BODY, now).is_err());
     }
 
@@ -328,11 +263,7 @@ mod tests {
         let (headers, authorization) = signed_request(SECRET, then);
         let err = check(&headers, &authorization, BODY, SystemTime::now()).unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidSignature);
-        assert!(
-            err.message.starts_with("Signature expired"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.starts_with("Signature expired"), "{}", err.message);
     }
 
     #[test]
@@ -355,13 +286,7 @@ mod tests {
         assert_eq!(parsed.region, "eu-west-1");
         assert_eq!(parsed.signed_headers, ["host", "x-amz-date"]);
         assert_eq!(parsed.signature, "abc");
-        assert_eq!(
-            Authorization::parse(Some("Bearer x")).unwrap_err().code,
-            ErrorCode::IncompleteSignature
-        );
-        assert_eq!(
-            Authorization::parse(None).unwrap_err().code,
-            ErrorCode::MissingAuthenticationToken
-        );
+        assert_eq!(Authorization::parse(Some("Bearer x")).unwrap_err().code, ErrorCode::IncompleteSignature);
+        assert_eq!(Authorization::parse(None).unwrap_err().code, ErrorCode::MissingAuthenticationToken);
     }
 }

@@ -103,10 +103,7 @@ impl Versions {
 
 impl Project {
     pub fn page_key(&self) -> PageKey {
-        PageKey {
-            created_millis: self.arn.created_millis,
-            seq: self.seq,
-        }
+        PageKey { created_millis: self.arn.created_millis, seq: self.seq }
     }
 
     /// The version with exactly this ARN.
@@ -114,9 +111,7 @@ impl Project {
         if arn.project != self.arn.key {
             return None;
         }
-        self.versions
-            .named(&arn.version_name)
-            .filter(|version| version.arn == *arn)
+        self.versions.named(&arn.version_name).filter(|version| version.arn == *arn)
     }
 
     pub fn version_named(&self, name: &str) -> Option<&Version> {
@@ -130,10 +125,7 @@ impl Project {
 
 impl Version {
     pub fn page_key(&self) -> PageKey {
-        PageKey {
-            created_millis: self.arn.created_millis,
-            seq: self.seq,
-        }
+        PageKey { created_millis: self.arn.created_millis, seq: self.seq }
     }
 }
 
@@ -210,15 +202,11 @@ impl Store {
 
     /// The project with exactly this ARN.
     pub fn project(&self, arn: &ProjectArn) -> Option<&Project> {
-        self.projects
-            .get(&arn.key)
-            .filter(|project| project.arn == *arn)
+        self.projects.get(&arn.key).filter(|project| project.arn == *arn)
     }
 
     pub fn project_mut(&mut self, arn: &ProjectArn) -> Option<&mut Project> {
-        self.projects
-            .get_mut(&arn.key)
-            .filter(|project| project.arn == *arn)
+        self.projects.get_mut(&arn.key).filter(|project| project.arn == *arn)
     }
 
     /// The project with this name, whatever its creation time.
@@ -276,10 +264,7 @@ impl Store {
 
     /// Remembers a copy into `account_id`, started at `now_millis`, in progress until `done_at_millis`.
     pub fn copy_started(&mut self, account_id: &str, now_millis: i64, done_at_millis: i64) {
-        let ends = self
-            .copies_in_progress
-            .entry(account_id.to_owned())
-            .or_default();
+        let ends = self.copies_in_progress.entry(account_id.to_owned()).or_default();
         // Ended copies go as new ones come, so the heap holds only copies in progress, quota or not.
         forget_ended(ends, now_millis);
         ends.push(Reverse(done_at_millis));
@@ -323,16 +308,8 @@ mod tests {
                     name: "p".into(),
                     created_millis: Some(1000),
                     versions: vec![
-                        SeedVersion {
-                            name: "v1".into(),
-                            status: None,
-                            created_millis: Some(2000),
-                        },
-                        SeedVersion {
-                            name: "v2".into(),
-                            status: None,
-                            created_millis: Some(3000),
-                        },
+                        SeedVersion { name: "v1".into(), status: None, created_millis: Some(2000) },
+                        SeedVersion { name: "v2".into(), status: None, created_millis: Some(3000) },
                     ],
                 },
                 SeedProject {
@@ -354,76 +331,39 @@ mod tests {
     #[test]
     fn project_is_found_by_its_exact_arn_only() {
         let store = store();
-        assert!(store
-            .project(&project_arn(
-                "arn:aws:rekognition:us-east-1:111111111111:project/p/1000"
-            ))
-            .is_some());
-        assert!(store
-            .project(&project_arn(
-                "arn:aws:rekognition:us-east-1:111111111111:project/p/1001"
-            ))
-            .is_none());
+        assert!(store.project(&project_arn("arn:aws:rekognition:us-east-1:111111111111:project/p/1000")).is_some());
+        assert!(store.project(&project_arn("arn:aws:rekognition:us-east-1:111111111111:project/p/1001")).is_none());
     }
 
     #[test]
     fn version_is_found_by_its_exact_arn_only() {
         let store = store();
-        let project = store
-            .project(&project_arn(
-                "arn:aws:rekognition:us-east-1:111111111111:project/p/1000",
-            ))
-            .unwrap();
+        let project = store.project(&project_arn("arn:aws:rekognition:us-east-1:111111111111:project/p/1000")).unwrap();
         let arn = "arn:aws:rekognition:us-east-1:111111111111:project/p/version/v1/2000";
-        assert!(project
-            .version(&ProjectVersionArn::parse(arn).unwrap())
-            .is_some());
+        assert!(project.version(&ProjectVersionArn::parse(arn).unwrap()).is_some());
         let other = arn.replace("/2000", "/2001");
-        assert!(project
-            .version(&ProjectVersionArn::parse(&other).unwrap())
-            .is_none());
+        assert!(project.version(&ProjectVersionArn::parse(&other).unwrap()).is_none());
     }
 
     #[test]
     fn projects_are_listed_per_account_and_region_newest_first() {
         let store = store();
         let names = |after| {
-            store
-                .projects_in("111111111111", "us-east-1", after)
-                .map(|p| p.arn.key.name.clone())
-                .collect::<Vec<_>>()
+            store.projects_in("111111111111", "us-east-1", after).map(|p| p.arn.key.name.clone()).collect::<Vec<_>>()
         };
         assert_eq!(names(None), ["q", "p"]);
-        let q = store
-            .projects_in("111111111111", "us-east-1", None)
-            .next()
-            .unwrap()
-            .page_key();
+        let q = store.projects_in("111111111111", "us-east-1", None).next().unwrap().page_key();
         assert_eq!(names(Some(q)), ["p"]);
-        assert_eq!(
-            store.projects_in("111111111111", "us-west-2", None).count(),
-            0
-        );
-        assert_eq!(
-            store.projects_in("222222222222", "us-east-1", None).count(),
-            0
-        );
+        assert_eq!(store.projects_in("111111111111", "us-west-2", None).count(), 0);
+        assert_eq!(store.projects_in("222222222222", "us-east-1", None).count(), 0);
     }
 
     #[test]
     fn versions_list_newest_first_and_can_be_removed() {
         let mut store = store();
-        let key = ProjectKey {
-            account_id: "111111111111".into(),
-            region: "us-east-1".into(),
-            name: "p".into(),
-        };
+        let key = ProjectKey { account_id: "111111111111".into(), region: "us-east-1".into(), name: "p".into() };
         let project = store.project_named_mut(&key).unwrap();
-        let names: Vec<&str> = project
-            .versions
-            .newest_first(None)
-            .map(|v| v.arn.version_name.as_str())
-            .collect();
+        let names: Vec<&str> = project.versions.newest_first(None).map(|v| v.arn.version_name.as_str()).collect();
         assert_eq!(names, ["v2", "v1"]);
         assert_eq!(
             project.versions.remove("v2").map(|v| v.lifecycle),
@@ -444,11 +384,7 @@ mod tests {
         assert_eq!(store.copies_in_progress("3", 0), 0);
         store.copy_started("3", 0, 10);
         store.copy_started("3", 20, 30);
-        assert_eq!(
-            store.copies_in_progress.get("3").map(BinaryHeap::len),
-            Some(1),
-            "the ended copy is gone"
-        );
+        assert_eq!(store.copies_in_progress.get("3").map(BinaryHeap::len), Some(1), "the ended copy is gone");
     }
 
     #[test]

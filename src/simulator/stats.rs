@@ -47,20 +47,13 @@ impl Stats {
     /// Counts a call received at `at`; returns how many calls of this account and operation came before it
     /// (random faults are drawn from that number).
     pub fn received(&mut self, account_id: &str, operation: &str, at: Instant) -> u64 {
-        let counter = self
-            .counters
-            .entry((account_id.to_owned(), operation.to_owned()))
-            .or_default();
+        let counter = self.counters.entry((account_id.to_owned(), operation.to_owned())).or_default();
         let before = counter.calls;
         counter.calls += 1;
         // Arrival order and `at` order can differ by a hair between threads; keep the deque sorted.
         let position = counter.window.partition_point(|t| *t <= at);
         counter.window.insert(position, at);
-        while counter
-            .window
-            .front()
-            .is_some_and(|oldest| at.saturating_duration_since(*oldest) > WINDOW)
-        {
+        while counter.window.front().is_some_and(|oldest| at.saturating_duration_since(*oldest) > WINDOW) {
             counter.window.pop_front();
         }
         counter.max_in_window = counter.max_in_window.max(counter.window.len() as u64);
@@ -69,10 +62,7 @@ impl Stats {
 
     /// Counts a throttle answered to a call already counted as received.
     pub fn answered(&mut self, account_id: &str, operation: &str, code: &ErrorCode) {
-        let Some(counter) = self
-            .counters
-            .get_mut(&(account_id.to_owned(), operation.to_owned()))
-        else {
+        let Some(counter) = self.counters.get_mut(&(account_id.to_owned(), operation.to_owned())) else {
             return;
         };
         match code {
@@ -136,11 +126,7 @@ mod tests {
         stats.received("1", "Op", start);
         stats.received("1", "Op", start + WINDOW);
         assert_eq!(stats.snapshot()[0].max_calls_in_one_second, 2);
-        stats.received(
-            "1",
-            "Op",
-            start + WINDOW + Duration::from_millis(1) + WINDOW,
-        );
+        stats.received("1", "Op", start + WINDOW + Duration::from_millis(1) + WINDOW);
         assert_eq!(stats.snapshot()[0].max_calls_in_one_second, 2);
     }
 

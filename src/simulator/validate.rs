@@ -47,98 +47,71 @@ pub const PROJECT_VERSION_ARN: StringShape = StringShape {
 };
 
 /// `VersionName` and `ProjectName` share this rule.
-pub const NAME: StringShape = StringShape {
-    min: 1,
-    max: 255,
-    pattern: Some(Pattern::new(r"[a-zA-Z0-9_.\-]+", is_valid_name)),
-};
+pub const NAME: StringShape =
+    StringShape { min: 1, max: 255, pattern: Some(Pattern::new(r"[a-zA-Z0-9_.\-]+", is_valid_name)) };
 
 pub const S3_BUCKET: StringShape = StringShape {
     min: 3,
     max: 255,
     pattern: Some(Pattern::new(r"[0-9A-Za-z\.\-_]*", |s| {
-        s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
     })),
 };
 
-pub const S3_KEY_PREFIX: StringShape = StringShape {
-    min: 0,
-    max: 1024,
-    pattern: None,
-};
+pub const S3_KEY_PREFIX: StringShape = StringShape { min: 0, max: 1024, pattern: None };
 
 pub const KMS_KEY_ID: StringShape = StringShape {
     min: 1,
     max: 2048,
-    pattern: Some(Pattern::new(
-        r"^[A-Za-z0-9][A-Za-z0-9:_/+=,@.-]{0,2048}$",
-        |s| {
-            let mut bytes = s.bytes();
-            bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
-                && bytes.all(|b| b.is_ascii_alphanumeric() || b":_/+=,@.-".contains(&b))
-        },
-    )),
+    pattern: Some(Pattern::new(r"^[A-Za-z0-9][A-Za-z0-9:_/+=,@.-]{0,2048}$", |s| {
+        let mut bytes = s.bytes();
+        bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+            && bytes.all(|b| b.is_ascii_alphanumeric() || b":_/+=,@.-".contains(&b))
+    })),
 };
 
 pub const TAG_KEY: StringShape = StringShape {
     min: 1,
     max: 128,
-    pattern: Some(Pattern::new(
-        r"^(?!aws:)[\p{L}\p{Z}\p{N}_.:/=+\-@]*$",
-        |s| !s.starts_with("aws:") && s.chars().all(is_tag_char),
-    )),
+    pattern: Some(Pattern::new(r"^(?!aws:)[\p{L}\p{Z}\p{N}_.:/=+\-@]*$", |s| {
+        !s.starts_with("aws:") && s.chars().all(is_tag_char)
+    })),
 };
 
 pub const TAG_VALUE: StringShape = StringShape {
     min: 0,
     max: 256,
-    pattern: Some(Pattern::new(r"^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$", |s| {
-        s.chars().all(is_tag_char)
-    })),
+    pattern: Some(Pattern::new(r"^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$", |s| s.chars().all(is_tag_char))),
 };
 
 pub const POLICY_NAME: StringShape = StringShape {
     min: 1,
     max: 128,
     pattern: Some(Pattern::new(r"[a-zA-Z0-9_.\-]+", |s| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
     })),
 };
 
 pub const POLICY_REVISION_ID: StringShape = StringShape {
     min: 0,
     max: 64,
-    pattern: Some(Pattern::new(r"[0-9A-Fa-f]+", |s| {
-        !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
-    })),
+    pattern: Some(Pattern::new(r"[0-9A-Fa-f]+", |s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit()))),
 };
 
 pub const POLICY_DOCUMENT: StringShape = StringShape {
     min: 1,
     max: 2000,
     pattern: Some(Pattern::new(r"[\u0009\u000A\u000D\u0020-\u00FF]+", |s| {
-        !s.is_empty()
-            && s.chars()
-                .all(|c| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{ff}'))
+        !s.is_empty() && s.chars().all(|c| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{ff}'))
     })),
 };
 
-pub const PAGINATION_TOKEN: StringShape = StringShape {
-    min: 0,
-    max: 1024,
-    pattern: None,
-};
+pub const PAGINATION_TOKEN: StringShape = StringShape { min: 0, max: 1024, pattern: None };
 
 /// `\p{L}\p{Z}\p{N}_.:/=+\-@`, with Rust's alphabetic/numeric/whitespace classes standing in for the Unicode
 /// categories (close enough for a simulator: they agree on every character a tag is likely to hold).
 fn is_tag_char(c: char) -> bool {
-    c.is_alphabetic()
-        || c.is_numeric()
-        || (c.is_whitespace() && !c.is_control())
-        || "_.:/=+-@".contains(c)
+    c.is_alphabetic() || c.is_numeric() || (c.is_whitespace() && !c.is_control()) || "_.:/=+-@".contains(c)
 }
 
 pub const TAG_MAP_MAX: usize = 200;
@@ -157,9 +130,8 @@ impl Checks {
     /// A required member; returns it so the caller can go on checking it.
     pub fn required<'a, T>(&mut self, path: &str, value: &'a Option<T>) -> Option<&'a T> {
         if value.is_none() {
-            self.violations.push(format!(
-                "Value null at '{path}' failed to satisfy constraint: Member must not be null"
-            ));
+            self.violations
+                .push(format!("Value null at '{path}' failed to satisfy constraint: Member must not be null"));
         }
         value.as_ref()
     }
@@ -167,36 +139,14 @@ impl Checks {
     pub fn string(&mut self, path: &str, value: &str, shape: &StringShape) {
         let len = value.chars().count();
         if len < shape.min {
-            self.violate(
-                path,
-                value,
-                &format!(
-                    "Member must have length greater than or equal to {}",
-                    shape.min
-                ),
-            );
+            self.violate(path, value, &format!("Member must have length greater than or equal to {}", shape.min));
         }
         if len > shape.max {
-            self.violate(
-                path,
-                value,
-                &format!(
-                    "Member must have length less than or equal to {}",
-                    shape.max
-                ),
-            );
+            self.violate(path, value, &format!("Member must have length less than or equal to {}", shape.max));
         }
-        if let Some(Pattern {
-            text: pattern,
-            matches,
-        }) = shape.pattern
-        {
+        if let Some(Pattern { text: pattern, matches }) = shape.pattern {
             if !matches(value) {
-                self.violate(
-                    path,
-                    value,
-                    &format!("Member must satisfy regular expression pattern: {pattern}"),
-                );
+                self.violate(path, value, &format!("Member must satisfy regular expression pattern: {pattern}"));
             }
         }
     }
@@ -209,30 +159,15 @@ impl Checks {
 
     pub fn range(&mut self, path: &str, value: i64, min: i64, max: i64) {
         if value < min {
-            self.violate(
-                path,
-                &value.to_string(),
-                &format!("Member must have value greater than or equal to {min}"),
-            );
+            self.violate(path, &value.to_string(), &format!("Member must have value greater than or equal to {min}"));
         }
         if value > max {
-            self.violate(
-                path,
-                &value.to_string(),
-                &format!("Member must have value less than or equal to {max}"),
-            );
+            self.violate(path, &value.to_string(), &format!("Member must have value less than or equal to {max}"));
         }
     }
 
     /// A list's length, then each member against `shape`.
-    pub fn list(
-        &mut self,
-        path: &str,
-        values: &[String],
-        min: usize,
-        max: usize,
-        shape: &StringShape,
-    ) {
+    pub fn list(&mut self, path: &str, values: &[String], min: usize, max: usize, shape: &StringShape) {
         self.count(path, values, min, max);
         for value in values {
             self.string(&format!("{path}.member"), value, shape);
@@ -243,42 +178,23 @@ impl Checks {
     pub fn count(&mut self, path: &str, values: &[String], min: usize, max: usize) {
         let shown = format!("[{}]", values.join(", "));
         if values.len() < min {
-            self.violate(
-                path,
-                &shown,
-                &format!("Member must have length greater than or equal to {min}"),
-            );
+            self.violate(path, &shown, &format!("Member must have length greater than or equal to {min}"));
         }
         if values.len() > max {
-            self.violate(
-                path,
-                &shown,
-                &format!("Member must have length less than or equal to {max}"),
-            );
+            self.violate(path, &shown, &format!("Member must have length less than or equal to {max}"));
         }
     }
 
     pub fn one_of(&mut self, path: &str, value: &str, allowed: &[&str]) {
         if !allowed.contains(&value) {
-            self.violate(
-                path,
-                value,
-                &format!(
-                    "Member must satisfy enum value set: [{}]",
-                    allowed.join(", ")
-                ),
-            );
+            self.violate(path, value, &format!("Member must satisfy enum value set: [{}]", allowed.join(", ")));
         }
     }
 
     pub fn tags(&mut self, path: &str, tags: &Option<std::collections::BTreeMap<String, String>>) {
         let Some(tags) = tags else { return };
         if tags.len() > TAG_MAP_MAX {
-            self.violate(
-                path,
-                "{...}",
-                &format!("Member must have length less than or equal to {TAG_MAP_MAX}"),
-            );
+            self.violate(path, "{...}", &format!("Member must have length less than or equal to {TAG_MAP_MAX}"));
         }
         for (key, value) in tags {
             self.string(&format!("{path}.key"), key, &TAG_KEY);
@@ -287,22 +203,14 @@ impl Checks {
     }
 
     fn violate(&mut self, path: &str, value: &str, constraint: &str) {
-        self.violations.push(format!(
-            "Value '{value}' at '{path}' failed to satisfy constraint: {constraint}"
-        ));
+        self.violations.push(format!("Value '{value}' at '{path}' failed to satisfy constraint: {constraint}"));
     }
 
     pub fn finish(self) -> Result<(), ApiError> {
         match self.violations.len() {
             0 => Ok(()),
-            1 => Err(ApiError::validation(format!(
-                "1 validation error detected: {}",
-                self.violations[0]
-            ))),
-            n => Err(ApiError::validation(format!(
-                "{n} validation errors detected: {}",
-                self.violations.join("; ")
-            ))),
+            1 => Err(ApiError::validation(format!("1 validation error detected: {}", self.violations[0]))),
+            n => Err(ApiError::validation(format!("{n} validation errors detected: {}", self.violations.join("; ")))),
         }
     }
 }

@@ -78,10 +78,7 @@ pub(super) async fn insert(
 }
 
 pub async fn by_seq(store: &super::Store, seq: i64) -> Result<Option<CopyEventRow>, StoreError> {
-    Ok(sqlx::query_as("SELECT * FROM copy_events WHERE seq = $1")
-        .bind(seq)
-        .fetch_optional(store.pool())
-        .await?)
+    Ok(sqlx::query_as("SELECT * FROM copy_events WHERE seq = $1").bind(seq).fetch_optional(store.pool()).await?)
 }
 
 /// A copy's events after `after_seq`, oldest first. Transitions of one copy are serialized by its row lock,
@@ -91,23 +88,19 @@ pub async fn for_copy_after(
     copy_id: Uuid,
     after_seq: i64,
 ) -> Result<Vec<CopyEventRow>, StoreError> {
-    Ok(
-        sqlx::query_as("SELECT * FROM copy_events WHERE copy_id = $1 AND seq > $2 ORDER BY seq")
-            .bind(copy_id)
-            .bind(after_seq)
-            .fetch_all(store.pool())
-            .await?,
-    )
+    Ok(sqlx::query_as("SELECT * FROM copy_events WHERE copy_id = $1 AND seq > $2 ORDER BY seq")
+        .bind(copy_id)
+        .bind(after_seq)
+        .fetch_all(store.pool())
+        .await?)
 }
 
 /// The sequence number of a copy's latest event (0 if none).
 pub async fn last_seq(store: &super::Store, copy_id: Uuid) -> Result<i64, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM copy_events WHERE copy_id = $1")
-            .bind(copy_id)
-            .fetch_one(store.pool())
-            .await?,
-    )
+    Ok(sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM copy_events WHERE copy_id = $1")
+        .bind(copy_id)
+        .fetch_one(store.pool())
+        .await?)
 }
 
 /// The latest event's sequence number of each of `copy_ids` that has any.
@@ -115,11 +108,10 @@ pub async fn last_seqs(
     store: &super::Store,
     copy_ids: &[Uuid],
 ) -> Result<std::collections::HashMap<Uuid, i64>, StoreError> {
-    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
-        "SELECT copy_id, MAX(seq) FROM copy_events WHERE copy_id = ANY($1) GROUP BY copy_id",
-    )
-    .bind(copy_ids)
-    .fetch_all(store.pool())
-    .await?;
+    let rows: Vec<(Uuid, i64)> =
+        sqlx::query_as("SELECT copy_id, MAX(seq) FROM copy_events WHERE copy_id = ANY($1) GROUP BY copy_id")
+            .bind(copy_ids)
+            .fetch_all(store.pool())
+            .await?;
     Ok(rows.into_iter().collect())
 }

@@ -15,11 +15,7 @@ const PREFIX: &str = "v1.";
 
 impl PageToken {
     pub fn encode(&self) -> String {
-        format!(
-            "{PREFIX}{}.{}",
-            self.created_at.timestamp_micros(),
-            self.id.simple()
-        )
+        format!("{PREFIX}{}.{}", self.created_at.timestamp_micros(), self.id.simple())
     }
 
     pub fn decode(token: &str) -> Option<PageToken> {
@@ -46,13 +42,7 @@ mod tests {
 
     #[test]
     fn refuses_what_it_did_not_make() {
-        for bad in [
-            "",
-            "v1.",
-            "v1.abc.def",
-            "v2.1.00000000000000000000000000000000",
-            "1.2",
-        ] {
+        for bad in ["", "v1.", "v1.abc.def", "v2.1.00000000000000000000000000000000", "1.2"] {
             assert_eq!(PageToken::decode(bad), None, "{bad}");
         }
     }

@@ -39,10 +39,7 @@ impl WatchHub {
         let mut listener = PgListener::connect_with(store.pool()).await?;
         listener.listen(CHANNEL).await?;
         let (tx, _) = broadcast::channel(CAPACITY);
-        let hub = Arc::new(WatchHub {
-            tx: tx.clone(),
-            shutdown: shutdown.clone(),
-        });
+        let hub = Arc::new(WatchHub { tx: tx.clone(), shutdown: shutdown.clone() });
         tokio::spawn(relay(store, listener, tx, shutdown));
         Ok(hub)
     }
@@ -56,12 +53,7 @@ impl WatchHub {
     }
 }
 
-async fn relay(
-    store: Store,
-    mut listener: PgListener,
-    tx: broadcast::Sender<HubMessage>,
-    mut shutdown: Shutdown,
-) {
+async fn relay(store: Store, mut listener: PgListener, tx: broadcast::Sender<HubMessage>, mut shutdown: Shutdown) {
     loop {
         let received = tokio::select! {
             received = listener.try_recv() => received,
@@ -70,10 +62,7 @@ async fn relay(
         match received {
             Ok(Some(notification)) => {
                 let Ok(seq) = notification.payload().parse::<i64>() else {
-                    warn!(
-                        payload = notification.payload(),
-                        "ignoring a malformed copy event notification"
-                    );
+                    warn!(payload = notification.payload(), "ignoring a malformed copy event notification");
                     continue;
                 };
                 match load(&store, seq).await {

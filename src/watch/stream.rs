@@ -45,9 +45,7 @@ pub type WatchStream = ReceiverStream<Result<WatchItem, WatchError>>;
 /// Watches one copy. Fails at once with [`WatchError::NotFound`] if there is no such copy.
 pub async fn watch_copy(store: Store, hub: &WatchHub, id: Uuid) -> Result<WatchStream, WatchError> {
     let rx = hub.subscribe();
-    let job = jobs::get(&store, id)
-        .await?
-        .ok_or(WatchError::NotFound(id))?;
+    let job = jobs::get(&store, id).await?.ok_or(WatchError::NotFound(id))?;
     let last = events::last_seq(&store, id).await?;
     let (tx, out) = mpsc::channel(BUFFER);
     let shutdown = hub.shutdown();
@@ -78,9 +76,7 @@ async fn follow_copy(
             _ = shutdown.wait() => return Err(WatchError::Closed),
         };
         match message {
-            Ok(HubMessage::Event(stored))
-                if stored.event.copy_id == job.id && stored.event.seq > last =>
-            {
+            Ok(HubMessage::Event(stored)) if stored.event.copy_id == job.id && stored.event.seq > last => {
                 last = stored.event.seq;
                 done = stored.job.state.is_terminal();
                 if !send(tx, change(&stored)).await {
@@ -112,11 +108,7 @@ async fn follow_copy(
 }
 
 /// Watches every copy matching `filter`: the live ones as they are, then every change, until the client leaves.
-pub async fn watch_filter(
-    store: Store,
-    hub: &WatchHub,
-    filter: CopyFilter,
-) -> Result<WatchStream, WatchError> {
+pub async fn watch_filter(store: Store, hub: &WatchHub, filter: CopyFilter) -> Result<WatchStream, WatchError> {
     let rx = hub.subscribe();
     let live = jobs::list(&store, &filter, None, SNAPSHOT_LIMIT, true).await?;
     let ids: Vec<Uuid> = live.iter().map(|j| j.id).collect();
@@ -161,14 +153,7 @@ async fn follow_filter(
                 in_sync_at = stored.event.occurred_at.min(Utc::now());
                 let job = &stored.job;
                 let fresh = stored.event.seq > seen.get(&job.id);
-                if fresh
-                    && filter.matches(
-                        job.state,
-                        &job.source_account,
-                        &job.destination_account,
-                        job.created_at,
-                    )
-                {
+                if fresh && filter.matches(job.state, &job.source_account, &job.destination_account, job.created_at) {
                     seen.note(job, stored.event.seq);
                     if !send(tx, change(&stored)).await {
                         return Ok(());
@@ -227,13 +212,7 @@ impl Seen {
 
 fn snapshot(job: CopyJob, seq: i64) -> WatchItem {
     let occurred_at = job.updated_at;
-    WatchItem {
-        job,
-        seq,
-        previous: None,
-        occurred_at,
-        snapshot: true,
-    }
+    WatchItem { job, seq, previous: None, occurred_at, snapshot: true }
 }
 
 fn change(stored: &Arc<super::StoredEvent>) -> WatchItem {

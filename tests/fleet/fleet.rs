@@ -76,7 +76,6 @@ fn seed(destinations: &[String]) -> Seed {
             name: "detector".into(),
             created_millis: Some(1_700_000_000_000),
             versions: vec![SeedVersion { name: "v1".into(), status: None, created_millis: Some(1_700_000_100_000) }],
-            ..Default::default()
         })
         .chain(destinations.iter().map(|id| SeedProject {
             account_id: id.clone(),
@@ -84,7 +83,6 @@ fn seed(destinations: &[String]) -> Seed {
             name: "detector-prod".into(),
             created_millis: Some(1_700_000_000_000),
             versions: vec![],
-            ..Default::default()
         }))
         .collect(),
     }
@@ -184,7 +182,8 @@ impl Fleet {
         .join()
         .unwrap()
         .expect("a listening line");
-        let addr = line.trim().strip_prefix("modelcopy listening on ").unwrap_or_else(|| panic!("odd first line {line:?}"));
+        let addr =
+            line.trim().strip_prefix("modelcopy listening on ").unwrap_or_else(|| panic!("odd first line {line:?}"));
         Replica { child, endpoint: format!("http://{addr}") }
     }
 
@@ -220,7 +219,6 @@ impl Fleet {
             version_name: version_name.into(),
             output_config: Some(proto::OutputConfig { s3_bucket: "out".into(), s3_key_prefix: String::new() }),
             idempotency_token: version_name.into(),
-            ..Default::default()
         }
     }
 
@@ -228,12 +226,11 @@ impl Fleet {
     pub async fn wait_all_ended(&self, limit: Duration) -> Duration {
         let started = Instant::now();
         while started.elapsed() < limit {
-            let live: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM copy_jobs WHERE state IN ('QUEUED', 'SUBMITTING', 'COPYING')",
-            )
-            .fetch_one(&self.pool)
-            .await
-            .unwrap();
+            let live: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM copy_jobs WHERE state IN ('QUEUED', 'SUBMITTING', 'COPYING')")
+                    .fetch_one(&self.pool)
+                    .await
+                    .unwrap();
             if live == 0 {
                 return started.elapsed();
             }
@@ -243,10 +240,8 @@ impl Fleet {
     }
 
     pub async fn states(&self) -> BTreeMap<String, i64> {
-        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT state, count(*) FROM copy_jobs GROUP BY state")
-            .fetch_all(&self.pool)
-            .await
-            .unwrap();
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, count(*) FROM copy_jobs GROUP BY state").fetch_all(&self.pool).await.unwrap();
         rows.into_iter().collect()
     }
 

@@ -49,7 +49,10 @@ async fn queue_copies(fleet: &Fleet, per_account: usize, principal: &str) -> usi
 /// plus one copy's duration), and Rekognition calls per completed copy.
 async fn report(fleet: &Fleet, label: &str, per_account: usize) -> f64 {
     let (first, last): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) =
-        sqlx::query_as("SELECT min(created_at), max(completed_at) FROM copy_jobs").fetch_one(&fleet.pool).await.unwrap();
+        sqlx::query_as("SELECT min(created_at), max(completed_at) FROM copy_jobs")
+            .fetch_one(&fleet.pool)
+            .await
+            .unwrap();
     let makespan = (last - first).to_std().unwrap();
     let limits = fleet.options.limits;
     let bound = Duration::from_secs_f64(per_account as f64 / limits.copy_per_second) + fleet.options.copy_duration;
@@ -134,22 +137,31 @@ async fn a_single_copy_is_not_starved_by_another_team_s_batch() {
         batch.copy_model_version(fleet.request(&destination, &format!("batch-{i}"))).await.unwrap();
     }
     let mut single = fleet.client(1, "team-single").await;
-    let copy = single.copy_model_version(fleet.request(&destination, "single")).await.unwrap().into_inner().copy.unwrap();
+    let copy =
+        single.copy_model_version(fleet.request(&destination, "single")).await.unwrap().into_inner().copy.unwrap();
     let queued_at = Instant::now();
 
     // The bound, from the limits: a place among the copies in progress frees up within one copy's duration plus
     // a status poll; the single copy then waits at most two pacing periods for its turn (round robin), takes its
     // own duration, and is seen done at the next status poll. Two seconds of slack cover scheduling.
     let period = Duration::from_secs_f64((1.0 + limits.pacing_margin) / limits.copy_per_second);
-    let bound = (copy_duration + status_poll + period) + 2 * period + (copy_duration + status_poll) + Duration::from_secs(2);
+    let bound =
+        (copy_duration + status_poll + period) + 2 * period + (copy_duration + status_poll) + Duration::from_secs(2);
     let batch_alone = Duration::from_secs_f64(200.0 / limits.copy_per_second);
     let mut client = single.clone();
     loop {
-        let now = client.get_copy(modelcopy::proto::GetCopyRequest { copy_id: copy.copy_id.clone() }).await.unwrap().into_inner();
+        let now = client
+            .get_copy(modelcopy::proto::GetCopyRequest { copy_id: copy.copy_id.clone() })
+            .await
+            .unwrap()
+            .into_inner();
         if now.state() == modelcopy::proto::CopyState::Succeeded {
             break;
         }
-        assert!(queued_at.elapsed() < bound, "the single copy took longer than {bound:?} (the batch alone needs {batch_alone:?})");
+        assert!(
+            queued_at.elapsed() < bound,
+            "the single copy took longer than {bound:?} (the batch alone needs {batch_alone:?})"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     println!("single copy done in {:?} (bound {bound:?}; the batch needs {batch_alone:?})", queued_at.elapsed());

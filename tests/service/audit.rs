@@ -36,7 +36,10 @@ async fn an_accepted_copy_is_audited_with_its_key_fields_and_digest() {
         .fetch_one(&app.pool)
         .await
         .unwrap();
-    assert_eq!((principal.as_str(), authn.as_str(), decision.as_str()), ("alice", "dev-metadata (UNAUTHENTICATED)", "ALLOWED"));
+    assert_eq!(
+        (principal.as_str(), authn.as_str(), decision.as_str()),
+        ("alice", "dev-metadata (UNAUTHENTICATED)", "ALLOWED")
+    );
     assert_eq!(copy_id, copy.copy_id);
     assert_eq!(request["version_name"], "audited");
     assert_eq!(request["destination_project_arn"], app.destination_project());

@@ -12,8 +12,8 @@ use modelcopy::config::{AuthMode, AuthSettings, Settings};
 use modelcopy::proto;
 use modelcopy::startup::Application;
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SanType,
 };
 use serde_json::{json, Value};
 use tonic::Code;
@@ -36,26 +36,17 @@ impl Ca {
         let mut params = CertificateParams::default();
         params.distinguished_name.push(DnType::CommonName, name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
         let key = KeyPair::generate().unwrap();
         let pem = params.self_signed(&key).unwrap().pem();
         Ca { params, key, pem }
     }
 
     /// A certificate and key (PEM) for `params`, signed by this CA.
-    fn sign(
-        &self,
-        mut params: CertificateParams,
-        usage: ExtendedKeyUsagePurpose,
-    ) -> (String, String) {
+    fn sign(&self, mut params: CertificateParams, usage: ExtendedKeyUsagePurpose) -> (String, String) {
         params.extended_key_usages = vec![usage];
         let key = KeyPair::generate().unwrap();
-        let cert = params
-            .signed_by(&key, &Issuer::from_params(&self.params, &self.key))
-            .unwrap();
+        let cert = params.signed_by(&key, &Issuer::from_params(&self.params, &self.key)).unwrap();
         (cert.pem(), key.serialize_pem())
     }
 
@@ -70,12 +61,8 @@ impl Ca {
     fn client(&self) -> (String, String) {
         let mut params = CertificateParams::default();
         params.subject_alt_names = vec![SanType::URI(SERVICE_ID.try_into().unwrap())];
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "deployer");
-        params
-            .distinguished_name
-            .push(DnType::OrganizationalUnitName, "platform");
+        params.distinguished_name.push(DnType::CommonName, "deployer");
+        params.distinguished_name.push(DnType::OrganizationalUnitName, "platform");
         self.sign(params, ExtendedKeyUsagePurpose::ClientAuth)
     }
 }
@@ -89,10 +76,7 @@ struct Signer {
 impl Signer {
     fn new(kid: &str) -> Signer {
         let pair = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        Signer {
-            key: EncodingKey::from_ec_der(&pair.serialize_der()),
-            kid: kid.into(),
-        }
+        Signer { key: EncodingKey::from_ec_der(&pair.serialize_der()), kid: kid.into() }
     }
 
     fn jwks(&self) -> String {
@@ -102,10 +86,7 @@ impl Signer {
     }
 
     fn token(&self, changes: Value) -> String {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
         let mut claims = json!({
             "sub": "alice@example.com",
             "iss": ISSUER,
@@ -117,20 +98,13 @@ impl Signer {
         for (k, v) in changes.as_object().unwrap() {
             claims[k] = v.clone();
         }
-        let header = Header {
-            kid: Some(self.kid.clone()),
-            ..Header::new(Algorithm::ES256)
-        };
+        let header = Header { kid: Some(self.kid.clone()), ..Header::new(Algorithm::ES256) };
         jsonwebtoken::encode(&header, &claims, &self.key).unwrap()
     }
 }
 
 fn now_plus(secs: i64) -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-        + secs
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64 + secs
 }
 
 /// The service's CA, its server certificate and its JWT issuer, as files the settings name.
@@ -142,8 +116,7 @@ struct Pki {
 
 impl Pki {
     fn new() -> Pki {
-        let dir =
-            std::env::temp_dir().join(format!("modelcopy-authn-{}", uuid::Uuid::new_v4().simple()));
+        let dir = std::env::temp_dir().join(format!("modelcopy-authn-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let ca = Ca::new("modelcopy test CA");
         let (server_cert, server_key) = ca.server();
@@ -181,11 +154,7 @@ impl Pki {
     }
 
     async fn spawn(&self, require_client_cert: bool) -> TestApp {
-        let app = TestApp::spawn_with(Options {
-            auth: self.auth(require_client_cert),
-            ..Default::default()
-        })
-        .await;
+        let app = TestApp::spawn_with(Options { auth: self.auth(require_client_cert), ..Default::default() }).await;
         assert!(app.endpoint.starts_with("https://"), "{}", app.endpoint);
         app
     }
@@ -210,10 +179,7 @@ async fn client(
 
 /// One call; its gRPC code and message.
 async fn list(client: &mut Client) -> (Code, String) {
-    match client
-        .list_copies(proto::ListCopiesRequest::default())
-        .await
-    {
+    match client.list_copies(proto::ListCopiesRequest::default()).await {
         Ok(_) => (Code::Ok, String::new()),
         Err(status) => (status.code(), status.message().to_owned()),
     }
@@ -228,10 +194,7 @@ async fn last_audit_row(app: &TestApp) -> (Option<String>, String, String, Strin
 }
 
 async fn audit_count(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM audit_log")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap()
+    sqlx::query_scalar("SELECT count(*) FROM audit_log").fetch_one(&app.pool).await.unwrap()
 }
 
 #[tokio::test]
@@ -240,33 +203,20 @@ async fn a_client_certificate_names_the_service_and_its_absence_or_a_foreign_ca_
     let app = pki.spawn(false).await;
 
     // A certificate from the configured CA: the caller is the service its URI SAN names, and the row says so.
-    let mut workload = client(&app, &pki.ca.pem, Some(pki.ca.client()), None)
-        .await
-        .expect("handshake");
+    let mut workload = client(&app, &pki.ca.pem, Some(pki.ca.client()), None).await.expect("handshake");
     let (code, message) = list(&mut workload).await;
     assert_ne!(code, Code::Unauthenticated, "{message}");
     let (principal, authn, ..) = last_audit_row(&app).await;
-    assert_eq!(
-        (principal.as_deref(), authn.as_str()),
-        (Some(SERVICE_ID), "mtls")
-    );
+    assert_eq!((principal.as_deref(), authn.as_str()), (Some(SERVICE_ID), "mtls"));
 
     // No certificate and no token: the handshake lets it in, the service refuses it, and the audit log says so.
-    let mut anonymous = client(&app, &pki.ca.pem, None, None)
-        .await
-        .expect("handshake");
+    let mut anonymous = client(&app, &pki.ca.pem, None, None).await.expect("handshake");
     let (code, message) = list(&mut anonymous).await;
     assert_eq!(code, Code::Unauthenticated);
-    assert!(
-        message.contains("no credentials") && message.contains("client certificate"),
-        "{message}"
-    );
+    assert!(message.contains("no credentials") && message.contains("client certificate"), "{message}");
     let (principal, authn, decision, grpc_code, reason) = last_audit_row(&app).await;
     assert_eq!(principal, None);
-    assert_eq!(
-        (authn.as_str(), decision.as_str(), grpc_code.as_str()),
-        ("none", "DENIED", "Unauthenticated")
-    );
+    assert_eq!((authn.as_str(), decision.as_str(), grpc_code.as_str()), ("none", "DENIED", "Unauthenticated"));
     assert!(reason.unwrap_or_default().contains("no credentials"));
 
     // A certificate from another CA never gets a connection: TLS refuses it, so no call reaches the service.
@@ -277,21 +227,14 @@ async fn a_client_certificate_names_the_service_and_its_absence_or_a_foreign_ca_
         Ok(mut impostor) => list(&mut impostor).await.0 != Code::Ok,
     };
     assert!(refused, "a certificate from another CA must be refused");
-    assert_eq!(
-        audit_count(&app).await,
-        rows,
-        "a refused handshake is no call"
-    );
+    assert_eq!(audit_count(&app).await, rows, "a refused handshake is no call");
 
     // A client that does not trust the server's CA does not talk to it either.
     let distrustful = match client(&app, &foreign.pem, None, None).await {
         Err(_) => true,
         Ok(mut c) => list(&mut c).await.0 != Code::Ok,
     };
-    assert!(
-        distrustful,
-        "the server's certificate must be checked against --ca-cert"
-    );
+    assert!(distrustful, "the server's certificate must be checked against --ca-cert");
     app.stop().await;
 }
 
@@ -301,64 +244,36 @@ async fn bearer_tokens_are_checked_and_every_refusal_is_audited() {
     let app = pki.spawn(false).await;
 
     let good = pki.signer.token(json!({}));
-    let mut alice = client(&app, &pki.ca.pem, None, Some(&good))
-        .await
-        .expect("connect");
+    let mut alice = client(&app, &pki.ca.pem, None, Some(&good)).await.expect("connect");
     let (code, message) = list(&mut alice).await;
     assert_ne!(code, Code::Unauthenticated, "{message}");
     let (principal, authn, ..) = last_audit_row(&app).await;
-    assert_eq!(
-        (principal.as_deref(), authn.as_str()),
-        (Some("alice@example.com"), "jwt")
-    );
+    assert_eq!((principal.as_deref(), authn.as_str()), (Some("alice@example.com"), "jwt"));
 
     let forger = Signer::new("key-1");
     let refused = [
-        (
-            "expired",
-            pki.signer.token(json!({"exp": now_plus(-120)})),
-            "expired",
-        ),
-        (
-            "not yet valid",
-            pki.signer.token(json!({"nbf": now_plus(600)})),
-            "not valid yet",
-        ),
+        ("expired", pki.signer.token(json!({"exp": now_plus(-120)})), "expired"),
+        ("not yet valid", pki.signer.token(json!({"nbf": now_plus(600)})), "not valid yet"),
         ("wrong key", forger.token(json!({})), "signature"),
-        (
-            "wrong audience",
-            pki.signer.token(json!({"aud": "another-service"})),
-            "audience",
-        ),
-        (
-            "wrong issuer",
-            pki.signer.token(json!({"iss": "https://evil.test"})),
-            "issuer",
-        ),
+        ("wrong audience", pki.signer.token(json!({"aud": "another-service"})), "audience"),
+        ("wrong issuer", pki.signer.token(json!({"iss": "https://evil.test"})), "issuer"),
     ];
     for (case, token, expected) in refused {
         let rows = audit_count(&app).await;
-        let mut caller = client(&app, &pki.ca.pem, None, Some(&token))
-            .await
-            .expect("connect");
+        let mut caller = client(&app, &pki.ca.pem, None, Some(&token)).await.expect("connect");
         let (code, message) = list(&mut caller).await;
         assert_eq!(code, Code::Unauthenticated, "{case}: {message}");
         assert!(message.contains(expected), "{case}: {message}");
         assert_eq!(audit_count(&app).await, rows + 1, "{case}: one audit row");
         let (principal, authn, decision, grpc_code, reason) = last_audit_row(&app).await;
         assert_eq!(principal, None, "{case}");
-        assert_eq!(
-            (authn.as_str(), decision.as_str(), grpc_code.as_str()),
-            ("jwt", "DENIED", "Unauthenticated")
-        );
+        assert_eq!((authn.as_str(), decision.as_str(), grpc_code.as_str()), ("jwt", "DENIED", "Unauthenticated"));
         assert!(reason.unwrap_or_default().contains(expected), "{case}");
     }
 
     // A token, when sent, decides: a bad one is refused even on a connection with a good certificate.
     let expired = pki.signer.token(json!({"exp": now_plus(-120)}));
-    let mut both = client(&app, &pki.ca.pem, Some(pki.ca.client()), Some(&expired))
-        .await
-        .expect("connect");
+    let mut both = client(&app, &pki.ca.pem, Some(pki.ca.client()), Some(&expired)).await.expect("connect");
     assert_eq!(list(&mut both).await.0, Code::Unauthenticated);
     app.stop().await;
 }
@@ -373,9 +288,7 @@ async fn a_required_client_certificate_is_required_in_the_handshake() {
         Ok(mut c) => list(&mut c).await.0 != Code::Ok,
     };
     assert!(refused, "no certificate, no connection");
-    let mut workload = client(&app, &pki.ca.pem, Some(pki.ca.client()), None)
-        .await
-        .expect("handshake");
+    let mut workload = client(&app, &pki.ca.pem, Some(pki.ca.client()), None).await.expect("handshake");
     let (code, message) = list(&mut workload).await;
     assert_ne!(code, Code::Unauthenticated, "{message}");
     app.stop().await;
@@ -384,16 +297,10 @@ async fn a_required_client_certificate_is_required_in_the_handshake() {
 #[tokio::test]
 async fn without_any_authentication_configured_the_service_does_not_start() {
     // Nothing is reached before the check: the database URL points nowhere.
-    let settings = Settings {
-        database_url: "postgres://nobody@127.0.0.1:1/none".into(),
-        ..Settings::default()
-    };
+    let settings = Settings { database_url: "postgres://nobody@127.0.0.1:1/none".into(), ..Settings::default() };
     let err = Application::start(settings).await.err().expect("refused");
     let message = format!("{err:#}");
-    assert!(
-        message.contains("no authentication is configured"),
-        "{message}"
-    );
+    assert!(message.contains("no authentication is configured"), "{message}");
     assert!(message.contains("dev-metadata"), "{message}");
 
     let pki = Pki::new();
@@ -418,27 +325,15 @@ async fn the_cli_authenticates_with_a_certificate_or_a_token() {
     let token = pki.signer.token(json!({"sub": "carol@example.com"}));
     let [ca, client_cert, client_key] =
         ["client-ca.pem", "client.pem", "client.key"].map(|f| pki.path(f).display().to_string());
-    let with_certificate = [
-        "--ca-cert",
-        &ca,
-        "--client-cert",
-        &client_cert,
-        "--client-key",
-        &client_key,
-    ];
+    let with_certificate = ["--ca-cert", &ca, "--client-cert", &client_cert, "--client-key", &client_key];
     let with_token = ["--ca-cert", &ca, "--token", &token];
-    for (credentials, expected) in [
-        (&with_certificate[..], SERVICE_ID),
-        (&with_token[..], "carol@example.com"),
-    ] {
+    for (credentials, expected) in [(&with_certificate[..], SERVICE_ID), (&with_token[..], "carol@example.com")] {
         let mut args = vec!["modelcopy-cli", "--endpoint", &app.endpoint];
         args.extend_from_slice(credentials);
         args.extend(["--output", "json", "list"]);
         let cli = modelcopy::cli::Cli::try_parse_from(&args).expect("arguments parse");
         let mut out = Vec::new();
-        modelcopy::cli::execute(&cli, &mut out)
-            .await
-            .expect("the command succeeds");
+        modelcopy::cli::execute(&cli, &mut out).await.expect("the command succeeds");
         let (principal, ..) = last_audit_row(&app).await;
         assert_eq!(principal.as_deref(), Some(expected));
     }

@@ -60,17 +60,11 @@ permit(principal in ModelCopy::Group::"auditors", action == ModelCopy::Action::"
 "#
     .to_owned()
         + y_rule;
-    text.replace("\"X\"", &format!("\"{SOURCE_ACCOUNT}\""))
-        .replace("\"Y\"", &format!("\"{DEST_ACCOUNT}\""))
+    text.replace("\"X\"", &format!("\"{SOURCE_ACCOUNT}\"")).replace("\"Y\"", &format!("\"{DEST_ACCOUNT}\""))
 }
 
 async fn spawn(policies: String) -> TestApp {
-    TestApp::spawn_with(Options {
-        dispatch: false,
-        policies: Some(policies),
-        ..Default::default()
-    })
-    .await
+    TestApp::spawn_with(Options { dispatch: false, policies: Some(policies), ..Default::default() }).await
 }
 
 /// Names the caller and its groups in dev metadata.
@@ -88,21 +82,14 @@ impl tonic::service::Interceptor for Member {
 type Client = ModelCopyClient<InterceptedService<Channel, Member>>;
 
 async fn member(app: &TestApp, id: &'static str, groups: &'static str) -> Client {
-    let channel = tonic::transport::Endpoint::from_shared(app.endpoint.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(app.endpoint.clone()).unwrap().connect().await.unwrap();
     ModelCopyClient::with_interceptor(channel, Member(id, groups))
 }
 
 /// A request on the reverse route, Y -> X (the projects need not exist: nothing is dispatched).
 fn reverse_request(app: &TestApp, version_name: &str) -> proto::CopyModelVersionRequest {
-    let swap = |arn: &str| {
-        arn.replace(SOURCE_ACCOUNT, "@")
-            .replace(DEST_ACCOUNT, SOURCE_ACCOUNT)
-            .replace('@', DEST_ACCOUNT)
-    };
+    let swap =
+        |arn: &str| arn.replace(SOURCE_ACCOUNT, "@").replace(DEST_ACCOUNT, SOURCE_ACCOUNT).replace('@', DEST_ACCOUNT);
     let request = app.copy_request(version_name);
     proto::CopyModelVersionRequest {
         source_project_arn: swap(&request.source_project_arn),
@@ -113,10 +100,7 @@ fn reverse_request(app: &TestApp, version_name: &str) -> proto::CopyModelVersion
 }
 
 async fn copy(client: &mut Client, request: proto::CopyModelVersionRequest) -> Result<proto::Copy, tonic::Status> {
-    client
-        .copy_model_version(request)
-        .await
-        .map(|r| r.into_inner().copy.expect("a copy"))
+    client.copy_model_version(request).await.map(|r| r.into_inner().copy.expect("a copy"))
 }
 
 /// Audit rows of `rpc` as (principal, decision, reason, policy ids), oldest first.
@@ -145,49 +129,30 @@ async fn a_team_copies_only_on_its_route_and_every_refusal_names_the_deciding_po
     let mut bob = member(&app, "bob", "team-b").await;
     let mut carol = member(&app, "carol", "").await;
 
-    copy(&mut alice, app.copy_request("a-x-to-y"))
-        .await
-        .expect("team A copies X -> Y");
+    copy(&mut alice, app.copy_request("a-x-to-y")).await.expect("team A copies X -> Y");
 
     let other_route = copy(&mut alice, reverse_request(&app, "a-y-to-x")).await.unwrap_err();
     assert_eq!(other_route.code(), Code::PermissionDenied);
-    assert!(
-        other_route.message().contains("CopyModelVersion"),
-        "{}",
-        other_route.message()
-    );
-    assert!(
-        other_route.message().contains("team-a-stays-on-its-route"),
-        "{}",
-        other_route.message()
-    );
+    assert!(other_route.message().contains("CopyModelVersion"), "{}", other_route.message());
+    assert!(other_route.message().contains("team-a-stays-on-its-route"), "{}", other_route.message());
 
     let other_team = copy(&mut bob, app.copy_request("b-x-to-y")).await.unwrap_err();
     assert_eq!(other_team.code(), Code::PermissionDenied);
     assert!(
-        other_team
-            .message()
-            .contains("y-belongs-to-team-a (only team A copies into Y)"),
+        other_team.message().contains("y-belongs-to-team-a (only team A copies into Y)"),
         "{}",
         other_team.message()
     );
 
-    copy(&mut bob, reverse_request(&app, "b-y-to-x"))
-        .await
-        .expect("team B copies Y -> X");
+    copy(&mut bob, reverse_request(&app, "b-y-to-x")).await.expect("team B copies Y -> X");
     let nobody = copy(&mut carol, reverse_request(&app, "c-y-to-x")).await.unwrap_err();
     assert_eq!(nobody.code(), Code::PermissionDenied);
     // Invalid input is still answered as invalid: authorization only looks at valid requests.
-    assert_eq!(
-        copy(&mut bob, app.copy_request("")).await.unwrap_err().code(),
-        Code::InvalidArgument
-    );
+    assert_eq!(copy(&mut bob, app.copy_request("")).await.unwrap_err().code(), Code::InvalidArgument);
 
     let rows = audit(&app, "CopyModelVersion").await;
-    let summary: Vec<_> = rows
-        .iter()
-        .map(|(who, decision, _, ids)| (who.as_str(), decision.as_str(), ids.clone()))
-        .collect();
+    let summary: Vec<_> =
+        rows.iter().map(|(who, decision, _, ids)| (who.as_str(), decision.as_str(), ids.clone())).collect();
     let ids = |id: &str| vec![id.to_owned()];
     assert_eq!(
         summary,
@@ -200,27 +165,17 @@ async fn a_team_copies_only_on_its_route_and_every_refusal_names_the_deciding_po
             ("bob", "INVALID", vec![]),
         ]
     );
-    assert!(
-        rows[1].2.contains("forbidden by team-a-stays-on-its-route"),
-        "{}",
-        rows[1].2
-    );
+    assert!(rows[1].2.contains("forbidden by team-a-stays-on-its-route"), "{}", rows[1].2);
     assert!(rows[2].2.contains("only team A copies into Y"), "{}", rows[2].2);
     assert!(rows[4].2.contains("deny by default"), "{}", rows[4].2);
     assert_eq!(app.job_count().await, 2, "refused requests queue nothing");
 
     // The audit log is the auditors' to read.
-    let refused = carol
-        .list_audit_events(proto::ListAuditEventsRequest::default())
-        .await
-        .unwrap_err();
+    let refused = carol.list_audit_events(proto::ListAuditEventsRequest::default()).await.unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied);
     assert!(refused.message().contains("ListAuditEvents"));
     let mut auditor = member(&app, "dana", "auditors").await;
-    auditor
-        .list_audit_events(proto::ListAuditEventsRequest::default())
-        .await
-        .expect("auditors read the log");
+    auditor.list_audit_events(proto::ListAuditEventsRequest::default()).await.expect("auditors read the log");
     app.stop().await;
 }
 
@@ -237,36 +192,15 @@ async fn another_team_never_sees_a_teams_copies() {
 
     // GetCopy, CancelCopy and WatchCopy of a copy bob may not see answer as if there were no such copy.
     let unknown = uuid::Uuid::now_v7().to_string();
-    let missing = bob
-        .get_copy(proto::GetCopyRequest {
-            copy_id: unknown.clone(),
-        })
-        .await
-        .unwrap_err();
-    let hidden = bob
-        .get_copy(proto::GetCopyRequest {
-            copy_id: a1.copy_id.clone(),
-        })
-        .await
-        .unwrap_err();
+    let missing = bob.get_copy(proto::GetCopyRequest { copy_id: unknown.clone() }).await.unwrap_err();
+    let hidden = bob.get_copy(proto::GetCopyRequest { copy_id: a1.copy_id.clone() }).await.unwrap_err();
     assert_eq!(hidden.code(), Code::NotFound);
     assert_eq!(hidden.message(), missing.message().replace(&unknown, &a1.copy_id));
-    let cancel = proto::CancelCopyRequest {
-        copy_id: a1.copy_id.clone(),
-        reason: "mine now".into(),
-    };
+    let cancel = proto::CancelCopyRequest { copy_id: a1.copy_id.clone(), reason: "mine now".into() };
     assert_eq!(bob.cancel_copy(cancel).await.unwrap_err().code(), Code::NotFound);
-    let watch_a1 = proto::WatchCopyRequest {
-        target: Some(Target::CopyId(a1.copy_id.clone())),
-    };
+    let watch_a1 = proto::WatchCopyRequest { target: Some(Target::CopyId(a1.copy_id.clone())) };
     assert_eq!(bob.watch_copy(watch_a1).await.unwrap_err().code(), Code::NotFound);
-    let a1_now = alice
-        .get_copy(proto::GetCopyRequest {
-            copy_id: a1.copy_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let a1_now = alice.get_copy(proto::GetCopyRequest { copy_id: a1.copy_id.clone() }).await.unwrap().into_inner();
     assert_eq!(a1_now.state(), CopyState::Queued, "bob's cancel changed nothing");
     let gets = audit(&app, "GetCopy").await;
     assert_eq!(gets[1].0, "bob");
@@ -279,11 +213,7 @@ async fn another_team_never_sees_a_teams_copies() {
     let mut token = String::new();
     for page in 0.. {
         assert!(page < 10, "paging does not end: {seen:?}");
-        let request = proto::ListCopiesRequest {
-            filter: None,
-            page_size: 1,
-            page_token: token,
-        };
+        let request = proto::ListCopiesRequest { filter: None, page_size: 1, page_token: token };
         let response = bob.list_copies(request).await.unwrap().into_inner();
         seen.extend(response.copies.into_iter().map(|c| c.copy_id));
         token = response.next_page_token;
@@ -292,47 +222,25 @@ async fn another_team_never_sees_a_teams_copies() {
         }
     }
     assert_eq!(seen, [b2.copy_id.clone(), b1.copy_id.clone()]);
-    let all = alice
-        .list_copies(proto::ListCopiesRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let all = alice.list_copies(proto::ListCopiesRequest::default()).await.unwrap().into_inner();
     let ids: Vec<_> = all.copies.iter().map(|c| c.copy_id.clone()).collect();
     assert_eq!(ids, [a3.copy_id.clone(), a2.copy_id.clone(), a1.copy_id.clone()]);
     let lists = audit(&app, "ListCopies").await;
     let last = lists.last().unwrap();
-    assert_eq!(
-        (last.0.as_str(), last.2.as_str()),
-        ("alice", "3 copies shown, 2 hidden by policy")
-    );
+    assert_eq!((last.0.as_str(), last.2.as_str()), ("alice", "3 copies shown, 2 hidden by policy"));
     assert_eq!(last.3, ["owners-see-their-copies", "team-a-sees-its-route"]);
 
     // WatchCopy with a filter: bob's snapshot holds his copies only, and alice's changes never reach him. Alice's
     // cancel commits before bob's, so the first change bob is sent proves hers was held back.
-    let everything = proto::WatchCopyRequest {
-        target: Some(Target::Filter(proto::CopyFilter::default())),
-    };
+    let everything = proto::WatchCopyRequest { target: Some(Target::Filter(proto::CopyFilter::default())) };
     let mut stream = bob.watch_copy(everything).await.unwrap().into_inner();
     let first = next_event(&mut stream).await;
     let second = next_event(&mut stream).await;
-    let snapshot: Vec<_> = [&first, &second]
-        .iter()
-        .map(|e| (e.snapshot, e.copy.as_ref().unwrap().copy_id.clone()))
-        .collect();
+    let snapshot: Vec<_> =
+        [&first, &second].iter().map(|e| (e.snapshot, e.copy.as_ref().unwrap().copy_id.clone())).collect();
     assert_eq!(snapshot, [(true, b1.copy_id.clone()), (true, b2.copy_id.clone())]);
-    alice
-        .cancel_copy(proto::CancelCopyRequest {
-            copy_id: a3.copy_id.clone(),
-            reason: String::new(),
-        })
-        .await
-        .unwrap();
-    bob.cancel_copy(proto::CancelCopyRequest {
-        copy_id: b1.copy_id.clone(),
-        reason: String::new(),
-    })
-    .await
-    .unwrap();
+    alice.cancel_copy(proto::CancelCopyRequest { copy_id: a3.copy_id.clone(), reason: String::new() }).await.unwrap();
+    bob.cancel_copy(proto::CancelCopyRequest { copy_id: b1.copy_id.clone(), reason: String::new() }).await.unwrap();
     let change = next_event(&mut stream).await;
     let changed = change.copy.unwrap();
     assert_eq!(
@@ -357,31 +265,20 @@ async fn policies_change_while_serving_and_an_invalid_file_changes_nothing() {
     let mut status = policies.status();
     let mut alice = member(&app, "alice", "team-a").await;
     let mut bob = member(&app, "bob", "team-b").await;
-    assert_eq!(
-        copy(&mut bob, app.copy_request("b-1")).await.unwrap_err().code(),
-        Code::PermissionDenied
-    );
+    assert_eq!(copy(&mut bob, app.copy_request("b-1")).await.unwrap_err().code(), Code::PermissionDenied);
 
     // A typo in an attribute name: the schema refuses it, and the policies in force stay.
-    write_policies(
-        &app,
-        &team_policies(false).replace("resource.destination_account", "resource.destination_acount"),
-    );
+    write_policies(&app, &team_policies(false).replace("resource.destination_account", "resource.destination_acount"));
     tokio::time::timeout(Duration::from_secs(20), status.wait_for(|s| s.refused >= 1))
         .await
         .expect("the invalid file is read within 20 s")
         .unwrap();
     let error = status.borrow().last_error.clone().unwrap();
-    assert!(
-        error.contains("policies.cedar:") && error.contains("destination_acount"),
-        "{error}"
-    );
+    assert!(error.contains("policies.cedar:") && error.contains("destination_acount"), "{error}");
     assert_eq!(status.borrow().loaded, 1);
     let still = copy(&mut bob, app.copy_request("b-2")).await.unwrap_err();
     assert!(still.message().contains("y-belongs-to-team-a"), "{}", still.message());
-    copy(&mut alice, app.copy_request("a-1"))
-        .await
-        .expect("the old policies still permit team A");
+    copy(&mut alice, app.copy_request("a-1")).await.expect("the old policies still permit team A");
 
     // A valid change takes effect: team B may now copy X -> Y too.
     write_policies(&app, &team_policies(false));
@@ -390,9 +287,7 @@ async fn policies_change_while_serving_and_an_invalid_file_changes_nothing() {
         .expect("the valid file is loaded within 20 s")
         .unwrap();
     assert_eq!(status.borrow().last_error, None);
-    copy(&mut bob, app.copy_request("b-3"))
-        .await
-        .expect("the new policies permit team B");
+    copy(&mut bob, app.copy_request("b-3")).await.expect("the new policies permit team B");
     let rows = audit(&app, "CopyModelVersion").await;
     assert_eq!(rows.last().unwrap().3, ["team-b-copies-x-to-y"]);
     app.stop().await;

@@ -14,12 +14,7 @@ async fn a_deleted_version_is_gone_and_its_name_free() {
     let many = sim.project_arn(ACCOUNT_A, REGION, "many");
     let m3 = sim.version_arn(ACCOUNT_A, REGION, "many", "m3");
 
-    let deleted = client
-        .delete_project_version()
-        .project_version_arn(&m3)
-        .send()
-        .await
-        .expect("deleted");
+    let deleted = client.delete_project_version().project_version_arn(&m3).send().await.expect("deleted");
     assert_eq!(deleted.status(), Some(&ProjectVersionStatus::Deleting));
 
     let left: Vec<String> = client
@@ -35,18 +30,10 @@ async fn a_deleted_version_is_gone_and_its_name_free() {
     assert_eq!(left.len(), MANY_VERSIONS.len() - 1);
     assert!(!left.contains(&m3));
 
-    let again = client
-        .delete_project_version()
-        .project_version_arn(&m3)
-        .send()
-        .await
-        .unwrap_err()
-        .into_service_error();
+    let again = client.delete_project_version().project_version_arn(&m3).send().await.unwrap_err().into_service_error();
     assert!(again.is_resource_not_found_exception(), "{again:?}");
 
-    copy_source_v1(&sim, &client, &many, "m3")
-        .await
-        .expect("the name is free again");
+    copy_source_v1(&sim, &client, &many, "m3").await.expect("the name is free again");
 }
 
 #[tokio::test]
@@ -56,22 +43,11 @@ async fn a_copy_in_progress_cannot_be_deleted_until_it_ends() {
     let dest = sim.project_arn(ACCOUNT_A, REGION, "dest");
     let copy = copy_source_v1(&sim, &client, &dest, "busy").await.unwrap();
 
-    let err = client
-        .delete_project_version()
-        .project_version_arn(&copy)
-        .send()
-        .await
-        .unwrap_err()
-        .into_service_error();
+    let err = client.delete_project_version().project_version_arn(&copy).send().await.unwrap_err().into_service_error();
     assert!(err.is_resource_in_use_exception(), "{err:?}");
 
     tokio::time::sleep(Duration::from_millis(450)).await;
-    client
-        .delete_project_version()
-        .project_version_arn(&copy)
-        .send()
-        .await
-        .expect("a completed copy can be deleted");
+    client.delete_project_version().project_version_arn(&copy).send().await.expect("a completed copy can be deleted");
 }
 
 #[tokio::test]
@@ -82,11 +58,7 @@ async fn a_running_model_cannot_be_deleted() {
         status: Some("RUNNING".into()),
         created_millis: None,
     });
-    let sim = Sim::start_with(SimConfig {
-        seed: Seed { ..seed },
-        ..config(Duration::from_secs(2))
-    })
-    .await;
+    let sim = Sim::start_with(SimConfig { seed: Seed { ..seed }, ..config(Duration::from_secs(2)) }).await;
     let err = sim
         .client_without_retries(KEY_A)
         .delete_project_version()

@@ -11,27 +11,13 @@ async fn a_dropped_connection_gets_no_answer_and_changes_nothing() {
     let sim = Sim::start(Duration::from_secs(2)).await;
     let client = sim.client_without_retries(KEY_A);
     let dest = sim.project_arn(ACCOUNT_A, REGION, "dest");
-    sim.handle.inject_fault(Fault::new(
-        "CopyProjectVersion",
-        Fault::DROPPED_CONNECTION,
-        1,
-    ));
+    sim.handle.inject_fault(Fault::new("CopyProjectVersion", Fault::DROPPED_CONNECTION, 1));
 
-    let err = copy_source_v1(&sim, &client, &dest, "dropped")
-        .await
-        .unwrap_err();
+    let err = copy_source_v1(&sim, &client, &dest, "dropped").await.unwrap_err();
 
-    assert!(
-        err.as_service_error().is_none(),
-        "no answer, so no service error: {err:?}"
-    );
+    assert!(err.as_service_error().is_none(), "no answer, so no service error: {err:?}");
     assert!(err.raw_response().is_none(), "{err:?}");
-    let versions = client
-        .describe_project_versions()
-        .project_arn(&dest)
-        .send()
-        .await
-        .unwrap();
+    let versions = client.describe_project_versions().project_arn(&dest).send().await.unwrap();
     assert!(versions.project_version_descriptions().is_empty());
     let calls = sim.handle.calls();
     assert_eq!(calls[0].outcome, "DroppedConnection");
@@ -43,40 +29,26 @@ async fn a_dropped_response_hides_a_copy_that_did_start() {
     let sim = Sim::start(Duration::from_secs(2)).await;
     let client = sim.client_without_retries(KEY_A);
     let dest = sim.project_arn(ACCOUNT_A, REGION, "dest");
-    sim.handle
-        .inject_fault(Fault::new("CopyProjectVersion", Fault::DROPPED_RESPONSE, 1));
+    sim.handle.inject_fault(Fault::new("CopyProjectVersion", Fault::DROPPED_RESPONSE, 1));
 
-    let err = copy_source_v1(&sim, &client, &dest, "lost-answer")
-        .await
-        .unwrap_err();
+    let err = copy_source_v1(&sim, &client, &dest, "lost-answer").await.unwrap_err();
     assert!(err.as_service_error().is_none(), "{err:?}");
 
     // The copy exists: a client that retries blindly now meets ResourceInUseException.
     let version = describe_version(&client, &dest, "lost-answer").await;
     assert!(version.project_version_arn().is_some());
-    let again = copy_source_v1(&sim, &client, &dest, "lost-answer")
-        .await
-        .unwrap_err()
-        .into_service_error();
+    let again = copy_source_v1(&sim, &client, &dest, "lost-answer").await.unwrap_err().into_service_error();
     assert!(again.is_resource_in_use_exception(), "{again:?}");
     let copy = &sim.handle.calls()[0];
     assert_eq!((copy.outcome.as_str(), copy.response_dropped), ("ok", true));
-    assert_eq!(
-        copy.copy.as_ref().map(|c| c.version_arn.as_str()),
-        version.project_version_arn()
-    );
+    assert_eq!(copy.copy.as_ref().map(|c| c.version_arn.as_str()), version.project_version_arn());
 }
 
 #[tokio::test]
 async fn the_sdk_retries_a_dropped_connection_by_default() {
     let sim = Sim::start(Duration::from_secs(2)).await;
-    sim.handle
-        .inject_fault(Fault::new("DescribeProjects", Fault::DROPPED_CONNECTION, 1));
-    sim.client(KEY_A)
-        .describe_projects()
-        .send()
-        .await
-        .expect("the retry is answered");
+    sim.handle.inject_fault(Fault::new("DescribeProjects", Fault::DROPPED_CONNECTION, 1));
+    sim.client(KEY_A).describe_projects().send().await.expect("the retry is answered");
     let outcomes: Vec<String> = sim.handle.calls().into_iter().map(|c| c.outcome).collect();
     assert_eq!(outcomes, ["DroppedConnection", "ok"]);
 }
@@ -85,10 +57,7 @@ async fn the_sdk_retries_a_dropped_connection_by_default() {
 async fn random_latency_slows_only_the_chosen_operations() {
     let sim = Sim::start_with(SimConfig {
         faults: RandomFaults {
-            latency: Latency {
-                min_millis: 300,
-                max_millis: 350,
-            },
+            latency: Latency { min_millis: 300, max_millis: 350 },
             operations: vec!["DescribeProjects".into()],
             ..RandomFaults::default()
         },
@@ -99,34 +68,18 @@ async fn random_latency_slows_only_the_chosen_operations() {
 
     let started = Instant::now();
     client.describe_projects().send().await.unwrap();
-    assert!(
-        started.elapsed() >= Duration::from_millis(300),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
 
     let started = Instant::now();
-    client
-        .describe_project_versions()
-        .project_arn(sim.project_arn(ACCOUNT_A, REGION, "many"))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        started.elapsed() < Duration::from_millis(300),
-        "{:?}",
-        started.elapsed()
-    );
+    client.describe_project_versions().project_arn(sim.project_arn(ACCOUNT_A, REGION, "many")).send().await.unwrap();
+    assert!(started.elapsed() < Duration::from_millis(300), "{:?}", started.elapsed());
 }
 
 #[tokio::test]
 async fn random_drops_happen_at_their_share() {
     let sim = Sim::start_with(SimConfig {
         rng_seed: 5,
-        faults: RandomFaults {
-            drop_request: 0.5,
-            ..RandomFaults::default()
-        },
+        faults: RandomFaults { drop_request: 0.5, ..RandomFaults::default() },
         ..config(Duration::from_secs(2))
     })
     .await;
@@ -137,21 +90,10 @@ async fn random_drops_happen_at_their_share() {
             failed += 1;
         }
     }
-    let dropped = sim
-        .handle
-        .calls()
-        .iter()
-        .filter(|call| call.outcome == "DroppedConnection")
-        .count();
+    let dropped = sim.handle.calls().iter().filter(|call| call.outcome == "DroppedConnection").count();
     assert_eq!(failed, dropped);
     assert!((3..=17).contains(&dropped), "{dropped} of 20 at 50%");
 
-    sim.handle
-        .set_random_faults(RandomFaults::default())
-        .unwrap();
-    client
-        .describe_projects()
-        .send()
-        .await
-        .expect("faults switched off");
+    sim.handle.set_random_faults(RandomFaults::default()).unwrap();
+    client.describe_projects().send().await.expect("faults switched off");
 }

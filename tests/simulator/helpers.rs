@@ -45,11 +45,7 @@ pub fn seed() -> Seed {
         created_millis: None,
         versions: versions
             .iter()
-            .map(|name| SeedVersion {
-                name: (*name).into(),
-                status: None,
-                created_millis: None,
-            })
+            .map(|name| SeedVersion { name: (*name).into(), status: None, created_millis: None })
             .collect(),
     };
     Seed {
@@ -64,11 +60,7 @@ pub fn seed() -> Seed {
                 access_key_id: KEY_B.into(),
                 secret_access_key: Some(SECRET_B.into()),
             },
-            SeedAccount {
-                account_id: ACCOUNT_C.into(),
-                access_key_id: KEY_C.into(),
-                secret_access_key: None,
-            },
+            SeedAccount { account_id: ACCOUNT_C.into(), access_key_id: KEY_C.into(), secret_access_key: None },
         ],
         projects: vec![
             project(ACCOUNT_A, REGION, "source", &["v1"]),
@@ -83,9 +75,7 @@ pub fn seed() -> Seed {
 
 /// The one seeded policy: A's `source` lets account B copy its versions. A's `many` has none.
 pub fn policies() -> Vec<SeedProjectPolicy> {
-    vec![SeedProjectPolicy::allow_copy(
-        ACCOUNT_A, REGION, "source", "allow-b", ACCOUNT_B,
-    )]
+    vec![SeedProjectPolicy::allow_copy(ACCOUNT_A, REGION, "source", "allow-b", ACCOUNT_B)]
 }
 
 /// The configuration tests start from: the seed and policy above, policies required as on AWS.
@@ -128,15 +118,11 @@ impl Sim {
     }
 
     pub fn project_arn(&self, account: &str, region: &str, name: &str) -> String {
-        self.seed
-            .project_arn(account, region, name)
-            .expect("seeded project")
+        self.seed.project_arn(account, region, name).expect("seeded project")
     }
 
     pub fn version_arn(&self, account: &str, region: &str, project: &str, version: &str) -> String {
-        self.seed
-            .version_arn(account, region, project, version)
-            .expect("seeded version")
+        self.seed.version_arn(account, region, project, version).expect("seeded version")
     }
 }
 
@@ -145,23 +131,12 @@ pub fn client(handle: &SimHandle, access_key_id: &str, retry: Option<RetryConfig
 }
 
 /// A client signing with any secret (a wrong one, for signature tests).
-pub fn client_with_secret(
-    handle: &SimHandle,
-    access_key_id: &str,
-    secret: &str,
-    retry: Option<RetryConfig>,
-) -> Client {
+pub fn client_with_secret(handle: &SimHandle, access_key_id: &str, secret: &str, retry: Option<RetryConfig>) -> Client {
     let mut config = aws_sdk_rekognition::Config::builder()
         .behavior_version_latest()
         .region(Region::new(REGION))
         .endpoint_url(handle.endpoint_url())
-        .credentials_provider(aws_credential_types::Credentials::new(
-            access_key_id,
-            secret,
-            None,
-            None,
-            "test",
-        ));
+        .credentials_provider(aws_credential_types::Credentials::new(access_key_id, secret, None, None, "test"));
     if let Some(retry) = retry {
         config = config.retry_config(retry);
     }
@@ -169,26 +144,16 @@ pub fn client_with_secret(
 }
 
 pub fn output_config() -> OutputConfig {
-    OutputConfig::builder()
-        .s3_bucket("copies-bucket")
-        .s3_key_prefix("copies/")
-        .build()
+    OutputConfig::builder().s3_bucket("copies-bucket").s3_key_prefix("copies/").build()
 }
 
 pub type CopyResult = Result<
     String,
-    aws_sdk_rekognition::error::SdkError<
-        aws_sdk_rekognition::operation::copy_project_version::CopyProjectVersionError,
-    >,
+    aws_sdk_rekognition::error::SdkError<aws_sdk_rekognition::operation::copy_project_version::CopyProjectVersionError>,
 >;
 
 /// Copies A's `source`/`v1` into `destination` under `version_name`, from `client`.
-pub async fn copy_source_v1(
-    sim: &Sim,
-    client: &Client,
-    destination: &str,
-    version_name: &str,
-) -> CopyResult {
+pub async fn copy_source_v1(sim: &Sim, client: &Client, destination: &str, version_name: &str) -> CopyResult {
     copy_version(
         client,
         &sim.project_arn(ACCOUNT_A, REGION, "source"),
@@ -216,18 +181,11 @@ pub async fn copy_version(
         .output_config(output_config())
         .send()
         .await?;
-    Ok(output
-        .project_version_arn()
-        .expect("copy returns the new version's ARN")
-        .to_owned())
+    Ok(output.project_version_arn().expect("copy returns the new version's ARN").to_owned())
 }
 
 /// The one version named `version_name` in `project_arn`.
-pub async fn describe_version(
-    client: &Client,
-    project_arn: &str,
-    version_name: &str,
-) -> ProjectVersionDescription {
+pub async fn describe_version(client: &Client, project_arn: &str, version_name: &str) -> ProjectVersionDescription {
     let output = client
         .describe_project_versions()
         .project_arn(project_arn)
@@ -236,11 +194,7 @@ pub async fn describe_version(
         .await
         .expect("describe succeeds");
     let descriptions = output.project_version_descriptions();
-    assert_eq!(
-        descriptions.len(),
-        1,
-        "exactly one version named {version_name}"
-    );
+    assert_eq!(descriptions.len(), 1, "exactly one version named {version_name}");
     descriptions[0].clone()
 }
 

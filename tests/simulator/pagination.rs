@@ -33,16 +33,10 @@ async fn pages_of_two_show_every_version_once_newest_first() {
         }
     }
 
-    assert_eq!(
-        pages.iter().map(Vec::len).collect::<Vec<_>>(),
-        vec![2, 2, 1]
-    );
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2, 1]);
     let seen: Vec<String> = pages.concat();
-    let newest_first: Vec<String> = MANY_VERSIONS
-        .iter()
-        .rev()
-        .map(|name| sim.version_arn(ACCOUNT_A, REGION, "many", name))
-        .collect();
+    let newest_first: Vec<String> =
+        MANY_VERSIONS.iter().rev().map(|name| sim.version_arn(ACCOUNT_A, REGION, "many", name)).collect();
     assert_eq!(seen, newest_first);
 }
 
@@ -61,17 +55,11 @@ async fn version_names_select_versions() {
         .await
         .unwrap();
 
-    let arns: Vec<&str> = output
-        .project_version_descriptions()
-        .iter()
-        .filter_map(|version| version.project_version_arn())
-        .collect();
+    let arns: Vec<&str> =
+        output.project_version_descriptions().iter().filter_map(|version| version.project_version_arn()).collect();
     assert_eq!(
         arns,
-        vec![
-            sim.version_arn(ACCOUNT_A, REGION, "many", "m4"),
-            sim.version_arn(ACCOUNT_A, REGION, "many", "m2")
-        ]
+        vec![sim.version_arn(ACCOUNT_A, REGION, "many", "m4"), sim.version_arn(ACCOUNT_A, REGION, "many", "m2")]
     );
     assert_eq!(output.next_token(), None);
 }
@@ -81,17 +69,9 @@ async fn new_copies_do_not_disturb_a_walk_in_progress() {
     let sim = Sim::start(Duration::from_secs(2)).await;
     let client = sim.client(KEY_A);
     let many = sim.project_arn(ACCOUNT_A, REGION, "many");
-    let first = client
-        .describe_project_versions()
-        .project_arn(&many)
-        .max_results(2)
-        .send()
-        .await
-        .unwrap();
+    let first = client.describe_project_versions().project_arn(&many).max_results(2).send().await.unwrap();
 
-    copy_source_v1(&sim, &client, &many, "newer")
-        .await
-        .expect("copy starts");
+    copy_source_v1(&sim, &client, &many, "newer").await.expect("copy starts");
 
     let second = client
         .describe_project_versions()
@@ -101,17 +81,11 @@ async fn new_copies_do_not_disturb_a_walk_in_progress() {
         .send()
         .await
         .unwrap();
-    let arns: Vec<&str> = second
-        .project_version_descriptions()
-        .iter()
-        .filter_map(|v| v.project_version_arn())
-        .collect();
+    let arns: Vec<&str> =
+        second.project_version_descriptions().iter().filter_map(|v| v.project_version_arn()).collect();
     assert_eq!(
         arns,
-        vec![
-            sim.version_arn(ACCOUNT_A, REGION, "many", "m3"),
-            sim.version_arn(ACCOUNT_A, REGION, "many", "m2")
-        ]
+        vec![sim.version_arn(ACCOUNT_A, REGION, "many", "m3"), sim.version_arn(ACCOUNT_A, REGION, "many", "m2")]
     );
 }
 

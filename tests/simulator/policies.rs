@@ -59,23 +59,12 @@ async fn put_list_and_delete_a_policy_with_revisions() {
     let revision = first.policy_revision_id().expect("revision id").to_owned();
     assert!(revision.bytes().all(|b| b.is_ascii_hexdigit()) && !revision.is_empty());
 
-    let listed = client
-        .list_project_policies()
-        .project_arn(&many)
-        .send()
-        .await
-        .unwrap();
-    let [policy] = listed.project_policies() else {
-        panic!("one policy: {listed:?}")
-    };
+    let listed = client.list_project_policies().project_arn(&many).send().await.unwrap();
+    let [policy] = listed.project_policies() else { panic!("one policy: {listed:?}") };
     assert_eq!(policy.project_arn(), Some(many.as_str()));
     assert_eq!(policy.policy_name(), Some("allow-b"));
     assert_eq!(policy.policy_revision_id(), Some(revision.as_str()));
-    assert_eq!(
-        policy.policy_document(),
-        Some(document.as_str()),
-        "kept verbatim"
-    );
+    assert_eq!(policy.policy_document(), Some(document.as_str()), "kept verbatim");
     let created = policy.creation_timestamp().unwrap().secs();
     assert!((before / 1000..=now_millis() / 1000).contains(&created));
     assert!(policy.last_updated_timestamp().is_some());
@@ -113,12 +102,7 @@ async fn put_list_and_delete_a_policy_with_revisions() {
         .send()
         .await
         .expect("deleted at the current revision");
-    let listed = client
-        .list_project_policies()
-        .project_arn(&many)
-        .send()
-        .await
-        .unwrap();
+    let listed = client.list_project_policies().project_arn(&many).send().await.unwrap();
     assert!(listed.project_policies().is_empty());
 
     let gone = client
@@ -148,20 +132,11 @@ async fn put_errors_have_their_documented_names() {
     };
 
     // The seeded `allow-b` exists: putting it again without its revision is refused.
-    let err = put("allow-b", None, allow(ACCOUNT_B, "*"))
-        .await
-        .unwrap_err()
-        .into_service_error();
+    let err = put("allow-b", None, allow(ACCOUNT_B, "*")).await.unwrap_err().into_service_error();
     assert!(err.is_resource_already_exists_exception(), "{err:?}");
-    let err = put("allow-b", Some("0123abcd"), allow(ACCOUNT_B, "*"))
-        .await
-        .unwrap_err()
-        .into_service_error();
+    let err = put("allow-b", Some("0123abcd"), allow(ACCOUNT_B, "*")).await.unwrap_err().into_service_error();
     assert!(err.is_invalid_policy_revision_id_exception(), "{err:?}");
-    let err = put("nobody", Some("0123abcd"), allow(ACCOUNT_B, "*"))
-        .await
-        .unwrap_err()
-        .into_service_error();
+    let err = put("nobody", Some("0123abcd"), allow(ACCOUNT_B, "*")).await.unwrap_err().into_service_error();
     assert!(err.is_resource_not_found_exception(), "{err:?}");
 
     for malformed in [
@@ -170,19 +145,10 @@ async fn put_errors_have_their_documented_names() {
         allow(ACCOUNT_B, "*").replace(COPY_ACTION, "rekognition:DetectLabels"),
         allow(ACCOUNT_B, "*").replace("\"Principal\"", "\"NotPrincipal\""),
     ] {
-        let err = put("new", None, malformed.clone())
-            .await
-            .unwrap_err()
-            .into_service_error();
-        assert!(
-            err.is_malformed_policy_document_exception(),
-            "{malformed}: {err:?}"
-        );
+        let err = put("new", None, malformed.clone()).await.unwrap_err().into_service_error();
+        assert!(err.is_malformed_policy_document_exception(), "{malformed}: {err:?}");
     }
-    let err = put("has space", None, allow(ACCOUNT_B, "*"))
-        .await
-        .unwrap_err()
-        .into_service_error();
+    let err = put("has space", None, allow(ACCOUNT_B, "*")).await.unwrap_err().into_service_error();
     assert_eq!(err.code(), Some("ValidationException"));
     assert!(err.message().unwrap().contains("policyName"));
 
@@ -197,13 +163,7 @@ async fn put_errors_have_their_documented_names() {
         .into_service_error();
     assert!(err.is_access_denied_exception(), "{err:?}");
     let missing = format!("{source}9");
-    let err = client
-        .list_project_policies()
-        .project_arn(&missing)
-        .send()
-        .await
-        .unwrap_err()
-        .into_service_error();
+    let err = client.list_project_policies().project_arn(&missing).send().await.unwrap_err().into_service_error();
     assert!(err.is_resource_not_found_exception(), "{err:?}");
 }
 
@@ -244,12 +204,7 @@ async fn policies_page_in_name_order_and_a_project_holds_five() {
             .send()
             .await
             .unwrap();
-        pages.push(
-            page.project_policies()
-                .iter()
-                .map(|p| p.policy_name().unwrap().to_owned())
-                .collect::<Vec<_>>(),
-        );
+        pages.push(page.project_policies().iter().map(|p| p.policy_name().unwrap().to_owned()).collect::<Vec<_>>());
         token = page.next_token().map(str::to_owned);
         if token.is_none() {
             break;
@@ -271,14 +226,8 @@ async fn policies_page_in_name_order_and_a_project_holds_five() {
     let names: Vec<&str> = all.iter().filter_map(|p| p.policy_name()).collect();
     assert_eq!(names, ["p1", "p2", "p3", "p4", "p5"]);
 
-    let err = client
-        .list_project_policies()
-        .project_arn(&dest)
-        .max_results(6)
-        .send()
-        .await
-        .unwrap_err()
-        .into_service_error();
+    let err =
+        client.list_project_policies().project_arn(&dest).max_results(6).send().await.unwrap_err().into_service_error();
     assert_eq!(err.code(), Some("ValidationException"));
     let err = client
         .list_project_policies()
@@ -297,10 +246,7 @@ async fn a_cross_account_copy_needs_a_policy_that_allows_it() {
     let owner = sim.client_without_retries(KEY_A);
     let many = sim.project_arn(ACCOUNT_A, REGION, "many");
 
-    let refused = copy_m1_into_b(&sim, "no-policy")
-        .await
-        .unwrap_err()
-        .into_service_error();
+    let refused = copy_m1_into_b(&sim, "no-policy").await.unwrap_err().into_service_error();
     assert!(refused.is_access_denied_exception(), "{refused:?}");
     let message = refused.message().unwrap();
     assert!(
@@ -311,39 +257,21 @@ async fn a_cross_account_copy_needs_a_policy_that_allows_it() {
 
     // A policy for another account, or another version, does not help.
     let m2_only = sim.version_arn(ACCOUNT_A, REGION, "many", "m2");
-    for (name, document) in [
-        ("for-c", allow(ACCOUNT_C, "*")),
-        ("m2-only", allow(ACCOUNT_B, &m2_only)),
-    ] {
-        owner
-            .put_project_policy()
-            .project_arn(&many)
-            .policy_name(name)
-            .policy_document(document)
-            .send()
-            .await
-            .unwrap();
+    for (name, document) in [("for-c", allow(ACCOUNT_C, "*")), ("m2-only", allow(ACCOUNT_B, &m2_only))] {
+        owner.put_project_policy().project_arn(&many).policy_name(name).policy_document(document).send().await.unwrap();
     }
-    let refused = copy_m1_into_b(&sim, "wrong-policy")
-        .await
-        .unwrap_err()
-        .into_service_error();
+    let refused = copy_m1_into_b(&sim, "wrong-policy").await.unwrap_err().into_service_error();
     assert!(refused.is_access_denied_exception(), "{refused:?}");
 
     let put = owner
         .put_project_policy()
         .project_arn(&many)
         .policy_name("allow-b")
-        .policy_document(allow(
-            ACCOUNT_B,
-            &format!("{}/version/*", many.rsplit_once('/').unwrap().0),
-        ))
+        .policy_document(allow(ACCOUNT_B, &format!("{}/version/*", many.rsplit_once('/').unwrap().0)))
         .send()
         .await
         .unwrap();
-    copy_m1_into_b(&sim, "with-policy")
-        .await
-        .expect("allowed by the policy");
+    copy_m1_into_b(&sim, "with-policy").await.expect("allowed by the policy");
 
     owner
         .delete_project_policy()
@@ -353,10 +281,7 @@ async fn a_cross_account_copy_needs_a_policy_that_allows_it() {
         .send()
         .await
         .unwrap();
-    let refused = copy_m1_into_b(&sim, "policy-deleted")
-        .await
-        .unwrap_err()
-        .into_service_error();
+    let refused = copy_m1_into_b(&sim, "policy-deleted").await.unwrap_err().into_service_error();
     assert!(refused.is_access_denied_exception(), "{refused:?}");
 
     let copies: Vec<String> = sim
@@ -366,15 +291,7 @@ async fn a_cross_account_copy_needs_a_policy_that_allows_it() {
         .filter(|call| call.operation == "CopyProjectVersion")
         .map(|call| call.outcome)
         .collect();
-    assert_eq!(
-        copies,
-        [
-            "AccessDeniedException",
-            "AccessDeniedException",
-            "ok",
-            "AccessDeniedException"
-        ]
-    );
+    assert_eq!(copies, ["AccessDeniedException", "AccessDeniedException", "ok", "AccessDeniedException"]);
 }
 
 #[tokio::test]
@@ -382,9 +299,7 @@ async fn an_explicit_deny_refuses_even_the_owner() {
     let sim = Sim::start(Duration::from_secs(2)).await;
     let owner = sim.client_without_retries(KEY_A);
     let dest = sim.project_arn(ACCOUNT_A, REGION, "dest");
-    copy_source_v1(&sim, &owner, &dest, "before-deny")
-        .await
-        .expect("same-account copies need no policy");
+    copy_source_v1(&sim, &owner, &dest, "before-deny").await.expect("same-account copies need no policy");
 
     owner
         .put_project_policy()
@@ -394,10 +309,7 @@ async fn an_explicit_deny_refuses_even_the_owner() {
         .send()
         .await
         .unwrap();
-    let refused = copy_source_v1(&sim, &owner, &dest, "after-deny")
-        .await
-        .unwrap_err()
-        .into_service_error();
+    let refused = copy_source_v1(&sim, &owner, &dest, "after-deny").await.unwrap_err().into_service_error();
     assert!(refused.is_access_denied_exception(), "{refused:?}");
     assert!(refused.message().unwrap().contains("explicit deny"));
     // The seeded allow for B does not outweigh the deny either.
@@ -415,12 +327,6 @@ async fn an_explicit_deny_refuses_even_the_owner() {
 
 #[tokio::test]
 async fn with_policies_not_required_cross_account_copies_pass() {
-    let sim = Sim::start_with(SimConfig {
-        require_project_policy: false,
-        ..config(Duration::from_secs(2))
-    })
-    .await;
-    copy_m1_into_b(&sim, "lenient")
-        .await
-        .expect("allowed without a policy");
+    let sim = Sim::start_with(SimConfig { require_project_policy: false, ..config(Duration::from_secs(2)) }).await;
+    copy_m1_into_b(&sim, "lenient").await.expect("allowed without a policy");
 }

@@ -18,10 +18,7 @@ fn quotas_for(account: &str, operation: &str, rate: Rate) -> Quotas {
         default: OperationQuotas::default(),
         per_account: BTreeMap::from([(
             account.to_owned(),
-            OperationQuotas {
-                rate: BTreeMap::from([(operation.to_owned(), rate)]),
-                max_copies_in_progress: None,
-            },
+            OperationQuotas { rate: BTreeMap::from([(operation.to_owned(), rate)]), max_copies_in_progress: None },
         )]),
     }
 }
@@ -51,14 +48,8 @@ async fn calls_beyond_the_burst_are_throughput_exceeded_until_tokens_refill() {
                 let status = err.raw_response().map(|r| r.status().as_u16());
                 assert_eq!(status, Some(400));
                 let err = err.into_service_error();
-                assert!(
-                    err.is_provisioned_throughput_exceeded_exception(),
-                    "{err:?}"
-                );
-                assert!(err
-                    .message()
-                    .unwrap()
-                    .starts_with("The number of requests exceeded your throughput limit."));
+                assert!(err.is_provisioned_throughput_exceeded_exception(), "{err:?}");
+                assert!(err.message().unwrap().starts_with("The number of requests exceeded your throughput limit."));
                 "throttled".to_owned()
             }
         });
@@ -69,27 +60,16 @@ async fn calls_beyond_the_burst_are_throughput_exceeded_until_tokens_refill() {
     assert!((2..=3).contains(&refused), "{outcomes:?}");
 
     // Other accounts and operations are not limited.
-    sim.client_without_retries(KEY_B)
-        .describe_projects()
-        .send()
-        .await
-        .expect("B has no quota");
+    sim.client_without_retries(KEY_B).describe_projects().send().await.expect("B has no quota");
     let a = stats_of(&sim, ACCOUNT_A, "DescribeProjects");
     assert_eq!(a.calls, 6);
     assert_eq!(a.throughput_exceeded, refused as u64);
     assert_eq!(a.limit_exceeded, 0);
-    assert_eq!(
-        a.max_calls_in_one_second, 6,
-        "refused calls count as received"
-    );
+    assert_eq!(a.max_calls_in_one_second, 6, "refused calls count as received");
 
     // At 2 per second, a token is back after half a second.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    client
-        .describe_projects()
-        .send()
-        .await
-        .expect("a token refilled");
+    client.describe_projects().send().await.expect("a token refilled");
 }
 
 #[tokio::test]
@@ -103,11 +83,7 @@ async fn the_sdk_retries_throughput_exceeded_by_default() {
     client.describe_projects().send().await.unwrap();
 
     // The bucket is empty; the SDK's standard retries (with backoff) wait for a token on their own.
-    client
-        .describe_projects()
-        .send()
-        .await
-        .expect("retried until admitted");
+    client.describe_projects().send().await.expect("retried until admitted");
 
     let outcomes: Vec<String> = sim.handle.calls().into_iter().map(|c| c.outcome).collect();
     assert_eq!(outcomes.first().map(String::as_str), Some("ok"));
@@ -123,11 +99,7 @@ async fn quotas_can_be_changed_while_running() {
     let sim = Sim::start(Duration::from_secs(2)).await;
     let client = sim.client_without_retries(KEY_A);
     for _ in 0..5 {
-        client
-            .describe_projects()
-            .send()
-            .await
-            .expect("no quota yet");
+        client.describe_projects().send().await.expect("no quota yet");
     }
     let quotas = Quotas {
         default: OperationQuotas {
@@ -138,22 +110,10 @@ async fn quotas_can_be_changed_while_running() {
     };
     sim.handle.set_quotas(quotas.clone()).unwrap();
     assert_eq!(sim.handle.quotas(), quotas);
-    client
-        .describe_projects()
-        .send()
-        .await
-        .expect("the new bucket starts full");
-    let err = client
-        .describe_projects()
-        .send()
-        .await
-        .unwrap_err()
-        .into_service_error();
+    client.describe_projects().send().await.expect("the new bucket starts full");
+    let err = client.describe_projects().send().await.unwrap_err().into_service_error();
     assert!(err.is_provisioned_throughput_exceeded_exception());
-    assert!(sim
-        .handle
-        .set_quotas(quotas_for(ACCOUNT_A, "DescribeProjects", rate(0.0, 1)))
-        .is_err());
+    assert!(sim.handle.set_quotas(quotas_for(ACCOUNT_A, "DescribeProjects", rate(0.0, 1))).is_err());
 }
 
 #[tokio::test]
@@ -161,43 +121,25 @@ async fn copies_in_progress_are_capped_per_destination_account() {
     let copy_duration = Duration::from_millis(700);
     let mut quotas = Quotas::default();
     quotas.default.max_copies_in_progress = Some(2);
-    let sim = Sim::start_with(modelcopy::simulator::SimConfig {
-        quotas,
-        ..config(copy_duration)
-    })
-    .await;
+    let sim = Sim::start_with(modelcopy::simulator::SimConfig { quotas, ..config(copy_duration) }).await;
     let client = sim.client_without_retries(KEY_A);
     let dest = sim.project_arn(ACCOUNT_A, REGION, "dest");
 
-    copy_source_v1(&sim, &client, &dest, "first")
-        .await
-        .expect("1 of 2");
-    copy_source_v1(&sim, &client, &dest, "second")
-        .await
-        .expect("2 of 2");
-    let err = copy_source_v1(&sim, &client, &dest, "third")
-        .await
-        .unwrap_err();
+    copy_source_v1(&sim, &client, &dest, "first").await.expect("1 of 2");
+    copy_source_v1(&sim, &client, &dest, "second").await.expect("2 of 2");
+    let err = copy_source_v1(&sim, &client, &dest, "third").await.unwrap_err();
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(400));
     let err = err.into_service_error();
     assert!(err.is_limit_exceeded_exception(), "{err:?}");
     assert_eq!(err.code(), Some("LimitExceededException"));
 
     // Another destination account has its own count.
-    copy_source_v1(
-        &sim,
-        &sim.client_without_retries(KEY_B),
-        &sim.project_arn(ACCOUNT_B, REGION, "b-dest"),
-        "b-first",
-    )
-    .await
-    .expect("B has no copies in progress");
+    copy_source_v1(&sim, &sim.client_without_retries(KEY_B), &sim.project_arn(ACCOUNT_B, REGION, "b-dest"), "b-first")
+        .await
+        .expect("B has no copies in progress");
 
     let stats = stats_of(&sim, ACCOUNT_A, "CopyProjectVersion");
-    assert_eq!(
-        (stats.calls, stats.limit_exceeded, stats.throughput_exceeded),
-        (3, 1, 0)
-    );
+    assert_eq!((stats.calls, stats.limit_exceeded, stats.throughput_exceeded), (3, 1, 0));
 
     // When the first copies end, there is room again.
     for _ in 0..40 {
@@ -207,9 +149,7 @@ async fn copies_in_progress_are_capped_per_destination_account() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    copy_source_v1(&sim, &client, &dest, "third")
-        .await
-        .expect("the earlier copies ended");
+    copy_source_v1(&sim, &client, &dest, "third").await.expect("the earlier copies ended");
 }
 
 #[tokio::test]

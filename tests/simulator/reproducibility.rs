@@ -10,10 +10,7 @@ use crate::helpers::*;
 fn random_copies(rng_seed: u64) -> SimConfig {
     SimConfig {
         rng_seed,
-        copy_durations: Some(DurationDistribution::Uniform {
-            min_millis: 50,
-            max_millis: 400,
-        }),
+        copy_durations: Some(DurationDistribution::Uniform { min_millis: 50, max_millis: 400 }),
         copy_failure_rate: 0.5,
         copy_failure_message: "Simulated: the output bucket refused the write.".into(),
         ..config(Duration::from_secs(2))
@@ -31,18 +28,8 @@ async fn eight_copies(sim: &Sim) -> Vec<PlannedCopy> {
     for result in futures::future::join_all(copies).await {
         result.expect("copy starts");
     }
-    let mut planned: Vec<PlannedCopy> = sim
-        .handle
-        .calls()
-        .into_iter()
-        .filter_map(|call| call.copy)
-        .collect();
-    planned.sort_by(|a, b| {
-        a.version_arn
-            .rsplit('/')
-            .nth(1)
-            .cmp(&b.version_arn.rsplit('/').nth(1))
-    });
+    let mut planned: Vec<PlannedCopy> = sim.handle.calls().into_iter().filter_map(|call| call.copy).collect();
+    planned.sort_by(|a, b| a.version_arn.rsplit('/').nth(1).cmp(&b.version_arn.rsplit('/').nth(1)));
     planned
 }
 
@@ -66,14 +53,8 @@ async fn same_seed_same_durations_and_outcomes() {
     let plans = essentials(&eight_copies(&first).await);
     assert_eq!(plans, essentials(&eight_copies(&second).await));
     assert_ne!(plans, essentials(&eight_copies(&other).await));
-    assert!(
-        plans.iter().all(|(_, ms, _)| (50..=400).contains(ms)),
-        "{plans:?}"
-    );
-    let failed = plans
-        .iter()
-        .filter(|(_, _, end)| end == "COPYING_FAILED")
-        .count();
+    assert!(plans.iter().all(|(_, ms, _)| (50..=400).contains(ms)), "{plans:?}");
+    let failed = plans.iter().filter(|(_, _, end)| end == "COPYING_FAILED").count();
     assert!((1..8).contains(&failed), "about half of 8 fail: {plans:?}");
 }
 
@@ -92,10 +73,7 @@ async fn versions_end_as_planned_after_their_duration() {
         let expected = ProjectVersionStatus::from(plan.final_status.as_str());
         assert_eq!(version.status(), Some(&expected), "{plan:?}");
         if expected == ProjectVersionStatus::CopyingFailed {
-            assert_eq!(
-                version.status_message(),
-                Some("Simulated: the output bucket refused the write.")
-            );
+            assert_eq!(version.status_message(), Some("Simulated: the output bucket refused the write."));
         }
     }
     assert!(started.elapsed() >= Duration::from_millis(400));
@@ -105,11 +83,7 @@ async fn versions_end_as_planned_after_their_duration() {
 async fn same_seed_same_random_faults() {
     let faulty = |rng_seed| SimConfig {
         rng_seed,
-        faults: RandomFaults {
-            throttling: 0.3,
-            internal_error: 0.2,
-            ..RandomFaults::default()
-        },
+        faults: RandomFaults { throttling: 0.3, internal_error: 0.2, ..RandomFaults::default() },
         ..config(Duration::from_secs(2))
     };
     let outcomes = |sim: Sim| async move {
@@ -117,21 +91,12 @@ async fn same_seed_same_random_faults() {
         for _ in 0..30 {
             let _ = client.describe_projects().send().await;
         }
-        sim.handle
-            .calls()
-            .into_iter()
-            .map(|call| call.outcome)
-            .collect::<Vec<_>>()
+        sim.handle.calls().into_iter().map(|call| call.outcome).collect::<Vec<_>>()
     };
     let first = outcomes(Sim::start_with(faulty(3)).await).await;
     assert_eq!(first, outcomes(Sim::start_with(faulty(3)).await).await);
     assert_ne!(first, outcomes(Sim::start_with(faulty(4)).await).await);
     let count = |name: &str| first.iter().filter(|o| *o == name).count();
-    assert!(
-        count("ThrottlingException") > 0 && count("InternalServerError") > 0 && count("ok") > 0
-    );
-    assert_eq!(
-        count("ok") + count("ThrottlingException") + count("InternalServerError"),
-        30
-    );
+    assert!(count("ThrottlingException") > 0 && count("InternalServerError") > 0 && count("ok") > 0);
+    assert_eq!(count("ok") + count("ThrottlingException") + count("InternalServerError"), 30);
 }

@@ -20,37 +20,20 @@ fn demo_seed() -> Seed {
 #[test]
 fn demo_seed_arns_are_stable() {
     let seed = demo_seed();
-    let source = seed
-        .project_arn("111111111111", "us-east-1", "catalog-detector")
-        .unwrap();
-    assert!(
-        source.starts_with("arn:aws:rekognition:us-east-1:111111111111:project/catalog-detector/")
-    );
-    assert_eq!(
-        demo_seed().project_arn("111111111111", "us-east-1", "catalog-detector"),
-        Some(source)
-    );
-    assert!(seed
-        .project_arn("222222222222", "us-east-1", "catalog-detector-prod")
-        .is_some());
-    assert!(seed
-        .version_arn("111111111111", "us-east-1", "catalog-detector", "v2")
-        .is_some());
+    let source = seed.project_arn("111111111111", "us-east-1", "catalog-detector").unwrap();
+    assert!(source.starts_with("arn:aws:rekognition:us-east-1:111111111111:project/catalog-detector/"));
+    assert_eq!(demo_seed().project_arn("111111111111", "us-east-1", "catalog-detector"), Some(source));
+    assert!(seed.project_arn("222222222222", "us-east-1", "catalog-detector-prod").is_some());
+    assert!(seed.version_arn("111111111111", "us-east-1", "catalog-detector", "v2").is_some());
 }
 
 #[tokio::test]
 async fn demo_accounts_see_their_projects() {
     let seed = demo_seed();
-    let config = SimConfig {
-        copy_duration: Duration::from_millis(100),
-        seed: seed.clone(),
-        ..SimConfig::default()
-    };
+    let config = SimConfig { copy_duration: Duration::from_millis(100), seed: seed.clone(), ..SimConfig::default() };
     let handle = simulator::start(config).await.unwrap();
 
-    let source = seed
-        .project_arn("111111111111", "us-east-1", "catalog-detector")
-        .unwrap();
+    let source = seed.project_arn("111111111111", "us-east-1", "catalog-detector").unwrap();
     let versions = client_with_secret(&handle, KEY_1, SECRET_1, None)
         .describe_project_versions()
         .project_arn(&source)
@@ -62,34 +45,14 @@ async fn demo_accounts_see_their_projects() {
         .iter()
         .map(|version| (version.project_version_arn().unwrap(), version.status()))
         .collect();
-    let v1 = seed
-        .version_arn("111111111111", "us-east-1", "catalog-detector", "v1")
-        .unwrap();
-    let v2 = seed
-        .version_arn("111111111111", "us-east-1", "catalog-detector", "v2")
-        .unwrap();
+    let v1 = seed.version_arn("111111111111", "us-east-1", "catalog-detector", "v1").unwrap();
+    let v2 = seed.version_arn("111111111111", "us-east-1", "catalog-detector", "v2").unwrap();
     let completed = Some(&ProjectVersionStatus::TrainingCompleted);
-    assert_eq!(
-        described,
-        vec![(v2.as_str(), completed), (v1.as_str(), completed)]
-    );
+    assert_eq!(described, vec![(v2.as_str(), completed), (v1.as_str(), completed)]);
 
-    let projects = client_with_secret(&handle, KEY_2, SECRET_2, None)
-        .describe_projects()
-        .send()
-        .await
-        .unwrap();
-    let arns: Vec<&str> = projects
-        .project_descriptions()
-        .iter()
-        .filter_map(|p| p.project_arn())
-        .collect();
-    assert_eq!(
-        arns,
-        vec![seed
-            .project_arn("222222222222", "us-east-1", "catalog-detector-prod")
-            .unwrap()]
-    );
+    let projects = client_with_secret(&handle, KEY_2, SECRET_2, None).describe_projects().send().await.unwrap();
+    let arns: Vec<&str> = projects.project_descriptions().iter().filter_map(|p| p.project_arn()).collect();
+    assert_eq!(arns, vec![seed.project_arn("222222222222", "us-east-1", "catalog-detector-prod").unwrap()]);
 }
 
 /// The demo copy — 222222222222 copies 111111111111's model — works with policies required, as the binary runs.
@@ -106,9 +69,7 @@ async fn the_demo_policy_allows_the_demo_copy() {
     })
     .await
     .unwrap();
-    let source = seed
-        .project_arn("111111111111", "us-east-1", "catalog-detector")
-        .unwrap();
+    let source = seed.project_arn("111111111111", "us-east-1", "catalog-detector").unwrap();
     let policies = client_with_secret(&handle, KEY_1, SECRET_1, None)
         .list_project_policies()
         .project_arn(&source)
@@ -120,14 +81,8 @@ async fn the_demo_policy_allows_the_demo_copy() {
     let copied = client_with_secret(&handle, KEY_2, SECRET_2, None)
         .copy_project_version()
         .source_project_arn(&source)
-        .source_project_version_arn(
-            seed.version_arn("111111111111", "us-east-1", "catalog-detector", "v2")
-                .unwrap(),
-        )
-        .destination_project_arn(
-            seed.project_arn("222222222222", "us-east-1", "catalog-detector-prod")
-                .unwrap(),
-        )
+        .source_project_version_arn(seed.version_arn("111111111111", "us-east-1", "catalog-detector", "v2").unwrap())
+        .destination_project_arn(seed.project_arn("222222222222", "us-east-1", "catalog-detector-prod").unwrap())
         .version_name("demo-copy")
         .output_config(output_config())
         .send()

@@ -16,11 +16,7 @@ async fn the_right_secret_is_accepted_for_every_operation_kind() {
         .send()
         .await
         .expect("signed with secret-a");
-    sim.client_without_retries(KEY_B)
-        .describe_projects()
-        .send()
-        .await
-        .expect("signed with secret-b");
+    sim.client_without_retries(KEY_B).describe_projects().send().await.expect("signed with secret-b");
 }
 
 #[tokio::test]
@@ -28,23 +24,13 @@ async fn a_wrong_secret_is_invalid_signature() {
     let sim = Sim::start(Duration::from_secs(2)).await;
     let client = client_with_secret(&sim.handle, KEY_A, "not-secret-a", None);
 
-    let err = client
-        .create_project()
-        .project_name("forged")
-        .send()
-        .await
-        .unwrap_err();
+    let err = client.create_project().project_name("forged").send().await.unwrap_err();
 
-    assert_eq!(
-        err.raw_response()
-            .map(|response| response.status().as_u16()),
-        Some(400)
-    );
+    assert_eq!(err.raw_response().map(|response| response.status().as_u16()), Some(400));
     let err = err.into_service_error();
     assert_eq!(err.code(), Some("InvalidSignatureException"));
     assert!(
-        err.message()
-            .is_some_and(|m| m.starts_with("The request signature we calculated does not match")),
+        err.message().is_some_and(|m| m.starts_with("The request signature we calculated does not match")),
         "{err:?}"
     );
     // Not retried (a client error), nothing created, and the log does not credit the forger with the account.
@@ -52,13 +38,7 @@ async fn a_wrong_secret_is_invalid_signature() {
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].outcome, "InvalidSignatureException");
     assert_eq!(calls[0].account_id, None);
-    let projects = sim
-        .client(KEY_A)
-        .describe_projects()
-        .project_names("forged")
-        .send()
-        .await
-        .unwrap();
+    let projects = sim.client(KEY_A).describe_projects().project_names("forged").send().await.unwrap();
     assert!(projects.project_descriptions().is_empty());
 }
 

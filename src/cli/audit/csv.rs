@@ -113,10 +113,7 @@ mod tests {
 
     #[test]
     fn plain_fields_are_left_alone() {
-        assert_eq!(
-            written(&[Some("a"), Some("b c"), Some("1.5")]),
-            "a,b c,1.5\r\n"
-        );
+        assert_eq!(written(&[Some("a"), Some("b c"), Some("1.5")]), "a,b c,1.5\r\n");
     }
 
     #[test]
@@ -146,35 +143,21 @@ mod tests {
             write_record(&mut out, record).unwrap();
         }
         let read = read_records(&String::from_utf8(out).unwrap()).unwrap();
-        let expected: Vec<Vec<Option<String>>> = records
-            .iter()
-            .map(|r| r.iter().map(|f| f.map(str::to_owned)).collect())
-            .collect();
+        let expected: Vec<Vec<Option<String>>> =
+            records.iter().map(|r| r.iter().map(|f| f.map(str::to_owned)).collect()).collect();
         assert_eq!(read, expected);
     }
 
     #[test]
     fn malformed_text_is_refused() {
-        assert_eq!(
-            read_records("a\"b\r\n"),
-            Err(CsvError::StrayQuote { record: 1 })
-        );
-        assert_eq!(
-            read_records("ok\r\n\"a\"b\r\n"),
-            Err(CsvError::TextAfterQuote { record: 2 })
-        );
-        assert_eq!(
-            read_records("\"never"),
-            Err(CsvError::UnterminatedQuote { record: 1 })
-        );
+        assert_eq!(read_records("a\"b\r\n"), Err(CsvError::StrayQuote { record: 1 }));
+        assert_eq!(read_records("ok\r\n\"a\"b\r\n"), Err(CsvError::TextAfterQuote { record: 2 }));
+        assert_eq!(read_records("\"never"), Err(CsvError::UnterminatedQuote { record: 1 }));
     }
 
     #[test]
     fn a_missing_final_line_break_is_fine() {
-        assert_eq!(
-            read_records("a,b").unwrap(),
-            vec![vec![Some("a".to_owned()), Some("b".to_owned())]]
-        );
+        assert_eq!(read_records("a,b").unwrap(), vec![vec![Some("a".to_owned()), Some("b".to_owned())]]);
         assert_eq!(read_records("").unwrap(), Vec::<Vec<Option<String>>>::new());
     }
 }

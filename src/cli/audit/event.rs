@@ -32,10 +32,7 @@ pub const COLUMNS: [&str; 15] = [
 /// The stored name of a decision (`ALLOWED`, …).
 pub fn decision_name(decision: i32) -> String {
     match AuditDecision::try_from(decision) {
-        Ok(d) => d
-            .as_str_name()
-            .trim_start_matches("AUDIT_DECISION_")
-            .to_owned(),
+        Ok(d) => d.as_str_name().trim_start_matches("AUDIT_DECISION_").to_owned(),
         Err(_) => format!("unknown({decision})"),
     }
 }
@@ -67,15 +64,7 @@ pub fn line(event: &AuditEvent) -> String {
 }
 
 fn one_line(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 /// One JSON object: a line of a JSON Lines export.
@@ -128,10 +117,7 @@ mod tests {
     fn event() -> AuditEvent {
         AuditEvent {
             id: 12,
-            occurred_at: Some(prost_types::Timestamp {
-                seconds: 1_714_564_800,
-                nanos: 123_456_000,
-            }),
+            occurred_at: Some(prost_types::Timestamp { seconds: 1_714_564_800, nanos: 123_456_000 }),
             principal: None,
             authn: "none".into(),
             peer: Some("127.0.0.1:5000".into()),
@@ -175,15 +161,8 @@ mod tests {
 
     #[test]
     fn one_record_stays_one_line() {
-        let event = AuditEvent {
-            reason: Some("first\r\nsecond".into()),
-            ..event()
-        };
-        assert!(
-            line(&event).ends_with(r"first\r\nsecond"),
-            "{}",
-            line(&event)
-        );
+        let event = AuditEvent { reason: Some("first\r\nsecond".into()), ..event() };
+        assert!(line(&event).ends_with(r"first\r\nsecond"), "{}", line(&event));
     }
 
     #[test]

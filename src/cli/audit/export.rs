@@ -36,11 +36,7 @@ pub struct ExportArgs {
     pub out: Option<PathBuf>,
 }
 
-pub async fn execute(
-    client: &mut Client,
-    args: &ExportArgs,
-    out: &mut impl Write,
-) -> anyhow::Result<Outcome> {
+pub async fn execute(client: &mut Client, args: &ExportArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
     let Some(path) = &args.out else {
         export(client, args, out).await?;
         return Ok(Outcome::Done);
@@ -50,10 +46,7 @@ pub async fn execute(
     let mut writer = BufWriter::new(file);
     let written = async {
         let count = export(client, args, &mut writer).await?;
-        writer
-            .into_inner()
-            .map_err(|e| e.into_error())?
-            .sync_all()?;
+        writer.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         std::fs::rename(&partial, path)
             .with_context(|| format!("renaming {} to {}", partial.display(), path.display()))?;
         anyhow::Ok(count)
@@ -72,11 +65,7 @@ pub async fn execute(
 }
 
 /// Writes every page to `out`; returns how many records.
-async fn export(
-    client: &mut Client,
-    args: &ExportArgs,
-    out: &mut impl Write,
-) -> anyhow::Result<u64> {
+async fn export(client: &mut Client, args: &ExportArgs, out: &mut impl Write) -> anyhow::Result<u64> {
     if args.format == ExportFormat::Csv {
         csv::write_record(out, &event::COLUMNS.map(Some))?;
     }
@@ -101,10 +90,7 @@ async fn export(
 
 /// `dir/.name.partial`: beside the target, so the rename stays on one file system.
 fn partial_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     path.with_file_name(format!(".{name}.partial"))
 }
 
@@ -117,16 +103,9 @@ mod tests {
     #[test]
     fn format_is_required_and_out_optional() {
         assert!(audit_command(&["export"]).is_err());
-        let AuditCommand::Export(args) = audit_command(&[
-            "export",
-            "--format",
-            "jsonl",
-            "--out",
-            "/tmp/x.jsonl",
-            "--by",
-            "bob",
-        ])
-        .unwrap() else {
+        let AuditCommand::Export(args) =
+            audit_command(&["export", "--format", "jsonl", "--out", "/tmp/x.jsonl", "--by", "bob"]).unwrap()
+        else {
             panic!("not an export")
         };
         assert_eq!(args.format, ExportFormat::Jsonl);
@@ -137,9 +116,6 @@ mod tests {
 
     #[test]
     fn the_partial_file_sits_beside_the_target() {
-        assert_eq!(
-            partial_path(Path::new("/tmp/out/a.csv")),
-            Path::new("/tmp/out/.a.csv.partial")
-        );
+        assert_eq!(partial_path(Path::new("/tmp/out/a.csv")), Path::new("/tmp/out/.a.csv.partial"));
     }
 }

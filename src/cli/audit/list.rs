@@ -49,9 +49,7 @@ pub async fn execute(
         if !args.all && !next.is_empty() {
             match format {
                 OutputFormat::Text => writeln!(out, "next page: --page-token {next}")?,
-                OutputFormat::Json => {
-                    writeln!(out, "{}", serde_json::json!({ "next_page_token": next }))?
-                }
+                OutputFormat::Json => writeln!(out, "{}", serde_json::json!({ "next_page_token": next }))?,
             }
             break;
         }

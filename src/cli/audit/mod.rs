@@ -18,9 +18,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::connect::Client;
 use super::{parse_time, to_timestamp, Outcome, OutputFormat};
-use crate::proto::{
-    AuditDecision, AuditEventFilter, ListAuditEventsRequest, ListAuditEventsResponse,
-};
+use crate::proto::{AuditDecision, AuditEventFilter, ListAuditEventsRequest, ListAuditEventsResponse};
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
@@ -74,12 +72,7 @@ pub struct AuditFilterArgs {
     #[arg(long)]
     pub action: Option<String>,
     /// Only these decisions (repeat, or separate with commas).
-    #[arg(
-        long = "decision",
-        value_enum,
-        value_delimiter = ',',
-        ignore_case = true
-    )]
+    #[arg(long = "decision", value_enum, value_delimiter = ',', ignore_case = true)]
     pub decisions: Vec<DecisionArg>,
     /// Only calls concerning this 12-digit AWS account, as source or destination.
     #[arg(long)]
@@ -93,11 +86,7 @@ impl AuditFilterArgs {
             occurred_before: self.to.map(to_timestamp),
             principal: self.by.clone().unwrap_or_default(),
             action: self.action.clone().unwrap_or_default(),
-            decisions: self
-                .decisions
-                .iter()
-                .map(|d| AuditDecision::from(*d) as i32)
-                .collect(),
+            decisions: self.decisions.iter().map(|d| AuditDecision::from(*d) as i32).collect(),
             account_id: self.account.clone().unwrap_or_default(),
         }
     }
@@ -111,21 +100,8 @@ pub struct Pages<'c> {
 }
 
 impl<'c> Pages<'c> {
-    pub fn new(
-        client: &'c mut Client,
-        filter: AuditEventFilter,
-        page_size: i32,
-        page_token: String,
-    ) -> Self {
-        Pages {
-            client,
-            request: ListAuditEventsRequest {
-                filter: Some(filter),
-                page_size,
-                page_token,
-            },
-            done: false,
-        }
+    pub fn new(client: &'c mut Client, filter: AuditEventFilter, page_size: i32, page_token: String) -> Self {
+        Pages { client, request: ListAuditEventsRequest { filter: Some(filter), page_size, page_token }, done: false }
     }
 
     /// The next page, or `None` after the last.
@@ -133,17 +109,10 @@ impl<'c> Pages<'c> {
         if self.done {
             return Ok(None);
         }
-        let page = self
-            .client
-            .list_audit_events(self.request.clone())
-            .await
-            .context("ListAuditEvents")?
-            .into_inner();
+        let page = self.client.list_audit_events(self.request.clone()).await.context("ListAuditEvents")?.into_inner();
         // A server that hands back the token it was given would keep us going forever.
         if !page.next_page_token.is_empty() && page.next_page_token == self.request.page_token {
-            anyhow::bail!(
-                "ListAuditEvents: the server returned the same page token again; stopping"
-            );
+            anyhow::bail!("ListAuditEvents: the server returned the same page token again; stopping");
         }
         self.done = page.next_page_token.is_empty();
         self.request.page_token = page.next_page_token.clone();
@@ -207,18 +176,13 @@ mod tests {
         assert_eq!(filter.occurred_before.unwrap().seconds, 1_714_608_000);
         assert_eq!(filter.principal, "alice");
         assert_eq!(filter.action, "CopyModelVersion");
-        assert_eq!(
-            filter.decisions,
-            [AuditDecision::Denied as i32, AuditDecision::Invalid as i32]
-        );
+        assert_eq!(filter.decisions, [AuditDecision::Denied as i32, AuditDecision::Invalid as i32]);
         assert_eq!(filter.account_id, "111122223333");
     }
 
     #[test]
     fn an_empty_filter_sends_nothing() {
-        let AuditCommand::List(args) = audit_command(&["list"]).unwrap() else {
-            panic!("not a list")
-        };
+        let AuditCommand::List(args) = audit_command(&["list"]).unwrap() else { panic!("not a list") };
         assert_eq!(args.filter.to_filter(), AuditEventFilter::default());
     }
 

@@ -76,11 +76,7 @@ pub async fn execute(
     format: OutputFormat,
     out: &mut impl Write,
 ) -> anyhow::Result<Outcome> {
-    let summary = client
-        .summarize_audit(args.to_request())
-        .await
-        .context("SummarizeAudit")?
-        .into_inner();
+    let summary = client.summarize_audit(args.to_request()).await.context("SummarizeAudit")?.into_inner();
     match format {
         OutputFormat::Text => {
             writeln!(out, "{}", table_line(&HEADER.map(str::to_owned)))?;
@@ -95,9 +91,7 @@ pub async fn execute(
         }
     }
     if summary.truncated {
-        eprintln!(
-            "warning: the summary has more rows than one answer carries; narrow --from / --to"
-        );
+        eprintln!("warning: the summary has more rows than one answer carries; narrow --from / --to");
     }
     Ok(Outcome::Done)
 }
@@ -175,14 +169,9 @@ mod tests {
     #[test]
     fn period_is_required() {
         assert!(audit_command(&["summary"]).is_err());
-        let AuditCommand::Summary(args) = audit_command(&[
-            "summary",
-            "--period",
-            "week",
-            "--from",
-            "2024-05-01T00:00:00Z",
-        ])
-        .unwrap() else {
+        let AuditCommand::Summary(args) =
+            audit_command(&["summary", "--period", "week", "--from", "2024-05-01T00:00:00Z"]).unwrap()
+        else {
             panic!("not a summary")
         };
         let request = args.to_request();
@@ -194,10 +183,7 @@ mod tests {
     #[test]
     fn the_table_lines_up() {
         let row = AuditSummaryRow {
-            period_start: Some(prost_types::Timestamp {
-                seconds: 1_714_521_600,
-                nanos: 0,
-            }),
+            period_start: Some(prost_types::Timestamp { seconds: 1_714_521_600, nanos: 0 }),
             principal: "alice".into(),
             source_account_id: "111122223333".into(),
             destination_account_id: String::new(),
@@ -208,30 +194,18 @@ mod tests {
         };
         let header = table_line(&HEADER.map(str::to_owned));
         let line = table_line(&cells(&row, PeriodArg::Day));
-        assert!(
-            line.starts_with("2024-05-01  alice             111122223333  -           "),
-            "{line}"
-        );
+        assert!(line.starts_with("2024-05-01  alice             111122223333  -           "), "{line}");
         assert_eq!(line.len(), header.len(), "{header}\n{line}");
         // Each count ends where its header does.
         let end_of = |text: &str, word: &str| text.find(word).unwrap() + word.len();
-        assert_eq!(
-            &line[end_of(&header, "allowed") - 1..end_of(&header, "allowed")],
-            "3"
-        );
-        assert_eq!(
-            &line[end_of(&header, "failed") - 1..end_of(&header, "failed")],
-            "1"
-        );
+        assert_eq!(&line[end_of(&header, "allowed") - 1..end_of(&header, "allowed")], "3");
+        assert_eq!(&line[end_of(&header, "failed") - 1..end_of(&header, "failed")], "1");
         assert_eq!(cells(&row, PeriodArg::Month)[0], "2024-05");
     }
 
     #[test]
     fn json_rows_carry_every_count() {
-        let value = row_json(&AuditSummaryRow {
-            denied: 4,
-            ..Default::default()
-        });
+        let value = row_json(&AuditSummaryRow { denied: 4, ..Default::default() });
         assert_eq!(value["denied"], 4);
         assert_eq!(value["period_start"], serde_json::Value::Null);
     }

@@ -25,12 +25,8 @@ use crate::simulator::validate::{
     Checks, KMS_KEY_ID, NAME, PROJECT_ARN, PROJECT_VERSION_ARN, S3_BUCKET, S3_KEY_PREFIX,
 };
 
-pub const KEY_MEMBERS: &[&str] = &[
-    "SourceProjectArn",
-    "SourceProjectVersionArn",
-    "DestinationProjectArn",
-    "VersionName",
-];
+pub const KEY_MEMBERS: &[&str] =
+    &["SourceProjectArn", "SourceProjectVersionArn", "DestinationProjectArn", "VersionName"];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -60,11 +56,7 @@ pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Output, 
     let destination = &request.destination_project;
 
     if destination.key.account_id != caller.account_id {
-        return Err(ApiError::access_denied(
-            &caller.account_id,
-            "CopyProjectVersion",
-            &destination.to_string(),
-        ));
+        return Err(ApiError::access_denied(&caller.account_id, "CopyProjectVersion", &destination.to_string()));
     }
     if request.source_project.key.region != destination.key.region {
         return Err(ApiError::invalid_parameter(format!(
@@ -78,33 +70,21 @@ pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Output, 
             caller.region
         )));
     }
-    let destination_project = store.project(destination).ok_or_else(|| {
+    let destination_project = store
+        .project(destination)
+        .ok_or_else(|| ApiError::not_found(format!("The destination project {destination} does not exist.")))?;
+    let source_project = store
+        .project(&request.source_project)
+        .ok_or_else(|| ApiError::not_found(format!("The source project {} does not exist.", request.source_project)))?;
+    source_project.version(&request.source_version).ok_or_else(|| {
         ApiError::not_found(format!(
-            "The destination project {destination} does not exist."
+            "The source model version {} does not exist in project {}.",
+            request.source_version, request.source_project
         ))
     })?;
-    let source_project = store.project(&request.source_project).ok_or_else(|| {
-        ApiError::not_found(format!(
-            "The source project {} does not exist.",
-            request.source_project
-        ))
-    })?;
-    source_project
-        .version(&request.source_version)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "The source model version {} does not exist in project {}.",
-                request.source_version, request.source_project
-            ))
-        })?;
     let source_version = request.source_version.to_string();
     let refuse = |reason: &str| {
-        ApiError::access_denied_because(
-            &caller.account_id,
-            "CopyProjectVersion",
-            &source_version,
-            reason,
-        )
+        ApiError::access_denied_because(&caller.account_id, "CopyProjectVersion", &source_version, reason)
     };
     let same_account = request.source_project.key.account_id == caller.account_id;
     match evaluate(source_project.policy_documents(), &caller.account_id, &source_version) {
@@ -123,10 +103,7 @@ pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Output, 
         }
         Verdict::Allowed | Verdict::NotAllowed => {}
     }
-    if destination_project
-        .version_named(&request.version_name)
-        .is_some()
-    {
+    if destination_project.version_named(&request.version_name).is_some() {
         return Err(ApiError::in_use(format!(
             "A model version named {} already exists in project {destination}.",
             request.version_name
@@ -146,16 +123,10 @@ pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Output, 
         }
     }
 
-    let arn = ProjectVersionArn::new(
-        destination.key.clone(),
-        request.version_name.clone(),
-        context.now_millis,
-    );
+    let arn = ProjectVersionArn::new(destination.key.clone(), request.version_name.clone(), context.now_millis);
     let (duration, outcome) = context.copy.plan(destination, &request.version_name);
     let duration_millis = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
-    let done_at_millis = context
-        .now_millis
-        .saturating_add(i64::try_from(duration_millis).unwrap_or(i64::MAX));
+    let done_at_millis = context.now_millis.saturating_add(i64::try_from(duration_millis).unwrap_or(i64::MAX));
     let planned = PlannedCopy {
         version_arn: arn.to_string(),
         duration_millis,
@@ -168,10 +139,7 @@ pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Output, 
     let version = Version {
         arn: arn.clone(),
         seq: store.next_seq(),
-        lifecycle: Lifecycle::Copy {
-            done_at_millis,
-            outcome,
-        },
+        lifecycle: Lifecycle::Copy { done_at_millis, outcome },
         source_version_arn: Some(source_version),
         output_config: Some(request.output_config),
         kms_key_id: request.kms_key_id,
@@ -182,30 +150,15 @@ pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Output, 
         .versions
         .insert(version);
     store.copy_started(&caller.account_id, context.now_millis, done_at_millis);
-    Ok(Output {
-        body: json!({ "ProjectVersionArn": arn.to_string() }),
-        copy: Some(planned),
-    })
+    Ok(Output { body: json!({ "ProjectVersionArn": arn.to_string() }), copy: Some(planned) })
 }
 
 fn check(request: Request) -> Result<Checked, ApiError> {
     let mut checks = Checks::new();
     let arns = [
-        (
-            "sourceProjectArn",
-            &request.source_project_arn,
-            &PROJECT_ARN,
-        ),
-        (
-            "sourceProjectVersionArn",
-            &request.source_project_version_arn,
-            &PROJECT_VERSION_ARN,
-        ),
-        (
-            "destinationProjectArn",
-            &request.destination_project_arn,
-            &PROJECT_ARN,
-        ),
+        ("sourceProjectArn", &request.source_project_arn, &PROJECT_ARN),
+        ("sourceProjectVersionArn", &request.source_project_version_arn, &PROJECT_VERSION_ARN),
+        ("destinationProjectArn", &request.destination_project_arn, &PROJECT_ARN),
         ("versionName", &request.version_name, &NAME),
     ];
     for (path, value, shape) in arns {
@@ -215,25 +168,18 @@ fn check(request: Request) -> Result<Checked, ApiError> {
     }
     if let Some(output) = checks.required("outputConfig", &request.output_config) {
         checks.optional_string("outputConfig.s3Bucket", &output.s3_bucket, &S3_BUCKET);
-        checks.optional_string(
-            "outputConfig.s3KeyPrefix",
-            &output.s3_key_prefix,
-            &S3_KEY_PREFIX,
-        );
+        checks.optional_string("outputConfig.s3KeyPrefix", &output.s3_key_prefix, &S3_KEY_PREFIX);
     }
     checks.optional_string("kmsKeyId", &request.kms_key_id, &KMS_KEY_ID);
     checks.tags("tags", &request.tags);
     checks.finish()?;
 
     // The constraints above include the ARN grammars, so these parse.
-    let project_arn =
-        |text: Option<String>| ProjectArn::parse(&text.unwrap_or_default()).map_err(invalid);
+    let project_arn = |text: Option<String>| ProjectArn::parse(&text.unwrap_or_default()).map_err(invalid);
     Ok(Checked {
         source_project: project_arn(request.source_project_arn)?,
-        source_version: ProjectVersionArn::parse(
-            &request.source_project_version_arn.unwrap_or_default(),
-        )
-        .map_err(invalid)?,
+        source_version: ProjectVersionArn::parse(&request.source_project_version_arn.unwrap_or_default())
+            .map_err(invalid)?,
         destination_project: project_arn(request.destination_project_arn)?,
         version_name: request.version_name.unwrap_or_default(),
         output_config: request.output_config.unwrap_or_default(),

@@ -45,19 +45,14 @@ pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Value, A
         name: request.project_name.unwrap_or_default(),
     };
     if store.project_named(&key).is_some() {
-        return Err(ApiError::in_use(format!(
-            "A project named {} already exists.",
-            key.name
-        )));
+        return Err(ApiError::in_use(format!("A project named {} already exists.", key.name)));
     }
     let arn = ProjectArn::new(key, context.now_millis);
     let seq = store.next_seq();
     store.insert_project(Project {
         arn: arn.clone(),
         seq,
-        feature: request
-            .feature
-            .unwrap_or_else(|| "CUSTOM_LABELS".to_owned()),
+        feature: request.feature.unwrap_or_else(|| "CUSTOM_LABELS".to_owned()),
         auto_update: request.auto_update.unwrap_or_else(|| "DISABLED".to_owned()),
         versions: Versions::default(),
         policies: Default::default(),

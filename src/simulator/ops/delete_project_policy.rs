@@ -32,22 +32,17 @@ pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Value, A
     if let Some(name) = checks.required("policyName", &request.policy_name) {
         checks.string("policyName", name, &POLICY_NAME);
     }
-    checks.optional_string(
-        "policyRevisionId",
-        &request.policy_revision_id,
-        &POLICY_REVISION_ID,
-    );
+    checks.optional_string("policyRevisionId", &request.policy_revision_id, &POLICY_REVISION_ID);
     checks.finish()?;
     let arn = ProjectArn::parse(request.project_arn.as_deref().unwrap_or_default())
         .map_err(|err| ApiError::validation(err.to_string()))?;
     let name = request.policy_name.unwrap_or_default();
 
     let project = owned_project(store, context, Operation::DeleteProjectPolicy, &arn)?;
-    let policy = project.policies.get(&name).ok_or_else(|| {
-        ApiError::not_found(format!(
-            "No policy named {name} is attached to project {arn}."
-        ))
-    })?;
+    let policy = project
+        .policies
+        .get(&name)
+        .ok_or_else(|| ApiError::not_found(format!("No policy named {name} is attached to project {arn}.")))?;
     if let Some(revision) = &request.policy_revision_id {
         if *revision != policy.revision_id {
             return Err(ApiError::new(

@@ -36,19 +36,13 @@ pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Value, A
 
     let caller = context.caller;
     if arn.project.account_id != caller.account_id {
-        return Err(ApiError::access_denied(
-            &caller.account_id,
-            "DeleteProjectVersion",
-            &arn.to_string(),
-        ));
+        return Err(ApiError::access_denied(&caller.account_id, "DeleteProjectVersion", &arn.to_string()));
     }
     let not_found = || ApiError::not_found(format!("The model version {arn} does not exist."));
     if arn.project.region != caller.region {
         return Err(not_found());
     }
-    let project = store
-        .project_named_mut(&arn.project)
-        .ok_or_else(not_found)?;
+    let project = store.project_named_mut(&arn.project).ok_or_else(not_found)?;
     let version = project.version(&arn).ok_or_else(not_found)?;
     let (status, _) = version.lifecycle.status_at(context.now_millis);
     let busy = matches!(

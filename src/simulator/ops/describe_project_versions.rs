@@ -45,21 +45,13 @@ pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Value, A
         .map_err(|err| ApiError::validation(err.to_string()))?;
     let caller = context.caller;
     if arn.key.account_id != caller.account_id {
-        return Err(ApiError::access_denied(
-            &caller.account_id,
-            "DescribeProjectVersions",
-            &arn.to_string(),
-        ));
+        return Err(ApiError::access_denied(&caller.account_id, "DescribeProjectVersions", &arn.to_string()));
     }
     let project = store
         .project(&arn)
         .filter(|_| arn.key.region == caller.region)
         .ok_or_else(|| ApiError::not_found(format!("The project {arn} does not exist.")))?;
-    let after = request
-        .next_token
-        .as_deref()
-        .map(|token| decode_token(Listing::ProjectVersions, token))
-        .transpose()?;
+    let after = request.next_token.as_deref().map(|token| decode_token(Listing::ProjectVersions, token)).transpose()?;
 
     let max_results = request.max_results.unwrap_or(DEFAULT_MAX_RESULTS) as usize;
     let (page, next) = match &request.version_names {
@@ -74,17 +66,11 @@ pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Value, A
             named.dedup_by_key(|version| version.seq);
             take_page(named.into_iter(), |version| version.page_key(), max_results)
         }
-        None => take_page(
-            project.versions.newest_first(after),
-            |version| version.page_key(),
-            max_results,
-        ),
+        None => take_page(project.versions.newest_first(after), |version| version.page_key(), max_results),
     };
 
-    let descriptions: Vec<Value> = page
-        .into_iter()
-        .map(|version| describe(project, version, context.now_millis))
-        .collect();
+    let descriptions: Vec<Value> =
+        page.into_iter().map(|version| describe(project, version, context.now_millis)).collect();
     let mut output = json!({ "ProjectVersionDescriptions": descriptions });
     if let Some(next) = next {
         output["NextToken"] = json!(encode_token(Listing::ProjectVersions, next));
@@ -102,14 +88,8 @@ fn describe(project: &Project, version: &Version, now_millis: i64) -> Value {
     });
     let optional = [
         ("StatusMessage", message.map(Value::from)),
-        (
-            "SourceProjectVersionArn",
-            version.source_version_arn.clone().map(Value::from),
-        ),
-        (
-            "OutputConfig",
-            version.output_config.as_ref().map(|config| json!(config)),
-        ),
+        ("SourceProjectVersionArn", version.source_version_arn.clone().map(Value::from)),
+        ("OutputConfig", version.output_config.as_ref().map(|config| json!(config))),
         ("KmsKeyId", version.kms_key_id.clone().map(Value::from)),
     ];
     for (member, value) in optional {

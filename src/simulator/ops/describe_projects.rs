@@ -43,18 +43,10 @@ pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Value, A
     }
     checks.finish()?;
 
-    let after = request
-        .next_token
-        .as_deref()
-        .map(|token| decode_token(Listing::Projects, token))
-        .transpose()?;
+    let after = request.next_token.as_deref().map(|token| decode_token(Listing::Projects, token)).transpose()?;
     let caller = context.caller;
-    let wanted_feature = |project: &&Project| {
-        request
-            .features
-            .as_ref()
-            .is_none_or(|features| features.contains(&project.feature))
-    };
+    let wanted_feature =
+        |project: &&Project| request.features.as_ref().is_none_or(|features| features.contains(&project.feature));
     let max_results = request.max_results.unwrap_or(DEFAULT_MAX_RESULTS) as usize;
     let (page, next) = match &request.project_names {
         // At most ten names: look each up rather than walk the account's projects.
@@ -76,9 +68,7 @@ pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Value, A
             take_page(named.into_iter(), |project| project.page_key(), max_results)
         }
         None => take_page(
-            store
-                .projects_in(&caller.account_id, &caller.region, after)
-                .filter(wanted_feature),
+            store.projects_in(&caller.account_id, &caller.region, after).filter(wanted_feature),
             |project| project.page_key(),
             max_results,
         ),

@@ -37,25 +37,16 @@ pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Value, A
     checks.finish()?;
     let arn = ProjectArn::parse(request.project_arn.as_deref().unwrap_or_default())
         .map_err(|err| ApiError::validation(err.to_string()))?;
-    let after = request
-        .next_token
-        .as_deref()
-        .map(|token| decode_name_token(Listing::ProjectPolicies, token))
-        .transpose()?;
+    let after =
+        request.next_token.as_deref().map(|token| decode_name_token(Listing::ProjectPolicies, token)).transpose()?;
 
     let project = owned_project(store, context, Operation::ListProjectPolicies, &arn)?;
-    let policies = project.policies.values().filter(|policy| {
-        after
-            .as_deref()
-            .is_none_or(|after| policy.name.as_str() > after)
-    });
+    let policies =
+        project.policies.values().filter(|policy| after.as_deref().is_none_or(|after| policy.name.as_str() > after));
     let max_results = request.max_results.unwrap_or(DEFAULT_MAX_RESULTS) as usize;
     let (page, next) = take_page(policies, |policy| policy.name.clone(), max_results);
 
-    let described: Vec<Value> = page
-        .into_iter()
-        .map(|policy| describe(&arn, policy))
-        .collect();
+    let described: Vec<Value> = page.into_iter().map(|policy| describe(&arn, policy)).collect();
     let mut output = json!({ "ProjectPolicies": described });
     if let Some(next) = next {
         output["NextToken"] = json!(encode_name_token(Listing::ProjectPolicies, &next));

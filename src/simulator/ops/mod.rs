@@ -71,15 +71,9 @@ impl Operation {
     ];
 
     pub fn from_name(name: &str) -> Result<Self, ApiError> {
-        Self::ALL
-            .into_iter()
-            .find(|operation| operation.name() == name)
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::UnknownOperation,
-                    format!("The simulator does not model operation {name:?}."),
-                )
-            })
+        Self::ALL.into_iter().find(|operation| operation.name() == name).ok_or_else(|| {
+            ApiError::new(ErrorCode::UnknownOperation, format!("The simulator does not model operation {name:?}."))
+        })
     }
 
     pub fn name(self) -> &'static str {
@@ -115,41 +109,24 @@ impl Operation {
             Ok(Value::Object(members)) => Value::Object(
                 self.key_members()
                     .iter()
-                    .filter_map(|name| {
-                        members
-                            .get(*name)
-                            .map(|value| ((*name).to_owned(), value.clone()))
-                    })
+                    .filter_map(|name| members.get(*name).map(|value| ((*name).to_owned(), value.clone())))
                     .collect(),
             ),
             _ => Value::Null,
         }
     }
 
-    pub fn run(
-        self,
-        store: &mut Store,
-        context: &Context,
-        body: &[u8],
-    ) -> Result<Output, ApiError> {
+    pub fn run(self, store: &mut Store, context: &Context, body: &[u8]) -> Result<Output, ApiError> {
         let plain = |result: Result<Value, ApiError>| result.map(Output::from);
         match self {
             Operation::CreateProject => plain(create_project::run(store, context, body)),
             Operation::DescribeProjects => plain(describe_projects::run(store, context, body)),
             Operation::CopyProjectVersion => copy_project_version::run(store, context, body),
-            Operation::DescribeProjectVersions => {
-                plain(describe_project_versions::run(store, context, body))
-            }
-            Operation::DeleteProjectVersion => {
-                plain(delete_project_version::run(store, context, body))
-            }
+            Operation::DescribeProjectVersions => plain(describe_project_versions::run(store, context, body)),
+            Operation::DeleteProjectVersion => plain(delete_project_version::run(store, context, body)),
             Operation::PutProjectPolicy => plain(put_project_policy::run(store, context, body)),
-            Operation::ListProjectPolicies => {
-                plain(list_project_policies::run(store, context, body))
-            }
-            Operation::DeleteProjectPolicy => {
-                plain(delete_project_policy::run(store, context, body))
-            }
+            Operation::ListProjectPolicies => plain(list_project_policies::run(store, context, body)),
+            Operation::DeleteProjectPolicy => plain(delete_project_policy::run(store, context, body)),
         }
     }
 }
@@ -166,18 +143,10 @@ pub fn owned_project<'a>(
 ) -> Result<&'a mut super::state::Project, ApiError> {
     let caller = context.caller;
     if arn.key.account_id != caller.account_id {
-        return Err(ApiError::access_denied(
-            &caller.account_id,
-            operation.name(),
-            &arn.to_string(),
-        ));
+        return Err(ApiError::access_denied(&caller.account_id, operation.name(), &arn.to_string()));
     }
     if arn.key.region != caller.region {
-        return Err(ApiError::not_found(format!(
-            "The project {arn} does not exist."
-        )));
+        return Err(ApiError::not_found(format!("The project {arn} does not exist.")));
     }
-    store
-        .project_mut(arn)
-        .ok_or_else(|| ApiError::not_found(format!("The project {arn} does not exist.")))
+    store.project_mut(arn).ok_or_else(|| ApiError::not_found(format!("The project {arn} does not exist.")))
 }

@@ -16,9 +16,7 @@ use crate::simulator::policy::PolicyDocument;
 use crate::simulator::protocol::parse_body;
 use crate::simulator::seed::MAX_POLICIES_PER_PROJECT;
 use crate::simulator::state::{revision_id, Policy, Store};
-use crate::simulator::validate::{
-    Checks, POLICY_DOCUMENT, POLICY_NAME, POLICY_REVISION_ID, PROJECT_ARN,
-};
+use crate::simulator::validate::{Checks, POLICY_DOCUMENT, POLICY_NAME, POLICY_REVISION_ID, PROJECT_ARN};
 
 pub const KEY_MEMBERS: &[&str] = &["ProjectArn", "PolicyName", "PolicyRevisionId"];
 
@@ -40,11 +38,7 @@ pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Value, A
     if let Some(name) = checks.required("policyName", &request.policy_name) {
         checks.string("policyName", name, &POLICY_NAME);
     }
-    checks.optional_string(
-        "policyRevisionId",
-        &request.policy_revision_id,
-        &POLICY_REVISION_ID,
-    );
+    checks.optional_string("policyRevisionId", &request.policy_revision_id, &POLICY_REVISION_ID);
     if let Some(document) = checks.required("policyDocument", &request.policy_document) {
         checks.string("policyDocument", document, &POLICY_DOCUMENT);
     }
@@ -71,16 +65,12 @@ pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Value, A
         (None, None) if project.policies.len() >= MAX_POLICIES_PER_PROJECT => {
             return Err(ApiError::new(
                 ErrorCode::ServiceQuotaExceeded,
-                format!(
-                    "Project {arn} already has {MAX_POLICIES_PER_PROJECT} policies, the most a project can have."
-                ),
+                format!("Project {arn} already has {MAX_POLICIES_PER_PROJECT} policies, the most a project can have."),
             ))
         }
         (None, None) => context.now_millis,
         (Some(_), None) => {
-            return Err(ApiError::not_found(format!(
-                "No policy named {name} is attached to project {arn}."
-            )))
+            return Err(ApiError::not_found(format!("No policy named {name} is attached to project {arn}.")))
         }
         (Some(revision), Some(policy)) if *revision != policy.revision_id => {
             return Err(ApiError::new(
