@@ -219,6 +219,7 @@ impl Fleet {
             version_name: version_name.into(),
             output_config: Some(proto::OutputConfig { s3_bucket: "out".into(), s3_key_prefix: String::new() }),
             idempotency_token: version_name.into(),
+            ..Default::default()
         }
     }
 
