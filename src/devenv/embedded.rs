@@ -9,7 +9,7 @@ use anyhow::Context;
 
 use super::{Lifetime, LocalPostgres};
 use crate::config::{AccountSettings, AuthMode, Settings};
-use crate::simulator::{self, Seed, SimConfig};
+use crate::simulator::{self, Seed, SeedFile, SimConfig};
 use crate::startup::Application;
 
 #[derive(Debug, Clone)]
@@ -38,10 +38,15 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
             .context("starting the local PostgreSQL cluster")?;
     let database_url = postgres.create_database("modelcopy").await?;
 
-    let seed = Seed::from_json_file(&options.seed).with_context(|| format!("reading {}", options.seed.display()))?;
+    let SeedFile { seed, policies } =
+        SeedFile::from_json_file(&options.seed).with_context(|| format!("reading {}", options.seed.display()))?;
+    // As on AWS: a copy from another account's project needs that project's policy to allow it (the demo seed
+    // carries one).
     let sim = simulator::start(SimConfig {
         copy_duration: options.copy_duration,
         seed: seed.clone(),
+        project_policies: policies,
+        require_project_policy: true,
         ..SimConfig::default()
     })
     .await

@@ -8,7 +8,9 @@ use modelcopy::cli::connect::{self, CallMetadata, Client};
 use modelcopy::config::{AccountLimits, AccountSettings, AuthMode, AuthSettings, Settings};
 use modelcopy::devenv::{test_cluster, unique_db_name};
 use modelcopy::proto;
-use modelcopy::simulator::{self, Seed, SeedAccount, SeedProject, SeedVersion, SimConfig, SimHandle};
+use modelcopy::simulator::{
+    self, Seed, SeedAccount, SeedProject, SeedProjectPolicy, SeedVersion, SimConfig, SimHandle,
+};
 use modelcopy::startup::Application;
 use sqlx::PgPool;
 
@@ -83,9 +85,19 @@ impl TestApp {
         let cluster = test_cluster().await;
         let database_url = cluster.create_database(&unique_db_name("svc")).await.expect("test database");
         let seed = seed();
+        // Cross-account copies need the source project's policy, as on AWS; this one lets the destination
+        // account copy from the source project.
         let sim = simulator::start(SimConfig {
             copy_duration: options.copy_duration,
             seed: seed.clone(),
+            project_policies: vec![SeedProjectPolicy::allow_copy(
+                SOURCE_ACCOUNT,
+                REGION,
+                "detector",
+                "allow-destination",
+                DEST_ACCOUNT,
+            )],
+            require_project_policy: true,
             ..SimConfig::default()
         })
         .await
