@@ -169,7 +169,8 @@ impl Fleet {
         let mut child = Command::new(env!("CARGO_BIN_EXE_modelcopy"))
             .args(["serve", "--config"])
             .arg(&self.config)
-            .env("RUST_LOG", "warn")
+            // Dev mode warns loudly at every start; the fleet restarts replicas often.
+            .env("RUST_LOG", "warn,modelcopy::auth::chain=error")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
