@@ -18,8 +18,6 @@ use crate::domain::{AccountId, FieldViolation};
 use crate::proto;
 use crate::store::{audit, AuditPageToken, AuditRow, Store};
 
-const DEFAULT_PAGE_SIZE: i64 = 50;
-const MAX_PAGE_SIZE: i32 = 500;
 const MAX_PRINCIPAL_CHARS: usize = 256;
 const MAX_ACTION_CHARS: usize = 128;
 /// Rows one SummarizeAudit answer carries (about 1 MB, well under gRPC's 4 MB message limit).
@@ -43,21 +41,8 @@ pub async fn list(
         violations.extend(v);
         AuditFilter::default()
     });
-    let page_size = match raw.page_size {
-        0 => DEFAULT_PAGE_SIZE,
-        n @ 1..=MAX_PAGE_SIZE => i64::from(n),
-        _ => {
-            violations.push(FieldViolation::new("page_size", format!("must be 0 (default) to {MAX_PAGE_SIZE}")));
-            DEFAULT_PAGE_SIZE
-        }
-    };
-    let after = match raw.page_token.as_str() {
-        "" => None,
-        token => AuditPageToken::decode(token).or_else(|| {
-            violations.push(FieldViolation::new("page_token", "is not a token this service issued"));
-            None
-        }),
-    };
+    let page_size = convert::page_size(raw.page_size, &mut violations);
+    let after = convert::page_token(&raw.page_token, AuditPageToken::decode, &mut violations);
     if !violations.is_empty() {
         return Err(ApiError::Invalid(violations));
     }

@@ -9,6 +9,40 @@ use crate::proto;
 use crate::store::CopyJob;
 use crate::watch::WatchItem;
 
+/// Page size when a list request leaves it 0.
+pub const DEFAULT_PAGE_SIZE: i64 = 50;
+/// Largest page a list request may ask for: bounds one call's memory and time.
+pub const MAX_PAGE_SIZE: i32 = 500;
+
+/// A list request's `page_size` (0 means the default), or a violation naming the field.
+pub fn page_size(raw: i32, violations: &mut Vec<FieldViolation>) -> i64 {
+    match raw {
+        0 => DEFAULT_PAGE_SIZE,
+        n @ 1..=MAX_PAGE_SIZE => i64::from(n),
+        _ => {
+            violations.push(FieldViolation::new("page_size", format!("must be 0 (default) to {MAX_PAGE_SIZE}")));
+            DEFAULT_PAGE_SIZE
+        }
+    }
+}
+
+/// A list request's `page_token` (empty means the first page), decoded by the list's own token type, or a
+/// violation naming the field.
+pub fn page_token<T>(
+    raw: &str,
+    decode: impl FnOnce(&str) -> Option<T>,
+    violations: &mut Vec<FieldViolation>,
+) -> Option<T> {
+    if raw.is_empty() {
+        return None;
+    }
+    let token = decode(raw);
+    if token.is_none() {
+        violations.push(FieldViolation::new("page_token", "is not a token this service issued"));
+    }
+    token
+}
+
 pub fn raw_copy_request(request: proto::CopyModelVersionRequest) -> RawCopyRequest {
     RawCopyRequest {
         source_project_arn: request.source_project_arn,

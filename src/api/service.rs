@@ -21,8 +21,6 @@ use crate::proto::{self, watch_copy_request::Target};
 use crate::store::{jobs, CancelOutcome, CreateOutcome, PageToken, Store};
 use crate::watch::{self, WatchHub};
 
-const DEFAULT_PAGE_SIZE: i64 = 50;
-const MAX_PAGE_SIZE: i32 = 500;
 const MAX_CANCEL_REASON: usize = 1024;
 
 #[derive(Clone)]
@@ -116,21 +114,8 @@ impl ModelCopy for ModelCopyService {
             violations.extend(v);
             Default::default()
         });
-        let page_size = match raw.page_size {
-            0 => DEFAULT_PAGE_SIZE,
-            n @ 1..=MAX_PAGE_SIZE => i64::from(n),
-            _ => {
-                violations.push(FieldViolation::new("page_size", format!("must be 0 (default) to {MAX_PAGE_SIZE}")));
-                DEFAULT_PAGE_SIZE
-            }
-        };
-        let after = match raw.page_token.as_str() {
-            "" => None,
-            token => PageToken::decode(token).or_else(|| {
-                violations.push(FieldViolation::new("page_token", "is not a token this service issued"));
-                None
-            }),
-        };
+        let page_size = convert::page_size(raw.page_size, &mut violations);
+        let after = convert::page_token(&raw.page_token, PageToken::decode, &mut violations);
         if !violations.is_empty() {
             return Err(ApiError::Invalid(violations).into());
         }
