@@ -152,7 +152,13 @@ pub fn event_line(event: &CopyEvent) -> String {
     };
     let mut line =
         format!("{}  #{}  {}  {}", time_text(event.occurred_at.as_ref()), event.sequence, copy.copy_id, transition);
-    for extra in [&copy.rekognition_status, &copy.destination_project_version_arn] {
+    // The status message too: a change of it alone (copying → copying) is an event, and the line should say why.
+    let message = if copy.rekognition_status_message.is_empty() {
+        String::new()
+    } else {
+        format!("({})", copy.rekognition_status_message)
+    };
+    for extra in [&copy.rekognition_status, &message, &copy.destination_project_version_arn] {
         if !extra.is_empty() {
             line.push_str("  ");
             line.push_str(extra);
@@ -394,6 +400,21 @@ mod tests {
         assert_eq!(
             event_line(&event),
             "2024-05-01T12:01:00Z  #42  0190-abc  submitting → copying  COPYING_IN_PROGRESS  arn:dest-version"
+        );
+    }
+
+    #[test]
+    fn event_line_says_what_changed_when_only_the_status_message_did() {
+        let event = CopyEvent {
+            sequence: 43,
+            copy: Some(Copy { rekognition_status_message: "Copy in progress".into(), ..sample_copy() }),
+            previous_state: CopyState::Copying as i32,
+            occurred_at: at(1_714_564_860),
+            snapshot: false,
+        };
+        assert_eq!(
+            event_line(&event),
+            "2024-05-01T12:01:00Z  #43  0190-abc  copying → copying  COPYING_IN_PROGRESS  (Copy in progress)"
         );
     }
 
