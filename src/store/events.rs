@@ -94,24 +94,3 @@ pub async fn for_copy_after(
         .fetch_all(store.pool())
         .await?)
 }
-
-/// The sequence number of a copy's latest event (0 if none).
-pub async fn last_seq(store: &super::Store, copy_id: Uuid) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM copy_events WHERE copy_id = $1")
-        .bind(copy_id)
-        .fetch_one(store.pool())
-        .await?)
-}
-
-/// The latest event's sequence number of each of `copy_ids` that has any.
-pub async fn last_seqs(
-    store: &super::Store,
-    copy_ids: &[Uuid],
-) -> Result<std::collections::HashMap<Uuid, i64>, StoreError> {
-    let rows: Vec<(Uuid, i64)> =
-        sqlx::query_as("SELECT copy_id, MAX(seq) FROM copy_events WHERE copy_id = ANY($1) GROUP BY copy_id")
-            .bind(copy_ids)
-            .fetch_all(store.pool())
-            .await?;
-    Ok(rows.into_iter().collect())
-}

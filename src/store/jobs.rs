@@ -12,6 +12,7 @@ use super::page_token::PageToken;
 use super::{audit, events, StoreError};
 use crate::audit::AuditRecord;
 use crate::domain::{CopyFilter, CopyId, CopyRequest, CopyState};
+use crate::telemetry::TraceParent;
 
 /// A copy job as stored.
 #[derive(Debug, Clone, FromRow)]
@@ -48,6 +49,8 @@ pub struct CopyJob {
     pub completed_at: Option<DateTime<Utc>>,
     /// The audit row of the request that created the copy (NULL only for copies older than the audit chain).
     pub audit_id: Option<i64>,
+    /// The W3C `traceparent` of the request that created the copy, when it had one.
+    pub trace_parent: Option<String>,
 }
 
 /// What CopyModelVersion's transaction did.
@@ -93,13 +96,15 @@ impl Change {
 const LIVE_STATES: &str = "('QUEUED', 'SUBMITTING', 'COPYING')";
 
 /// Creates the job for `request` unless its idempotency token was seen before, and writes `audit` in the same
-/// transaction: either both are stored, or neither.
+/// transaction: either both are stored, or neither. `trace` is the creating call's trace context, kept with a new
+/// job (a replay keeps the first request's).
 pub async fn create_with_audit(
     store: &super::Store,
     request: &CopyRequest,
     principal: &str,
     max_queued: i64,
     mut audit: AuditRecord,
+    trace: Option<&TraceParent>,
 ) -> Result<CreateOutcome, StoreError> {
     let mut tx = store.pool().begin().await?;
     let id = CopyId::new().as_uuid();
@@ -133,8 +138,8 @@ pub async fn create_with_audit(
         "INSERT INTO copy_jobs
             (id, principal, idempotency_token, request_digest, source_project_arn, source_project_version_arn,
              destination_project_arn, version_name, s3_bucket, s3_key_prefix, tags, kms_key_id,
-             source_account, destination_account, region, state)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'QUEUED')
+             source_account, destination_account, region, state, trace_parent)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'QUEUED', $16)
          ON CONFLICT ON CONSTRAINT copy_jobs_idempotency DO NOTHING
          RETURNING *",
     )
@@ -153,6 +158,7 @@ pub async fn create_with_audit(
     .bind(request.source_account().as_str())
     .bind(request.destination_account().as_str())
     .bind(request.region().as_str())
+    .bind(trace.map(TraceParent::as_str))
     .fetch_optional(&mut *tx)
     .await?;
 
@@ -210,7 +216,7 @@ pub async fn list(
     limit: i64,
     live_only: bool,
 ) -> Result<Vec<CopyJob>, StoreError> {
-    let mut query = select_matching(filter);
+    let mut query = select_matching(SELECT_JOBS, filter);
     if let Some(after) = after {
         query.push(" AND (created_at, id) < (").push_bind(after.created_at);
         query.push(", ").push_bind(after.id).push(")");
@@ -222,23 +228,53 @@ pub async fn list(
     Ok(query.build_query_as().fetch_all(store.pool()).await?)
 }
 
-/// Copies matching `filter` changed at or after `since`, oldest change first, at most `limit`: what a watcher
-/// that lost its notifications for a while may have missed.
+/// A copy with the sequence number of its latest change, read by one statement so that the two agree. A watcher
+/// starts from such a pair and then sends exactly the changes numbered after it; reading the copy and the number
+/// apart let a change committed in between be counted as sent while the copy still showed the state before it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobAt {
+    #[sqlx(flatten)]
+    pub job: CopyJob,
+    pub last_seq: i64,
+}
+
+const SELECT_JOBS: &str = "SELECT * FROM copy_jobs";
+const SELECT_JOBS_AT: &str = "SELECT copy_jobs.*, \
+    COALESCE((SELECT MAX(seq) FROM copy_events e WHERE e.copy_id = copy_jobs.id), 0) AS last_seq FROM copy_jobs";
+
+/// One copy as it is now, with its latest change's number (see [`JobAt`]).
+pub async fn get_at(store: &super::Store, id: Uuid) -> Result<Option<JobAt>, StoreError> {
+    let mut query = QueryBuilder::new(SELECT_JOBS_AT);
+    query.push(" WHERE id = ").push_bind(id);
+    Ok(query.build_query_as().fetch_optional(store.pool()).await?)
+}
+
+/// The live copies matching `filter`, newest first, at most `limit`, each with its latest change's number.
+pub async fn live_at(store: &super::Store, filter: &CopyFilter, limit: i64) -> Result<Vec<JobAt>, StoreError> {
+    let mut query = select_matching(SELECT_JOBS_AT, filter);
+    query.push(format!(" AND state IN {LIVE_STATES}"));
+    query.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(limit);
+    Ok(query.build_query_as().fetch_all(store.pool()).await?)
+}
+
+/// Copies matching `filter` changed at or after `since`, oldest change first, at most `limit`, each with its
+/// latest change's number: what a watcher that lost its notifications for a while may have missed.
 pub async fn changed_since(
     store: &super::Store,
     filter: &CopyFilter,
     since: DateTime<Utc>,
     limit: i64,
-) -> Result<Vec<CopyJob>, StoreError> {
-    let mut query = select_matching(filter);
+) -> Result<Vec<JobAt>, StoreError> {
+    let mut query = select_matching(SELECT_JOBS_AT, filter);
     query.push(" AND updated_at >= ").push_bind(since);
     query.push(" ORDER BY updated_at LIMIT ").push_bind(limit);
     Ok(query.build_query_as().fetch_all(store.pool()).await?)
 }
 
 /// `SELECT … WHERE` the copy matches `filter`: the SQL twin of [`CopyFilter::matches`].
-fn select_matching(filter: &CopyFilter) -> QueryBuilder<'static, Postgres> {
-    let mut query = QueryBuilder::new("SELECT * FROM copy_jobs WHERE TRUE");
+fn select_matching(select: &'static str, filter: &CopyFilter) -> QueryBuilder<'static, Postgres> {
+    let mut query = QueryBuilder::new(select);
+    query.push(" WHERE TRUE");
     if !filter.states.is_empty() {
         let states: Vec<&'static str> = filter.states.iter().map(|s| s.as_str()).collect();
         query.push(" AND state = ANY(").push_bind(states).push(")");
@@ -526,6 +562,7 @@ pub(crate) mod tests_support {
             submitted_at: None,
             completed_at: None,
             audit_id: None,
+            trace_parent: None,
         }
     }
 }

@@ -15,7 +15,7 @@ use sqlx::PgPool;
 pub use audit::{AuditPageToken, AuditRow};
 pub use error::StoreError;
 pub use events::CopyEventRow;
-pub use jobs::{CancelOutcome, Change, CopyJob, CreateOutcome};
+pub use jobs::{CancelOutcome, Change, CopyJob, CreateOutcome, JobAt};
 pub use page_token::PageToken;
 
 /// The migrations in `migrations/`, embedded in the binary.

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{HubMessage, WatchHub};
 use crate::domain::{CopyFilter, CopyState};
 use crate::shutdown::Shutdown;
-use crate::store::{events, jobs, CopyJob, Store, StoreError};
+use crate::store::{events, jobs, CopyJob, JobAt, Store, StoreError};
 
 /// What a watcher is sent.
 #[derive(Debug, Clone)]
@@ -45,8 +45,7 @@ pub type WatchStream = ReceiverStream<Result<WatchItem, WatchError>>;
 /// Watches one copy. Fails at once with [`WatchError::NotFound`] if there is no such copy.
 pub async fn watch_copy(store: Store, hub: &WatchHub, id: Uuid) -> Result<WatchStream, WatchError> {
     let rx = hub.subscribe();
-    let job = jobs::get(&store, id).await?.ok_or(WatchError::NotFound(id))?;
-    let last = events::last_seq(&store, id).await?;
+    let JobAt { job, last_seq: last } = jobs::get_at(&store, id).await?.ok_or(WatchError::NotFound(id))?;
     let (tx, out) = mpsc::channel(BUFFER);
     let shutdown = hub.shutdown();
     tokio::spawn(async move {
@@ -110,13 +109,11 @@ async fn follow_copy(
 /// Watches every copy matching `filter`: the live ones as they are, then every change, until the client leaves.
 pub async fn watch_filter(store: Store, hub: &WatchHub, filter: CopyFilter) -> Result<WatchStream, WatchError> {
     let rx = hub.subscribe();
-    let live = jobs::list(&store, &filter, None, SNAPSHOT_LIMIT, true).await?;
-    let ids: Vec<Uuid> = live.iter().map(|j| j.id).collect();
-    let seen = events::last_seqs(&store, &ids).await?;
+    let live = jobs::live_at(&store, &filter, SNAPSHOT_LIMIT).await?;
     let (tx, out) = mpsc::channel(BUFFER);
     let shutdown = hub.shutdown();
     tokio::spawn(async move {
-        if let Err(err) = follow_filter(&store, rx, shutdown, &tx, filter, live, seen).await {
+        if let Err(err) = follow_filter(&store, rx, shutdown, &tx, filter, live).await {
             let _ = tx.send(Err(err)).await;
         }
     });
@@ -129,13 +126,11 @@ async fn follow_filter(
     mut shutdown: Shutdown,
     tx: &mpsc::Sender<Result<WatchItem, WatchError>>,
     filter: CopyFilter,
-    live: Vec<CopyJob>,
-    latest: HashMap<Uuid, i64>,
+    live: Vec<JobAt>,
 ) -> Result<(), WatchError> {
     let mut seen = Seen::default();
     // Oldest first, as if each had just happened.
-    for job in live.into_iter().rev() {
-        let seq = latest.get(&job.id).copied().unwrap_or(0);
+    for JobAt { job, last_seq: seq } in live.into_iter().rev() {
         seen.note(&job, seq);
         if !send(tx, snapshot(job, seq)).await {
             return Ok(());
@@ -164,11 +159,7 @@ async fn follow_filter(
                 // What changed since we were last in step, as it is now (a margin covers commit delays).
                 let since = in_sync_at - chrono::Duration::seconds(5);
                 in_sync_at = Utc::now();
-                let changed = jobs::changed_since(store, &filter, since, SNAPSHOT_LIMIT).await?;
-                let ids: Vec<Uuid> = changed.iter().map(|j| j.id).collect();
-                let latest = events::last_seqs(store, &ids).await?;
-                for job in changed {
-                    let seq = latest.get(&job.id).copied().unwrap_or(0);
+                for JobAt { job, last_seq: seq } in jobs::changed_since(store, &filter, since, SNAPSHOT_LIMIT).await? {
                     if seq > seen.get(&job.id) {
                         seen.note(&job, seq);
                         if !send(tx, snapshot(job, seq)).await {

@@ -3,6 +3,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use modelcopy::proto::{self, watch_copy_request::Target, CopyState};
 
+use modelcopy::domain::CopyState as DomainState;
+use modelcopy::store::{events, jobs, Change, Store};
+
 use crate::helpers::{TestApp, DEST_ACCOUNT};
 
 async fn collect(mut stream: tonic::Streaming<proto::CopyEvent>) -> Vec<proto::CopyEvent> {
@@ -124,5 +127,48 @@ async fn a_filter_watch_sees_live_copies_then_only_matching_changes() {
     assert!(seen.contains(&(before.copy_id.clone(), CopyState::Succeeded)), "{seen:?}");
     assert!(seen.iter().all(|(_, state)| matches!(state, CopyState::Queued | CopyState::Succeeded)));
     replica.stop().await.unwrap();
+    app.stop().await;
+}
+
+/// A watcher starts from a copy and the number of its latest change; the two must describe the same moment, or a
+/// change committed between reading them is either skipped or sent twice. Changes are committed as fast as
+/// possible while the pair is read over and over; every pair read must agree with the change it names.
+#[tokio::test]
+async fn a_snapshot_and_its_change_number_always_agree() {
+    let app = TestApp::spawn_without_dispatch().await;
+    let mut client = app.client("alice").await;
+    let copy = TestApp::submit(&mut client, app.copy_request("busy")).await;
+    let store = Store::from_pool(app.pool.clone());
+    let id = copy.copy_id.parse().unwrap();
+    jobs::transition(&store, id, DomainState::Queued, &Change::to(DomainState::Submitting), None).await.unwrap();
+    jobs::transition(&store, id, DomainState::Submitting, &Change::to(DomainState::Copying), None).await.unwrap();
+
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for i in 0..300 {
+                let change = Change {
+                    rekognition_status: Some("COPYING_IN_PROGRESS".into()),
+                    rekognition_status_message: Some(format!("step {i}")),
+                    ..Change::to(DomainState::Copying)
+                };
+                jobs::transition(&store, id, DomainState::Copying, &change, None).await.unwrap().expect("moved");
+            }
+        })
+    };
+    let mut reads = 0;
+    while !writer.is_finished() {
+        let at = jobs::get_at(&store, id).await.unwrap().expect("the copy exists");
+        let named = events::by_seq(&store, at.last_seq).await.unwrap().expect("the named change exists");
+        assert_eq!(named.copy_id, id);
+        assert_eq!(
+            named.rekognition_status_message, at.job.rekognition_status_message,
+            "the copy as read is the copy right after change #{}",
+            at.last_seq
+        );
+        reads += 1;
+    }
+    writer.await.unwrap();
+    assert!(reads > 0, "the pair was read while changes were being committed");
     app.stop().await;
 }
