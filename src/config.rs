@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::settings::{JwtSettings, TlsSettings};
 use crate::auth::AuthzSettings;
 use crate::domain::AccountId;
+use crate::telemetry::TelemetrySettings;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
@@ -31,6 +32,9 @@ pub struct Settings {
     pub dispatch: DispatchSettings,
     /// Destination (and source) accounts, by 12-digit account id.
     pub accounts: BTreeMap<String, AccountSettings>,
+    /// `[telemetry]`: where traces are exported (nowhere by default).
+    #[serde(default)]
+    pub telemetry: TelemetrySettings,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -147,6 +151,7 @@ impl Default for Settings {
             authz: AuthzSettings::default(),
             dispatch: DispatchSettings::default(),
             accounts: BTreeMap::new(),
+            telemetry: TelemetrySettings::default(),
         }
     }
 }

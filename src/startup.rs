@@ -22,6 +22,7 @@ use crate::proto::model_copy_server::ModelCopyServer;
 use crate::rekognition::Clients;
 use crate::shutdown::{self, ShutdownTrigger};
 use crate::store::Store;
+use crate::telemetry::{Exporter, ServerSpanLayer};
 use crate::watch::WatchHub;
 
 /// A started service. Dropping it does not stop it: call [`Application::stop`].
@@ -35,6 +36,8 @@ pub struct Application {
     trigger: ShutdownTrigger,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     dispatcher: JoinHandle<()>,
+    /// Exporting traces, when `[telemetry] otlp_endpoint` says where; flushed once serving and dispatching end.
+    exporter: Option<Exporter>,
 }
 
 impl Application {
@@ -44,6 +47,8 @@ impl Application {
         let authenticator = auth::chain::from_settings(&settings.auth)?;
         // Likewise one with no valid policies: it would deny everything.
         let policies = PolicyStore::load(&settings.authz).map_err(|err| anyhow::anyhow!("authz: {err}"))?;
+        // Before anything that makes spans, so that the first of them are exported too.
+        let exporter = Exporter::start(&settings.telemetry)?;
         let mut builder = Server::builder();
         if let Some(tls) = &settings.auth.tls {
             builder = builder
@@ -69,6 +74,7 @@ impl Application {
         };
 
         let layers = ServiceBuilder::new()
+            .layer(ServerSpanLayer)
             .layer(AuditLayer::new(store.clone()))
             .layer(AuthLayer::new(authenticator, policies.clone()));
         let listener = TcpListener::bind(settings.listen_addr).await?;
@@ -85,7 +91,7 @@ impl Application {
         );
         let scheme = if settings.auth.tls.is_some() { "https" } else { "http" };
         info!(%addr, scheme, "modelcopy serving");
-        Ok(Application { addr, scheme, store, policies, trigger, server, dispatcher })
+        Ok(Application { addr, scheme, store, policies, trigger, server, dispatcher, exporter })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -111,11 +117,15 @@ impl Application {
         self.trigger.clone()
     }
 
-    /// Runs until the server ends (after a shutdown, or on a fatal error), then waits for the dispatcher.
+    /// Runs until the server ends (after a shutdown, or on a fatal error), then waits for the dispatcher, then
+    /// flushes the traces still to export.
     pub async fn wait(self) -> anyhow::Result<()> {
         let served = self.server.await;
         self.trigger.fire();
         let _ = self.dispatcher.await;
+        if let Some(exporter) = self.exporter {
+            exporter.shutdown().await;
+        }
         served??;
         Ok(())
     }

@@ -19,6 +19,7 @@ use crate::domain::{CopyRequest, FieldViolation};
 use crate::proto::model_copy_server::ModelCopy;
 use crate::proto::{self, watch_copy_request::Target};
 use crate::store::{jobs, CancelOutcome, CreateOutcome, PageToken, Store};
+use crate::telemetry::TraceParent;
 use crate::watch::{self, WatchHub};
 
 const MAX_CANCEL_REASON: usize = 1024;
@@ -51,6 +52,8 @@ impl ModelCopy for ModelCopyService {
         request: Request<proto::CopyModelVersionRequest>,
     ) -> Result<Response<proto::CopyModelVersionResponse>, Status> {
         let call = Call::of(&request)?;
+        // The server span layer's: kept with the copy, so that its dispatch joins this call's trace.
+        let trace = request.extensions().get::<TraceParent>().cloned();
         let raw = convert::raw_copy_request(request.into_inner());
         call.audit.set_request(convert::raw_audit_json(&raw), None);
         let copy_request = CopyRequest::parse(raw).map_err(ApiError::Invalid)?;
@@ -64,9 +67,11 @@ impl ModelCopy for ModelCopyService {
 
         let record = call.audit.finish(tonic::Code::Ok, None);
         let max_queued = i64::from(limits.max_queued);
-        let outcome = jobs::create_with_audit(&self.store, &copy_request, call.principal.id(), max_queued, record)
-            .await
-            .map_err(ApiError::from)?;
+        let principal = call.principal.id();
+        let outcome =
+            jobs::create_with_audit(&self.store, &copy_request, principal, max_queued, record, trace.as_ref())
+                .await
+                .map_err(ApiError::from)?;
         let (job, replayed) = match outcome {
             CreateOutcome::Created(job) => (job, false),
             CreateOutcome::Replayed(job) => (job, true),

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_rekognition::Client;
+use opentelemetry::trace::TraceContextExt;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tracing::{info, warn, Instrument};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::fairness::RoundRobin;
 use super::gate::Gate;
@@ -18,6 +20,7 @@ use crate::config::AccountLimits;
 use crate::domain::CopyState;
 use crate::shutdown::Shutdown;
 use crate::store::{jobs, CopyJob, StoreError};
+use crate::telemetry::TraceParent;
 
 /// DescribeProjectVersions takes at most this many version names per call.
 const VERSIONS_PER_DESCRIBE: usize = 10;
@@ -115,6 +118,7 @@ impl AccountDispatcher {
                 let (dispatcher, client, gate) = (self.dispatcher.clone(), client.clone(), self.gate.clone());
                 let project = project.clone();
                 let span = tracing::info_span!("follow", account = %self.account, copies = claimed.len());
+                link_to_requests(&span, &claimed);
                 self.steps.spawn(
                     async move {
                         if let Err(err) = step::follow(&dispatcher, &client, &gate, &project, claimed).await {
@@ -163,6 +167,7 @@ impl AccountDispatcher {
                 room -= 1;
                 let (dispatcher, client, gate) = (self.dispatcher.clone(), client.clone(), self.gate.clone());
                 let span = tracing::info_span!("submit", copy_id = %job.id, principal = %job.principal);
+                continue_request_trace(&span, &job);
                 self.steps.spawn(
                     async move {
                         if let Err(err) = step::submit(&dispatcher, &client, &gate, job).await {
@@ -174,5 +179,30 @@ impl AccountDispatcher {
             }
         }
         Ok(Ok(()))
+    }
+}
+
+/// Makes a submit step part of the trace of the request that created its copy: a child of that call's span.
+///
+/// A parent rather than a link because a submission serves exactly one request and is the work that request
+/// asked for: in a trace backend the CopyProjectVersion calls (and their retries) then appear under the
+/// CopyModelVersion call, however much later they run, and they are recorded exactly when the request's trace is
+/// (the sampler follows the parent's decision).
+fn continue_request_trace(span: &tracing::Span, job: &CopyJob) {
+    if let Some(parent) = job.trace_parent.as_deref().and_then(TraceParent::parse) {
+        // Fails only for a span already started; this one has not been entered yet.
+        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent.span_context()));
+    }
+}
+
+/// Links a follow step to the request of each copy it describes.
+///
+/// Links rather than a parent because one DescribeProjectVersions call follows up to ten copies, created by as many
+/// requests, and a span has one parent; and because following goes on for as long as the copy runs, which would
+/// stretch one request's trace over hours of polling. Each request's trace is one link away instead. Follow spans
+/// start their own traces, so a sampling ratio below 1 samples them on their own.
+fn link_to_requests(span: &tracing::Span, jobs: &[CopyJob]) {
+    for parent in jobs.iter().filter_map(|job| job.trace_parent.as_deref().and_then(TraceParent::parse)) {
+        span.add_link(parent.span_context());
     }
 }

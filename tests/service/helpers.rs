@@ -39,6 +39,8 @@ pub struct Options {
     pub auth: AuthSettings,
     /// The Cedar policies in force (the text of one file); deploy/policies/dev.cedar (permit everything) if `None`.
     pub policies: Option<String>,
+    /// An OTLP/gRPC collector to export traces to (none by default).
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for Options {
@@ -49,6 +51,7 @@ impl Default for Options {
             max_queued: None,
             auth: AuthSettings { mode: AuthMode::DevMetadata, ..AuthSettings::default() },
             policies: None,
+            otlp_endpoint: None,
         }
     }
 }
@@ -119,6 +122,7 @@ impl TestApp {
         std::fs::write(&policy_file, policies).expect("policy file");
         settings.authz.policies = Some(policy_file.clone());
         settings.authz.reload_interval_ms = 100;
+        settings.telemetry.otlp_endpoint = options.otlp_endpoint;
         settings.dispatch.enabled = options.dispatch;
         settings.dispatch.poll_interval_ms = 50;
         settings.dispatch.status_poll_interval_ms = 100;

@@ -15,6 +15,7 @@ mod idempotency;
 mod leadership;
 mod listing;
 mod reporting;
+mod telemetry;
 mod validation;
 mod watch;
 
