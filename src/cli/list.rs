@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 
 use super::connect::Client;
+use super::paging::PageArgs;
 use super::{parse_time, render, to_timestamp, FilterArgs, Outcome, OutputFormat};
 use crate::proto::ListCopiesRequest;
 
@@ -22,15 +23,8 @@ pub struct ListArgs {
     /// Only copies created before this RFC 3339 time.
     #[arg(long, value_parser = parse_time)]
     pub created_before: Option<DateTime<Utc>>,
-    /// Copies per page (1 to 500; the server's default when absent).
-    #[arg(long)]
-    pub page_size: Option<i32>,
-    /// Start at this page, as printed by a previous `list`.
-    #[arg(long)]
-    pub page_token: Option<String>,
-    /// Follow every page to the end.
-    #[arg(long)]
-    pub all: bool,
+    #[command(flatten)]
+    pub page: PageArgs,
 }
 
 impl ListArgs {
@@ -40,7 +34,7 @@ impl ListArgs {
         filter.created_before = self.created_before.map(to_timestamp);
         ListCopiesRequest {
             filter: Some(filter),
-            page_size: self.page_size.unwrap_or(0),
+            page_size: self.page.page_size.unwrap_or(0),
             page_token: page_token.to_owned(),
         }
     }
@@ -52,7 +46,7 @@ pub async fn execute(
     format: OutputFormat,
     out: &mut impl Write,
 ) -> anyhow::Result<Outcome> {
-    let mut page_token = args.page_token.clone().unwrap_or_default();
+    let mut page_token = args.page.page_token.clone().unwrap_or_default();
     loop {
         let page = client.list_copies(args.to_request(&page_token)).await.context("ListCopies")?.into_inner();
         for copy in &page.copies {
@@ -66,7 +60,7 @@ pub async fn execute(
         if next.is_empty() {
             return Ok(Outcome::Done);
         }
-        if !args.all {
+        if !args.page.all {
             match format {
                 OutputFormat::Text => writeln!(out, "next page: --page-token {next}")?,
                 OutputFormat::Json => writeln!(out, "{}", serde_json::json!({ "next_page_token": next }))?,
@@ -137,7 +131,7 @@ mod tests {
     #[test]
     fn empty_filter_by_default() {
         let args = list_args(&[]).unwrap();
-        assert!(!args.all);
+        assert!(!args.page.all);
         let request = args.to_request("");
         let filter = request.filter.unwrap();
         assert!(filter.states.is_empty());

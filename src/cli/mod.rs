@@ -14,6 +14,7 @@ pub mod connect;
 pub mod copy;
 pub mod get;
 pub mod list;
+pub mod paging;
 pub mod render;
 pub mod watch;
 

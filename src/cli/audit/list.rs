@@ -8,21 +8,15 @@ use clap::Args;
 
 use super::{event, AuditFilterArgs, Pages};
 use crate::cli::connect::Client;
+use crate::cli::paging::PageArgs;
 use crate::cli::{Outcome, OutputFormat};
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
     #[command(flatten)]
     pub filter: AuditFilterArgs,
-    /// Records per page (1 to 500; the server's default when absent).
-    #[arg(long)]
-    pub page_size: Option<i32>,
-    /// Start at this page, as printed by a previous `audit list`.
-    #[arg(long)]
-    pub page_token: Option<String>,
-    /// Follow every page to the end.
-    #[arg(long)]
-    pub all: bool,
+    #[command(flatten)]
+    pub page: PageArgs,
 }
 
 pub async fn execute(
@@ -34,8 +28,8 @@ pub async fn execute(
     let mut pages = Pages::new(
         client,
         args.filter.to_filter(),
-        args.page_size.unwrap_or(0),
-        args.page_token.clone().unwrap_or_default(),
+        args.page.page_size.unwrap_or(0),
+        args.page.page_token.clone().unwrap_or_default(),
     );
     while let Some(page) = pages.next().await? {
         for record in &page.events {
@@ -46,7 +40,7 @@ pub async fn execute(
         }
         out.flush()?;
         let next = page.next_page_token;
-        if !args.all && !next.is_empty() {
+        if !args.page.all && !next.is_empty() {
             match format {
                 OutputFormat::Text => writeln!(out, "next page: --page-token {next}")?,
                 OutputFormat::Json => writeln!(out, "{}", serde_json::json!({ "next_page_token": next }))?,
