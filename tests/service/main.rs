@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod api_bench;
 mod audit;
 mod audit_chain;
 mod authn;
