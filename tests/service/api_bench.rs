@@ -2,6 +2,7 @@
 //! Cedar, validation) and PostgreSQL (the job, its history row and its hash-chained audit row in one transaction).
 //!
 //! `cargo test --release --test service -- --ignored --nocapture api_benchmark`; figures in BENCHMARKS.md.
+//! Client, service, PostgreSQL (the tests' cluster, fsync off) and simulator share the machine.
 
 use std::time::{Duration, Instant};
 
@@ -9,10 +10,14 @@ use modelcopy::proto;
 
 use crate::helpers::{Options, TestApp};
 
-const CONCURRENCY: usize = 32;
 const SECONDS: u64 = 10;
 
-/// Runs `call` from `CONCURRENCY` tasks for `SECONDS`; returns every latency, sorted, and the time taken.
+/// Callers at once: 32, or `MODELCOPY_BENCH_CONCURRENCY` (1 shows one call's own latency).
+fn concurrency() -> usize {
+    std::env::var("MODELCOPY_BENCH_CONCURRENCY").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(32)
+}
+
+/// Runs `call` from [`concurrency`] tasks for `SECONDS`; returns every latency, sorted, and the time taken.
 async fn drive<F, Fut>(app: &TestApp, call: F) -> (Vec<Duration>, Duration)
 where
     F: Fn(modelcopy::cli::connect::Client, usize, usize) -> Fut + Clone + Send + 'static,
@@ -21,7 +26,7 @@ where
     let client = app.client("bench").await;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(SECONDS);
-    let tasks: Vec<_> = (0..CONCURRENCY)
+    let tasks: Vec<_> = (0..concurrency())
         .map(|task| {
             let (client, call) = (client.clone(), call.clone());
             tokio::spawn(async move {
@@ -50,14 +55,15 @@ fn report(label: &str, latencies: &[Duration], took: Duration) {
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
-        "{label}: {} calls in {:.1} s = {:.0}/s; p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({CONCURRENCY} tasks)",
+        "{label}: {} calls in {:.1} s = {:.0}/s; p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} tasks)",
         latencies.len(),
         took.as_secs_f64(),
         latencies.len() as f64 / took.as_secs_f64(),
         ms(at(0.5)),
         ms(at(0.9)),
         ms(at(0.99)),
-        ms(*latencies.last().unwrap())
+        ms(*latencies.last().unwrap()),
+        concurrency()
     );
 }
 
