@@ -12,6 +12,7 @@ mod delete_project_version;
 mod describe_project_versions;
 mod describe_projects;
 mod list_project_policies;
+mod policy_target;
 mod put_project_policy;
 
 use serde_json::Value;

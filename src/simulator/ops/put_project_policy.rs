@@ -9,14 +9,14 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::policy_target::PolicyTarget;
 use super::{owned_project, Context, Operation};
-use crate::simulator::arn::ProjectArn;
 use crate::simulator::error::{ApiError, ErrorCode};
 use crate::simulator::policy::PolicyDocument;
 use crate::simulator::protocol::parse_body;
 use crate::simulator::seed::MAX_POLICIES_PER_PROJECT;
 use crate::simulator::state::{revision_id, Policy, Store};
-use crate::simulator::validate::{Checks, POLICY_DOCUMENT, POLICY_NAME, POLICY_REVISION_ID, PROJECT_ARN};
+use crate::simulator::validate::{Checks, POLICY_DOCUMENT};
 
 pub const KEY_MEMBERS: &[&str] = &["ProjectArn", "PolicyName", "PolicyRevisionId"];
 
@@ -32,27 +32,20 @@ struct Request {
 pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Value, ApiError> {
     let request: Request = parse_body(body)?;
     let mut checks = Checks::new();
-    if let Some(arn) = checks.required("projectArn", &request.project_arn) {
-        checks.string("projectArn", arn, &PROJECT_ARN);
-    }
-    if let Some(name) = checks.required("policyName", &request.policy_name) {
-        checks.string("policyName", name, &POLICY_NAME);
-    }
-    checks.optional_string("policyRevisionId", &request.policy_revision_id, &POLICY_REVISION_ID);
+    PolicyTarget::check(&mut checks, &request.project_arn, &request.policy_name, &request.policy_revision_id);
     if let Some(document) = checks.required("policyDocument", &request.policy_document) {
         checks.string("policyDocument", document, &POLICY_DOCUMENT);
     }
     checks.finish()?;
-    let arn = ProjectArn::parse(request.project_arn.as_deref().unwrap_or_default())
-        .map_err(|err| ApiError::validation(err.to_string()))?;
-    let name = request.policy_name.unwrap_or_default();
+    let target = PolicyTarget::parse(request.project_arn, request.policy_name, request.policy_revision_id)?;
+    let (arn, name) = (&target.project, &target.name);
     let text = request.policy_document.unwrap_or_default();
 
     let seq = store.next_seq();
-    let project = owned_project(store, context, Operation::PutProjectPolicy, &arn)?;
+    let project = owned_project(store, context, Operation::PutProjectPolicy, arn)?;
     let document = PolicyDocument::parse(&text)?;
-    let existing = project.policies.get(&name);
-    let created_millis = match (&request.policy_revision_id, existing) {
+    let existing = project.policies.get(name);
+    let created_millis = match (&target.revision, existing) {
         (None, Some(_)) => {
             return Err(ApiError::new(
                 ErrorCode::ResourceAlreadyExists,
@@ -72,22 +65,16 @@ pub fn run(store: &mut Store, context: &Context, body: &[u8]) -> Result<Value, A
         (Some(_), None) => {
             return Err(ApiError::not_found(format!("No policy named {name} is attached to project {arn}.")))
         }
-        (Some(revision), Some(policy)) if *revision != policy.revision_id => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidPolicyRevisionId,
-                format!(
-                    "The revision id {revision} is not the current revision of policy {name} ({}).",
-                    policy.revision_id
-                ),
-            ))
+        (Some(_), Some(policy)) => {
+            target.expect_revision(policy)?;
+            policy.created_millis
         }
-        (Some(_), Some(policy)) => policy.created_millis,
     };
-    let revision_id = revision_id(&arn, &name, seq);
+    let revision_id = revision_id(arn, name, seq);
     project.policies.insert(
         name.clone(),
         Policy {
-            name,
+            name: name.clone(),
             revision_id: revision_id.clone(),
             text,
             document,
