@@ -57,14 +57,7 @@ pub async fn execute(
         }
         out.flush()?;
         let next = page.next_page_token;
-        if next.is_empty() {
-            return Ok(Outcome::Done);
-        }
-        if !args.page.all {
-            match format {
-                OutputFormat::Text => writeln!(out, "next page: --page-token {next}")?,
-                OutputFormat::Json => writeln!(out, "{}", serde_json::json!({ "next_page_token": next }))?,
-            }
+        if args.page.stop_after(&next, format, out)? {
             return Ok(Outcome::Done);
         }
         // A server that hands back the token it was given would keep `--all` going forever.

@@ -39,12 +39,7 @@ pub async fn execute(
             }
         }
         out.flush()?;
-        let next = page.next_page_token;
-        if !args.page.all && !next.is_empty() {
-            match format {
-                OutputFormat::Text => writeln!(out, "next page: --page-token {next}")?,
-                OutputFormat::Json => writeln!(out, "{}", serde_json::json!({ "next_page_token": next }))?,
-            }
+        if args.page.stop_after(&page.next_page_token, format, out)? {
             break;
         }
     }
