@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
@@ -15,7 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::settings::{JwtSettings, TlsSettings};
 use crate::auth::AuthzSettings;
+pub use crate::dispatch::DispatchSettings;
 use crate::domain::AccountId;
+pub use crate::rekognition::{AccountLimits, AccountSettings};
 use crate::telemetry::TelemetrySettings;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -31,7 +32,8 @@ pub struct Settings {
     pub authz: AuthzSettings,
     pub dispatch: DispatchSettings,
     /// Destination (and source) accounts, by 12-digit account id.
-    pub accounts: BTreeMap<String, AccountSettings>,
+    #[serde(deserialize_with = "accounts_by_id")]
+    pub accounts: BTreeMap<AccountId, AccountSettings>,
     /// `[telemetry]`: where traces are exported (nowhere by default).
     #[serde(default)]
     pub telemetry: TelemetrySettings,
@@ -60,77 +62,6 @@ pub enum AuthMode {
     DevMetadata,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DispatchSettings {
-    /// Whether this replica dispatches copies at all; API-only replicas set it false.
-    pub enabled: bool,
-    /// How often the dispatcher looks for due work when nothing wakes it earlier.
-    pub poll_interval_ms: u64,
-    /// How long after a DescribeProjectVersions a running copy is described again.
-    pub status_poll_interval_ms: u64,
-    /// Jobs this replica works on at once.
-    pub max_in_flight: usize,
-    /// How long a claimed job stays this replica's before another may take it over.
-    pub lease_secs: u64,
-    /// Transient failures of one job's submission tolerated before the job fails.
-    pub max_attempts: u32,
-    pub backoff_min_ms: u64,
-    pub backoff_max_ms: u64,
-    /// Per-call timeout for Rekognition operations.
-    pub aws_timeout_ms: u64,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct AccountSettings {
-    pub region: String,
-    /// Overrides Rekognition's endpoint (the simulator, a VPC endpoint).
-    #[serde(default)]
-    pub endpoint_url: Option<String>,
-    /// Static credentials; without them, the default AWS credential chain is used.
-    #[serde(default)]
-    pub access_key_id: Option<String>,
-    #[serde(default)]
-    pub secret_access_key: Option<String>,
-    /// A role to assume in that account, starting from the credentials above or the default chain.
-    #[serde(default)]
-    pub role_arn: Option<String>,
-    /// How fast, and how much at once, the service may ask Rekognition in this account.
-    #[serde(default)]
-    pub limits: AccountLimits,
-}
-
-/// An account's Rekognition quotas as the service keeps to them, across all of its replicas.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct AccountLimits {
-    /// CopyProjectVersion calls per second.
-    pub copy_per_second: f64,
-    /// DescribeProjectVersions calls per second.
-    pub describe_per_second: f64,
-    /// Calls that may go at once after a quiet spell. 1 keeps every one-second window at or under the rate.
-    pub burst: u32,
-    /// Copies submitted or in progress at once.
-    pub max_in_progress: u32,
-    /// Queued copies beyond which CopyModelVersion answers RESOURCE_EXHAUSTED.
-    pub max_queued: u32,
-    /// Headroom kept below each rate (0.02 = calls 2% further apart than the rate allows), so that delays between
-    /// deciding to call and the call arriving cannot push two calls into the same second.
-    pub pacing_margin: f64,
-}
-
-impl Default for AccountLimits {
-    fn default() -> Self {
-        AccountLimits {
-            copy_per_second: 2.0,
-            describe_per_second: 5.0,
-            burst: 1,
-            max_in_progress: 10,
-            max_queued: 10_000,
-            pacing_margin: 0.02,
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("cannot read settings: {0}")]
@@ -156,34 +87,6 @@ impl Default for Settings {
     }
 }
 
-impl Default for DispatchSettings {
-    fn default() -> Self {
-        DispatchSettings {
-            enabled: true,
-            poll_interval_ms: 1_000,
-            status_poll_interval_ms: 2_000,
-            max_in_flight: 32,
-            lease_secs: 120,
-            max_attempts: 8,
-            backoff_min_ms: 200,
-            backoff_max_ms: 30_000,
-            aws_timeout_ms: 30_000,
-        }
-    }
-}
-
-impl DispatchSettings {
-    pub fn poll_interval(&self) -> Duration {
-        Duration::from_millis(self.poll_interval_ms)
-    }
-    pub fn status_poll_interval(&self) -> Duration {
-        Duration::from_millis(self.status_poll_interval_ms)
-    }
-    pub fn lease(&self) -> Duration {
-        Duration::from_secs(self.lease_secs)
-    }
-}
-
 impl Settings {
     /// Defaults, overlaid by `file` when given, overlaid by the environment.
     pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
@@ -206,8 +109,7 @@ impl Settings {
             )));
         }
         for (account, settings) in &self.accounts {
-            let bad = |reason: &str| SettingsError::Account { account: account.clone(), reason: reason.into() };
-            AccountId::parse(account.as_str()).map_err(|e| bad(&e.to_string()))?;
+            let bad = |reason: &str| SettingsError::Account { account: account.to_string(), reason: reason.into() };
             if settings.region.is_empty() {
                 return Err(bad("region is required"));
             }
@@ -227,6 +129,22 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// Reads `[accounts]` keyed by checked account ids; a key that is not one fails the load, naming it.
+fn accounts_by_id<'de, D>(deserializer: D) -> Result<BTreeMap<AccountId, AccountSettings>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    BTreeMap::<String, AccountSettings>::deserialize(deserializer)?
+        .into_iter()
+        .map(|(key, settings)| {
+            let id = AccountId::parse(key.as_str()).map_err(|e| {
+                serde::de::Error::custom(SettingsError::Account { account: key, reason: e.to_string() })
+            })?;
+            Ok((id, settings))
+        })
+        .collect()
 }
 
 #[cfg(test)]

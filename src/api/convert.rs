@@ -188,30 +188,35 @@ pub fn copy(job: &CopyJob) -> proto::Copy {
             message: message.clone().unwrap_or_default(),
         }),
     };
+    let request = &job.request;
+    let text = |value: &str| value.to_owned();
     proto::Copy {
         copy_id: job.id.to_string(),
         state: state_to_proto(job.state) as i32,
         principal: job.principal.clone(),
-        idempotency_token: job.idempotency_token.clone().unwrap_or_default(),
-        source_project_arn: job.source_project_arn.clone(),
-        source_project_version_arn: job.source_project_version_arn.clone(),
-        destination_project_arn: job.destination_project_arn.clone(),
-        version_name: job.version_name.clone(),
+        idempotency_token: request.idempotency_token().map_or_else(String::new, |t| text(t.as_str())),
+        source_project_arn: text(request.source_project().as_str()),
+        source_project_version_arn: text(request.source_version().as_str()),
+        destination_project_arn: text(request.destination_project().as_str()),
+        version_name: text(request.version_name().as_str()),
         output_config: Some(proto::OutputConfig {
-            s3_bucket: job.s3_bucket.clone(),
-            s3_key_prefix: job.s3_key_prefix.clone(),
+            s3_bucket: text(request.output_config().bucket().as_str()),
+            s3_key_prefix: text(request.output_config().key_prefix().as_str()),
         }),
-        tags: job.tags.0.clone(),
-        kms_key_id: job.kms_key_id.clone(),
-        rekognition_status: job.rekognition_status.clone().unwrap_or_default(),
+        tags: request.tags().to_string_map().into_iter().collect(),
+        kms_key_id: request.kms_key_id().map(|k| text(k.as_str())),
+        rekognition_status: job.rekognition_status.as_ref().map_or_else(String::new, |s| text(s.as_str())),
         rekognition_status_message: job.rekognition_status_message.clone().unwrap_or_default(),
-        destination_project_version_arn: job.destination_version_arn.clone().unwrap_or_default(),
+        destination_project_version_arn: job
+            .destination_version_arn
+            .as_ref()
+            .map_or_else(String::new, |a| text(a.as_str())),
         error,
         created_at: Some(timestamp(job.created_at)),
         updated_at: Some(timestamp(job.updated_at)),
         submitted_at: job.submitted_at.map(timestamp),
         completed_at: job.completed_at.map(timestamp),
-        attempts: job.attempts.max(0) as u32,
+        attempts: job.attempts,
         audit_event_id: job.audit_id.map_or(0, |id| id.max(0) as u64),
     }
 }

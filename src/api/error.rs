@@ -4,7 +4,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use tracing::error;
 
-use crate::domain::FieldViolation;
+use crate::domain::{AccountId, CopyId, FieldViolation};
 use crate::store::StoreError;
 use crate::watch::WatchError;
 
@@ -23,9 +23,9 @@ pub enum ApiError {
     #[error("{0}")]
     FailedPrecondition(String),
     #[error("idempotency_token was already used for copy {copy_id} with different parameters")]
-    IdempotencyMismatch { copy_id: uuid::Uuid },
+    IdempotencyMismatch { copy_id: CopyId },
     #[error("the queue of account {account} is full ({depth} copies waiting); retry in {}s", .retry_after.as_secs())]
-    QueueFull { account: String, depth: i64, retry_after: std::time::Duration },
+    QueueFull { account: AccountId, depth: i64, retry_after: std::time::Duration },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the service is shutting down")]
@@ -107,7 +107,7 @@ mod tests {
     #[test]
     fn a_full_queue_says_when_to_retry() {
         let status: Status = ApiError::QueueFull {
-            account: "222222222222".into(),
+            account: AccountId::parse("222222222222").unwrap(),
             depth: 10,
             retry_after: std::time::Duration::from_secs(3),
         }
@@ -119,7 +119,7 @@ mod tests {
 
     #[test]
     fn a_reused_token_is_already_exists() {
-        let status: Status = ApiError::IdempotencyMismatch { copy_id: uuid::Uuid::nil() }.into();
+        let status: Status = ApiError::IdempotencyMismatch { copy_id: CopyId::from(uuid::Uuid::nil()) }.into();
         assert_eq!(status.code(), Code::AlreadyExists);
         assert!(status.message().contains("idempotency_token"));
     }

@@ -14,10 +14,10 @@ use super::convert;
 use super::visible_page::visible_page;
 use super::ApiError;
 use crate::auth::{Action, Resource};
-use crate::config::AccountLimits;
-use crate::domain::{CopyRequest, FieldViolation};
+use crate::domain::{AccountId, CopyRequest, FieldViolation};
 use crate::proto::model_copy_server::ModelCopy;
 use crate::proto::{self, watch_copy_request::Target};
+use crate::rekognition::AccountLimits;
 use crate::store::{jobs, CancelOutcome, CreateOutcome, PageToken, Store};
 use crate::telemetry::TraceParent;
 use crate::watch::{self, WatchHub};
@@ -29,11 +29,11 @@ pub struct ModelCopyService {
     store: Store,
     hub: Arc<WatchHub>,
     /// The accounts this service copies into, and their limits.
-    accounts: Arc<BTreeMap<String, AccountLimits>>,
+    accounts: Arc<BTreeMap<AccountId, AccountLimits>>,
 }
 
 impl ModelCopyService {
-    pub fn new(store: Store, hub: Arc<WatchHub>, accounts: BTreeMap<String, AccountLimits>) -> Self {
+    pub fn new(store: Store, hub: Arc<WatchHub>, accounts: BTreeMap<AccountId, AccountLimits>) -> Self {
         ModelCopyService { store, hub, accounts: Arc::new(accounts) }
     }
 }
@@ -58,7 +58,7 @@ impl ModelCopy for ModelCopyService {
         call.audit.set_request(convert::raw_audit_json(&raw), None);
         let copy_request = CopyRequest::parse(raw).map_err(ApiError::Invalid)?;
         call.audit.set_request(copy_request.to_json(), Some(copy_request.digest().to_vec()));
-        let account = copy_request.destination_account().as_str();
+        let account = copy_request.destination_account();
         let Some(limits) = self.accounts.get(account) else {
             let why = format!("account {account} is not one this service copies into");
             return Err(ApiError::invalid("destination_project_arn", why).into());
@@ -76,12 +76,12 @@ impl ModelCopy for ModelCopyService {
             CreateOutcome::Created(job) => (job, false),
             CreateOutcome::Replayed(job) => (job, true),
             CreateOutcome::TokenMismatch(existing) => {
-                call.audit.set_copy_id(existing.id);
+                call.audit.set_copy_id(existing.id.as_uuid());
                 return Err(ApiError::IdempotencyMismatch { copy_id: existing.id }.into());
             }
             CreateOutcome::QueueFull { depth } => {
                 let retry_after = retry_after(limits);
-                return Err(ApiError::QueueFull { account: account.to_owned(), depth, retry_after }.into());
+                return Err(ApiError::QueueFull { account: account.clone(), depth, retry_after }.into());
             }
         };
         call.audit.mark_written();
@@ -95,7 +95,7 @@ impl ModelCopy for ModelCopyService {
         let id = convert::copy_id("copy_id", &raw.copy_id).map_err(ApiError::Invalid)?;
         call.audit.set_copy_id(id.as_uuid());
         let not_found = || ApiError::NotFound(format!("no copy {id}"));
-        let job = jobs::get(&self.store, id.as_uuid()).await.map_err(ApiError::from)?.ok_or_else(not_found)?;
+        let job = jobs::get(&self.store, id).await.map_err(ApiError::from)?.ok_or_else(not_found)?;
         call.authorize_visible(Action::GetCopy, &Resource::copy(&job), not_found)?;
         Ok(Response::new(convert::copy(&job)))
     }
@@ -147,8 +147,8 @@ impl ModelCopy for ModelCopyService {
         if !violations.is_empty() {
             return Err(ApiError::Invalid(violations).into());
         }
-        let id = convert::copy_id("copy_id", &raw.copy_id).map_err(ApiError::Invalid)?.as_uuid();
-        call.audit.set_copy_id(id);
+        let id = convert::copy_id("copy_id", &raw.copy_id).map_err(ApiError::Invalid)?;
+        call.audit.set_copy_id(id.as_uuid());
         let not_found = || ApiError::NotFound(format!("no copy {id}"));
         let job = jobs::get(&self.store, id).await.map_err(ApiError::from)?.ok_or_else(not_found)?;
         call.authorize_visible(Action::CancelCopy, &Resource::copy(&job), not_found)?;
@@ -179,9 +179,9 @@ impl ModelCopy for ModelCopyService {
                 let id = convert::copy_id("copy_id", &raw).map_err(ApiError::Invalid)?;
                 call.audit.set_copy_id(id.as_uuid());
                 let not_found = || ApiError::NotFound(format!("no copy {id}"));
-                let job = jobs::get(&self.store, id.as_uuid()).await.map_err(ApiError::from)?.ok_or_else(not_found)?;
+                let job = jobs::get(&self.store, id).await.map_err(ApiError::from)?.ok_or_else(not_found)?;
                 call.authorize_visible(Action::WatchCopy, &Resource::copy(&job), not_found)?;
-                watch::watch_copy(self.store.clone(), &self.hub, id.as_uuid()).await.map_err(ApiError::from)?
+                watch::watch_copy(self.store.clone(), &self.hub, id).await.map_err(ApiError::from)?
             }
             Some(Target::Filter(raw)) => {
                 call.audit.set_request(serde_json::json!({ "filter": convert::filter_json(Some(&raw)) }), None);

@@ -32,13 +32,13 @@ pub async fn visible_page(
     page_size: usize,
     visibility: &Visibility,
 ) -> Result<VisiblePage, StoreError> {
-    let token = |job: &CopyJob| PageToken { created_at: job.created_at, id: job.id };
+    let token = |job: &CopyJob| PageToken { created_at: job.created_at, id: job.id.as_uuid() };
     let batch = page_size as i64 + 1;
     let mut page = VisiblePage { copies: Vec::new(), next: None, hidden: 0, policy_ids: BTreeSet::new() };
     let mut cursor = after;
     let mut scanned = 0;
     loop {
-        let rows = jobs::list(store, filter, cursor, batch, false).await?;
+        let rows = jobs::list(store, filter, cursor, batch).await?;
         let ended = (rows.len() as i64) < batch;
         for job in rows {
             if page.copies.len() == page_size {

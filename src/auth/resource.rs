@@ -1,9 +1,7 @@
 //! What a call acts on, as authorization sees it: the facts a policy may test, taken from the validated request or
 //! the stored copy (never from raw input, so a policy never decides on something that is not well-formed).
 
-use uuid::Uuid;
-
-use crate::domain::{CopyRequest, ProjectArn};
+use crate::domain::{CopyId, CopyRequest};
 use crate::store::CopyJob;
 
 /// The resource of one authorization request.
@@ -19,7 +17,7 @@ pub enum Resource {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyResource {
     /// `None` for a copy not made yet.
-    pub id: Option<Uuid>,
+    pub id: Option<CopyId>,
     /// The principal who asked for the copy.
     pub owner: String,
     pub source_account: String,
@@ -32,31 +30,26 @@ pub struct CopyResource {
 impl Resource {
     /// The copy `owner` is asking for.
     pub fn requested_copy(request: &CopyRequest, owner: &str) -> Resource {
-        Resource::Copy(CopyResource {
-            id: None,
+        Resource::Copy(CopyResource::of(None, request, owner))
+    }
+
+    /// A stored copy.
+    pub fn copy(job: &CopyJob) -> Resource {
+        Resource::Copy(CopyResource::of(Some(job.id), &job.request, &job.principal))
+    }
+}
+
+impl CopyResource {
+    fn of(id: Option<CopyId>, request: &CopyRequest, owner: &str) -> CopyResource {
+        CopyResource {
+            id,
             owner: owner.to_owned(),
             source_account: request.source_account().as_str().to_owned(),
             destination_account: request.destination_account().as_str().to_owned(),
             region: request.region().as_str().to_owned(),
             source_project: request.source_project().project_name().to_owned(),
             destination_project: request.destination_project().project_name().to_owned(),
-        })
-    }
-
-    /// A stored copy.
-    pub fn copy(job: &CopyJob) -> Resource {
-        // Stored ARNs were valid when the copy was asked for; an unreadable one (never expected) names no project,
-        // which a policy about project names then simply does not match.
-        let project = |arn: &str| ProjectArn::parse(arn).map(|a| a.project_name().to_owned()).unwrap_or_default();
-        Resource::Copy(CopyResource {
-            id: Some(job.id),
-            owner: job.principal.clone(),
-            source_account: job.source_account.clone(),
-            destination_account: job.destination_account.clone(),
-            region: job.region.clone(),
-            source_project: project(&job.source_project_arn),
-            destination_project: project(&job.destination_project_arn),
-        })
+        }
     }
 }
 

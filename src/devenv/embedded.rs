@@ -9,6 +9,7 @@ use anyhow::Context;
 
 use super::{Lifetime, LocalPostgres};
 use crate::config::{AccountSettings, AuthMode, Settings};
+use crate::domain::AccountId;
 use crate::simulator::{self, Seed, SeedFile, SimConfig};
 use crate::startup::Application;
 
@@ -69,7 +70,7 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
     settings.listen_addr = options.listen;
     for account in &seed.accounts {
         settings.accounts.insert(
-            account.account_id.clone(),
+            AccountId::parse(account.account_id.as_str()).context("a demo account id")?,
             AccountSettings {
                 region: DEMO_REGION.into(),
                 endpoint_url: Some(sim.endpoint_url()),

@@ -16,11 +16,10 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use super::fairness::RoundRobin;
 use super::gate::Gate;
 use super::{step, Dispatcher};
-use crate::config::AccountLimits;
-use crate::domain::CopyState;
+use crate::domain::{AccountId, CopyState, ProjectArn};
+use crate::rekognition::AccountLimits;
 use crate::shutdown::Shutdown;
 use crate::store::{jobs, CopyJob, StoreError};
-use crate::telemetry::TraceParent;
 
 /// DescribeProjectVersions takes at most this many version names per call.
 const VERSIONS_PER_DESCRIBE: usize = 10;
@@ -29,7 +28,7 @@ const FOLLOW_PER_ROUND: i64 = 1_000;
 
 pub struct AccountDispatcher {
     dispatcher: Dispatcher,
-    account: String,
+    account: AccountId,
     limits: AccountLimits,
     gate: Arc<Gate>,
     wake: Arc<Notify>,
@@ -38,7 +37,7 @@ pub struct AccountDispatcher {
 }
 
 impl AccountDispatcher {
-    pub fn new(dispatcher: Dispatcher, account: String, limits: AccountLimits, wake: Arc<Notify>) -> Self {
+    pub fn new(dispatcher: Dispatcher, account: AccountId, limits: AccountLimits, wake: Arc<Notify>) -> Self {
         let gate = Arc::new(Gate::new(&limits));
         AccountDispatcher {
             dispatcher,
@@ -96,9 +95,9 @@ impl AccountDispatcher {
     async fn follow(&mut self, client: &Client) -> Result<Result<(), Duration>, StoreError> {
         let store = &self.dispatcher.store;
         let due = jobs::due_in_state(store, &self.account, CopyState::Copying, FOLLOW_PER_ROUND).await?;
-        let mut by_project: BTreeMap<String, Vec<CopyJob>> = BTreeMap::new();
+        let mut by_project: BTreeMap<ProjectArn, Vec<CopyJob>> = BTreeMap::new();
         for job in due {
-            by_project.entry(job.destination_project_arn.clone()).or_default().push(job);
+            by_project.entry(job.request.destination_project().clone()).or_default().push(job);
         }
         for (project, mut running) in by_project {
             let free = (VERSIONS_PER_DESCRIBE - running.len() % VERSIONS_PER_DESCRIBE) % VERSIONS_PER_DESCRIBE;
@@ -189,7 +188,7 @@ impl AccountDispatcher {
 /// CopyModelVersion call, however much later they run, and they are recorded exactly when the request's trace is
 /// (the sampler follows the parent's decision).
 fn continue_request_trace(span: &tracing::Span, job: &CopyJob) {
-    if let Some(parent) = job.trace_parent.as_deref().and_then(TraceParent::parse) {
+    if let Some(parent) = &job.trace_parent {
         // Fails only for a span already started; this one has not been entered yet.
         let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent.span_context()));
     }
@@ -202,7 +201,7 @@ fn continue_request_trace(span: &tracing::Span, job: &CopyJob) {
 /// stretch one request's trace over hours of polling. Each request's trace is one link away instead. Follow spans
 /// start their own traces, so a sampling ratio below 1 samples them on their own.
 fn link_to_requests(span: &tracing::Span, jobs: &[CopyJob]) {
-    for parent in jobs.iter().filter_map(|job| job.trace_parent.as_deref().and_then(TraceParent::parse)) {
+    for parent in jobs.iter().filter_map(|job| job.trace_parent.as_ref()) {
         span.add_link(parent.span_context());
     }
 }

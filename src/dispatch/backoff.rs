@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 
-use crate::config::DispatchSettings;
+use super::DispatchSettings;
 
 /// The wait before attempt `attempt + 1`, after `attempt` (≥ 1) attempts have failed.
 pub fn delay(settings: &DispatchSettings, attempt: u32) -> Duration {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-use crate::config::AccountLimits;
+use crate::rekognition::AccountLimits;
 
 /// Two limiters per operation, because a decision to call and the call itself are apart in time: the round
 /// *admits* work (claims jobs) at the pace, then each call *sends* at the pace. Between the two lie database round

@@ -1,32 +1,40 @@
 //! Dispatch: turns queued copy jobs into Rekognition calls, at each account's pace, across all replicas.
 //!
-//! Every replica runs a [`Dispatcher`]. For each configured account it tries to become that account's leader
-//! ([`leadership`]); the leader runs an [`account::AccountDispatcher`], which alone calls Rekognition for the
+//! Every replica runs a [`Dispatcher`]. For each configured account it tries to become that account's leader;
+//! the leader runs an [`account::AccountDispatcher`], which alone calls Rekognition for the
 //! account, paced by the account's [`gate::Gate`], fair between principals ([`fairness`]), following running
 //! copies in batches. Each call is one step of one job ([`step`]), taken under a short lease on the job, so that a
 //! job is never worked twice, and a job whose replica died returns when its lease lapses.
+//!
+//! Leadership is the holder of the account's PostgreSQL advisory lock ([`crate::store::leadership`]), on one
+//! session per replica. Rekognition's quotas are per account, so the simplest way to keep N replicas inside them
+//! is to let exactly one replica call Rekognition for a given account at a time, and pace it with a local limiter.
+//! A replica that dies (even by SIGKILL) loses its session and with it every lock, at once; another replica takes
+//! the account over at its next try. The alternative, a token-bucket row updated on every call, would cost a
+//! database round trip per Rekognition call and serialise all replicas on that row for no gain: only one of them
+//! can usefully call at a time anyway.
 
 pub mod account;
 pub mod backoff;
 pub mod fairness;
 pub mod gate;
-pub mod leadership;
+pub mod settings;
 pub mod step;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::config::{AccountLimits, DispatchSettings};
-use crate::rekognition::Clients;
+use crate::domain::AccountId;
+use crate::rekognition::{AccountLimits, Clients};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
-use crate::store::Store;
+use crate::store::{Channel, Leadership, Store, StoreError};
 
+pub use settings::DispatchSettings;
 pub use step::Outcome;
 
 /// What a replica's dispatchers share.
@@ -35,12 +43,10 @@ pub struct Dispatcher {
     pub(crate) store: Store,
     pub(crate) clients: Clients,
     pub(crate) settings: DispatchSettings,
-    pub(crate) accounts: Arc<BTreeMap<String, AccountLimits>>,
+    pub(crate) accounts: Arc<BTreeMap<AccountId, AccountLimits>>,
     /// This replica's name on the leases it holds.
     pub(crate) owner: String,
 }
-
-const QUEUED_CHANNEL: &str = "modelcopy_jobs_queued";
 
 /// An account this replica leads, and how to stop leading it.
 struct Led {
@@ -53,24 +59,20 @@ impl Dispatcher {
         store: Store,
         clients: Clients,
         settings: DispatchSettings,
-        accounts: BTreeMap<String, AccountLimits>,
+        accounts: BTreeMap<AccountId, AccountLimits>,
     ) -> Dispatcher {
         let owner = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
         Dispatcher { store, clients, settings, accounts: Arc::new(accounts), owner }
     }
 
-    pub fn owner(&self) -> &str {
-        &self.owner
-    }
-
     /// Takes the lead of every account it can, dispatches for those, and keeps trying for the others, until
     /// `shutdown` fires. Losing the leadership session stops every account dispatcher of this replica at once.
     pub async fn run(self, mut shutdown: Shutdown) {
-        let wakes: Arc<HashMap<String, Arc<Notify>>> =
+        let wakes: Arc<HashMap<AccountId, Arc<Notify>>> =
             Arc::new(self.accounts.keys().map(|a| (a.clone(), Arc::new(Notify::new()))).collect());
         let listener = tokio::spawn(wake_on_new_jobs(self.store.clone(), wakes.clone(), shutdown.clone()));
         let mut session = None;
-        let mut led: HashMap<String, Led> = HashMap::new();
+        let mut led: HashMap<AccountId, Led> = HashMap::new();
         info!(owner = %self.owner, accounts = self.accounts.len(), "dispatcher started");
         loop {
             led.retain(|_, l| !l.task.is_finished());
@@ -92,16 +94,16 @@ impl Dispatcher {
     /// One round of leadership: check the session, then try for every account not led yet.
     async fn lead(
         &self,
-        session: &mut Option<leadership::Leadership>,
-        led: &mut HashMap<String, Led>,
-        wakes: &HashMap<String, Arc<Notify>>,
-    ) -> Result<(), crate::store::StoreError> {
+        session: &mut Option<Leadership>,
+        led: &mut HashMap<AccountId, Led>,
+        wakes: &HashMap<AccountId, Arc<Notify>>,
+    ) -> Result<(), StoreError> {
         let leadership = match session {
             Some(leadership) => {
                 leadership.check().await?;
                 leadership
             }
-            None => session.insert(leadership::Leadership::open(&self.store).await?),
+            None => session.insert(Leadership::open(&self.store).await?),
         };
         for (account, limits) in self.accounts.iter() {
             if led.contains_key(account) || !leadership.try_lead(account).await? {
@@ -117,7 +119,7 @@ impl Dispatcher {
     }
 }
 
-async fn stop_all(led: &mut HashMap<String, Led>) {
+async fn stop_all(led: &mut HashMap<AccountId, Led>) {
     for (_, l) in led.iter() {
         l.stop.fire();
     }
@@ -129,19 +131,16 @@ async fn stop_all(led: &mut HashMap<String, Led>) {
 }
 
 /// Wakes an account's dispatcher when a job is queued for it, so a new copy need not wait for the next poll.
-async fn wake_on_new_jobs(store: Store, wakes: Arc<HashMap<String, Arc<Notify>>>, mut shutdown: Shutdown) {
-    let mut listener = match PgListener::connect_with(store.pool()).await {
+async fn wake_on_new_jobs(store: Store, wakes: Arc<HashMap<AccountId, Arc<Notify>>>, mut shutdown: Shutdown) {
+    let mut listener = match store.listen(Channel::JobsQueued).await {
         Ok(listener) => listener,
         Err(err) => return warn!(%err, "cannot listen for new jobs; polling only"),
     };
-    if let Err(err) = listener.listen(QUEUED_CHANNEL).await {
-        return warn!(%err, "cannot listen for new jobs; polling only");
-    }
     loop {
         tokio::select! {
             received = listener.recv() => match received {
-                Ok(notification) => {
-                    if let Some(wake) = wakes.get(notification.payload()) {
+                Ok(account) => {
+                    if let Some(wake) = wakes.get(account.as_str()) {
                         wake.notify_one();
                     }
                 }

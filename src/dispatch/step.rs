@@ -8,8 +8,7 @@ use tracing::{info, warn};
 
 use super::gate::Gate;
 use super::{backoff, Dispatcher};
-use crate::domain::CopyState;
-use crate::rekognition::status::{COPYING_COMPLETED, COPYING_FAILED};
+use crate::domain::{CopyId, CopyState, ProjectArn, ProjectVersionStatus};
 use crate::rekognition::{copy, status, AwsCallError, VersionStatus};
 use crate::store::{jobs, Change, CopyJob, StoreError};
 
@@ -58,10 +57,10 @@ pub async fn follow(
     dispatcher: &Dispatcher,
     client: &Client,
     gate: &Gate,
-    project: &str,
+    project: &ProjectArn,
     running: Vec<CopyJob>,
 ) -> Result<(), StoreError> {
-    let names: Vec<&str> = running.iter().map(|job| job.version_name.as_str()).collect();
+    let names: Vec<_> = running.iter().map(|job| job.request.version_name()).collect();
     gate.send_describe().await;
     let described = status::describe_versions(client, project, &names).await;
     for job in &running {
@@ -79,7 +78,7 @@ pub async fn follow(
     Ok(())
 }
 
-async fn release(dispatcher: &Dispatcher, id: uuid::Uuid, outcome: &Outcome) -> Result<(), StoreError> {
+async fn release(dispatcher: &Dispatcher, id: CopyId, outcome: &Outcome) -> Result<(), StoreError> {
     let due_in = match outcome {
         Outcome::RetryLater { attempt, .. } => backoff::delay(&dispatcher.settings, *attempt),
         Outcome::Submitted | Outcome::StillCopying => dispatcher.settings.status_poll_interval(),
@@ -97,15 +96,15 @@ async fn submit_once(
     let Some(attempt) = jobs::record_attempt(&dispatcher.store, job.id, &dispatcher.owner).await? else {
         return Ok(Outcome::NotOurs);
     };
-    let attempt = attempt as u32;
 
     // An earlier attempt may have reached Rekognition (a timeout, a 5xx, a replica that died before recording the
     // answer): look for its copy before making another, so a model is never copied twice.
     if attempt > 1 {
         gate.send_describe().await;
-        let found = status::describe_versions(client, &job.destination_project_arn, &[&job.version_name]).await;
+        let request = &job.request;
+        let found = status::describe_versions(client, request.destination_project(), &[request.version_name()]).await;
         match found.map(|versions| find(&versions, &job).cloned()) {
-            Ok(Some(found)) if found.source_version_arn.as_deref() == Some(job.source_project_version_arn.as_str()) => {
+            Ok(Some(found)) if found.source_version_arn.as_ref() == Some(request.source_version()) => {
                 info!(arn = %found.version_arn, "adopting the copy an earlier attempt started");
                 return record_status(dispatcher, &job, CopyState::Submitting, &found).await;
             }
@@ -116,10 +115,10 @@ async fn submit_once(
     }
 
     gate.send_copy().await;
-    match copy::start_copy(client, &job).await {
+    match copy::start_copy(client, &job.request).await {
         Ok(arn) => {
             let change = Change {
-                rekognition_status: Some("COPYING_IN_PROGRESS".into()),
+                rekognition_status: Some(ProjectVersionStatus::CopyingInProgress),
                 destination_version_arn: Some(arn),
                 ..Change::to(CopyState::Copying)
             };
@@ -141,7 +140,7 @@ async fn submit_once(
 fn find<'v>(versions: &'v [VersionStatus], job: &CopyJob) -> Option<&'v VersionStatus> {
     versions.iter().find(|v| match &job.destination_version_arn {
         Some(arn) => &v.version_arn == arn,
-        None => v.version_name() == Some(job.version_name.as_str()),
+        None => v.version_name() == job.request.version_name().as_str(),
     })
 }
 
@@ -152,24 +151,23 @@ async fn record_status(
     from: CopyState,
     found: &VersionStatus,
 ) -> Result<Outcome, StoreError> {
-    let (to, outcome) = match found.status.as_str() {
-        COPYING_COMPLETED => (CopyState::Succeeded, Outcome::Ended(CopyState::Succeeded)),
-        COPYING_FAILED => (CopyState::Failed, Outcome::Ended(CopyState::Failed)),
+    let (to, outcome) = match found.status {
+        Some(ProjectVersionStatus::CopyingCompleted) => (CopyState::Succeeded, Outcome::Ended(CopyState::Succeeded)),
+        Some(ProjectVersionStatus::CopyingFailed) => (CopyState::Failed, Outcome::Ended(CopyState::Failed)),
         _ if from == CopyState::Submitting => (CopyState::Copying, Outcome::Submitted),
         _ => (CopyState::Copying, Outcome::StillCopying),
     };
-    let unchanged = to == from
-        && job.rekognition_status.as_deref() == Some(found.status.as_str())
-        && job.rekognition_status_message == found.message;
+    let unchanged =
+        to == from && job.rekognition_status == found.status && job.rekognition_status_message == found.message;
     if unchanged {
         return Ok(outcome);
     }
     let failed = to == CopyState::Failed;
     let change = Change {
-        rekognition_status: Some(found.status.clone()),
+        rekognition_status: found.status.clone(),
         rekognition_status_message: found.message.clone(),
         destination_version_arn: Some(found.version_arn.clone()),
-        error_code: failed.then(|| COPYING_FAILED.to_owned()),
+        error_code: failed.then(|| ProjectVersionStatus::CopyingFailed.as_str().to_owned()),
         error_message: if failed { found.message.clone() } else { None },
         ..Change::to(to)
     };
@@ -196,7 +194,7 @@ async fn fail(
 /// Records `change` while the job is still ours; `outcome` if it was, [`Outcome::NotOurs`] if it no longer was.
 async fn apply(
     dispatcher: &Dispatcher,
-    id: uuid::Uuid,
+    id: CopyId,
     from: CopyState,
     change: &Change,
     outcome: Outcome,

@@ -22,6 +22,13 @@ impl AccountId {
 
 string_newtype!(AccountId, 0);
 
+/// Maps keyed by account id can be looked up with a plain `&str` (ordering and equality are the string's).
+impl std::borrow::Borrow<str> for AccountId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

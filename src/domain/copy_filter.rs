@@ -21,13 +21,13 @@ impl CopyFilter {
     pub fn matches(
         &self,
         state: CopyState,
-        source_account: &str,
-        destination_account: &str,
+        source_account: &AccountId,
+        destination_account: &AccountId,
         created_at: DateTime<Utc>,
     ) -> bool {
         (self.states.is_empty() || self.states.contains(&state))
-            && self.source_account.as_ref().is_none_or(|a| a.as_str() == source_account)
-            && self.destination_account.as_ref().is_none_or(|a| a.as_str() == destination_account)
+            && self.source_account.as_ref().is_none_or(|a| a == source_account)
+            && self.destination_account.as_ref().is_none_or(|a| a == destination_account)
             && self.created_after.is_none_or(|t| created_at >= t)
             && self.created_before.is_none_or(|t| created_at < t)
     }
@@ -37,33 +37,40 @@ impl CopyFilter {
 mod tests {
     use super::*;
 
-    const SRC: &str = "111111111111";
-    const DST: &str = "222222222222";
+    const SRC_ID: &str = "111111111111";
+    const DST_ID: &str = "222222222222";
+
+    fn ids() -> (AccountId, AccountId) {
+        (AccountId::parse(SRC_ID).unwrap(), AccountId::parse(DST_ID).unwrap())
+    }
 
     #[test]
     fn empty_filter_matches_everything() {
-        assert!(CopyFilter::default().matches(CopyState::Failed, SRC, DST, Utc::now()));
+        let (src, dst) = ids();
+        assert!(CopyFilter::default().matches(CopyState::Failed, &src, &dst, Utc::now()));
     }
 
     #[test]
     fn every_set_field_must_match() {
         let filter = CopyFilter {
             states: vec![CopyState::Queued, CopyState::Copying],
-            destination_account: Some(AccountId::parse(DST).unwrap()),
+            destination_account: Some(AccountId::parse(DST_ID).unwrap()),
             ..Default::default()
         };
+        let (src, dst) = ids();
         let now = Utc::now();
-        assert!(filter.matches(CopyState::Copying, SRC, DST, now));
-        assert!(!filter.matches(CopyState::Succeeded, SRC, DST, now));
-        assert!(!filter.matches(CopyState::Queued, SRC, SRC, now));
+        assert!(filter.matches(CopyState::Copying, &src, &dst, now));
+        assert!(!filter.matches(CopyState::Succeeded, &src, &dst, now));
+        assert!(!filter.matches(CopyState::Queued, &src, &src, now));
     }
 
     #[test]
     fn time_range_is_half_open() {
+        let (src, dst) = ids();
         let t = Utc::now();
         let filter = CopyFilter { created_after: Some(t), created_before: Some(t), ..Default::default() };
-        assert!(!filter.matches(CopyState::Queued, SRC, DST, t));
+        assert!(!filter.matches(CopyState::Queued, &src, &dst, t));
         let filter = CopyFilter { created_after: Some(t), ..Default::default() };
-        assert!(filter.matches(CopyState::Queued, SRC, DST, t));
+        assert!(filter.matches(CopyState::Queued, &src, &dst, t));
     }
 }

@@ -40,6 +40,9 @@ impl CopyState {
         CopyState::Cancelled,
     ];
 
+    /// The states a copy is still in while it may change: [`CopyState::is_terminal`]'s complement.
+    pub const LIVE: [CopyState; 3] = [CopyState::Queued, CopyState::Submitting, CopyState::Copying];
+
     /// The states a copy never leaves.
     pub fn is_terminal(self) -> bool {
         matches!(self, CopyState::Succeeded | CopyState::Failed | CopyState::Cancelled)
@@ -136,6 +139,12 @@ mod tests {
         assert_eq!(Copying.transition(Succeeded), Ok(Succeeded));
         assert_eq!(Copying.transition(Failed), Ok(Failed));
         assert!(Copying.transition(Queued).is_err());
+    }
+
+    #[test]
+    fn live_states_are_exactly_those_not_terminal() {
+        let live: Vec<_> = CopyState::ALL.into_iter().filter(|s| !s.is_terminal()).collect();
+        assert_eq!(live, CopyState::LIVE);
     }
 
     #[test]

@@ -90,3 +90,8 @@ pub use kms_key_id::KmsKeyId;
 pub use output_config::{OutputConfig, S3Bucket, S3KeyPrefix};
 pub use tags::{TagKey, TagValue, Tags};
 pub use version_name::VersionName;
+
+/// Rekognition's status of a model version (`COPYING_IN_PROGRESS`, `COPYING_COMPLETED`, …) as the SDK models it:
+/// every status AWS documents, plus an `Unknown` arm that carries a status added after this build instead of
+/// refusing it. Compared as a value, never as a string.
+pub use aws_sdk_rekognition::types::ProjectVersionStatus;

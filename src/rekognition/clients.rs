@@ -10,16 +10,17 @@ use aws_sdk_rekognition::config::timeout::TimeoutConfig;
 use aws_sdk_rekognition::config::Region;
 use aws_sdk_rekognition::Client;
 
-use crate::config::AccountSettings;
+use super::AccountSettings;
+use crate::domain::AccountId;
 
 #[derive(Clone, Default)]
 pub struct Clients {
-    by_account: HashMap<String, Client>,
+    by_account: HashMap<AccountId, Client>,
 }
 
 impl Clients {
     pub async fn from_settings<'a>(
-        accounts: impl IntoIterator<Item = (&'a String, &'a AccountSettings)>,
+        accounts: impl IntoIterator<Item = (&'a AccountId, &'a AccountSettings)>,
         timeout: Duration,
     ) -> Clients {
         let mut by_account = HashMap::new();
@@ -30,7 +31,7 @@ impl Clients {
     }
 
     /// The client that acts in `account`, if the service is configured for it.
-    pub fn for_account(&self, account: &str) -> Option<&Client> {
+    pub fn for_account(&self, account: &AccountId) -> Option<&Client> {
         self.by_account.get(account)
     }
 }

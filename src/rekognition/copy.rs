@@ -4,27 +4,35 @@ use aws_sdk_rekognition::types::OutputConfig;
 use aws_sdk_rekognition::Client;
 
 use super::AwsCallError;
-use crate::store::CopyJob;
+use crate::domain::{CopyRequest, ProjectVersionArn};
 
-/// Starts the copy described by `job`; answers the new version's ProjectVersionArn.
-pub async fn start_copy(client: &Client, job: &CopyJob) -> Result<String, AwsCallError> {
-    let output = OutputConfig::builder().s3_bucket(&job.s3_bucket);
-    let output = if job.s3_key_prefix.is_empty() { output } else { output.s3_key_prefix(&job.s3_key_prefix) };
-    let tags = (!job.tags.0.is_empty()).then(|| job.tags.0.clone().into_iter().collect());
+/// Starts the copy `request` describes; answers the new version's ProjectVersionArn.
+pub async fn start_copy(client: &Client, request: &CopyRequest) -> Result<ProjectVersionArn, AwsCallError> {
+    let output = request.output_config();
+    let prefix = output.key_prefix();
+    let output = OutputConfig::builder()
+        .s3_bucket(output.bucket().as_str())
+        .set_s3_key_prefix((!prefix.is_empty()).then(|| prefix.as_str().to_owned()));
+    let tags = (!request.tags().is_empty()).then(|| request.tags().to_string_map().into_iter().collect());
     let answer = client
         .copy_project_version()
-        .source_project_arn(&job.source_project_arn)
-        .source_project_version_arn(&job.source_project_version_arn)
-        .destination_project_arn(&job.destination_project_arn)
-        .version_name(&job.version_name)
+        .source_project_arn(request.source_project().as_str())
+        .source_project_version_arn(request.source_version().as_str())
+        .destination_project_arn(request.destination_project().as_str())
+        .version_name(request.version_name().as_str())
         .output_config(output.build())
         .set_tags(tags)
-        .set_kms_key_id(job.kms_key_id.clone())
+        .set_kms_key_id(request.kms_key_id().map(|k| k.as_str().to_owned()))
         .send()
         .await?;
-    answer.project_version_arn().map(str::to_owned).ok_or_else(|| AwsCallError {
+    let arn = answer.project_version_arn().ok_or_else(|| AwsCallError {
         code: "MissingProjectVersionArn".into(),
         message: "CopyProjectVersion answered without a ProjectVersionArn".into(),
-        retry: super::Retry::Transient { ambiguous: true },
+        retry: super::Retry::Transient,
+    })?;
+    ProjectVersionArn::parse(arn).map_err(|err| AwsCallError {
+        code: "MalformedProjectVersionArn".into(),
+        message: format!("CopyProjectVersion answered a ProjectVersionArn that {err}: {arn:?}"),
+        retry: super::Retry::Transient,
     })
 }

@@ -1,7 +1,7 @@
 //! How an AWS error reads for a copy: permanent (the copy fails, with AWS's code and message kept) or transient
-//! (retried with backoff). A transient error is *ambiguous* when the request may have been carried out anyway
-//! (a timeout, a lost connection, a 5xx): before submitting again, the dispatcher asks Rekognition whether the copy
-//! exists, so a copy is never made twice.
+//! (retried with backoff). Some transient errors mean the request was not carried out (a throttle), others that it
+//! may have been (a timeout, a lost connection, a 5xx); the dispatcher does not tell them apart: before any
+//! re-submission it asks Rekognition whether the copy exists, so a copy is never made twice either way.
 
 use aws_sdk_rekognition::config::http::HttpResponse as Response;
 use aws_sdk_rekognition::error::{ProvideErrorMetadata, SdkError};
@@ -9,7 +9,7 @@ use aws_sdk_rekognition::error::{ProvideErrorMetadata, SdkError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {
     Permanent,
-    Transient { ambiguous: bool },
+    Transient,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,14 +20,14 @@ pub struct AwsCallError {
     pub retry: Retry,
 }
 
-/// Errors that are AWS saying "not now": the request was not carried out.
+/// Errors that are AWS saying "not now".
 const THROTTLES: &[&str] = &[
     "ThrottlingException",
     "ProvisionedThroughputExceededException",
     "LimitExceededException",
     "TooManyRequestsException",
 ];
-/// Errors of the service itself: the request may or may not have been carried out.
+/// Errors of the service itself.
 const SERVER_FAULTS: &[&str] = &["InternalServerError", "ServiceUnavailable", "ServiceUnavailableException"];
 
 impl AwsCallError {
@@ -38,23 +38,19 @@ impl AwsCallError {
     /// Sorts a service error by its code, falling back on its HTTP status for codes not listed.
     pub fn from_service(code: Option<&str>, message: Option<&str>, http_status: u16) -> AwsCallError {
         let code = code.unwrap_or("UnknownError").to_owned();
-        let retry = if THROTTLES.contains(&code.as_str()) {
-            Retry::Transient { ambiguous: false }
-        } else if SERVER_FAULTS.contains(&code.as_str()) || http_status >= 500 {
-            Retry::Transient { ambiguous: true }
-        } else {
-            Retry::Permanent
-        };
+        let transient =
+            THROTTLES.contains(&code.as_str()) || SERVER_FAULTS.contains(&code.as_str()) || http_status >= 500;
+        let retry = if transient { Retry::Transient } else { Retry::Permanent };
         AwsCallError { code, message: message.unwrap_or_default().to_owned(), retry }
     }
 }
 
 impl<E: ProvideErrorMetadata + std::error::Error + 'static> From<SdkError<E, Response>> for AwsCallError {
     fn from(err: SdkError<E, Response>) -> Self {
-        let transient = |code: &str, ambiguous: bool, err: &dyn std::error::Error| AwsCallError {
+        let transient = |code: &str, err: &dyn std::error::Error| AwsCallError {
             code: code.to_owned(),
             message: error_chain(err),
-            retry: Retry::Transient { ambiguous },
+            retry: Retry::Transient,
         };
         match &err {
             SdkError::ServiceError(service) => AwsCallError::from_service(
@@ -62,13 +58,13 @@ impl<E: ProvideErrorMetadata + std::error::Error + 'static> From<SdkError<E, Res
                 service.err().message(),
                 service.raw().status().as_u16(),
             ),
-            SdkError::TimeoutError(_) => transient("Timeout", true, &err),
-            SdkError::DispatchFailure(_) => transient("ConnectionError", true, &err),
-            SdkError::ResponseError(_) => transient("ResponseError", true, &err),
+            SdkError::TimeoutError(_) => transient("Timeout", &err),
+            SdkError::DispatchFailure(_) => transient("ConnectionError", &err),
+            SdkError::ResponseError(_) => transient("ResponseError", &err),
             SdkError::ConstructionFailure(_) => {
                 AwsCallError { code: "ConstructionFailure".into(), message: error_chain(&err), retry: Retry::Permanent }
             }
-            _ => transient("UnknownError", true, &err),
+            _ => transient("UnknownError", &err),
         }
     }
 }
@@ -102,20 +98,20 @@ mod tests {
     }
 
     #[test]
-    fn throttles_are_retried_and_known_not_to_have_happened() {
+    fn throttles_are_retried() {
         for code in ["ThrottlingException", "ProvisionedThroughputExceededException", "LimitExceededException"] {
             let err = AwsCallError::from_service(Some(code), Some("slow down"), 400);
-            assert_eq!(err.retry, Retry::Transient { ambiguous: false }, "{code}");
+            assert_eq!(err.retry, Retry::Transient, "{code}");
             assert_eq!(err.message, "slow down");
         }
     }
 
     #[test]
-    fn server_faults_are_retried_but_may_have_happened() {
+    fn server_faults_are_retried() {
         let err = AwsCallError::from_service(Some("InternalServerError"), None, 500);
-        assert_eq!(err.retry, Retry::Transient { ambiguous: true });
+        assert_eq!(err.retry, Retry::Transient);
         let err = AwsCallError::from_service(Some("SomethingNew"), None, 503);
-        assert_eq!(err.retry, Retry::Transient { ambiguous: true });
+        assert_eq!(err.retry, Retry::Transient);
         let err = AwsCallError::from_service(Some("SomethingNew"), None, 400);
         assert!(err.is_permanent());
     }

@@ -1,54 +1,59 @@
 //! DescribeProjectVersions: where a copy stands. There is no waiter for copies in any SDK, so copies are followed
 //! by describing them until COPYING_COMPLETED or COPYING_FAILED.
 
+use aws_sdk_rekognition::types::ProjectVersionDescription;
 use aws_sdk_rekognition::Client;
+use tracing::warn;
 
 use super::AwsCallError;
+use crate::domain::{ProjectArn, ProjectVersionArn, ProjectVersionStatus, VersionName};
 
 /// Rekognition's view of one model version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionStatus {
-    pub version_arn: String,
-    /// The ProjectVersionStatus, e.g. COPYING_IN_PROGRESS.
-    pub status: String,
+    pub version_arn: ProjectVersionArn,
+    /// `None` when Rekognition named no status.
+    pub status: Option<ProjectVersionStatus>,
     pub message: Option<String>,
-    pub source_version_arn: Option<String>,
+    /// The version it was copied from, for a copy.
+    pub source_version_arn: Option<ProjectVersionArn>,
 }
 
-pub const COPYING_COMPLETED: &str = "COPYING_COMPLETED";
-pub const COPYING_FAILED: &str = "COPYING_FAILED";
-
 impl VersionStatus {
-    /// The version's name, read from its ARN (`…:project/<p>/version/<name>/<timestamp>`).
-    pub fn version_name(&self) -> Option<&str> {
-        let (_, rest) = self.version_arn.rsplit_once("/version/")?;
-        Some(rest.rsplit_once('/')?.0)
+    /// Reads one description; `None` (and a warning) when its version ARN is missing or not a version ARN, since
+    /// such a version cannot be matched to any copy.
+    fn read(description: &ProjectVersionDescription) -> Option<VersionStatus> {
+        let arn = description.project_version_arn().unwrap_or_default();
+        let version_arn = ProjectVersionArn::parse(arn)
+            .map_err(|err| warn!(arn, %err, "DescribeProjectVersions listed a version without a usable ARN"))
+            .ok()?;
+        Some(VersionStatus {
+            version_arn,
+            status: description.status().cloned(),
+            message: description.status_message().map(str::to_owned),
+            source_version_arn: description.source_project_version_arn().and_then(|a| ProjectVersionArn::parse(a).ok()),
+        })
+    }
+
+    pub fn version_name(&self) -> &str {
+        self.version_arn.version_name()
     }
 }
 
-/// Describes the named versions (at most 10, Rekognition's limit per call) of `project_arn`, in one call: ten
+/// Describes the named versions (at most 10, Rekognition's limit per call) of `project`, in one call: ten
 /// versions fit one page, so no NextToken is ever followed (every call must pass the caller's rate limit).
 pub async fn describe_versions(
     client: &Client,
-    project_arn: &str,
-    version_names: &[&str],
+    project: &ProjectArn,
+    version_names: &[&VersionName],
 ) -> Result<Vec<VersionStatus>, AwsCallError> {
     debug_assert!(!version_names.is_empty() && version_names.len() <= 10);
-    let mut call = client.describe_project_versions().project_arn(project_arn);
+    let mut call = client.describe_project_versions().project_arn(project.as_str());
     for name in version_names {
-        call = call.version_names(*name);
+        call = call.version_names(name.as_str());
     }
     let page = call.send().await?;
-    Ok(page
-        .project_version_descriptions()
-        .iter()
-        .map(|d| VersionStatus {
-            version_arn: d.project_version_arn().unwrap_or_default().to_owned(),
-            status: d.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
-            message: d.status_message().map(str::to_owned),
-            source_version_arn: d.source_project_version_arn().map(str::to_owned),
-        })
-        .collect())
+    Ok(page.project_version_descriptions().iter().filter_map(VersionStatus::read).collect())
 }
 
 #[cfg(test)]
@@ -56,13 +61,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn version_name_comes_from_the_arn() {
-        let status = VersionStatus {
-            version_arn: "arn:aws:rekognition:us-east-1:111111111111:project/p/version/v.2-x/1700000000000".into(),
-            status: "COPYING_COMPLETED".into(),
-            message: None,
-            source_version_arn: None,
-        };
-        assert_eq!(status.version_name(), Some("v.2-x"));
+    fn a_description_is_read_into_domain_types() {
+        let description = ProjectVersionDescription::builder()
+            .project_version_arn("arn:aws:rekognition:us-east-1:111111111111:project/p/version/v.2-x/1700000000000")
+            .status(ProjectVersionStatus::CopyingCompleted)
+            .build();
+        let status = VersionStatus::read(&description).unwrap();
+        assert_eq!(status.version_name(), "v.2-x");
+        assert_eq!(status.status, Some(ProjectVersionStatus::CopyingCompleted));
+    }
+
+    #[test]
+    fn a_description_without_a_version_arn_is_skipped() {
+        let description = ProjectVersionDescription::builder().status(ProjectVersionStatus::CopyingFailed).build();
+        assert_eq!(VersionStatus::read(&description), None);
     }
 }

@@ -4,38 +4,68 @@ use chrono::{DateTime, Utc};
 use sqlx::{FromRow, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::{CopyJob, StoreError};
-use crate::domain::CopyState;
+use super::{CopyJob, Store, StoreError};
+use crate::domain::{CopyId, CopyState, ProjectVersionArn, ProjectVersionStatus};
 
-#[derive(Debug, Clone, FromRow)]
-pub struct CopyEventRow {
+/// One transition of one copy, with the copy's changing fields right after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CopyEvent {
     pub seq: i64,
-    pub copy_id: Uuid,
-    #[sqlx(try_from = "Option<String>")]
-    pub from_state: OptionalState,
-    #[sqlx(try_from = "String")]
+    pub copy_id: CopyId,
+    /// `None` for a copy's first event.
+    pub from_state: Option<CopyState>,
     pub to_state: CopyState,
-    pub rekognition_status: Option<String>,
+    pub rekognition_status: Option<ProjectVersionStatus>,
     pub rekognition_status_message: Option<String>,
-    pub destination_version_arn: Option<String>,
+    pub destination_version_arn: Option<ProjectVersionArn>,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
     pub detail: Option<String>,
     pub occurred_at: DateTime<Utc>,
 }
 
-/// A state that may be absent (a copy's first event has none before it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OptionalState(pub Option<CopyState>);
+/// A `copy_events` row as PostgreSQL hands it over, parsed into a [`CopyEvent`] before anything else sees it.
+#[derive(Debug, FromRow)]
+struct EventRow {
+    seq: i64,
+    copy_id: Uuid,
+    from_state: Option<String>,
+    to_state: String,
+    rekognition_status: Option<String>,
+    rekognition_status_message: Option<String>,
+    destination_version_arn: Option<String>,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    detail: Option<String>,
+    occurred_at: DateTime<Utc>,
+}
 
-impl TryFrom<Option<String>> for OptionalState {
-    type Error = String;
-    fn try_from(value: Option<String>) -> Result<Self, Self::Error> {
-        value.map(|s| s.parse()).transpose().map(OptionalState)
+impl TryFrom<EventRow> for CopyEvent {
+    type Error = StoreError;
+
+    fn try_from(row: EventRow) -> Result<CopyEvent, StoreError> {
+        let corrupt = |what: String| StoreError::Corrupt(format!("copy_events row {}: {what}", row.seq));
+        Ok(CopyEvent {
+            seq: row.seq,
+            copy_id: CopyId::from(row.copy_id),
+            from_state: row.from_state.map(|s| s.parse()).transpose().map_err(corrupt)?,
+            to_state: row.to_state.parse().map_err(corrupt)?,
+            rekognition_status: row.rekognition_status.as_deref().map(ProjectVersionStatus::from),
+            rekognition_status_message: row.rekognition_status_message,
+            destination_version_arn: row
+                .destination_version_arn
+                .map(ProjectVersionArn::parse)
+                .transpose()
+                .map_err(|e| corrupt(format!("destination_version_arn {e}")))?,
+            error_code: row.error_code,
+            error_message: row.error_message,
+            detail: row.detail,
+            occurred_at: row.occurred_at,
+        })
     }
 }
 
-impl CopyEventRow {
+impl CopyEvent {
     /// The job as it was right after this event: its fixed fields, with this event's changing ones.
     pub fn apply_to(&self, job: &CopyJob) -> CopyJob {
         let mut job = job.clone();
@@ -64,12 +94,12 @@ pub(super) async fn insert(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          RETURNING seq",
     )
-    .bind(job.id)
-    .bind(from.map(|s| s.as_str()))
-    .bind(job.state.as_str())
-    .bind(&job.rekognition_status)
+    .bind(job.id.as_uuid())
+    .bind(from)
+    .bind(job.state)
+    .bind(job.rekognition_status.as_ref().map(|s| s.as_str()))
     .bind(&job.rekognition_status_message)
-    .bind(&job.destination_version_arn)
+    .bind(job.destination_version_arn.as_ref().map(|arn| arn.as_str()))
     .bind(&job.error_code)
     .bind(&job.error_message)
     .bind(detail)
@@ -77,20 +107,19 @@ pub(super) async fn insert(
     .await?)
 }
 
-pub async fn by_seq(store: &super::Store, seq: i64) -> Result<Option<CopyEventRow>, StoreError> {
-    Ok(sqlx::query_as("SELECT * FROM copy_events WHERE seq = $1").bind(seq).fetch_optional(store.pool()).await?)
+pub async fn by_seq(store: &Store, seq: i64) -> Result<Option<CopyEvent>, StoreError> {
+    let row: Option<EventRow> =
+        sqlx::query_as("SELECT * FROM copy_events WHERE seq = $1").bind(seq).fetch_optional(store.pool()).await?;
+    row.map(CopyEvent::try_from).transpose()
 }
 
 /// A copy's events after `after_seq`, oldest first. Transitions of one copy are serialized by its row lock,
 /// so within one copy, sequence order is commit order and nothing can appear later below `after_seq`.
-pub async fn for_copy_after(
-    store: &super::Store,
-    copy_id: Uuid,
-    after_seq: i64,
-) -> Result<Vec<CopyEventRow>, StoreError> {
-    Ok(sqlx::query_as("SELECT * FROM copy_events WHERE copy_id = $1 AND seq > $2 ORDER BY seq")
-        .bind(copy_id)
+pub async fn for_copy_after(store: &Store, copy_id: CopyId, after_seq: i64) -> Result<Vec<CopyEvent>, StoreError> {
+    let rows: Vec<EventRow> = sqlx::query_as("SELECT * FROM copy_events WHERE copy_id = $1 AND seq > $2 ORDER BY seq")
+        .bind(copy_id.as_uuid())
         .bind(after_seq)
         .fetch_all(store.pool())
-        .await?)
+        .await?;
+    super::parse_all(rows)
 }

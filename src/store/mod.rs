@@ -1,11 +1,22 @@
-//! PostgreSQL: copy jobs, their history and the audit log. All SQL of the service lives here, with bound
-//! parameters only, and runtime-checked queries (no database is needed to compile).
+//! PostgreSQL: copy jobs, their history, the audit log, and the locks and notifications replicas coordinate by.
+//!
+//! All SQL of the service lives here, with bound parameters only, and runtime-checked queries (no database is
+//! needed to compile). The pool stays inside this module: the rest of the service asks for what it needs by name,
+//! and gets domain types back (rows are parsed on the way out; see [`jobs`]).
+//!
+//! By client: [`jobs`] (the API's life cycle of a copy, the dispatcher's queue, watchers' reads), [`events`] (the
+//! history), [`audit`] (the hash-chained audit log and its reports), [`leadership`] and [`locks`] (which replica
+//! dispatches for which account), [`notifications`] (LISTEN/NOTIFY channels).
 
 pub mod audit;
 pub mod error;
 pub mod events;
 pub mod jobs;
+pub mod leadership;
+pub mod locks;
+pub mod notifications;
 pub mod page_token;
+mod sql_types;
 
 use std::time::Duration;
 
@@ -14,8 +25,10 @@ use sqlx::PgPool;
 
 pub use audit::{AuditPageToken, AuditRow};
 pub use error::StoreError;
-pub use events::CopyEventRow;
-pub use jobs::{CancelOutcome, Change, CopyJob, CreateOutcome, JobAt};
+pub use events::CopyEvent;
+pub use jobs::{CancelOutcome, Change, CopyJob, CreateOutcome, JobAt, Lease};
+pub use leadership::Leadership;
+pub use notifications::{Channel, Listener};
 pub use page_token::PageToken;
 
 /// The migrations in `migrations/`, embedded in the binary.
@@ -40,7 +53,8 @@ impl Store {
         Store { pool }
     }
 
-    pub fn pool(&self) -> &PgPool {
+    /// The pool, for this module's statements only. (Crate-visible until the audit layer asks the store by name.)
+    pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
     }
 
@@ -49,4 +63,12 @@ impl Store {
         MIGRATOR.run(&self.pool).await?;
         Ok(())
     }
+}
+
+/// Parses every row read into its domain type, failing on the first that does not parse.
+fn parse_all<T, R>(rows: Vec<R>) -> Result<Vec<T>, StoreError>
+where
+    T: TryFrom<R, Error = StoreError>,
+{
+    rows.into_iter().map(T::try_from).collect()
 }

@@ -1,22 +1,20 @@
-//! One listener per replica on the `modelcopy_copy_events` channel, re-broadcast in process.
+//! One listener per replica on the copy events channel, re-broadcast in process.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::PgListener;
 use tokio::sync::broadcast;
 use tracing::warn;
 
 use crate::shutdown::Shutdown;
-use crate::store::{events, jobs, CopyEventRow, CopyJob, Store, StoreError};
+use crate::store::{events, jobs, Channel, CopyEvent, CopyJob, Listener, Store, StoreError};
 
-const CHANNEL: &str = "modelcopy_copy_events";
 const CAPACITY: usize = 1024;
 
 /// A stored transition and the copy as it was right after it.
 #[derive(Debug)]
 pub struct StoredEvent {
-    pub event: CopyEventRow,
+    pub event: CopyEvent,
     pub job: CopyJob,
 }
 
@@ -36,8 +34,7 @@ pub struct WatchHub {
 impl WatchHub {
     /// Listens before it returns, so no change committed after `start` is missed.
     pub async fn start(store: Store, shutdown: Shutdown) -> Result<Arc<WatchHub>, StoreError> {
-        let mut listener = PgListener::connect_with(store.pool()).await?;
-        listener.listen(CHANNEL).await?;
+        let listener = store.listen(Channel::CopyEvents).await?;
         let (tx, _) = broadcast::channel(CAPACITY);
         let hub = Arc::new(WatchHub { tx: tx.clone(), shutdown: shutdown.clone() });
         tokio::spawn(relay(store, listener, tx, shutdown));
@@ -53,16 +50,16 @@ impl WatchHub {
     }
 }
 
-async fn relay(store: Store, mut listener: PgListener, tx: broadcast::Sender<HubMessage>, mut shutdown: Shutdown) {
+async fn relay(store: Store, mut listener: Listener, tx: broadcast::Sender<HubMessage>, mut shutdown: Shutdown) {
     loop {
         let received = tokio::select! {
             received = listener.try_recv() => received,
             _ = shutdown.wait() => return,
         };
         match received {
-            Ok(Some(notification)) => {
-                let Ok(seq) = notification.payload().parse::<i64>() else {
-                    warn!(payload = notification.payload(), "ignoring a malformed copy event notification");
+            Ok(Some(payload)) => {
+                let Ok(seq) = payload.parse::<i64>() else {
+                    warn!(payload, "ignoring a malformed copy event notification");
                     continue;
                 };
                 match load(&store, seq).await {

@@ -6,10 +6,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
-use uuid::Uuid;
 
 use super::{HubMessage, WatchHub};
-use crate::domain::{CopyFilter, CopyState};
+use crate::domain::{CopyFilter, CopyId, CopyState};
 use crate::shutdown::Shutdown;
 use crate::store::{events, jobs, CopyJob, JobAt, Store, StoreError};
 
@@ -28,7 +27,7 @@ pub struct WatchItem {
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
     #[error("no copy {0}")]
-    NotFound(Uuid),
+    NotFound(CopyId),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the service is shutting down")]
@@ -43,7 +42,7 @@ const BUFFER: usize = 64;
 pub type WatchStream = ReceiverStream<Result<WatchItem, WatchError>>;
 
 /// Watches one copy. Fails at once with [`WatchError::NotFound`] if there is no such copy.
-pub async fn watch_copy(store: Store, hub: &WatchHub, id: Uuid) -> Result<WatchStream, WatchError> {
+pub async fn watch_copy(store: Store, hub: &WatchHub, id: CopyId) -> Result<WatchStream, WatchError> {
     let rx = hub.subscribe();
     let JobAt { job, last_seq: last } = jobs::get_at(&store, id).await?.ok_or(WatchError::NotFound(id))?;
     let (tx, out) = mpsc::channel(BUFFER);
@@ -91,7 +90,7 @@ async fn follow_copy(
                     let item = WatchItem {
                         job: event.apply_to(&job),
                         seq: event.seq,
-                        previous: event.from_state.0,
+                        previous: event.from_state,
                         occurred_at: event.occurred_at,
                         snapshot: false,
                     };
@@ -148,7 +147,8 @@ async fn follow_filter(
                 in_sync_at = stored.event.occurred_at.min(Utc::now());
                 let job = &stored.job;
                 let fresh = stored.event.seq > seen.get(&job.id);
-                if fresh && filter.matches(job.state, &job.source_account, &job.destination_account, job.created_at) {
+                let (source, destination) = (job.request.source_account(), job.request.destination_account());
+                if fresh && filter.matches(job.state, source, destination, job.created_at) {
                     seen.note(job, stored.event.seq);
                     if !send(tx, change(&stored)).await {
                         return Ok(());
@@ -177,14 +177,14 @@ async fn follow_filter(
 /// [`ENDED_REMEMBERED`] of them are kept (enough to drop late duplicates of their last event).
 #[derive(Default)]
 struct Seen {
-    seq: HashMap<Uuid, i64>,
-    ended: VecDeque<Uuid>,
+    seq: HashMap<CopyId, i64>,
+    ended: VecDeque<CopyId>,
 }
 
 const ENDED_REMEMBERED: usize = 10_000;
 
 impl Seen {
-    fn get(&self, id: &Uuid) -> i64 {
+    fn get(&self, id: &CopyId) -> i64 {
         self.seq.get(id).copied().unwrap_or(0)
     }
 
@@ -210,7 +210,7 @@ fn change(stored: &Arc<super::StoredEvent>) -> WatchItem {
     WatchItem {
         job: stored.job.clone(),
         seq: stored.event.seq,
-        previous: stored.event.from_state.0,
+        previous: stored.event.from_state,
         occurred_at: stored.event.occurred_at,
         snapshot: false,
     }

@@ -1,0 +1,54 @@
+//! `[dispatch]`: how this replica works the queue (how often it looks, how long it holds a job, how it backs off).
+//! The per-account quotas it keeps to are the account's (`rekognition::AccountLimits`).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DispatchSettings {
+    /// Whether this replica dispatches copies at all; API-only replicas set it false.
+    pub enabled: bool,
+    /// How often the dispatcher looks for due work when nothing wakes it earlier.
+    pub poll_interval_ms: u64,
+    /// How long after a DescribeProjectVersions a running copy is described again.
+    pub status_poll_interval_ms: u64,
+    /// Jobs this replica works on at once.
+    pub max_in_flight: usize,
+    /// How long a claimed job stays this replica's before another may take it over.
+    pub lease_secs: u64,
+    /// Transient failures of one job's submission tolerated before the job fails.
+    pub max_attempts: u32,
+    pub backoff_min_ms: u64,
+    pub backoff_max_ms: u64,
+    /// Per-call timeout for Rekognition operations.
+    pub aws_timeout_ms: u64,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        DispatchSettings {
+            enabled: true,
+            poll_interval_ms: 1_000,
+            status_poll_interval_ms: 2_000,
+            max_in_flight: 32,
+            lease_secs: 120,
+            max_attempts: 8,
+            backoff_min_ms: 200,
+            backoff_max_ms: 30_000,
+            aws_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl DispatchSettings {
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
+    pub fn status_poll_interval(&self) -> Duration {
+        Duration::from_millis(self.status_poll_interval_ms)
+    }
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_secs)
+    }
+}

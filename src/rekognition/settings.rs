@@ -1,0 +1,55 @@
+//! `[accounts.<id>]`: how to reach Rekognition in one AWS account (region, endpoint, credentials) and the quotas
+//! the service keeps to there, across all of its replicas.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AccountSettings {
+    pub region: String,
+    /// Overrides Rekognition's endpoint (the simulator, a VPC endpoint).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Static credentials; without them, the default AWS credential chain is used.
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    /// A role to assume in that account, starting from the credentials above or the default chain.
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// How fast, and how much at once, the service may ask Rekognition in this account.
+    #[serde(default)]
+    pub limits: AccountLimits,
+}
+
+/// An account's Rekognition quotas as the service keeps to them, across all of its replicas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AccountLimits {
+    /// CopyProjectVersion calls per second.
+    pub copy_per_second: f64,
+    /// DescribeProjectVersions calls per second.
+    pub describe_per_second: f64,
+    /// Calls that may go at once after a quiet spell. 1 keeps every one-second window at or under the rate.
+    pub burst: u32,
+    /// Copies submitted or in progress at once.
+    pub max_in_progress: u32,
+    /// Queued copies beyond which CopyModelVersion answers RESOURCE_EXHAUSTED.
+    pub max_queued: u32,
+    /// Headroom kept below each rate (0.02 = calls 2% further apart than the rate allows), so that delays between
+    /// deciding to call and the call arriving cannot push two calls into the same second.
+    pub pacing_margin: f64,
+}
+
+impl Default for AccountLimits {
+    fn default() -> Self {
+        AccountLimits {
+            copy_per_second: 2.0,
+            describe_per_second: 5.0,
+            burst: 1,
+            max_in_progress: 10,
+            max_queued: 10_000,
+            pacing_margin: 0.02,
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! A copy's life as the API sees it: created with its audit record in one transaction, read and listed, cancelled
+//! with its audit record; and [`transition`], the one statement that moves a job through the state machine, one
+//! recorded transition at a time, for the API and the dispatcher alike.
+
+use sqlx::types::Json;
+use sqlx::{Postgres, QueryBuilder, Transaction};
+
+use super::{parse_all, Change, CopyJob, JobRow};
+use crate::audit::AuditRecord;
+use crate::domain::{CopyFilter, CopyId, CopyRequest, CopyState};
+use crate::store::page_token::PageToken;
+use crate::store::{audit, events, Store, StoreError};
+use crate::telemetry::TraceParent;
+
+/// What CopyModelVersion's transaction did.
+#[derive(Debug)]
+pub enum CreateOutcome {
+    /// A new job, queued.
+    Created(CopyJob),
+    /// The caller's idempotency token matched an earlier request with the same parameters: that job, untouched.
+    Replayed(CopyJob),
+    /// The token was used before with other parameters: nothing was written.
+    TokenMismatch(CopyJob),
+    /// The destination account's queue is full: nothing was written.
+    QueueFull { depth: i64 },
+}
+
+/// Creates the job for `request` unless its idempotency token was seen before, and writes `audit` in the same
+/// transaction: either both are stored, or neither. `trace` is the creating call's trace context, kept with a new
+/// job (a replay keeps the first request's).
+pub async fn create_with_audit(
+    store: &Store,
+    request: &CopyRequest,
+    principal: &str,
+    max_queued: i64,
+    mut audit: AuditRecord,
+    trace: Option<&TraceParent>,
+) -> Result<CreateOutcome, StoreError> {
+    let mut tx = store.pool().begin().await?;
+    let id = CopyId::new().as_uuid();
+    let digest = request.digest().to_vec();
+    let token = request.idempotency_token().map(|t| t.as_str().to_owned());
+
+    // A retry is answered even when the queue is full: it asks for nothing new.
+    if let Some(token) = &token {
+        if let Some(existing) = by_token(&mut tx, principal, token).await? {
+            return finish_existing(tx, existing, &digest, audit).await;
+        }
+    }
+    // Backpressure: an estimate (concurrent requests may each see room for one more), which is all a bound on
+    // queue depth needs.
+    let depth = super::queue::count_queued(&mut *tx, request.destination_account()).await?;
+    if depth >= max_queued {
+        return Ok(CreateOutcome::QueueFull { depth });
+    }
+
+    // ON CONFLICT waits for a concurrent insert of the same token to commit, then yields no row: the
+    // SELECT below then sees the winner. Two racing retries therefore produce one job.
+    let inserted: Option<JobRow> = sqlx::query_as(
+        "INSERT INTO copy_jobs
+            (id, principal, idempotency_token, request_digest, source_project_arn, source_project_version_arn,
+             destination_project_arn, version_name, s3_bucket, s3_key_prefix, tags, kms_key_id,
+             source_account, destination_account, region, state, trace_parent)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+         ON CONFLICT ON CONSTRAINT copy_jobs_idempotency DO NOTHING
+         RETURNING *",
+    )
+    .bind(id)
+    .bind(principal)
+    .bind(&token)
+    .bind(&digest)
+    .bind(request.source_project().as_str())
+    .bind(request.source_version().as_str())
+    .bind(request.destination_project().as_str())
+    .bind(request.version_name().as_str())
+    .bind(request.output_config().bucket().as_str())
+    .bind(request.output_config().key_prefix().as_str())
+    .bind(Json(request.tags().to_string_map()))
+    .bind(request.kms_key_id().map(|k| k.as_str()))
+    .bind(request.source_account().as_str())
+    .bind(request.destination_account().as_str())
+    .bind(request.region().as_str())
+    .bind(CopyState::Queued)
+    .bind(trace.map(TraceParent::as_str))
+    .fetch_optional(&mut *tx)
+    .await?;
+
+    let Some(row) = inserted else {
+        let token = token.as_deref().unwrap_or_default();
+        let existing = by_token(&mut tx, principal, token)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("the job of token {token:?} vanished after a conflict")))?;
+        return finish_existing(tx, existing, &digest, audit).await;
+    };
+    let job = CopyJob::try_from(row)?;
+    events::insert(&mut tx, &job, None, None).await?;
+    audit.copy_id = Some(job.id.as_uuid());
+    append_reason(&mut audit, "queued");
+    // The audit row comes last: its id is known only once it is chained, and the chain's lock is held from then
+    // until commit, so as little as possible follows it.
+    let audit_id = audit::insert(&mut tx, &audit).await?;
+    sqlx::query("UPDATE copy_jobs SET audit_id = $2 WHERE id = $1")
+        .bind(job.id.as_uuid())
+        .bind(audit_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(CreateOutcome::Created(CopyJob { audit_id: Some(audit_id), ..job }))
+}
+
+/// The job `principal`'s idempotency `token` names, if any.
+async fn by_token(
+    tx: &mut Transaction<'_, Postgres>,
+    principal: &str,
+    token: &str,
+) -> Result<Option<CopyJob>, StoreError> {
+    let row: Option<JobRow> = sqlx::query_as("SELECT * FROM copy_jobs WHERE principal = $1 AND idempotency_token = $2")
+        .bind(principal)
+        .bind(token)
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.map(CopyJob::try_from).transpose()
+}
+
+/// The request's token names `existing`: a replay if the parameters are the same, a refusal if not.
+async fn finish_existing(
+    mut tx: Transaction<'_, Postgres>,
+    existing: CopyJob,
+    digest: &[u8],
+    mut audit: AuditRecord,
+) -> Result<CreateOutcome, StoreError> {
+    if existing.request_digest != digest {
+        // The caller is told ALREADY_EXISTS; the audit layer writes that record once the answer is known.
+        return Ok(CreateOutcome::TokenMismatch(existing));
+    }
+    audit.copy_id = Some(existing.id.as_uuid());
+    append_reason(&mut audit, "replayed: idempotency token seen before with the same parameters");
+    audit::insert(&mut tx, &audit).await?;
+    tx.commit().await?;
+    Ok(CreateOutcome::Replayed(existing))
+}
+
+pub async fn get(store: &Store, id: CopyId) -> Result<Option<CopyJob>, StoreError> {
+    let row: Option<JobRow> =
+        sqlx::query_as("SELECT * FROM copy_jobs WHERE id = $1").bind(id.as_uuid()).fetch_optional(store.pool()).await?;
+    row.map(CopyJob::try_from).transpose()
+}
+
+/// Copies matching `filter`, newest first, at most `limit`, after `after` (the previous page's last copy).
+pub async fn list(
+    store: &Store,
+    filter: &CopyFilter,
+    after: Option<PageToken>,
+    limit: i64,
+) -> Result<Vec<CopyJob>, StoreError> {
+    let mut query = select_matching("SELECT * FROM copy_jobs", filter);
+    if let Some(after) = after {
+        query.push(" AND (created_at, id) < (").push_bind(after.created_at);
+        query.push(", ").push_bind(after.id).push(")");
+    }
+    query.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(limit);
+    parse_all(query.build_query_as::<JobRow>().fetch_all(store.pool()).await?)
+}
+
+/// `SELECT … WHERE` the copy matches `filter`: the SQL twin of [`CopyFilter::matches`].
+pub(super) fn select_matching(select: &'static str, filter: &CopyFilter) -> QueryBuilder<'static, Postgres> {
+    let mut query = QueryBuilder::new(select);
+    query.push(" WHERE TRUE");
+    if !filter.states.is_empty() {
+        query.push(" AND state = ANY(").push_bind(filter.states.clone()).push(")");
+    }
+    if let Some(account) = &filter.source_account {
+        query.push(" AND source_account = ").push_bind(account.as_str().to_owned());
+    }
+    if let Some(account) = &filter.destination_account {
+        query.push(" AND destination_account = ").push_bind(account.as_str().to_owned());
+    }
+    if let Some(after) = filter.created_after {
+        query.push(" AND created_at >= ").push_bind(after);
+    }
+    if let Some(before) = filter.created_before {
+        query.push(" AND created_at < ").push_bind(before);
+    }
+    query
+}
+
+/// Moves a job from `from` to `change.to`, and records the transition, in one transaction.
+///
+/// `lease_owner`, when given, must still hold the job: a dispatcher whose lease lapsed and was taken over
+/// cannot write over its successor. Returns `None` when the job was no longer in `from` (or no longer ours).
+pub async fn transition(
+    store: &Store,
+    id: CopyId,
+    from: CopyState,
+    change: &Change,
+    lease_owner: Option<&str>,
+) -> Result<Option<CopyJob>, StoreError> {
+    let mut tx = store.pool().begin().await?;
+    let moved = transition_in(&mut tx, id, from, change, lease_owner).await?;
+    if moved.is_some() {
+        tx.commit().await?;
+    }
+    Ok(moved)
+}
+
+async fn transition_in(
+    tx: &mut Transaction<'_, Postgres>,
+    id: CopyId,
+    from: CopyState,
+    change: &Change,
+    lease_owner: Option<&str>,
+) -> Result<Option<CopyJob>, StoreError> {
+    from.transition(change.to)?;
+    // Leaving SUBMITTING other than by failing means Rekognition took the copy: that is when it was submitted.
+    let submitted = from == CopyState::Submitting && change.to != CopyState::Failed;
+    let updated: Option<JobRow> = sqlx::query_as(
+        "UPDATE copy_jobs SET
+            state = $3,
+            rekognition_status = COALESCE($4, rekognition_status),
+            rekognition_status_message = COALESCE($5, rekognition_status_message),
+            destination_version_arn = COALESCE($6, destination_version_arn),
+            error_code = COALESCE($7, error_code),
+            error_message = COALESCE($8, error_message),
+            submitted_at = CASE WHEN $10 THEN now() ELSE submitted_at END,
+            completed_at = CASE WHEN $11 THEN now() ELSE completed_at END,
+            updated_at = now()
+          WHERE id = $1 AND state = $2 AND ($9::text IS NULL OR lease_owner = $9)
+          RETURNING *",
+    )
+    .bind(id.as_uuid())
+    .bind(from)
+    .bind(change.to)
+    .bind(change.rekognition_status.as_ref().map(|s| s.as_str()))
+    .bind(&change.rekognition_status_message)
+    .bind(change.destination_version_arn.as_ref().map(|arn| arn.as_str()))
+    .bind(&change.error_code)
+    .bind(&change.error_message)
+    .bind(lease_owner)
+    .bind(submitted)
+    .bind(change.to.is_terminal())
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(job) = updated.map(CopyJob::try_from).transpose()? else {
+        return Ok(None);
+    };
+    events::insert(tx, &job, Some(from), change.detail.as_deref()).await?;
+    Ok(Some(job))
+}
+
+/// What CancelCopy found.
+#[derive(Debug)]
+pub enum CancelOutcome {
+    Cancelled(CopyJob),
+    /// It was cancelled before: nothing changed.
+    AlreadyCancelled(CopyJob),
+    /// It was submitted, or ended, already.
+    TooLate(CopyJob),
+    NotFound,
+}
+
+/// Cancels a queued job, recording the transition and `audit` in one transaction. The row lock taken here and the
+/// dispatcher's QUEUED -> SUBMITTING update exclude each other: whichever commits first wins.
+pub async fn cancel_with_audit(
+    store: &Store,
+    id: CopyId,
+    reason: Option<&str>,
+    mut audit: AuditRecord,
+) -> Result<CancelOutcome, StoreError> {
+    let mut tx = store.pool().begin().await?;
+    let row: Option<JobRow> = sqlx::query_as("SELECT * FROM copy_jobs WHERE id = $1 FOR UPDATE")
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(job) = row.map(CopyJob::try_from).transpose()? else {
+        return Ok(CancelOutcome::NotFound);
+    };
+    match job.state {
+        CopyState::Queued => {}
+        CopyState::Cancelled => return Ok(CancelOutcome::AlreadyCancelled(job)),
+        _ => return Ok(CancelOutcome::TooLate(job)),
+    }
+    let change = Change { detail: reason.map(str::to_owned), ..Change::to(CopyState::Cancelled) };
+    let job = transition_in(&mut tx, id, CopyState::Queued, &change, None)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("copy {id} changed under its row lock")))?;
+    append_reason(&mut audit, "cancelled");
+    audit::insert(&mut tx, &audit).await?;
+    tx.commit().await?;
+    Ok(CancelOutcome::Cancelled(job))
+}
+
+fn append_reason(audit: &mut AuditRecord, what: &str) {
+    audit.reason = Some(match audit.reason.take() {
+        Some(reason) => format!("{reason}; {what}"),
+        None => what.to_owned(),
+    });
+}

@@ -1,0 +1,297 @@
+//! Copy jobs: the [`CopyJob`] the rest of the service works with, made of domain types, and the statements on
+//! `copy_jobs`, one file per client of the store:
+//!
+//! - [`lifecycle`]: what the API does to a copy (create with its audit record, read, list, cancel) and the one
+//!   place a job changes state ([`transition`]);
+//! - [`queue`]: what the dispatcher asks (due work, claims under a lease, counts against an account's limits);
+//! - [`watch`]: what watchers read (a copy with the number of its latest change, and what changed since).
+//!
+//! A row is read into a plain [`JobRow`] and then parsed into a [`CopyJob`] with the same checked constructors a
+//! request goes through: a row that does not parse (written by hand, or by a version with other rules) is a
+//! [`StoreError::Corrupt`] naming the copy, never a panic and never a half-valid job.
+
+pub mod lifecycle;
+pub mod queue;
+pub mod watch;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::FromRow;
+use uuid::Uuid;
+
+pub(super) use super::parse_all;
+use super::StoreError;
+use crate::domain::{
+    CopyId, CopyRequest, CopyState, ProjectVersionArn, ProjectVersionStatus, RawCopyRequest, RawOutputConfig,
+};
+use crate::telemetry::TraceParent;
+
+pub use lifecycle::{cancel_with_audit, create_with_audit, get, list, transition, CancelOutcome, CreateOutcome};
+pub use queue::{claim, count_in_progress, count_queued, due_in_state, queued_heads, record_attempt, release};
+pub use queue::{running_not_due, Lease};
+pub use watch::{changed_since, get_at, live_at, JobAt};
+
+/// A copy job: the request it carries out, where it stands, and the dispatcher's bookkeeping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CopyJob {
+    pub id: CopyId,
+    /// The principal who asked for the copy (and whose idempotency token, if any, names it).
+    pub principal: String,
+    /// The request as it was accepted; the source and destination accounts and the region come from it.
+    pub request: CopyRequest,
+    /// The request's digest when it was accepted (see [`CopyRequest::digest`]), which a replay must match.
+    pub request_digest: Vec<u8>,
+    pub state: CopyState,
+    /// Rekognition's own status of the destination version, once it reported one.
+    pub rekognition_status: Option<ProjectVersionStatus>,
+    pub rekognition_status_message: Option<String>,
+    /// The destination version, once Rekognition named it.
+    pub destination_version_arn: Option<ProjectVersionArn>,
+    /// The AWS error code and message of a failed copy.
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    /// Submissions tried so far.
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    /// Who holds the job for one step, and until when.
+    pub lease: Option<Lease>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub submitted_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    /// The audit row of the request that created the copy (NULL only for copies older than the audit chain).
+    pub audit_id: Option<i64>,
+    /// The W3C `traceparent` of the request that created the copy, when it had a valid one.
+    pub trace_parent: Option<TraceParent>,
+}
+
+/// One transition of a job: the new state and what changed with it. `None` keeps a field as it was.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub to: CopyState,
+    pub rekognition_status: Option<ProjectVersionStatus>,
+    pub rekognition_status_message: Option<String>,
+    pub destination_version_arn: Option<ProjectVersionArn>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    /// Free text kept in the history only (a cancel reason, why a retry gave up).
+    pub detail: Option<String>,
+}
+
+impl Change {
+    pub fn to(state: CopyState) -> Change {
+        Change {
+            to: state,
+            rekognition_status: None,
+            rekognition_status_message: None,
+            destination_version_arn: None,
+            error_code: None,
+            error_message: None,
+            detail: None,
+        }
+    }
+}
+
+/// A `copy_jobs` row as PostgreSQL hands it over: strings for the wire and the database, parsed into a
+/// [`CopyJob`] before anything else sees it. (The `source_account`, `destination_account` and `region` columns
+/// exist for the indexes and filters; the job reads them from its request.)
+#[derive(Debug, FromRow)]
+pub(super) struct JobRow {
+    id: Uuid,
+    principal: String,
+    idempotency_token: Option<String>,
+    request_digest: Vec<u8>,
+    source_project_arn: String,
+    source_project_version_arn: String,
+    destination_project_arn: String,
+    version_name: String,
+    s3_bucket: String,
+    s3_key_prefix: String,
+    tags: Json<BTreeMap<String, String>>,
+    kms_key_id: Option<String>,
+    state: String,
+    rekognition_status: Option<String>,
+    rekognition_status_message: Option<String>,
+    destination_version_arn: Option<String>,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    attempts: i32,
+    next_attempt_at: DateTime<Utc>,
+    lease_owner: Option<String>,
+    lease_expires_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    submitted_at: Option<DateTime<Utc>>,
+    completed_at: Option<DateTime<Utc>>,
+    audit_id: Option<i64>,
+    trace_parent: Option<String>,
+}
+
+impl TryFrom<JobRow> for CopyJob {
+    type Error = StoreError;
+
+    fn try_from(row: JobRow) -> Result<CopyJob, StoreError> {
+        let corrupt = |what: String| StoreError::Corrupt(format!("copy_jobs row {}: {what}", row.id));
+        let raw = RawCopyRequest {
+            source_project_arn: row.source_project_arn,
+            source_project_version_arn: row.source_project_version_arn,
+            destination_project_arn: row.destination_project_arn,
+            version_name: row.version_name,
+            output_config: Some(RawOutputConfig { s3_bucket: row.s3_bucket, s3_key_prefix: row.s3_key_prefix }),
+            tags: row.tags.0,
+            kms_key_id: row.kms_key_id,
+            idempotency_token: row.idempotency_token.unwrap_or_default(),
+        };
+        let request = CopyRequest::parse(raw)
+            .map_err(|violations| corrupt(violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))?;
+        let state = row.state.parse().map_err(corrupt)?;
+        let destination_version_arn = row
+            .destination_version_arn
+            .map(ProjectVersionArn::parse)
+            .transpose()
+            .map_err(|e| corrupt(format!("destination_version_arn {e}")))?;
+        let lease = match (row.lease_owner, row.lease_expires_at) {
+            (Some(owner), Some(expires_at)) => Some(Lease { owner, expires_at }),
+            (None, None) => None,
+            _ => return Err(corrupt("a lease needs both its owner and its end".into())),
+        };
+        Ok(CopyJob {
+            id: CopyId::from(row.id),
+            principal: row.principal,
+            request,
+            request_digest: row.request_digest,
+            state,
+            rekognition_status: row.rekognition_status.as_deref().map(ProjectVersionStatus::from),
+            rekognition_status_message: row.rekognition_status_message,
+            destination_version_arn,
+            error_code: row.error_code,
+            error_message: row.error_message,
+            attempts: u32::try_from(row.attempts).map_err(|_| corrupt(format!("attempts {}", row.attempts)))?,
+            next_attempt_at: row.next_attempt_at,
+            lease,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            submitted_at: row.submitted_at,
+            completed_at: row.completed_at,
+            audit_id: row.audit_id,
+            trace_parent: row.trace_parent.as_deref().and_then(TraceParent::parse),
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+    use crate::domain::RawCopyRequest;
+
+    /// A plausible queued job, for tests of code that reads jobs without a database.
+    pub fn job() -> CopyJob {
+        let now = Utc::now();
+        let request = CopyRequest::parse(RawCopyRequest {
+            source_project_arn: "arn:aws:rekognition:us-east-1:111111111111:project/p/1".into(),
+            source_project_version_arn: "arn:aws:rekognition:us-east-1:111111111111:project/p/version/v1/2".into(),
+            destination_project_arn: "arn:aws:rekognition:us-east-1:222222222222:project/q/3".into(),
+            version_name: "v1".into(),
+            output_config: Some(RawOutputConfig { s3_bucket: "bucket".into(), s3_key_prefix: String::new() }),
+            ..Default::default()
+        })
+        .expect("a valid request");
+        CopyJob {
+            id: CopyId::new(),
+            principal: "alice".into(),
+            request_digest: request.digest().to_vec(),
+            request,
+            state: CopyState::Queued,
+            rekognition_status: None,
+            rekognition_status_message: None,
+            destination_version_arn: None,
+            error_code: None,
+            error_message: None,
+            attempts: 0,
+            next_attempt_at: now,
+            lease: None,
+            created_at: now,
+            updated_at: now,
+            submitted_at: None,
+            completed_at: None,
+            audit_id: None,
+            trace_parent: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row() -> JobRow {
+        let now = Utc::now();
+        JobRow {
+            id: Uuid::now_v7(),
+            principal: "alice".into(),
+            idempotency_token: Some("t-1".into()),
+            request_digest: vec![0; 32],
+            source_project_arn: "arn:aws:rekognition:us-east-1:111111111111:project/p/1".into(),
+            source_project_version_arn: "arn:aws:rekognition:us-east-1:111111111111:project/p/version/v1/2".into(),
+            destination_project_arn: "arn:aws:rekognition:us-east-1:222222222222:project/q/3".into(),
+            version_name: "v1".into(),
+            s3_bucket: "bucket".into(),
+            s3_key_prefix: "models/".into(),
+            tags: Json(BTreeMap::from([("team".into(), "vision".into())])),
+            kms_key_id: None,
+            state: "COPYING".into(),
+            rekognition_status: Some("COPYING_IN_PROGRESS".into()),
+            rekognition_status_message: None,
+            destination_version_arn: Some("arn:aws:rekognition:us-east-1:222222222222:project/q/version/v1/4".into()),
+            error_code: None,
+            error_message: None,
+            attempts: 1,
+            next_attempt_at: now,
+            lease_owner: Some("replica-a".into()),
+            lease_expires_at: Some(now),
+            created_at: now,
+            updated_at: now,
+            submitted_at: Some(now),
+            completed_at: None,
+            audit_id: Some(7),
+            trace_parent: Some("not a traceparent".into()),
+        }
+    }
+
+    #[test]
+    fn a_good_row_becomes_a_typed_job() {
+        let job = CopyJob::try_from(row()).unwrap();
+        assert_eq!(job.state, CopyState::Copying);
+        assert_eq!(job.request.destination_account().as_str(), "222222222222");
+        assert_eq!(job.request.tags().get("team").map(|v| v.as_str()), Some("vision"));
+        assert_eq!(job.request.idempotency_token().map(|t| t.as_str()), Some("t-1"));
+        assert_eq!(job.rekognition_status, Some(ProjectVersionStatus::CopyingInProgress));
+        assert_eq!(job.destination_version_arn.unwrap().version_name(), "v1");
+        assert_eq!(job.lease.unwrap().owner, "replica-a");
+        // A malformed trace context is ignored, as W3C asks of a receiver, not an error.
+        assert_eq!(job.trace_parent, None);
+    }
+
+    #[test]
+    fn a_status_rekognition_added_later_is_kept_not_refused() {
+        let job = CopyJob::try_from(JobRow { rekognition_status: Some("COPYING_PAUSED".into()), ..row() }).unwrap();
+        assert_eq!(job.rekognition_status.unwrap().as_str(), "COPYING_PAUSED");
+    }
+
+    #[test]
+    fn an_unreadable_row_is_an_error_naming_the_copy() {
+        let bad = JobRow { source_project_arn: "not an arn".into(), ..row() };
+        let id = bad.id;
+        let err = CopyJob::try_from(bad).unwrap_err().to_string();
+        assert!(err.contains(&id.to_string()) && err.contains("source_project_arn"), "{err}");
+
+        let err = CopyJob::try_from(JobRow { state: "PAUSED".into(), ..row() }).unwrap_err().to_string();
+        assert!(err.contains("PAUSED"), "{err}");
+        let err = CopyJob::try_from(JobRow { lease_owner: None, ..row() }).unwrap_err().to_string();
+        assert!(err.contains("lease"), "{err}");
+        let err = CopyJob::try_from(JobRow { attempts: -1, ..row() }).unwrap_err().to_string();
+        assert!(err.contains("attempts"), "{err}");
+    }
+}

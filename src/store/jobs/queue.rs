@@ -1,0 +1,154 @@
+//! The dispatcher's view of the jobs: what is due in an account, claims under a short lease, and the counts an
+//! account's limits are kept with.
+//!
+//! A lease is how a job is worked by one replica at a time without holding a database lock across a Rekognition
+//! call: a claim sets an owner and an end, every write of the step checks the owner, and a job whose replica died
+//! becomes claimable again once its lease has lapsed.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::{parse_all, CopyJob, JobRow};
+use crate::domain::{AccountId, CopyId, CopyState, ProjectArn};
+use crate::store::{Store, StoreError};
+
+/// Who holds a job for one step, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub owner: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// `account`'s jobs in `state` that are due and not claimed by anyone, those due longest first.
+pub async fn due_in_state(
+    store: &Store,
+    account: &AccountId,
+    state: CopyState,
+    limit: i64,
+) -> Result<Vec<CopyJob>, StoreError> {
+    let rows: Vec<JobRow> = sqlx::query_as(
+        "SELECT * FROM copy_jobs
+          WHERE destination_account = $1 AND state = $2 AND next_attempt_at <= now()
+            AND (lease_expires_at IS NULL OR lease_expires_at < now())
+          ORDER BY next_attempt_at
+          LIMIT $3",
+    )
+    .bind(account.as_str())
+    .bind(state)
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?;
+    parse_all(rows)
+}
+
+/// Running copies of one destination project that are not due yet, soonest first: a describe that goes out
+/// for a due copy carries up to ten version names, and these fill its free places at no extra call.
+pub async fn running_not_due(
+    store: &Store,
+    destination_project: &ProjectArn,
+    limit: i64,
+) -> Result<Vec<CopyJob>, StoreError> {
+    let rows: Vec<JobRow> = sqlx::query_as(
+        "SELECT * FROM copy_jobs
+          WHERE destination_project_arn = $1 AND state = $2 AND next_attempt_at > now()
+            AND (lease_expires_at IS NULL OR lease_expires_at < now())
+          ORDER BY next_attempt_at
+          LIMIT $3",
+    )
+    .bind(destination_project.as_str())
+    .bind(CopyState::Copying)
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?;
+    parse_all(rows)
+}
+
+/// The oldest queued, due, unclaimed job of each principal with work queued in `account`: the heads of the
+/// per-principal queues that fair dispatch chooses between.
+pub async fn queued_heads(store: &Store, account: &AccountId) -> Result<Vec<CopyJob>, StoreError> {
+    let rows: Vec<JobRow> = sqlx::query_as(
+        "SELECT DISTINCT ON (principal) * FROM copy_jobs
+          WHERE destination_account = $1 AND state = $2 AND next_attempt_at <= now()
+            AND (lease_expires_at IS NULL OR lease_expires_at < now())
+          ORDER BY principal, created_at, id",
+    )
+    .bind(account.as_str())
+    .bind(CopyState::Queued)
+    .fetch_all(store.pool())
+    .await?;
+    parse_all(rows)
+}
+
+/// Copies of `account` that hold, or are about to hold, a place among Rekognition's copies in progress:
+/// submitting, copying, or queued and claimed for submission right now.
+pub async fn count_in_progress(store: &Store, account: &AccountId) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM copy_jobs
+          WHERE destination_account = $1
+            AND (state = ANY($2) OR (state = $3 AND lease_expires_at > now()))",
+    )
+    .bind(account.as_str())
+    .bind(vec![CopyState::Submitting, CopyState::Copying])
+    .bind(CopyState::Queued)
+    .fetch_one(store.pool())
+    .await?)
+}
+
+/// Queued copies of `account`: the depth that backpressure compares with the account's limit.
+pub async fn count_queued(executor: impl sqlx::PgExecutor<'_>, account: &AccountId) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM copy_jobs WHERE destination_account = $1 AND state = $2")
+        .bind(account.as_str())
+        .bind(CopyState::Queued)
+        .fetch_one(executor)
+        .await?)
+}
+
+/// Claims those of `ids` that nobody holds, for `owner`, for one step of at most `lease`.
+pub async fn claim(store: &Store, ids: &[CopyId], owner: &str, lease: Duration) -> Result<Vec<CopyJob>, StoreError> {
+    let ids: Vec<_> = ids.iter().map(CopyId::as_uuid).collect();
+    let rows: Vec<JobRow> = sqlx::query_as(
+        "UPDATE copy_jobs SET lease_owner = $2, lease_expires_at = now() + make_interval(secs => $3)
+          WHERE id = ANY($1) AND (lease_expires_at IS NULL OR lease_expires_at < now())
+          RETURNING *",
+    )
+    .bind(ids)
+    .bind(owner)
+    .bind(lease.as_secs_f64())
+    .fetch_all(store.pool())
+    .await?;
+    parse_all(rows)
+}
+
+/// Gives a claimed job back, due again after `after`.
+pub async fn release(store: &Store, id: CopyId, owner: &str, after: Duration) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE copy_jobs SET lease_owner = NULL, lease_expires_at = NULL,
+                next_attempt_at = now() + make_interval(secs => $3)
+          WHERE id = $1 AND lease_owner = $2",
+    )
+    .bind(id.as_uuid())
+    .bind(owner)
+    .bind(after.as_secs_f64())
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+/// Counts one more submission attempt *before* it is made, so that a successor can tell that an earlier
+/// attempt may have reached Rekognition. Returns the new count, or `None` if the job is no longer ours.
+pub async fn record_attempt(store: &Store, id: CopyId, owner: &str) -> Result<Option<u32>, StoreError> {
+    let attempts: Option<i32> = sqlx::query_scalar(
+        "UPDATE copy_jobs SET attempts = attempts + 1, updated_at = now()
+          WHERE id = $1 AND lease_owner = $2 AND state = $3
+          RETURNING attempts",
+    )
+    .bind(id.as_uuid())
+    .bind(owner)
+    .bind(CopyState::Submitting)
+    .fetch_optional(store.pool())
+    .await?;
+    attempts
+        .map(|n| u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("copy {id} has {n} attempts"))))
+        .transpose()
+}

@@ -1,0 +1,66 @@
+//! What watchers read: a copy together with the number of its latest change, and the copies that changed while a
+//! watcher was not listening.
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, QueryBuilder};
+
+use super::lifecycle::select_matching;
+use super::{parse_all, CopyJob, JobRow};
+use crate::domain::{CopyFilter, CopyId, CopyState};
+use crate::store::{Store, StoreError};
+
+/// A copy with the sequence number of its latest change, read by one statement so that the two agree. A watcher
+/// starts from such a pair and then sends exactly the changes numbered after it; reading the copy and the number
+/// apart let a change committed in between be counted as sent while the copy still showed the state before it.
+#[derive(Debug, Clone)]
+pub struct JobAt {
+    pub job: CopyJob,
+    pub last_seq: i64,
+}
+
+#[derive(FromRow)]
+struct JobAtRow {
+    #[sqlx(flatten)]
+    job: JobRow,
+    last_seq: i64,
+}
+
+impl TryFrom<JobAtRow> for JobAt {
+    type Error = StoreError;
+    fn try_from(row: JobAtRow) -> Result<JobAt, StoreError> {
+        Ok(JobAt { job: row.job.try_into()?, last_seq: row.last_seq })
+    }
+}
+
+const SELECT_JOBS_AT: &str = "SELECT copy_jobs.*, \
+    COALESCE((SELECT MAX(seq) FROM copy_events e WHERE e.copy_id = copy_jobs.id), 0) AS last_seq FROM copy_jobs";
+
+/// One copy as it is now, with its latest change's number (see [`JobAt`]).
+pub async fn get_at(store: &Store, id: CopyId) -> Result<Option<JobAt>, StoreError> {
+    let mut query = QueryBuilder::new(SELECT_JOBS_AT);
+    query.push(" WHERE id = ").push_bind(id.as_uuid());
+    let row: Option<JobAtRow> = query.build_query_as().fetch_optional(store.pool()).await?;
+    row.map(JobAt::try_from).transpose()
+}
+
+/// The live copies matching `filter`, newest first, at most `limit`, each with its latest change's number.
+pub async fn live_at(store: &Store, filter: &CopyFilter, limit: i64) -> Result<Vec<JobAt>, StoreError> {
+    let mut query = select_matching(SELECT_JOBS_AT, filter);
+    query.push(" AND state = ANY(").push_bind(CopyState::LIVE.to_vec()).push(")");
+    query.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(limit);
+    parse_all(query.build_query_as::<JobAtRow>().fetch_all(store.pool()).await?)
+}
+
+/// Copies matching `filter` changed at or after `since`, oldest change first, at most `limit`, each with its
+/// latest change's number: what a watcher that lost its notifications for a while may have missed.
+pub async fn changed_since(
+    store: &Store,
+    filter: &CopyFilter,
+    since: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<JobAt>, StoreError> {
+    let mut query = select_matching(SELECT_JOBS_AT, filter);
+    query.push(" AND updated_at >= ").push_bind(since);
+    query.push(" ORDER BY updated_at LIMIT ").push_bind(limit);
+    parse_all(query.build_query_as::<JobAtRow>().fetch_all(store.pool()).await?)
+}
