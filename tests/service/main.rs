@@ -14,6 +14,7 @@ mod authz;
 mod aws_errors;
 mod cancel;
 mod cli;
+mod cli_fake_server;
 mod copy_flow;
 mod idempotency;
 mod leadership;
