@@ -7,17 +7,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use modelcopy::cli::connect::{self, CallMetadata, Client};
-use modelcopy::devenv::{test_cluster, unique_db_name};
+use modelcopy::cli::connect::Client;
 use modelcopy::proto;
-use modelcopy::simulator::{
-    self, OperationQuotas, OperationStats, Quotas, Rate, Seed, SeedAccount, SeedProject, SeedVersion, SimConfig,
-    SimHandle,
-};
+use modelcopy::simulator::{self, OperationQuotas, OperationStats, Quotas, Rate, Seed, SimConfig, SimHandle};
 use sqlx::PgPool;
 
-pub const SOURCE_ACCOUNT: &str = "111111111111";
-pub const REGION: &str = "us-east-1";
+use crate::support::{self, account, account_secret, DEST_PROJECT, REGION, SOURCE_ACCOUNT, SOURCE_PROJECT};
 
 /// The limits every destination account gets, in the service and (as quotas) in the simulator.
 #[derive(Debug, Clone, Copy)]
@@ -58,42 +53,20 @@ impl Drop for Replica {
     }
 }
 
+/// The source account's `detector` with v1, and an empty `detector-prod` in each destination account.
 fn seed(destinations: &[String]) -> Seed {
-    let mut accounts = vec![SOURCE_ACCOUNT.to_owned()];
-    accounts.extend(destinations.iter().cloned());
-    Seed {
-        accounts: accounts
-            .iter()
-            .map(|id| SeedAccount {
-                account_id: id.clone(),
-                access_key_id: format!("AKIAFLEET{id}"),
-                secret_access_key: Some(format!("secret-{id}")),
-            })
-            .collect(),
-        projects: std::iter::once(SeedProject {
-            account_id: SOURCE_ACCOUNT.into(),
-            region: REGION.into(),
-            name: "detector".into(),
-            created_millis: Some(1_700_000_000_000),
-            versions: vec![SeedVersion { name: "v1".into(), status: None, created_millis: Some(1_700_000_100_000) }],
-        })
-        .chain(destinations.iter().map(|id| SeedProject {
-            account_id: id.clone(),
-            region: REGION.into(),
-            name: "detector-prod".into(),
-            created_millis: Some(1_700_000_000_000),
-            versions: vec![],
-        }))
-        .collect(),
-    }
+    let fleet_account = |id: &str| account(id, &format!("AKIAFLEET{id}"), Some(&account_secret(id)));
+    support::copy_seed(
+        fleet_account(SOURCE_ACCOUNT),
+        &["v1"],
+        destinations.iter().map(|id| fleet_account(id)).collect(),
+    )
 }
 
 impl Fleet {
     pub async fn start(options: FleetOptions) -> Fleet {
         modelcopy::telemetry::init("warn");
-        let cluster = test_cluster().await;
-        let database_url = cluster.create_database(&unique_db_name("fleet")).await.expect("database");
-        let pool = PgPool::connect(&database_url).await.expect("pool");
+        let (database_url, pool) = support::fresh_database("fleet").await;
         let seed = seed(&options.destinations);
         let limits = options.limits;
         // The simulator refuses what AWS would: a call over the rate (with a burst of 2 to absorb loopback jitter;
@@ -133,7 +106,7 @@ impl Fleet {
              backoff_min_ms = 100\n\
              backoff_max_ms = 1000\n",
             options.status_poll_ms,
-            dev_policies = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/policies/dev.cedar"),
+            dev_policies = support::DEV_POLICIES,
         );
         for account in &seed.accounts {
             config.push_str(&format!(
@@ -151,9 +124,7 @@ impl Fleet {
                 margin = limits.pacing_margin,
             ));
         }
-        let dir = std::env::temp_dir().join(format!("modelcopy-fleet-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let config_path = dir.join("settings.toml");
+        let config_path = support::scratch_dir("modelcopy-fleet").join("settings.toml");
         std::fs::write(&config_path, config).unwrap();
 
         let mut fleet = Fleet { sim, pool, seed, options, config: config_path, replicas: Vec::new() };
@@ -209,14 +180,14 @@ impl Fleet {
 
     pub async fn client(&self, index: usize, principal: &str) -> Client {
         let endpoint = &self.replicas[index].as_ref().expect("live replica").endpoint;
-        connect::connect(endpoint, CallMetadata::new(Some(principal), None).unwrap()).await.expect("connect")
+        support::grpc_client(endpoint, Some(principal)).await
     }
 
     pub fn request(&self, destination: &str, version_name: &str) -> proto::CopyModelVersionRequest {
         proto::CopyModelVersionRequest {
-            source_project_arn: self.seed.project_arn(SOURCE_ACCOUNT, REGION, "detector").unwrap(),
-            source_project_version_arn: self.seed.version_arn(SOURCE_ACCOUNT, REGION, "detector", "v1").unwrap(),
-            destination_project_arn: self.seed.project_arn(destination, REGION, "detector-prod").unwrap(),
+            source_project_arn: self.seed.project_arn(SOURCE_ACCOUNT, REGION, SOURCE_PROJECT).unwrap(),
+            source_project_version_arn: self.seed.version_arn(SOURCE_ACCOUNT, REGION, SOURCE_PROJECT, "v1").unwrap(),
+            destination_project_arn: self.seed.project_arn(destination, REGION, DEST_PROJECT).unwrap(),
             version_name: version_name.into(),
             output_config: Some(proto::OutputConfig { s3_bucket: "out".into(), s3_key_prefix: String::new() }),
             idempotency_token: version_name.into(),

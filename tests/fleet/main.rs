@@ -1,6 +1,9 @@
 //! Several `modelcopy serve` processes on one PostgreSQL, against a simulator enforcing per-account quotas:
 //! the fleet stays inside every quota, survives SIGKILLs without losing or doubling a copy, and is fair.
 
+#[path = "../support/mod.rs"]
+mod support;
+
 mod fleet;
 
 use std::time::{Duration, Instant};

@@ -4,19 +4,15 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use modelcopy::cli::connect::{self, CallMetadata, Client};
+use modelcopy::cli::connect::Client;
 use modelcopy::config::{AccountLimits, AccountSettings, AuthMode, AuthSettings, Settings};
-use modelcopy::devenv::{test_cluster, unique_db_name};
 use modelcopy::proto;
-use modelcopy::simulator::{
-    self, Seed, SeedAccount, SeedProject, SeedProjectPolicy, SeedVersion, SimConfig, SimHandle,
-};
+use modelcopy::simulator::{self, Seed, SeedProjectPolicy, SimConfig, SimHandle};
 use modelcopy::startup::Application;
 use sqlx::PgPool;
 
-pub const SOURCE_ACCOUNT: &str = "111111111111";
-pub const DEST_ACCOUNT: &str = "222222222222";
-pub const REGION: &str = "us-east-1";
+use crate::support::{self, account, account_secret, DEST_PROJECT, SOURCE_PROJECT};
+pub use crate::support::{DEST_ACCOUNT, REGION, SOURCE_ACCOUNT};
 
 pub struct TestApp {
     pub app: Option<Application>,
@@ -56,26 +52,13 @@ impl Default for Options {
     }
 }
 
+/// The source account's `detector` with v1 and v2, and the destination account's empty `detector-prod`.
 pub fn seed() -> Seed {
-    let account = |id: &str, key: &str| SeedAccount {
-        account_id: id.into(),
-        access_key_id: key.into(),
-        secret_access_key: Some(format!("secret-{id}")),
-    };
-    let project = |account: &str, name: &str, versions: &[&str]| SeedProject {
-        account_id: account.into(),
-        region: REGION.into(),
-        name: name.into(),
-        created_millis: Some(1_700_000_000_000),
-        versions: versions
-            .iter()
-            .map(|v| SeedVersion { name: (*v).into(), status: None, created_millis: Some(1_700_000_100_000) })
-            .collect(),
-    };
-    Seed {
-        accounts: vec![account(SOURCE_ACCOUNT, "AKIATESTSOURCE000001"), account(DEST_ACCOUNT, "AKIATESTDEST00000002")],
-        projects: vec![project(SOURCE_ACCOUNT, "detector", &["v1", "v2"]), project(DEST_ACCOUNT, "detector-prod", &[])],
-    }
+    support::copy_seed(
+        account(SOURCE_ACCOUNT, "AKIATESTSOURCE000001", Some(&account_secret(SOURCE_ACCOUNT))),
+        &["v1", "v2"],
+        vec![account(DEST_ACCOUNT, "AKIATESTDEST00000002", Some(&account_secret(DEST_ACCOUNT)))],
+    )
 }
 
 impl TestApp {
@@ -85,8 +68,8 @@ impl TestApp {
 
     pub async fn spawn_with(options: Options) -> TestApp {
         modelcopy::telemetry::init("warn,modelcopy=info");
-        let cluster = test_cluster().await;
-        let database_url = cluster.create_database(&unique_db_name("svc")).await.expect("test database");
+        // The tests' own pool on the service's database, for the SQL they run behind the service.
+        let (database_url, pool) = support::fresh_database("svc").await;
         let seed = seed();
         // Cross-account copies need the source project's policy, as on AWS; this one lets the destination
         // account copy from the source project.
@@ -96,7 +79,7 @@ impl TestApp {
             project_policies: vec![SeedProjectPolicy::allow_copy(
                 SOURCE_ACCOUNT,
                 REGION,
-                "detector",
+                SOURCE_PROJECT,
                 "allow-destination",
                 DEST_ACCOUNT,
             )],
@@ -113,12 +96,8 @@ impl TestApp {
             auth: options.auth,
             ..Settings::default()
         };
-        let policy_dir = std::env::temp_dir().join(format!("modelcopy-policies-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&policy_dir).expect("policy directory");
-        let policy_file = policy_dir.join("policies.cedar");
-        let policies = options.policies.unwrap_or_else(|| {
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/policies/dev.cedar")).unwrap()
-        });
+        let policy_file = support::scratch_dir("modelcopy-policies").join("policies.cedar");
+        let policies = options.policies.unwrap_or_else(|| std::fs::read_to_string(support::DEV_POLICIES).unwrap());
         std::fs::write(&policy_file, policies).expect("policy file");
         settings.authz.policies = Some(policy_file.clone());
         settings.authz.reload_interval_ms = 100;
@@ -151,7 +130,6 @@ impl TestApp {
         }
         let app = Application::start(settings.clone()).await.expect("application starts");
         let endpoint = app.endpoint();
-        let pool = app.store().pool().clone();
         TestApp { app: Some(app), endpoint, pool, database_url, sim, seed, settings, policy_file }
     }
 
@@ -173,23 +151,23 @@ impl TestApp {
     }
 
     pub async fn client(&self, principal: &str) -> Client {
-        connect::connect(&self.endpoint, CallMetadata::new(Some(principal), None).unwrap()).await.expect("connect")
+        support::grpc_client(&self.endpoint, Some(principal)).await
     }
 
     pub async fn anonymous_client(&self) -> Client {
-        connect::connect(&self.endpoint, CallMetadata::new(None, None).unwrap()).await.expect("connect")
+        support::grpc_client(&self.endpoint, None).await
     }
 
     pub fn source_project(&self) -> String {
-        self.seed.project_arn(SOURCE_ACCOUNT, REGION, "detector").unwrap()
+        self.seed.project_arn(SOURCE_ACCOUNT, REGION, SOURCE_PROJECT).unwrap()
     }
 
     pub fn source_version(&self) -> String {
-        self.seed.version_arn(SOURCE_ACCOUNT, REGION, "detector", "v1").unwrap()
+        self.seed.version_arn(SOURCE_ACCOUNT, REGION, SOURCE_PROJECT, "v1").unwrap()
     }
 
     pub fn destination_project(&self) -> String {
-        self.seed.project_arn(DEST_ACCOUNT, REGION, "detector-prod").unwrap()
+        self.seed.project_arn(DEST_ACCOUNT, REGION, DEST_PROJECT).unwrap()
     }
 
     /// A valid request copying detector/v1 into detector-prod as `version_name`.

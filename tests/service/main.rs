@@ -1,6 +1,9 @@
 //! End-to-end tests of the service: real PostgreSQL, the Rekognition simulator, the real AWS SDK, and gRPC
 //! clients over loopback. One binary, so the (slow to link) dependencies are linked once.
 
+#[path = "../support/mod.rs"]
+mod support;
+
 mod helpers;
 
 mod api_bench;
@@ -11,6 +14,7 @@ mod authz;
 mod aws_errors;
 mod cancel;
 mod cli;
+mod cli_fake_server;
 mod copy_flow;
 mod idempotency;
 mod leadership;
@@ -23,17 +27,6 @@ mod watch;
 /// A Rekognition client acting as `account` against the test's simulator (for doing things behind the service).
 pub fn aws_sdk_client(app: &helpers::TestApp, account: &str) -> aws_sdk_rekognition::Client {
     let seed = app.seed.accounts.iter().find(|a| a.account_id == account).expect("seeded account");
-    let config = aws_sdk_rekognition::Config::builder()
-        .behavior_version_latest()
-        .region(aws_sdk_rekognition::config::Region::new(helpers::REGION))
-        .endpoint_url(app.sim.endpoint_url())
-        .credentials_provider(aws_credential_types::Credentials::new(
-            &seed.access_key_id,
-            seed.secret_access_key.clone().unwrap_or_default(),
-            None,
-            None,
-            "test",
-        ))
-        .build();
-    aws_sdk_rekognition::Client::from_conf(config)
+    let secret = seed.secret_access_key.clone().unwrap_or_default();
+    support::sdk_client(&app.sim.endpoint_url(), &seed.access_key_id, &secret, None)
 }

@@ -3,23 +3,18 @@
 use std::time::Duration;
 
 use aws_sdk_rekognition::config::retry::RetryConfig;
-use aws_sdk_rekognition::config::Region;
 use aws_sdk_rekognition::types::{OutputConfig, ProjectVersionDescription};
 use aws_sdk_rekognition::Client;
-use modelcopy::simulator::{
-    self, Seed, SeedAccount, SeedProject, SeedProjectPolicy, SeedVersion, SimConfig, SimHandle,
-};
+use modelcopy::simulator::{self, Seed, SeedProjectPolicy, SimConfig, SimHandle};
 
-pub const REGION: &str = "us-east-1";
-pub const OTHER_REGION: &str = "us-west-2";
-pub const ACCOUNT_A: &str = "111111111111";
+use crate::support::{self, account, project, Created};
+pub use crate::support::{ACCOUNT_A, ACCOUNT_B, ACCOUNT_C, OTHER_REGION, REGION};
+
 pub const KEY_A: &str = "AKIATESTAAAAAAAAAAAA";
 pub const SECRET_A: &str = "secret-a";
-pub const ACCOUNT_B: &str = "222222222222";
 pub const KEY_B: &str = "AKIATESTBBBBBBBBBBBB";
 pub const SECRET_B: &str = "secret-b";
 /// Account C's key is seeded without a secret: its id alone identifies the account, signature unchecked.
-pub const ACCOUNT_C: &str = "333333333333";
 pub const KEY_C: &str = "AKIATESTCCCCCCCCCCCC";
 pub const UNKNOWN_KEY: &str = "AKIAUNKNOWNUNKNOWN00";
 
@@ -38,37 +33,19 @@ pub const MANY_VERSIONS: [&str; 5] = ["m1", "m2", "m3", "m4", "m5"];
 /// A's `source` (with version `v1`) and empty `dest` in us-east-1; A's `west-source` (with `v1`) in us-west-2;
 /// A's `many` (five versions); B's empty `b-dest` in us-east-1; C's empty `c-dest`. A and B have secrets.
 pub fn seed() -> Seed {
-    let project = |account: &str, region: &str, name: &str, versions: &[&str]| SeedProject {
-        account_id: account.into(),
-        region: region.into(),
-        name: name.into(),
-        created_millis: None,
-        versions: versions
-            .iter()
-            .map(|name| SeedVersion { name: (*name).into(), status: None, created_millis: None })
-            .collect(),
-    };
     Seed {
         accounts: vec![
-            SeedAccount {
-                account_id: ACCOUNT_A.into(),
-                access_key_id: KEY_A.into(),
-                secret_access_key: Some(SECRET_A.into()),
-            },
-            SeedAccount {
-                account_id: ACCOUNT_B.into(),
-                access_key_id: KEY_B.into(),
-                secret_access_key: Some(SECRET_B.into()),
-            },
-            SeedAccount { account_id: ACCOUNT_C.into(), access_key_id: KEY_C.into(), secret_access_key: None },
+            account(ACCOUNT_A, KEY_A, Some(SECRET_A)),
+            account(ACCOUNT_B, KEY_B, Some(SECRET_B)),
+            account(ACCOUNT_C, KEY_C, None),
         ],
         projects: vec![
-            project(ACCOUNT_A, REGION, "source", &["v1"]),
-            project(ACCOUNT_A, REGION, "dest", &[]),
-            project(ACCOUNT_A, OTHER_REGION, "west-source", &["v1"]),
-            project(ACCOUNT_A, REGION, "many", &MANY_VERSIONS),
-            project(ACCOUNT_B, REGION, "b-dest", &[]),
-            project(ACCOUNT_C, REGION, "c-dest", &[]),
+            project(ACCOUNT_A, REGION, "source", &["v1"], Created::Unset),
+            project(ACCOUNT_A, REGION, "dest", &[], Created::Unset),
+            project(ACCOUNT_A, OTHER_REGION, "west-source", &["v1"], Created::Unset),
+            project(ACCOUNT_A, REGION, "many", &MANY_VERSIONS, Created::Unset),
+            project(ACCOUNT_B, REGION, "b-dest", &[], Created::Unset),
+            project(ACCOUNT_C, REGION, "c-dest", &[], Created::Unset),
         ],
     }
 }
@@ -132,15 +109,7 @@ pub fn client(handle: &SimHandle, access_key_id: &str, retry: Option<RetryConfig
 
 /// A client signing with any secret (a wrong one, for signature tests).
 pub fn client_with_secret(handle: &SimHandle, access_key_id: &str, secret: &str, retry: Option<RetryConfig>) -> Client {
-    let mut config = aws_sdk_rekognition::Config::builder()
-        .behavior_version_latest()
-        .region(Region::new(REGION))
-        .endpoint_url(handle.endpoint_url())
-        .credentials_provider(aws_credential_types::Credentials::new(access_key_id, secret, None, None, "test"));
-    if let Some(retry) = retry {
-        config = config.retry_config(retry);
-    }
-    Client::from_conf(config.build())
+    support::sdk_client(&handle.endpoint_url(), access_key_id, secret, retry)
 }
 
 pub fn output_config() -> OutputConfig {

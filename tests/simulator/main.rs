@@ -2,6 +2,9 @@
 //!
 //! Each test starts its own simulator on `127.0.0.1:0` with the seed from [`helpers`], so tests share nothing.
 
+#[path = "../support/mod.rs"]
+mod support;
+
 mod copies;
 mod delete_version;
 mod errors;
