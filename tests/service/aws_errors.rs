@@ -1,4 +1,4 @@
-use modelcopy::domain::CopyState as DomainState;
+use modelcopy::domain::{CopyId, CopyState as DomainState};
 use modelcopy::proto::CopyState;
 use modelcopy::simulator::Fault;
 use modelcopy::store::{jobs, Change, Store};
@@ -61,12 +61,12 @@ async fn a_successor_adopts_the_copy_a_dead_replica_submitted_instead_of_copying
     // A replica moved the job to SUBMITTING, counted its attempt, called CopyProjectVersion, and died before it
     // could record the answer.
     let store = Store::from_pool(app.pool.clone());
-    let id = copy.copy_id.parse().unwrap();
+    let id: CopyId = copy.copy_id.parse().unwrap();
     jobs::transition(&store, id, DomainState::Queued, &Change::to(DomainState::Submitting), None)
         .await
         .unwrap()
         .unwrap();
-    sqlx::query("UPDATE copy_jobs SET attempts = 1 WHERE id = $1").bind(id).execute(&app.pool).await.unwrap();
+    sqlx::query("UPDATE copy_jobs SET attempts = 1 WHERE id = $1").bind(id.as_uuid()).execute(&app.pool).await.unwrap();
     let made = crate::aws_sdk_client(&app, crate::helpers::DEST_ACCOUNT)
         .copy_project_version()
         .source_project_arn(app.source_project())

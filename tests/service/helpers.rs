@@ -111,7 +111,7 @@ impl TestApp {
         settings.dispatch.aws_timeout_ms = 5_000;
         for account in &seed.accounts {
             settings.accounts.insert(
-                account.account_id.clone(),
+                account.account_id.parse().expect("a seeded account id"),
                 AccountSettings {
                     region: REGION.into(),
                     endpoint_url: Some(sim.endpoint_url()),

@@ -1,7 +1,7 @@
 //! One leader per account across replicas, decided by PostgreSQL; a dead leader's accounts are free at once.
 
-use modelcopy::dispatch::leadership::Leadership;
-use modelcopy::store::Store;
+use modelcopy::domain::AccountId;
+use modelcopy::store::{Leadership, Store};
 
 use crate::helpers::{TestApp, DEST_ACCOUNT, SOURCE_ACCOUNT};
 
@@ -11,17 +11,18 @@ async fn an_account_has_one_leader_and_a_dead_leader_frees_it() {
     let store = Store::from_pool(app.pool.clone());
     let mut first = Leadership::open(&store).await.unwrap();
     let mut second = Leadership::open(&store).await.unwrap();
+    let (dest, source) = (AccountId::parse(DEST_ACCOUNT).unwrap(), AccountId::parse(SOURCE_ACCOUNT).unwrap());
 
-    assert!(first.try_lead(DEST_ACCOUNT).await.unwrap());
-    assert!(first.try_lead(DEST_ACCOUNT).await.unwrap(), "a leader keeps its account");
-    assert!(!second.try_lead(DEST_ACCOUNT).await.unwrap(), "one leader per account");
-    assert!(second.try_lead(SOURCE_ACCOUNT).await.unwrap(), "accounts are led independently");
+    assert!(first.try_lead(&dest).await.unwrap());
+    assert!(first.try_lead(&dest).await.unwrap(), "a leader keeps its account");
+    assert!(!second.try_lead(&dest).await.unwrap(), "one leader per account");
+    assert!(second.try_lead(&source).await.unwrap(), "accounts are led independently");
 
     // The session ending (as when a replica dies) releases its accounts.
     drop(first);
     let mut took_over = false;
     for _ in 0..50 {
-        if second.try_lead(DEST_ACCOUNT).await.unwrap() {
+        if second.try_lead(&dest).await.unwrap() {
             took_over = true;
             break;
         }
