@@ -181,7 +181,8 @@ pub fn filter(prefix: &str, raw: Option<proto::CopyFilter>) -> Result<CopyFilter
 }
 
 pub fn copy(job: &CopyJob) -> proto::Copy {
-    let error = match (&job.error_code, &job.error_message) {
+    let report = &job.report;
+    let error = match (&report.error_code, &report.error_message) {
         (None, None) => None,
         (code, message) => Some(proto::AwsError {
             code: code.clone().unwrap_or_default(),
@@ -205,9 +206,9 @@ pub fn copy(job: &CopyJob) -> proto::Copy {
         }),
         tags: request.tags().to_string_map().into_iter().collect(),
         kms_key_id: request.kms_key_id().map(|k| text(k.as_str())),
-        rekognition_status: job.rekognition_status.as_ref().map_or_else(String::new, |s| text(s.as_str())),
-        rekognition_status_message: job.rekognition_status_message.clone().unwrap_or_default(),
-        destination_project_version_arn: job
+        rekognition_status: report.rekognition_status.as_ref().map_or_else(String::new, |s| text(s.as_str())),
+        rekognition_status_message: report.rekognition_status_message.clone().unwrap_or_default(),
+        destination_project_version_arn: report
             .destination_version_arn
             .as_ref()
             .map_or_else(String::new, |a| text(a.as_str())),

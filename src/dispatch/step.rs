@@ -10,7 +10,7 @@ use super::gate::Gate;
 use super::{backoff, Dispatcher};
 use crate::domain::{CopyId, CopyState, ProjectArn, ProjectVersionStatus};
 use crate::rekognition::{copy, status, AwsCallError, VersionStatus};
-use crate::store::{jobs, Change, CopyJob, StoreError};
+use crate::store::{jobs, Change, CopyJob, Report, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -117,11 +117,12 @@ async fn submit_once(
     gate.send_copy().await;
     match copy::start_copy(client, &job.request).await {
         Ok(arn) => {
-            let change = Change {
+            let report = Report {
                 rekognition_status: Some(ProjectVersionStatus::CopyingInProgress),
                 destination_version_arn: Some(arn),
-                ..Change::to(CopyState::Copying)
+                ..Report::default()
             };
+            let change = Change { report, ..Change::to(CopyState::Copying) };
             apply(dispatcher, job.id, CopyState::Submitting, &change, Outcome::Submitted).await
         }
         Err(err) if err.is_permanent() => fail(dispatcher, &job, CopyState::Submitting, &err, None).await,
@@ -138,7 +139,7 @@ async fn submit_once(
 
 /// The destination version a job makes, among those Rekognition listed.
 fn find<'v>(versions: &'v [VersionStatus], job: &CopyJob) -> Option<&'v VersionStatus> {
-    versions.iter().find(|v| match &job.destination_version_arn {
+    versions.iter().find(|v| match &job.report.destination_version_arn {
         Some(arn) => &v.version_arn == arn,
         None => v.version_name() == job.request.version_name().as_str(),
     })
@@ -157,20 +158,21 @@ async fn record_status(
         _ if from == CopyState::Submitting => (CopyState::Copying, Outcome::Submitted),
         _ => (CopyState::Copying, Outcome::StillCopying),
     };
-    let unchanged =
-        to == from && job.rekognition_status == found.status && job.rekognition_status_message == found.message;
+    let unchanged = to == from
+        && job.report.rekognition_status == found.status
+        && job.report.rekognition_status_message == found.message;
     if unchanged {
         return Ok(outcome);
     }
     let failed = to == CopyState::Failed;
-    let change = Change {
+    let report = Report {
         rekognition_status: found.status.clone(),
         rekognition_status_message: found.message.clone(),
         destination_version_arn: Some(found.version_arn.clone()),
         error_code: failed.then(|| ProjectVersionStatus::CopyingFailed.as_str().to_owned()),
         error_message: if failed { found.message.clone() } else { None },
-        ..Change::to(to)
     };
+    let change = Change { report, ..Change::to(to) };
     apply(dispatcher, job.id, from, &change, outcome).await
 }
 
@@ -182,12 +184,9 @@ async fn fail(
     detail: Option<String>,
 ) -> Result<Outcome, StoreError> {
     warn!(code = %err.code, message = %err.message, "copy failed");
-    let change = Change {
-        error_code: Some(err.code.clone()),
-        error_message: Some(err.message.clone()),
-        detail,
-        ..Change::to(CopyState::Failed)
-    };
+    let report =
+        Report { error_code: Some(err.code.clone()), error_message: Some(err.message.clone()), ..Report::default() };
+    let change = Change { report, detail, ..Change::to(CopyState::Failed) };
     apply(dispatcher, job.id, from, &change, Outcome::Ended(CopyState::Failed)).await
 }
 

@@ -4,8 +4,9 @@ use chrono::{DateTime, Utc};
 use sqlx::{FromRow, Postgres, Transaction};
 use uuid::Uuid;
 
+use super::jobs::{Report, ReportRow};
 use super::{CopyJob, Store, StoreError};
-use crate::domain::{CopyId, CopyState, ProjectVersionArn, ProjectVersionStatus};
+use crate::domain::{CopyId, CopyState};
 
 /// One transition of one copy, with the copy's changing fields right after it.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,11 +16,8 @@ pub struct CopyEvent {
     /// `None` for a copy's first event.
     pub from_state: Option<CopyState>,
     pub to_state: CopyState,
-    pub rekognition_status: Option<ProjectVersionStatus>,
-    pub rekognition_status_message: Option<String>,
-    pub destination_version_arn: Option<ProjectVersionArn>,
-    pub error_code: Option<String>,
-    pub error_message: Option<String>,
+    /// The copy's report right after this event.
+    pub report: Report,
     pub detail: Option<String>,
     pub occurred_at: DateTime<Utc>,
 }
@@ -31,11 +29,8 @@ struct EventRow {
     copy_id: Uuid,
     from_state: Option<String>,
     to_state: String,
-    rekognition_status: Option<String>,
-    rekognition_status_message: Option<String>,
-    destination_version_arn: Option<String>,
-    error_code: Option<String>,
-    error_message: Option<String>,
+    #[sqlx(flatten)]
+    report: ReportRow,
     detail: Option<String>,
     occurred_at: DateTime<Utc>,
 }
@@ -50,15 +45,7 @@ impl TryFrom<EventRow> for CopyEvent {
             copy_id: CopyId::from(row.copy_id),
             from_state: row.from_state.map(|s| s.parse()).transpose().map_err(corrupt)?,
             to_state: row.to_state.parse().map_err(corrupt)?,
-            rekognition_status: row.rekognition_status.as_deref().map(ProjectVersionStatus::from),
-            rekognition_status_message: row.rekognition_status_message,
-            destination_version_arn: row
-                .destination_version_arn
-                .map(ProjectVersionArn::parse)
-                .transpose()
-                .map_err(|e| corrupt(format!("destination_version_arn {e}")))?,
-            error_code: row.error_code,
-            error_message: row.error_message,
+            report: row.report.parse().map_err(corrupt)?,
             detail: row.detail,
             occurred_at: row.occurred_at,
         })
@@ -70,11 +57,7 @@ impl CopyEvent {
     pub fn apply_to(&self, job: &CopyJob) -> CopyJob {
         let mut job = job.clone();
         job.state = self.to_state;
-        job.rekognition_status = self.rekognition_status.clone();
-        job.rekognition_status_message = self.rekognition_status_message.clone();
-        job.destination_version_arn = self.destination_version_arn.clone();
-        job.error_code = self.error_code.clone();
-        job.error_message = self.error_message.clone();
+        job.report = self.report.clone();
         job.updated_at = self.occurred_at;
         job
     }
@@ -97,11 +80,11 @@ pub(super) async fn insert(
     .bind(job.id.as_uuid())
     .bind(from)
     .bind(job.state)
-    .bind(job.rekognition_status.as_ref().map(|s| s.as_str()))
-    .bind(&job.rekognition_status_message)
-    .bind(job.destination_version_arn.as_ref().map(|arn| arn.as_str()))
-    .bind(&job.error_code)
-    .bind(&job.error_message)
+    .bind(job.report.rekognition_status.as_ref().map(|s| s.as_str()))
+    .bind(&job.report.rekognition_status_message)
+    .bind(job.report.destination_version_arn.as_ref().map(|arn| arn.as_str()))
+    .bind(&job.report.error_code)
+    .bind(&job.report.error_message)
     .bind(detail)
     .fetch_one(&mut **tx)
     .await?)

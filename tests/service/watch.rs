@@ -4,7 +4,7 @@ use futures::StreamExt;
 use modelcopy::proto::{self, watch_copy_request::Target, CopyState};
 
 use modelcopy::domain::CopyState as DomainState;
-use modelcopy::store::{events, jobs, Change, Store};
+use modelcopy::store::{events, jobs, Change, Report, Store};
 
 use crate::helpers::{TestApp, DEST_ACCOUNT};
 
@@ -147,11 +147,12 @@ async fn a_snapshot_and_its_change_number_always_agree() {
         let store = store.clone();
         tokio::spawn(async move {
             for i in 0..300 {
-                let change = Change {
+                let report = Report {
                     rekognition_status: Some("COPYING_IN_PROGRESS".into()),
                     rekognition_status_message: Some(format!("step {i}")),
-                    ..Change::to(DomainState::Copying)
+                    ..Report::default()
                 };
+                let change = Change { report, ..Change::to(DomainState::Copying) };
                 jobs::transition(&store, id, DomainState::Copying, &change, None).await.unwrap().expect("moved");
             }
         })
@@ -162,7 +163,7 @@ async fn a_snapshot_and_its_change_number_always_agree() {
         let named = events::by_seq(&store, at.last_seq).await.unwrap().expect("the named change exists");
         assert_eq!(named.copy_id, id);
         assert_eq!(
-            named.rekognition_status_message, at.job.rekognition_status_message,
+            named.report.rekognition_status_message, at.job.report.rekognition_status_message,
             "the copy as read is the copy right after change #{}",
             at.last_seq
         );

@@ -44,14 +44,8 @@ pub struct CopyJob {
     /// The request's digest when it was accepted (see [`CopyRequest::digest`]), which a replay must match.
     pub request_digest: Vec<u8>,
     pub state: CopyState,
-    /// Rekognition's own status of the destination version, once it reported one.
-    pub rekognition_status: Option<ProjectVersionStatus>,
-    pub rekognition_status_message: Option<String>,
-    /// The destination version, once Rekognition named it.
-    pub destination_version_arn: Option<ProjectVersionArn>,
-    /// The AWS error code and message of a failed copy.
-    pub error_code: Option<String>,
-    pub error_message: Option<String>,
+    /// What Rekognition has said of the copy so far.
+    pub report: Report,
     /// Submissions tried so far.
     pub attempts: u32,
     pub next_attempt_at: DateTime<Utc>,
@@ -67,30 +61,60 @@ pub struct CopyJob {
     pub trace_parent: Option<TraceParent>,
 }
 
-/// One transition of a job: the new state and what changed with it. `None` keeps a field as it was.
+/// What Rekognition and AWS have said of a copy: the fields a transition may change besides the state. A job
+/// carries them as they are now; each event of its history, as they were right after that event.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Report {
+    /// Rekognition's own status of the destination version, once it reported one.
+    pub rekognition_status: Option<ProjectVersionStatus>,
+    pub rekognition_status_message: Option<String>,
+    /// The destination version, once Rekognition named it.
+    pub destination_version_arn: Option<ProjectVersionArn>,
+    /// The AWS error code and message of a failed copy.
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+}
+
+/// One transition of a job: the new state and what changed with it.
 #[derive(Debug, Clone)]
 pub struct Change {
     pub to: CopyState,
-    pub rekognition_status: Option<ProjectVersionStatus>,
-    pub rekognition_status_message: Option<String>,
-    pub destination_version_arn: Option<ProjectVersionArn>,
-    pub error_code: Option<String>,
-    pub error_message: Option<String>,
+    /// What Rekognition said with this transition; a field left `None` keeps the job's as it was.
+    pub report: Report,
     /// Free text kept in the history only (a cancel reason, why a retry gave up).
     pub detail: Option<String>,
 }
 
 impl Change {
     pub fn to(state: CopyState) -> Change {
-        Change {
-            to: state,
-            rekognition_status: None,
-            rekognition_status_message: None,
-            destination_version_arn: None,
-            error_code: None,
-            error_message: None,
-            detail: None,
-        }
+        Change { to: state, report: Report::default(), detail: None }
+    }
+}
+
+/// The [`Report`] columns, which `copy_jobs` and `copy_events` share, as PostgreSQL hands them over.
+#[derive(Debug, FromRow)]
+pub(super) struct ReportRow {
+    rekognition_status: Option<String>,
+    rekognition_status_message: Option<String>,
+    destination_version_arn: Option<String>,
+    error_code: Option<String>,
+    error_message: Option<String>,
+}
+
+impl ReportRow {
+    /// The report, or what of it does not parse (for the caller to name its row).
+    pub(super) fn parse(self) -> Result<Report, String> {
+        Ok(Report {
+            rekognition_status: self.rekognition_status.as_deref().map(ProjectVersionStatus::from),
+            rekognition_status_message: self.rekognition_status_message,
+            destination_version_arn: self
+                .destination_version_arn
+                .map(ProjectVersionArn::parse)
+                .transpose()
+                .map_err(|e| format!("destination_version_arn {e}"))?,
+            error_code: self.error_code,
+            error_message: self.error_message,
+        })
     }
 }
 
@@ -112,11 +136,8 @@ pub(super) struct JobRow {
     tags: Json<BTreeMap<String, String>>,
     kms_key_id: Option<String>,
     state: String,
-    rekognition_status: Option<String>,
-    rekognition_status_message: Option<String>,
-    destination_version_arn: Option<String>,
-    error_code: Option<String>,
-    error_message: Option<String>,
+    #[sqlx(flatten)]
+    report: ReportRow,
     attempts: i32,
     next_attempt_at: DateTime<Utc>,
     lease_owner: Option<String>,
@@ -147,11 +168,7 @@ impl TryFrom<JobRow> for CopyJob {
         let request = CopyRequest::parse(raw)
             .map_err(|violations| corrupt(violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))?;
         let state = row.state.parse().map_err(corrupt)?;
-        let destination_version_arn = row
-            .destination_version_arn
-            .map(ProjectVersionArn::parse)
-            .transpose()
-            .map_err(|e| corrupt(format!("destination_version_arn {e}")))?;
+        let report = row.report.parse().map_err(corrupt)?;
         let lease = match (row.lease_owner, row.lease_expires_at) {
             (Some(owner), Some(expires_at)) => Some(Lease { owner, expires_at }),
             (None, None) => None,
@@ -163,11 +180,7 @@ impl TryFrom<JobRow> for CopyJob {
             request,
             request_digest: row.request_digest,
             state,
-            rekognition_status: row.rekognition_status.as_deref().map(ProjectVersionStatus::from),
-            rekognition_status_message: row.rekognition_status_message,
-            destination_version_arn,
-            error_code: row.error_code,
-            error_message: row.error_message,
+            report,
             attempts: u32::try_from(row.attempts).map_err(|_| corrupt(format!("attempts {}", row.attempts)))?,
             next_attempt_at: row.next_attempt_at,
             lease,
@@ -204,11 +217,7 @@ pub(crate) mod tests_support {
             request_digest: request.digest().to_vec(),
             request,
             state: CopyState::Queued,
-            rekognition_status: None,
-            rekognition_status_message: None,
-            destination_version_arn: None,
-            error_code: None,
-            error_message: None,
+            report: Report::default(),
             attempts: 0,
             next_attempt_at: now,
             lease: None,
@@ -242,11 +251,15 @@ mod tests {
             tags: Json(BTreeMap::from([("team".into(), "vision".into())])),
             kms_key_id: None,
             state: "COPYING".into(),
-            rekognition_status: Some("COPYING_IN_PROGRESS".into()),
-            rekognition_status_message: None,
-            destination_version_arn: Some("arn:aws:rekognition:us-east-1:222222222222:project/q/version/v1/4".into()),
-            error_code: None,
-            error_message: None,
+            report: ReportRow {
+                rekognition_status: Some("COPYING_IN_PROGRESS".into()),
+                rekognition_status_message: None,
+                destination_version_arn: Some(
+                    "arn:aws:rekognition:us-east-1:222222222222:project/q/version/v1/4".into(),
+                ),
+                error_code: None,
+                error_message: None,
+            },
             attempts: 1,
             next_attempt_at: now,
             lease_owner: Some("replica-a".into()),
@@ -267,8 +280,8 @@ mod tests {
         assert_eq!(job.request.destination_account().as_str(), "222222222222");
         assert_eq!(job.request.tags().get("team").map(|v| v.as_str()), Some("vision"));
         assert_eq!(job.request.idempotency_token().map(|t| t.as_str()), Some("t-1"));
-        assert_eq!(job.rekognition_status, Some(ProjectVersionStatus::CopyingInProgress));
-        assert_eq!(job.destination_version_arn.unwrap().version_name(), "v1");
+        assert_eq!(job.report.rekognition_status, Some(ProjectVersionStatus::CopyingInProgress));
+        assert_eq!(job.report.destination_version_arn.unwrap().version_name(), "v1");
         assert_eq!(job.lease.unwrap().owner, "replica-a");
         // A malformed trace context is ignored, as W3C asks of a receiver, not an error.
         assert_eq!(job.trace_parent, None);
@@ -276,8 +289,10 @@ mod tests {
 
     #[test]
     fn a_status_rekognition_added_later_is_kept_not_refused() {
-        let job = CopyJob::try_from(JobRow { rekognition_status: Some("COPYING_PAUSED".into()), ..row() }).unwrap();
-        assert_eq!(job.rekognition_status.unwrap().as_str(), "COPYING_PAUSED");
+        let mut paused = row();
+        paused.report.rekognition_status = Some("COPYING_PAUSED".into());
+        let job = CopyJob::try_from(paused).unwrap();
+        assert_eq!(job.report.rekognition_status.unwrap().as_str(), "COPYING_PAUSED");
     }
 
     #[test]
