@@ -59,7 +59,7 @@ async fn the_service_role_can_neither_update_nor_delete_audit_rows() {
     TestApp::submit(&mut client, app.copy_request("kept")).await;
     some_calls(&app, 2).await;
 
-    // The service's own pool (in these tests its role is even a superuser: triggers stop it all the same).
+    // A pool with the service's role on its database (in these tests a superuser: triggers stop it all the same).
     for statement in [
         "UPDATE audit_log SET reason = 'nothing happened' WHERE id = 1",
         "UPDATE audit_log SET reason = reason WHERE FALSE",
