@@ -11,11 +11,11 @@ use serde_json::{json, Value};
 use super::context::Call;
 use super::convert;
 use super::ApiError;
-use crate::audit::summary::{Period, SummaryRow};
-use crate::audit::{AuditFilter, Decision};
 use crate::auth::{Action, Resource};
 use crate::domain::{AccountId, FieldViolation};
 use crate::proto;
+use crate::store::audit::summary::{Period, SummaryRow};
+use crate::store::audit::{AuditFilter, Decision};
 use crate::store::{audit, AuditPageToken, AuditRow, Store};
 
 const MAX_PRINCIPAL_CHARS: usize = 256;

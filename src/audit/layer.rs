@@ -8,8 +8,9 @@ use tonic::Status;
 use tower::{Layer, Service};
 use tracing::error;
 
-use super::{AuditRecord, AuditSlot, Decision};
-use crate::store::{audit, Store};
+use super::AuditSlot;
+use crate::store::audit::{self, AuditRecord, Decision};
+use crate::store::Store;
 
 #[derive(Clone)]
 pub struct AuditLayer {
@@ -92,7 +93,7 @@ where
                 Some(status) => slot.finish(status.code(), Some(status.message())),
                 None => slot.finish(tonic::Code::Ok, None),
             };
-            match audit::insert_committed(store.pool(), &record).await {
+            match audit::append(&store, &record).await {
                 Ok(_) => Ok(response),
                 Err(err) => {
                     error!(%err, rpc = %record.rpc, "cannot write the audit record; refusing to answer");

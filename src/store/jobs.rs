@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use uuid::Uuid;
 
+use super::audit::AuditRecord;
 use super::page_token::PageToken;
 use super::{audit, events, StoreError};
-use crate::audit::AuditRecord;
 use crate::domain::{CopyFilter, CopyId, CopyRequest, CopyState};
 use crate::telemetry::TraceParent;
 

@@ -1,4 +1,6 @@
 //! The hash that chains audit rows: what exactly is hashed, defined once, for the writer and the verifier alike.
+//! It sits in the store because the store computes it on every append, under the chain's lock; the verifier, a
+//! floor above, calls the same function.
 //!
 //! A row's hash is SHA-256 over a canonical encoding of everything the row says (every column but `hash` itself),
 //! including its `id`, its time in microseconds and `prev_hash`, the hash of the row before it. Changing any of it
