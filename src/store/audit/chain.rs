@@ -16,7 +16,7 @@
 //! | 1 | version tag | UTF-8 of [`ENCODING_V1`] |
 //! | 2 | id | 8, big-endian |
 //! | 3 | occurred_at | 8, big-endian microseconds since 1970-01-01T00:00:00Z (PostgreSQL's precision) |
-//! | 4–10 | principal, authn, peer, rpc, decision, reason, grpc_code | UTF-8 |
+//! | 4–10 | principal, authn, peer, rpc, decision, reason, grpc_code | UTF-8 (grpc_code as [`super::grpc_code`] spells it) |
 //! | 11 | request | UTF-8 of PostgreSQL's text of the jsonb value (`request::text`), its one canonical printing |
 //! | 12 | request_digest | as stored |
 //! | 13 | copy_id | 16, the UUID's bytes |

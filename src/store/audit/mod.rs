@@ -1,7 +1,7 @@
 //! The audit log in PostgreSQL: appending hash-chained rows, and reading them back for verification and reports.
 //!
 //! Everything that describes a row lives here too, on the store's floor, because the store writes and reads it:
-//! the [`AuditRecord`] a call leaves ([`record`]), the hash that chains
+//! the [`AuditRecord`] a call leaves ([`record`]), how its gRPC code is spelled ([`grpc_code`]), the hash that chains
 //! rows ([`chain`]), and the compliance reports' questions and answers ([`AuditFilter`], [`summary`]). What sits
 //! above the store (the tower layer that writes a row for every call, the slot a call fills in, the verifier) is in
 //! [`crate::audit`].
@@ -16,6 +16,7 @@ use sqlx::{FromRow, PgPool, Postgres, QueryBuilder, Transaction};
 
 pub mod chain;
 pub mod filter;
+pub mod grpc_code;
 pub mod record;
 pub mod summary;
 
@@ -70,7 +71,7 @@ pub async fn insert(tx: &mut Transaction<'_, Postgres>, record: &AuditRecord) ->
         rpc: record.rpc.clone(),
         decision: record.decision.as_str().to_owned(),
         reason: record.reason.clone(),
-        grpc_code: format!("{:?}", record.grpc_code),
+        grpc_code: grpc_code::stored_name(record.grpc_code).to_owned(),
         request,
         request_digest: record.request_digest.clone(),
         copy_id: record.copy_id,
