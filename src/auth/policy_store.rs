@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
-use super::authz_settings::AuthzSettings;
+use super::settings::AuthzSettings;
 use super::policies::{PolicyError, PolicySource, BUILT_IN_SCHEMA};
 use super::{Action, Authorizer, AuthzDecision, Policies, Principal, Resource};
 use crate::shutdown::Shutdown;

@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use modelcopy::auth::{AuthMode, AuthSettings};
 use modelcopy::cli::connect::{self, CallMetadata, Client};
-use modelcopy::config::{AccountLimits, AccountSettings, AuthMode, AuthSettings, Settings};
+use modelcopy::config::{AccountLimits, AccountSettings, Settings};
 use modelcopy::devenv::{test_cluster, unique_db_name};
 use modelcopy::proto;
 use modelcopy::simulator::{
