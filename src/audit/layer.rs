@@ -9,7 +9,7 @@ use tower::{Layer, Service};
 use tracing::error;
 
 use super::AuditSlot;
-use crate::store::audit::{self, AuditRecord, Decision};
+use crate::store::audit;
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -62,19 +62,7 @@ where
             .map(|addr| addr.to_string());
         let path = request.uri().path();
         let rpc = path.rsplit('/').next().filter(|m| !m.is_empty()).unwrap_or(path).to_owned();
-        let slot = AuditSlot::new(AuditRecord {
-            principal: None,
-            authn: "none".into(),
-            peer,
-            rpc,
-            decision: Decision::Allowed,
-            reason: None,
-            grpc_code: tonic::Code::Ok,
-            request: None,
-            request_digest: None,
-            copy_id: None,
-            policy_ids: Vec::new(),
-        });
+        let slot = AuditSlot::open(rpc, peer);
         request.extensions_mut().insert(slot.clone());
 
         // The clone that was polled ready is the one to call (tower's usual swap).

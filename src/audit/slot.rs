@@ -27,6 +27,23 @@ impl AuditSlot {
         AuditSlot(Arc::new(Mutex::new(SlotState { record, written: false, denied: false })))
     }
 
+    /// The slot of a call to `rpc` from `peer`, as it arrives: nobody established yet, no answer yet.
+    pub fn open(rpc: impl Into<String>, peer: Option<String>) -> Self {
+        AuditSlot::new(AuditRecord {
+            principal: None,
+            authn: "none".into(),
+            peer,
+            rpc: rpc.into(),
+            decision: Decision::Allowed,
+            reason: None,
+            grpc_code: tonic::Code::Ok,
+            request: None,
+            request_digest: None,
+            copy_id: None,
+            policy_ids: Vec::new(),
+        })
+    }
+
     fn with<R>(&self, f: impl FnOnce(&mut SlotState) -> R) -> R {
         f(&mut self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
@@ -110,19 +127,9 @@ mod tests {
     use super::*;
 
     fn slot() -> AuditSlot {
-        AuditSlot::new(AuditRecord {
-            principal: Some("alice".into()),
-            authn: "dev-metadata".into(),
-            peer: None,
-            rpc: "GetCopy".into(),
-            decision: Decision::Allowed,
-            reason: None,
-            grpc_code: tonic::Code::Ok,
-            request: None,
-            request_digest: None,
-            copy_id: None,
-            policy_ids: Vec::new(),
-        })
+        let slot = AuditSlot::open("GetCopy", None);
+        slot.set_principal("alice", "dev-metadata");
+        slot
     }
 
     #[test]
