@@ -7,7 +7,7 @@
 //! record must commit in the same transaction as the change they made (a new copy, a cancellation): the store
 //! writes it there and marks the slot as written.
 //!
-//! Rows are append-only in the database and hash-chained: [`verify`] walks the chain and names the first row that
+//! Rows are append-only in the database and hash-chained: [`verify()`] walks the chain and names the first row that
 //! breaks it. What a row says, how it is hashed and what the reports ask are the store's row types
 //! ([`crate::store::audit`]): the store writes and reads them, so they sit on its floor, below this module. They are
 //! re-exported here for the callers that think of them as the audit log's.
