@@ -23,13 +23,9 @@ struct SlotState {
 }
 
 impl AuditSlot {
-    pub fn new(record: AuditRecord) -> Self {
-        AuditSlot(Arc::new(Mutex::new(SlotState { record, written: false, denied: false })))
-    }
-
     /// The slot of a call to `rpc` from `peer`, as it arrives: nobody established yet, no answer yet.
     pub fn open(rpc: impl Into<String>, peer: Option<String>) -> Self {
-        AuditSlot::new(AuditRecord {
+        let record = AuditRecord {
             principal: None,
             authn: "none".into(),
             peer,
@@ -41,7 +37,8 @@ impl AuditSlot {
             request_digest: None,
             copy_id: None,
             policy_ids: Vec::new(),
-        })
+        };
+        AuditSlot(Arc::new(Mutex::new(SlotState { record, written: false, denied: false })))
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut SlotState) -> R) -> R {
