@@ -12,8 +12,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::settings::{JwtSettings, TlsSettings};
-use crate::auth::AuthzSettings;
+use crate::auth::{AuthSettings, AuthzSettings};
 pub use crate::dispatch::DispatchSettings;
 use crate::domain::AccountId;
 pub use crate::rekognition::{AccountLimits, AccountSettings};
@@ -26,6 +25,7 @@ pub struct Settings {
     pub database_url: String,
     /// Largest number of database connections this replica opens.
     pub database_max_connections: u32,
+    /// `[auth]`: how callers are established (the section's types are `auth`'s own).
     pub auth: AuthSettings,
     /// `[authz]`: the Cedar policies that decide every call (required: without them nothing is permitted).
     #[serde(default)]
@@ -37,29 +37,6 @@ pub struct Settings {
     /// `[telemetry]`: where traces are exported (nowhere by default).
     #[serde(default)]
     pub telemetry: TelemetrySettings,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct AuthSettings {
-    /// `authenticated` (the default): every call carries a client certificate or a bearer JWT, as `tls` / `jwt`
-    /// configure; start-up fails when neither is. `dev-metadata`: the principal is whatever the
-    /// `x-modelcopy-principal` metadata says — development only, and only when set explicitly.
-    #[serde(default)]
-    pub mode: AuthMode,
-    /// `[auth.tls]`: serve over TLS; with `client_ca_file`, client certificates identify callers.
-    #[serde(default)]
-    pub tls: Option<TlsSettings>,
-    /// `[auth.jwt]`: bearer JWTs checked against a JWKS file.
-    #[serde(default)]
-    pub jwt: Option<JwtSettings>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AuthMode {
-    #[default]
-    Authenticated,
-    DevMetadata,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +127,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::AuthMode;
 
     fn with_file(text: &str) -> Result<Settings, SettingsError> {
         let dir = std::env::temp_dir().join(format!("modelcopy-settings-{}", uuid::Uuid::new_v4()));

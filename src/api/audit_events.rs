@@ -4,18 +4,16 @@
 //! cannot be understood), the rows back to protobuf exactly as stored. Both calls are audited by the audit layer
 //! like any other, with their filter as the request.
 
-use chrono::{DateTime, Utc};
-use prost_types::Timestamp;
 use serde_json::{json, Value};
 
 use super::context::Call;
 use super::convert;
 use super::ApiError;
-use crate::audit::summary::{Period, SummaryRow};
-use crate::audit::{AuditFilter, Decision};
 use crate::auth::{Action, Resource};
 use crate::domain::{AccountId, FieldViolation};
 use crate::proto;
+use crate::store::audit::summary::{Period, SummaryRow};
+use crate::store::audit::{AuditFilter, Decision};
 use crate::store::{audit, AuditPageToken, AuditRow, Store};
 
 const MAX_PRINCIPAL_CHARS: usize = 256;
@@ -64,9 +62,9 @@ pub async fn summarize(
 ) -> Result<proto::SummarizeAuditResponse, ApiError> {
     call.audit.set_request(
         json!({
-            "period": proto::AuditPeriod::try_from(raw.period).map_or_else(|_| raw.period.to_string(), |p| p.as_str_name().to_owned()),
-            "occurred_after": time_json(raw.occurred_after.as_ref()),
-            "occurred_before": time_json(raw.occurred_before.as_ref()),
+            "period": convert::enum_json(raw.period, proto::AuditPeriod::as_str_name),
+            "occurred_after": convert::time_json(raw.occurred_after.as_ref()),
+            "occurred_before": convert::time_json(raw.occurred_before.as_ref()),
         }),
         None,
     );
@@ -80,7 +78,8 @@ pub async fn summarize(
             None
         }
     };
-    let (from, to) = time_range("", raw.occurred_after.as_ref(), raw.occurred_before.as_ref(), &mut violations);
+    let (from, to) =
+        convert::time_range("occurred", raw.occurred_after.as_ref(), raw.occurred_before.as_ref(), &mut violations);
     let Some(period) = period.filter(|_| violations.is_empty()) else {
         return Err(ApiError::Invalid(violations));
     };
@@ -97,8 +96,12 @@ fn filter(prefix: &str, raw: Option<proto::AuditEventFilter>) -> Result<AuditFil
         return Ok(AuditFilter::default());
     };
     let mut violations = Vec::new();
-    let (occurred_after, occurred_before) =
-        time_range(&format!("{prefix}."), raw.occurred_after.as_ref(), raw.occurred_before.as_ref(), &mut violations);
+    let (occurred_after, occurred_before) = convert::time_range(
+        &format!("{prefix}.occurred"),
+        raw.occurred_after.as_ref(),
+        raw.occurred_before.as_ref(),
+        &mut violations,
+    );
     let mut text = |name: &str, value: String, max: usize| {
         if value.is_empty() {
             return None;
@@ -130,24 +133,6 @@ fn filter(prefix: &str, raw: Option<proto::AuditEventFilter>) -> Result<AuditFil
         return Err(violations);
     }
     Ok(AuditFilter { occurred_after, occurred_before, principal, action, decisions, account })
-}
-
-/// `[after, before)`, each bound optional; `prefix` ends with the dot, if any.
-fn time_range(
-    prefix: &str,
-    after: Option<&Timestamp>,
-    before: Option<&Timestamp>,
-    violations: &mut Vec<FieldViolation>,
-) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
-    let after = after.and_then(|t| convert::time_from_proto(&format!("{prefix}occurred_after"), t, violations));
-    let before = before.and_then(|t| convert::time_from_proto(&format!("{prefix}occurred_before"), t, violations));
-    if let (Some(a), Some(b)) = (after, before) {
-        if a >= b {
-            violations
-                .push(FieldViolation::new(format!("{prefix}occurred_before"), "must be later than occurred_after"));
-        }
-    }
-    (after, before)
 }
 
 fn decision_from_proto(value: i32) -> Option<Decision> {
@@ -211,10 +196,6 @@ fn summary_row(row: &SummaryRow) -> proto::AuditSummaryRow {
     }
 }
 
-fn time_json(time: Option<&Timestamp>) -> Value {
-    time.map_or(Value::Null, |t| Value::String(format!("{}.{:09}", t.seconds, t.nanos)))
-}
-
 /// A filter as sent, for the audit log.
 fn filter_json(raw: Option<&proto::AuditEventFilter>) -> Value {
     let Some(raw) = raw else {
@@ -222,17 +203,19 @@ fn filter_json(raw: Option<&proto::AuditEventFilter>) -> Value {
     };
     let cut = |s: &str| s.chars().take(2 * MAX_PRINCIPAL_CHARS).collect::<String>();
     json!({
-        "occurred_after": time_json(raw.occurred_after.as_ref()),
-        "occurred_before": time_json(raw.occurred_before.as_ref()),
+        "occurred_after": convert::time_json(raw.occurred_after.as_ref()),
+        "occurred_before": convert::time_json(raw.occurred_before.as_ref()),
         "principal": cut(&raw.principal),
         "action": cut(&raw.action),
-        "decisions": raw.decisions.iter().take(16).map(|d| proto::AuditDecision::try_from(*d).map_or_else(|_| d.to_string(), |d| d.as_str_name().to_owned())).collect::<Vec<_>>(),
+        "decisions": raw.decisions.iter().take(16).map(|d| convert::enum_json(*d, proto::AuditDecision::as_str_name)).collect::<Vec<_>>(),
         "account_id": cut(&raw.account_id),
     })
 }
 
 #[cfg(test)]
 mod tests {
+    use prost_types::Timestamp;
+
     use super::*;
 
     #[test]

@@ -84,14 +84,24 @@ pub fn filter_json(raw: Option<&proto::CopyFilter>) -> serde_json::Value {
     let Some(raw) = raw else {
         return serde_json::Value::Null;
     };
-    let time = |t: &Option<Timestamp>| t.as_ref().map(|t| format!("{}.{:09}", t.seconds, t.nanos));
     serde_json::json!({
-        "states": raw.states.iter().map(|s| proto::CopyState::try_from(*s).map(|s| s.as_str_name().to_owned()).unwrap_or_else(|_| s.to_string())).collect::<Vec<_>>(),
+        "states": raw.states.iter().map(|s| enum_json(*s, proto::CopyState::as_str_name)).collect::<Vec<_>>(),
         "source_account_id": raw.source_account_id,
         "destination_account_id": raw.destination_account_id,
-        "created_after": time(&raw.created_after),
-        "created_before": time(&raw.created_before),
+        "created_after": time_json(raw.created_after.as_ref()),
+        "created_before": time_json(raw.created_before.as_ref()),
     })
+}
+
+/// A timestamp as sent, for the audit log: `seconds.nanoseconds`, exactly as given, even if it is not a valid time
+/// (the record says what was asked, and the violation why it was refused).
+pub fn time_json(time: Option<&Timestamp>) -> serde_json::Value {
+    time.map_or(serde_json::Value::Null, |t| format!("{}.{:09}", t.seconds, t.nanos).into())
+}
+
+/// A protobuf enum value as sent, for the audit log: its name when `E` has one for it, else its number.
+pub fn enum_json<E: TryFrom<i32>>(value: i32, name: impl Fn(&E) -> &'static str) -> String {
+    E::try_from(value).map_or_else(|_| value.to_string(), |e| name(&e).to_owned())
 }
 
 pub fn copy_id(field: &str, raw: &str) -> Result<CopyId, Vec<FieldViolation>> {
@@ -128,6 +138,27 @@ pub fn timestamp(time: DateTime<Utc>) -> Timestamp {
     Timestamp { seconds: time.timestamp(), nanos: time.timestamp_subsec_nanos() as i32 }
 }
 
+/// A time range `[after, before)` as a request sends it, each bound optional. `field` names both bounds without
+/// their `_after` / `_before` (`"filter.created"`, `"occurred"`): violations name `{field}_after` or
+/// `{field}_before`, and a range that does not move forward is `{field}_before`'s fault.
+pub fn time_range(
+    field: &str,
+    after: Option<&Timestamp>,
+    before: Option<&Timestamp>,
+    violations: &mut Vec<FieldViolation>,
+) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    let (after_field, before_field) = (format!("{field}_after"), format!("{field}_before"));
+    let after = after.and_then(|t| time_from_proto(&after_field, t, violations));
+    let before = before.and_then(|t| time_from_proto(&before_field, t, violations));
+    if let (Some(a), Some(b)) = (after, before) {
+        if a >= b {
+            let after_name = after_field.rsplit('.').next().unwrap_or(&after_field);
+            violations.push(FieldViolation::new(before_field, format!("must be later than {after_name}")));
+        }
+    }
+    (after, before)
+}
+
 pub fn time_from_proto(field: &str, ts: &Timestamp, violations: &mut Vec<FieldViolation>) -> Option<DateTime<Utc>> {
     let time = u32::try_from(ts.nanos).ok().and_then(|nanos| DateTime::from_timestamp(ts.seconds, nanos));
     if time.is_none() {
@@ -160,20 +191,12 @@ pub fn filter(prefix: &str, raw: Option<proto::CopyFilter>) -> Result<CopyFilter
     };
     let source_account = account("source_account_id", &raw.source_account_id);
     let destination_account = account("destination_account_id", &raw.destination_account_id);
-    let created_after = raw
-        .created_after
-        .as_ref()
-        .and_then(|t| time_from_proto(&format!("{prefix}.created_after"), t, &mut violations));
-    let created_before = raw
-        .created_before
-        .as_ref()
-        .and_then(|t| time_from_proto(&format!("{prefix}.created_before"), t, &mut violations));
-    if let (Some(after), Some(before)) = (created_after, created_before) {
-        if after >= before {
-            violations
-                .push(FieldViolation::new(format!("{prefix}.created_before"), "must be later than created_after"));
-        }
-    }
+    let (created_after, created_before) = time_range(
+        &format!("{prefix}.created"),
+        raw.created_after.as_ref(),
+        raw.created_before.as_ref(),
+        &mut violations,
+    );
     if !violations.is_empty() {
         return Err(violations);
     }
@@ -274,5 +297,31 @@ mod tests {
     fn negative_nanos_are_not_a_time() {
         let raw = proto::CopyFilter { created_after: Some(Timestamp { seconds: 1, nanos: -1 }), ..Default::default() };
         assert_eq!(filter("f", Some(raw)).unwrap_err()[0].field, "f.created_after");
+    }
+
+    #[test]
+    fn a_time_range_names_its_fields_as_the_request_does() {
+        let (later, earlier) = (Timestamp { seconds: 100, nanos: 0 }, Timestamp { seconds: 50, nanos: 0 });
+        for (field, after, before) in [
+            ("filter.created", "filter.created_after", "filter.created_before"),
+            ("occurred", "occurred_after", "occurred_before"),
+        ] {
+            let mut violations = Vec::new();
+            assert_eq!(time_range(field, Some(&later), Some(&earlier), &mut violations).0.unwrap().timestamp(), 100);
+            let bad = Timestamp { seconds: 1, nanos: -1 };
+            assert_eq!(time_range(field, Some(&bad), None, &mut violations), (None, None));
+            let named: Vec<(&str, &str)> =
+                violations.iter().map(|v| (v.field.as_str(), v.description.as_str())).collect();
+            let order = format!("must be later than {}", after.rsplit('.').next().unwrap());
+            assert_eq!(named, [(before, order.as_str()), (after, "is not a valid timestamp")]);
+        }
+    }
+
+    #[test]
+    fn what_was_sent_is_recorded_as_sent() {
+        assert_eq!(time_json(Some(&Timestamp { seconds: 5, nanos: 7 })), "5.000000007");
+        assert_eq!(time_json(None), serde_json::Value::Null);
+        assert_eq!(enum_json(proto::CopyState::Failed as i32, proto::CopyState::as_str_name), "COPY_STATE_FAILED");
+        assert_eq!(enum_json(99, proto::CopyState::as_str_name), "99");
     }
 }

@@ -8,8 +8,9 @@ use tonic::Status;
 use tower::{Layer, Service};
 use tracing::error;
 
-use super::{AuditRecord, AuditSlot, Decision};
-use crate::store::{audit, Store};
+use super::AuditSlot;
+use crate::store::audit;
+use crate::store::Store;
 
 #[derive(Clone)]
 pub struct AuditLayer {
@@ -61,19 +62,7 @@ where
             .map(|addr| addr.to_string());
         let path = request.uri().path();
         let rpc = path.rsplit('/').next().filter(|m| !m.is_empty()).unwrap_or(path).to_owned();
-        let slot = AuditSlot::new(AuditRecord {
-            principal: None,
-            authn: "none".into(),
-            peer,
-            rpc,
-            decision: Decision::Allowed,
-            reason: None,
-            grpc_code: tonic::Code::Ok,
-            request: None,
-            request_digest: None,
-            copy_id: None,
-            policy_ids: Vec::new(),
-        });
+        let slot = AuditSlot::open(rpc, peer);
         request.extensions_mut().insert(slot.clone());
 
         // The clone that was polled ready is the one to call (tower's usual swap).
@@ -92,7 +81,7 @@ where
                 Some(status) => slot.finish(status.code(), Some(status.message())),
                 None => slot.finish(tonic::Code::Ok, None),
             };
-            match audit::insert_committed(store.pool(), &record).await {
+            match audit::append(&store, &record).await {
                 Ok(_) => Ok(response),
                 Err(err) => {
                     error!(%err, rpc = %record.rpc, "cannot write the audit record; refusing to answer");

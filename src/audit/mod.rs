@@ -1,4 +1,5 @@
-//! The audit log: one record for every RPC, written before the caller gets an answer, and kept tamper-evident.
+//! The audit log's work above the store: one record for every RPC, written before the caller gets an answer, and
+//! the check that the log is still what was written.
 //!
 //! [`layer::AuditLayer`] wraps the whole gRPC service, so no handler can forget: it opens an [`AuditSlot`] for each
 //! call, handlers add what only they know (the request's key fields, the copy id), and the layer writes the row when
@@ -6,17 +7,16 @@
 //! record must commit in the same transaction as the change they made (a new copy, a cancellation): the store
 //! writes it there and marks the slot as written.
 //!
-//! Rows are append-only in the database and hash-chained ([`chain`]): [`verify`] walks the chain and names the first
-//! row that breaks it. [`AuditFilter`] and [`summary`] are the compliance reports' questions.
+//! Rows are append-only in the database and hash-chained: [`verify()`] walks the chain and names the first row that
+//! breaks it. What a row says, how it is hashed and what the reports ask are the store's row types
+//! ([`crate::store::audit`]): the store writes and reads them, so they sit on its floor, below this module. They are
+//! re-exported here for the callers that think of them as the audit log's.
 
-pub mod chain;
-pub mod filter;
 pub mod layer;
-pub mod record;
-pub mod summary;
+pub mod slot;
 pub mod verify;
 
-pub use filter::AuditFilter;
+pub use crate::store::audit::{chain, summary, AuditFilter, AuditRecord, Decision};
 pub use layer::AuditLayer;
-pub use record::{AuditRecord, AuditSlot, Decision};
+pub use slot::AuditSlot;
 pub use verify::{verify, Verdict};

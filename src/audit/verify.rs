@@ -18,7 +18,7 @@
 
 use std::fmt;
 
-use super::chain::{self, Hash};
+use crate::store::audit::chain::{self, Hash};
 use crate::store::{audit, AuditRow, Store, StoreError};
 
 /// Rows read per query.
@@ -159,7 +159,7 @@ mod tests {
     use chrono::{DateTime, Utc};
 
     use super::*;
-    use crate::audit::chain::RowContent;
+    use crate::store::audit::chain::RowContent;
 
     /// A chain of `n` rows, ids 1..=n, correctly linked.
     fn chain_of(n: i64) -> Vec<AuditRow> {

@@ -13,8 +13,8 @@ use tracing::warn;
 
 use super::jwt::{bearer_token, JwksError, JwtAuthenticator, JWT_AUTHN};
 use super::mtls::{peer_certificate, principal_from_certificate};
+use super::settings::{AuthMode, AuthSettings};
 use super::{AuthError, Authenticator, DevMetadataAuthenticator, Principal};
-use crate::config::{AuthMode, AuthSettings};
 
 /// How a refusal for want of any credentials is labelled in the audit log.
 pub const NO_CREDENTIALS_AUTHN: &str = "none";

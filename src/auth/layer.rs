@@ -89,7 +89,6 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::audit::{AuditRecord, Decision};
     use crate::auth::authenticator::PRINCIPAL_HEADER;
     use crate::auth::{Action, AuthzDecision, DevMetadataAuthenticator, Resource};
 
@@ -116,19 +115,7 @@ mod tests {
             futures::future::ready(Ok::<_, std::convert::Infallible>(http::Response::new(String::new())))
         });
         let mut service = AuthLayer::new(Arc::new(DevMetadataAuthenticator), authorizer).layer(inner);
-        let slot = AuditSlot::new(AuditRecord {
-            principal: None,
-            authn: "none".into(),
-            peer: None,
-            rpc: "GetCopy".into(),
-            decision: Decision::Allowed,
-            reason: None,
-            grpc_code: tonic::Code::Ok,
-            request: None,
-            request_digest: None,
-            copy_id: None,
-            policy_ids: Vec::new(),
-        });
+        let slot = AuditSlot::open("GetCopy", None);
         let mut request = http::Request::builder().uri("/modelcopy.v1.ModelCopy/GetCopy");
         if let Some(principal) = principal {
             request = request.header(PRINCIPAL_HEADER, principal);

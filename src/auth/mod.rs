@@ -4,13 +4,12 @@
 //! ([`crate::api::context`]). The authorizer is a Cedar policy set read from files ([`PolicyStore`]); deny by default.
 //!
 //! Callers are established by [`chain`]: bearer JWTs ([`jwt`]) and/or client certificates ([`mtls`], verified by the
-//! TLS set up in [`tls`]), as `[auth]` configures them ([`settings`]). Trusting the principal a caller names
+//! TLS set up in [`tls`]), as `[auth]` configures them ([`settings`], which also holds `[authz]`). Trusting the principal a caller names
 //! ([`DevMetadataAuthenticator`]) happens only in the development mode that must be asked for by name.
 
 pub mod action;
 pub mod authenticator;
 pub mod authorizer;
-pub mod authz_settings;
 pub mod chain;
 pub mod jwt;
 pub mod layer;
@@ -26,10 +25,10 @@ pub mod visibility;
 pub use action::Action;
 pub use authenticator::{AuthError, Authenticator, DevMetadataAuthenticator};
 pub use authorizer::{Authorizer, AuthzDecision};
-pub use authz_settings::AuthzSettings;
 pub use layer::AuthLayer;
 pub use policies::{Policies, PolicyError};
 pub use policy_store::{PolicyStore, ReloadStatus};
 pub use principal::{Principal, PrincipalKind};
 pub use resource::Resource;
+pub use settings::{AuthMode, AuthSettings, AuthzSettings, JwtSettings, TlsSettings};
 pub use visibility::Visibility;

@@ -16,8 +16,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
-use super::authz_settings::AuthzSettings;
 use super::policies::{PolicyError, PolicySource, BUILT_IN_SCHEMA};
+use super::settings::AuthzSettings;
 use super::{Action, Authorizer, AuthzDecision, Policies, Principal, Resource};
 use crate::shutdown::Shutdown;
 
@@ -35,7 +35,8 @@ pub struct ReloadStatus {
 }
 
 pub struct PolicyStore {
-    policies: Option<PathBuf>,
+    /// The policy file or directory: there is always one, since [`PolicyStore::load`] refuses to start without.
+    policies: PathBuf,
     schema: Option<PathBuf>,
     reload_interval: Option<Duration>,
     current: RwLock<Arc<Policies>>,
@@ -70,7 +71,7 @@ impl PolicyStore {
         info!(policies = %policies.display(), ids = ?ids, "authorization policies loaded");
         let (status, _) = watch::channel(ReloadStatus { loaded: 1, refused: 0, last_error: None, policy_ids: ids });
         Ok(Arc::new(PolicyStore {
-            policies: Some(policies),
+            policies,
             schema: settings.schema.clone(),
             reload_interval: (settings.reload_interval_ms > 0)
                 .then(|| Duration::from_millis(settings.reload_interval_ms)),
@@ -93,7 +94,7 @@ impl PolicyStore {
     /// Reads the files and, if they changed since last read (or `force`), compiles them and swaps the new set in.
     /// Returns whether a new set is in force; a refused set leaves the old one and is counted in [`Self::status`].
     pub fn reload(&self, force: bool) -> bool {
-        let Some(policies) = &self.policies else { return false };
+        let policies = &self.policies;
         let files = Files { policies, schema: self.schema.as_deref() };
         let mut last_read = self.last_read.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (digest, read) = files.read();

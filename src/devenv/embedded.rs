@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::{Lifetime, LocalPostgres};
-use crate::config::{AccountSettings, AuthMode, Settings};
+use crate::auth::AuthMode;
+use crate::config::{AccountSettings, Settings};
 use crate::domain::AccountId;
 use crate::simulator::{self, Seed, SeedFile, SimConfig};
 use crate::startup::Application;

@@ -7,8 +7,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use modelcopy::auth::settings::{JwtSettings, TlsSettings};
+use modelcopy::auth::{AuthMode, AuthSettings};
 use modelcopy::cli::connect::{self, CallMetadata, Client, TlsOptions};
-use modelcopy::config::{AuthMode, AuthSettings, Settings};
+use modelcopy::config::Settings;
 use modelcopy::proto;
 use modelcopy::startup::Application;
 use rcgen::{

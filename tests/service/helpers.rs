@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use modelcopy::auth::{AuthMode, AuthSettings};
 use modelcopy::cli::connect::Client;
-use modelcopy::config::{AccountLimits, AccountSettings, AuthMode, AuthSettings, Settings};
+use modelcopy::config::{AccountLimits, AccountSettings, Settings};
 use modelcopy::proto;
 use modelcopy::simulator::{self, Seed, SeedProjectPolicy, SimConfig, SimHandle};
 use modelcopy::startup::Application;

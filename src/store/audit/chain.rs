@@ -1,4 +1,6 @@
 //! The hash that chains audit rows: what exactly is hashed, defined once, for the writer and the verifier alike.
+//! It sits in the store because the store computes it on every append, under the chain's lock; the verifier, a
+//! floor above, calls the same function.
 //!
 //! A row's hash is SHA-256 over a canonical encoding of everything the row says (every column but `hash` itself),
 //! including its `id`, its time in microseconds and `prev_hash`, the hash of the row before it. Changing any of it
@@ -14,7 +16,7 @@
 //! | 1 | version tag | UTF-8 of [`ENCODING_V1`] |
 //! | 2 | id | 8, big-endian |
 //! | 3 | occurred_at | 8, big-endian microseconds since 1970-01-01T00:00:00Z (PostgreSQL's precision) |
-//! | 4–10 | principal, authn, peer, rpc, decision, reason, grpc_code | UTF-8 |
+//! | 4–10 | principal, authn, peer, rpc, decision, reason, grpc_code | UTF-8 (grpc_code as [`super::grpc_code`] spells it) |
 //! | 11 | request | UTF-8 of PostgreSQL's text of the jsonb value (`request::text`), its one canonical printing |
 //! | 12 | request_digest | as stored |
 //! | 13 | copy_id | 16, the UUID's bytes |

@@ -4,7 +4,8 @@
 //! It is computed by the database (`SummarizeAudit`, one `GROUP BY date_trunc(…)` over the audit log joined with
 //! the copies), not by the client from `ListAuditEvents`: a month of records can be millions of rows, and every
 //! copy's outcome would cost the client one more call, while PostgreSQL counts them in one pass next to the data.
-//! The answer is small (one row per period, principal and route), so one response carries it.
+//! The answer is small (one row per period, principal and route), so one response carries it. Being computed by
+//! the store ([`super::summarize`]), its rows are the store's types.
 //!
 //! What is counted, for the CopyModelVersion records in the time range:
 //! - a request belongs to the period of its audit record (UTC), and its copy's outcome to the same row, so a row

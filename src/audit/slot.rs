@@ -1,69 +1,14 @@
-//! What one audit row says, and the slot in which a call's handler fills it in.
+//! The slot in which a call's audit record is filled in: the audit layer opens it with who and how, the handler adds
+//! what only it knows, and whoever writes the row marks it written.
+//!
+//! It sits above the store: it only collects an [`AuditRecord`], which the store appends.
 
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 use uuid::Uuid;
 
-/// What became of a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    /// Authorized and answered (including answers such as NOT_FOUND).
-    Allowed,
-    /// Refused by authentication or authorization.
-    Denied,
-    /// Refused because the request itself was not acceptable.
-    Invalid,
-    /// Authorized, but the service could not do it.
-    Failed,
-}
-
-impl Decision {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Decision::Allowed => "ALLOWED",
-            Decision::Denied => "DENIED",
-            Decision::Invalid => "INVALID",
-            Decision::Failed => "FAILED",
-        }
-    }
-
-    /// The decision a stored name (`ALLOWED`, …) stands for.
-    pub fn parse(name: &str) -> Option<Decision> {
-        Decision::ALL.into_iter().find(|d| d.as_str() == name)
-    }
-
-    pub const ALL: [Decision; 4] = [Decision::Allowed, Decision::Denied, Decision::Invalid, Decision::Failed];
-
-    /// How a gRPC answer reads as a decision.
-    pub fn from_code(code: tonic::Code) -> Decision {
-        use tonic::Code::*;
-        match code {
-            Ok | NotFound => Decision::Allowed,
-            Unauthenticated | PermissionDenied => Decision::Denied,
-            InvalidArgument | AlreadyExists | FailedPrecondition | OutOfRange | ResourceExhausted => Decision::Invalid,
-            _ => Decision::Failed,
-        }
-    }
-}
-
-/// One row of `audit_log`.
-#[derive(Debug, Clone)]
-pub struct AuditRecord {
-    pub principal: Option<String>,
-    /// How the principal was established.
-    pub authn: String,
-    pub peer: Option<String>,
-    pub rpc: String,
-    pub decision: Decision,
-    pub reason: Option<String>,
-    pub grpc_code: tonic::Code,
-    pub request: Option<Value>,
-    pub request_digest: Option<Vec<u8>>,
-    pub copy_id: Option<Uuid>,
-    /// The ids of the policies that decided the call (none while authorization is allow-all).
-    pub policy_ids: Vec<String>,
-}
+use crate::store::audit::{AuditRecord, Decision};
 
 /// A call's audit record in the making: the layer fills in who and how, the handler what.
 #[derive(Debug, Clone)]
@@ -78,7 +23,21 @@ struct SlotState {
 }
 
 impl AuditSlot {
-    pub fn new(record: AuditRecord) -> Self {
+    /// The slot of a call to `rpc` from `peer`, as it arrives: nobody established yet, no answer yet.
+    pub fn open(rpc: impl Into<String>, peer: Option<String>) -> Self {
+        let record = AuditRecord {
+            principal: None,
+            authn: "none".into(),
+            peer,
+            rpc: rpc.into(),
+            decision: Decision::Allowed,
+            reason: None,
+            grpc_code: tonic::Code::Ok,
+            request: None,
+            request_digest: None,
+            copy_id: None,
+            policy_ids: Vec::new(),
+        };
         AuditSlot(Arc::new(Mutex::new(SlotState { record, written: false, denied: false })))
     }
 
@@ -165,36 +124,9 @@ mod tests {
     use super::*;
 
     fn slot() -> AuditSlot {
-        AuditSlot::new(AuditRecord {
-            principal: Some("alice".into()),
-            authn: "dev-metadata".into(),
-            peer: None,
-            rpc: "GetCopy".into(),
-            decision: Decision::Allowed,
-            reason: None,
-            grpc_code: tonic::Code::Ok,
-            request: None,
-            request_digest: None,
-            copy_id: None,
-            policy_ids: Vec::new(),
-        })
-    }
-
-    #[test]
-    fn refusals_read_as_the_right_decision() {
-        assert_eq!(Decision::from_code(tonic::Code::InvalidArgument), Decision::Invalid);
-        assert_eq!(Decision::from_code(tonic::Code::PermissionDenied), Decision::Denied);
-        assert_eq!(Decision::from_code(tonic::Code::Unauthenticated), Decision::Denied);
-        assert_eq!(Decision::from_code(tonic::Code::Unavailable), Decision::Failed);
-        assert_eq!(Decision::from_code(tonic::Code::Ok), Decision::Allowed);
-    }
-
-    #[test]
-    fn stored_names_read_back() {
-        for decision in Decision::ALL {
-            assert_eq!(Decision::parse(decision.as_str()), Some(decision));
-        }
-        assert_eq!(Decision::parse("allowed"), None);
+        let slot = AuditSlot::open("GetCopy", None);
+        slot.set_principal("alice", "dev-metadata");
+        slot
     }
 
     #[test]

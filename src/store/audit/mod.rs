@@ -1,5 +1,11 @@
 //! The audit log in PostgreSQL: appending hash-chained rows, and reading them back for verification and reports.
 //!
+//! Everything that describes a row lives here too, on the store's floor, because the store writes and reads it:
+//! the [`AuditRecord`] a call leaves ([`record`]), how its gRPC code is spelled ([`grpc_code`]), the hash that chains
+//! rows ([`chain`]), and the compliance reports' questions and answers ([`AuditFilter`], [`summary`]). What sits
+//! above the store (the tower layer that writes a row for every call, the slot a call fills in, the verifier) is in
+//! [`crate::audit`].
+//!
 //! Appending is serialized by one transaction-scoped advisory lock, [`CHAIN_LOCK_KEY`]: the writer holds it from
 //! reading the last row until its transaction ends, so each row's `prev_hash` is the hash of the row committed just
 //! before it, ids follow commit order without gaps, and a row whose transaction rolls back leaves no trace. The
@@ -8,16 +14,24 @@
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgPool, Postgres, QueryBuilder, Transaction};
 
-use super::StoreError;
-use crate::audit::chain::{self, RowContent};
-use crate::audit::summary::{Period, SummaryRow};
-use crate::audit::{AuditFilter, AuditRecord};
+pub mod chain;
+pub mod filter;
+pub mod grpc_code;
+pub mod record;
+pub mod summary;
+
+pub use filter::AuditFilter;
+pub use record::{AuditRecord, Decision};
+
+use self::chain::RowContent;
+use self::summary::{Period, SummaryRow};
+use super::{Store, StoreError};
 
 /// The key of the advisory lock that serializes appends: ASCII "AUDIT_CH" read as a big-endian integer. The
 /// dispatch leadership keys (`src/dispatch/leadership.rs`) start with "MC", so they never meet this one.
 pub const CHAIN_LOCK_KEY: i64 = 0x4155_4449_545F_4348;
 
-/// The columns of an [`AuditRow`], with the request in its canonical text (see [`crate::audit::chain`]).
+/// The columns of an [`AuditRow`], with the request in its canonical text (see [`chain`]).
 const COLUMNS: &str = "id, occurred_at, principal, authn, peer, rpc, decision, reason, grpc_code, \
                        request::text AS request, request_digest, copy_id, policy_ids, prev_hash, hash";
 
@@ -57,7 +71,7 @@ pub async fn insert(tx: &mut Transaction<'_, Postgres>, record: &AuditRecord) ->
         rpc: record.rpc.clone(),
         decision: record.decision.as_str().to_owned(),
         reason: record.reason.clone(),
-        grpc_code: format!("{:?}", record.grpc_code),
+        grpc_code: grpc_code::stored_name(record.grpc_code).to_owned(),
         request,
         request_digest: record.request_digest.clone(),
         copy_id: record.copy_id,
@@ -91,7 +105,13 @@ pub async fn insert(tx: &mut Transaction<'_, Postgres>, record: &AuditRecord) ->
     Ok(content.id)
 }
 
-/// Appends `record` in a transaction of its own, committed before this returns.
+/// Appends `record` in a transaction of its own, committed before this returns: the audit layer's write, for a
+/// call whose record did not commit with a change of its own.
+pub async fn append(store: &Store, record: &AuditRecord) -> Result<i64, StoreError> {
+    insert_committed(store.pool(), record).await
+}
+
+/// [`append`], on a bare pool (tests build rows on databases that no `Store` serves).
 pub async fn insert_committed(pool: &PgPool, record: &AuditRecord) -> Result<i64, StoreError> {
     let mut tx = pool.begin().await?;
     let id = insert(&mut tx, record).await?;
@@ -100,7 +120,7 @@ pub async fn insert_committed(pool: &PgPool, record: &AuditRecord) -> Result<i64
 }
 
 /// Up to `limit` rows after id `after`, in chain (id) order: one batch of a verification.
-pub async fn chain_batch(store: &super::Store, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
+pub async fn chain_batch(store: &Store, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
     Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2"))
         .bind(after)
         .bind(limit)
@@ -128,7 +148,7 @@ impl AuditPageToken {
 
 /// Rows matching `filter`, oldest first, at most `limit`, after `after`.
 pub async fn list(
-    store: &super::Store,
+    store: &Store,
     filter: &AuditFilter,
     after: Option<AuditPageToken>,
     limit: i64,
@@ -170,10 +190,10 @@ pub async fn list(
     Ok(query.build_query_as().fetch_all(store.pool()).await?)
 }
 
-/// The summary of CopyModelVersion records in `[from, to)` per `period` (see [`crate::audit::summary`] for what
+/// The summary of CopyModelVersion records in `[from, to)` per `period` (see [`summary`] for what
 /// each count means), oldest period first; at most `limit` rows.
 pub async fn summarize(
-    store: &super::Store,
+    store: &Store,
     period: Period,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,

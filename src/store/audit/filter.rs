@@ -1,4 +1,6 @@
-//! Which audit records a compliance query covers. Every field that is set must match.
+//! Which audit records a compliance query covers (ListAuditEvents). Every field that is set must match.
+//!
+//! It is a question the store answers in SQL ([`super::list`]), so it sits with the store.
 
 use chrono::{DateTime, Utc};
 
