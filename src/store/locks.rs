@@ -1,10 +1,13 @@
 //! Every PostgreSQL advisory lock key the service takes, in one place, so that no two uses can meet.
 //!
 //! Keys are 64-bit; each use has its own fixed high bytes in ASCII: "MC" for an account's dispatch leadership
-//! (the 12-digit account id fills the low bytes, far below the prefix), and the audit chain's own key (see
-//! `audit::CHAIN_LOCK_KEY`), which starts "AU".
+//! (the 12-digit account id fills the low bytes, far below the prefix), and "AUDIT_CH" for the audit chain.
 
 use crate::domain::AccountId;
+
+/// The key of the transaction-scoped lock that serializes appends to the audit chain (see [`super::audit`]):
+/// ASCII "AUDIT_CH" read as a big-endian integer.
+pub const AUDIT_CHAIN: i64 = 0x4155_4449_545F_4348;
 
 /// The prefix of the leadership keys: "MC" in the two high bytes.
 const LEADERSHIP_PREFIX: i64 = 0x4D43 << 48;
@@ -26,5 +29,11 @@ mod tests {
         assert_ne!(key("111111111111"), key("111111111112"));
         assert_eq!(key("999999999999") & 0xFFFF_FFFF_FFFF, 999_999_999_999);
         assert_eq!(key("000000000000") >> 48, 0x4D43);
+    }
+
+    #[test]
+    fn the_audit_key_spells_its_name_and_is_no_account_s() {
+        assert_eq!(&AUDIT_CHAIN.to_be_bytes(), b"AUDIT_CH");
+        assert_ne!(AUDIT_CHAIN >> 48, LEADERSHIP_PREFIX >> 48);
     }
 }

@@ -53,8 +53,8 @@ impl Store {
         Store { pool }
     }
 
-    /// The pool, for this module's statements only. (Crate-visible until the audit layer asks the store by name.)
-    pub(crate) fn pool(&self) -> &PgPool {
+    /// The pool, for this module's statements only.
+    fn pool(&self) -> &PgPool {
         &self.pool
     }
 

@@ -223,7 +223,7 @@ async fn the_deciding_policies_are_recorded_and_chained() {
         copy_id: None,
         policy_ids: vec!["team-b-routes".into(), "default-deny".into()],
     };
-    let id = store::audit::insert_committed(&app.pool, &record).await.unwrap();
+    let id = store::audit::append(&Store::from_pool(app.pool.clone()), &record).await.unwrap();
     assert_eq!(id, 2);
     let stored: Vec<String> =
         sqlx::query_scalar("SELECT policy_ids FROM audit_log WHERE id = 2").fetch_one(&app.pool).await.unwrap();
@@ -294,7 +294,7 @@ async fn rows_written_before_the_chain_are_chained_by_the_migration_as_verify_co
         copy_id: None,
         policy_ids: vec![],
     };
-    assert_eq!(store::audit::insert_committed(&pool, &record).await.unwrap(), 4);
+    assert_eq!(store::audit::append(&Store::from_pool(pool.clone()), &record).await.unwrap(), 4);
     assert_eq!(intact_rows(&verify(&pool).await), 4);
     pool.close().await;
 }

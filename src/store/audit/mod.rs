@@ -6,13 +6,13 @@
 //! above the store (the tower layer that writes a row for every call, the slot a call fills in, the verifier) is in
 //! [`crate::audit`].
 //!
-//! Appending is serialized by one transaction-scoped advisory lock, [`CHAIN_LOCK_KEY`]: the writer holds it from
+//! Appending is serialized by one transaction-scoped advisory lock, [`locks::AUDIT_CHAIN`]: the writer holds it from
 //! reading the last row until its transaction ends, so each row's `prev_hash` is the hash of the row committed just
 //! before it, ids follow commit order without gaps, and a row whose transaction rolls back leaves no trace. The
 //! price is that audited commits happen one at a time (each holds the lock for a few statements).
 
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, PgPool, Postgres, QueryBuilder, Transaction};
+use sqlx::{FromRow, Postgres, QueryBuilder, Transaction};
 
 pub mod chain;
 pub mod filter;
@@ -25,11 +25,8 @@ pub use record::{AuditRecord, Decision};
 
 use self::chain::RowContent;
 use self::summary::{Period, SummaryRow};
-use super::{Store, StoreError};
-
-/// The key of the advisory lock that serializes appends: ASCII "AUDIT_CH" read as a big-endian integer. The
-/// dispatch leadership keys (`src/dispatch/leadership.rs`) start with "MC", so they never meet this one.
-pub const CHAIN_LOCK_KEY: i64 = 0x4155_4449_545F_4348;
+use super::{locks, Store, StoreError};
+use crate::domain::CopyState;
 
 /// The columns of an [`AuditRow`], with the request in its canonical text (see [`chain`]).
 const COLUMNS: &str = "id, occurred_at, principal, authn, peer, rpc, decision, reason, grpc_code, \
@@ -49,7 +46,7 @@ pub struct AuditRow {
 /// `tx` must be READ COMMITTED (PostgreSQL's default): the last row is read by a statement that starts after the
 /// lock is held, and only that sees the row committed by the previous holder.
 pub async fn insert(tx: &mut Transaction<'_, Postgres>, record: &AuditRecord) -> Result<i64, StoreError> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHAIN_LOCK_KEY).execute(&mut **tx).await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(locks::AUDIT_CHAIN).execute(&mut **tx).await?;
     // The time comes from the database, like every other time in it, and is read under the lock: along the chain,
     // time only moves forward (as far as the database clock does). The request is printed by PostgreSQL, as
     // verification will read it back.
@@ -108,12 +105,7 @@ pub async fn insert(tx: &mut Transaction<'_, Postgres>, record: &AuditRecord) ->
 /// Appends `record` in a transaction of its own, committed before this returns: the audit layer's write, for a
 /// call whose record did not commit with a change of its own.
 pub async fn append(store: &Store, record: &AuditRecord) -> Result<i64, StoreError> {
-    insert_committed(store.pool(), record).await
-}
-
-/// [`append`], on a bare pool (tests build rows on databases that no `Store` serves).
-pub async fn insert_committed(pool: &PgPool, record: &AuditRecord) -> Result<i64, StoreError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = store.pool().begin().await?;
     let id = insert(&mut tx, record).await?;
     tx.commit().await?;
     Ok(id)
@@ -223,9 +215,9 @@ pub async fn summarize(
                 count(*) FILTER (WHERE decision = 'DENIED') AS denied,
                 count(*) FILTER (WHERE decision = 'INVALID') AS invalid,
                 count(*) FILTER (WHERE decision = 'FAILED') AS errored,
-                count(*) FILTER (WHERE created AND state = 'SUCCEEDED') AS succeeded,
-                count(*) FILTER (WHERE created AND state = 'FAILED') AS failed,
-                count(*) FILTER (WHERE created AND state = 'CANCELLED') AS cancelled
+                count(*) FILTER (WHERE created AND state = $5) AS succeeded,
+                count(*) FILTER (WHERE created AND state = $6) AS failed,
+                count(*) FILTER (WHERE created AND state = $7) AS cancelled
            FROM requests
           GROUP BY 1, 2, 3, 4
           ORDER BY 1, 2, 3, 4
@@ -235,6 +227,9 @@ pub async fn summarize(
     .bind(from)
     .bind(to)
     .bind(limit)
+    .bind(CopyState::Succeeded)
+    .bind(CopyState::Failed)
+    .bind(CopyState::Cancelled)
     .fetch_all(store.pool())
     .await?)
 }
@@ -250,10 +245,5 @@ mod tests {
         for bad in ["", "a1.", "a1.x", "a1.-1", "42", "v1.1.00000000000000000000000000000000"] {
             assert_eq!(AuditPageToken::decode(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn the_lock_key_spells_its_name() {
-        assert_eq!(&CHAIN_LOCK_KEY.to_be_bytes(), b"AUDIT_CH");
     }
 }

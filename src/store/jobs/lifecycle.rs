@@ -6,8 +6,8 @@ use sqlx::types::Json;
 use sqlx::{Postgres, QueryBuilder, Transaction};
 
 use super::{parse_all, Change, CopyJob, JobRow};
-use crate::store::audit::AuditRecord;
 use crate::domain::{CopyFilter, CopyId, CopyRequest, CopyState};
+use crate::store::audit::AuditRecord;
 use crate::store::page_token::PageToken;
 use crate::store::{audit, events, Store, StoreError};
 use crate::telemetry::TraceParent;
