@@ -76,7 +76,7 @@ impl ModelCopy for ModelCopyService {
             CreateOutcome::Created(job) => (job, false),
             CreateOutcome::Replayed(job) => (job, true),
             CreateOutcome::TokenMismatch(existing) => {
-                call.audit.set_copy_id(existing.id.as_uuid());
+                call.audit.set_copy_id(existing.id);
                 return Err(ApiError::IdempotencyMismatch { copy_id: existing.id }.into());
             }
             CreateOutcome::QueueFull { depth } => {
@@ -93,7 +93,7 @@ impl ModelCopy for ModelCopyService {
         let raw = request.into_inner();
         call.audit.set_request(serde_json::json!({ "copy_id": raw.copy_id }), None);
         let id = convert::copy_id("copy_id", &raw.copy_id).map_err(ApiError::Invalid)?;
-        call.audit.set_copy_id(id.as_uuid());
+        call.audit.set_copy_id(id);
         let not_found = || ApiError::NotFound(format!("no copy {id}"));
         let job = jobs::get(&self.store, id).await.map_err(ApiError::from)?.ok_or_else(not_found)?;
         call.authorize_visible(Action::GetCopy, &Resource::copy(&job), not_found)?;
@@ -148,7 +148,7 @@ impl ModelCopy for ModelCopyService {
             return Err(ApiError::Invalid(violations).into());
         }
         let id = convert::copy_id("copy_id", &raw.copy_id).map_err(ApiError::Invalid)?;
-        call.audit.set_copy_id(id.as_uuid());
+        call.audit.set_copy_id(id);
         let not_found = || ApiError::NotFound(format!("no copy {id}"));
         let job = jobs::get(&self.store, id).await.map_err(ApiError::from)?.ok_or_else(not_found)?;
         call.authorize_visible(Action::CancelCopy, &Resource::copy(&job), not_found)?;
@@ -177,7 +177,7 @@ impl ModelCopy for ModelCopyService {
             Some(Target::CopyId(raw)) => {
                 call.audit.set_request(serde_json::json!({ "copy_id": raw }), None);
                 let id = convert::copy_id("copy_id", &raw).map_err(ApiError::Invalid)?;
-                call.audit.set_copy_id(id.as_uuid());
+                call.audit.set_copy_id(id);
                 let not_found = || ApiError::NotFound(format!("no copy {id}"));
                 let job = jobs::get(&self.store, id).await.map_err(ApiError::from)?.ok_or_else(not_found)?;
                 call.authorize_visible(Action::WatchCopy, &Resource::copy(&job), not_found)?;

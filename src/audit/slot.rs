@@ -6,8 +6,8 @@
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
-use uuid::Uuid;
 
+use crate::domain::CopyId;
 use crate::store::audit::{AuditRecord, Decision};
 
 /// A call's audit record in the making: the layer fills in who and how, the handler what.
@@ -76,7 +76,7 @@ impl AuditSlot {
         })
     }
 
-    pub fn set_copy_id(&self, copy_id: Uuid) {
+    pub fn set_copy_id(&self, copy_id: CopyId) {
         self.with(|s| s.record.copy_id = Some(copy_id))
     }
 
@@ -159,7 +159,7 @@ mod tests {
     #[test]
     fn handlers_details_reach_the_record() {
         let slot = slot();
-        let id = Uuid::new_v4();
+        let id = CopyId::new();
         slot.set_copy_id(id);
         slot.set_request(serde_json::json!({"copy_id": id.to_string()}), Some(vec![1, 2]));
         let record = slot.finish(tonic::Code::Ok, None);

@@ -5,24 +5,26 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::domain::CopyId;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageToken {
     pub created_at: DateTime<Utc>,
-    pub id: Uuid,
+    pub id: CopyId,
 }
 
 const PREFIX: &str = "v1.";
 
 impl PageToken {
     pub fn encode(&self) -> String {
-        format!("{PREFIX}{}.{}", self.created_at.timestamp_micros(), self.id.simple())
+        format!("{PREFIX}{}.{}", self.created_at.timestamp_micros(), self.id.as_uuid().simple())
     }
 
     pub fn decode(token: &str) -> Option<PageToken> {
         let (micros, id) = token.strip_prefix(PREFIX)?.split_once('.')?;
         Some(PageToken {
             created_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
-            id: Uuid::try_parse(id).ok()?,
+            id: Uuid::try_parse(id).ok()?.into(),
         })
     }
 }
@@ -35,7 +37,7 @@ mod tests {
     fn round_trips_at_database_precision() {
         let token = PageToken {
             created_at: DateTime::from_timestamp_micros(1_763_900_000_123_456).unwrap(),
-            id: Uuid::new_v4(),
+            id: CopyId::new(),
         };
         assert_eq!(PageToken::decode(&token.encode()), Some(token));
     }

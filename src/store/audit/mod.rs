@@ -71,7 +71,7 @@ pub async fn insert(tx: &mut Transaction<'_, Postgres>, record: &AuditRecord) ->
         grpc_code: grpc_code::stored_name(record.grpc_code).to_owned(),
         request,
         request_digest: record.request_digest.clone(),
-        copy_id: record.copy_id,
+        copy_id: record.copy_id.map(|id| id.as_uuid()),
         policy_ids: record.policy_ids.clone(),
         prev_hash: last_hash,
     };

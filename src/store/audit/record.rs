@@ -4,7 +4,8 @@
 //! too) and reads them back, so they sit on the store's floor, and the audit layer above fills them in.
 
 use serde_json::Value;
-use uuid::Uuid;
+
+use crate::domain::CopyId;
 
 /// What became of a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +62,7 @@ pub struct AuditRecord {
     pub grpc_code: tonic::Code,
     pub request: Option<Value>,
     pub request_digest: Option<Vec<u8>>,
-    pub copy_id: Option<Uuid>,
+    pub copy_id: Option<CopyId>,
     /// The ids of the Cedar policies that decided the call; empty when none did (a call refused before
     /// authorization, or one no policy permitted: Cedar's default deny names no policy).
     pub policy_ids: Vec<String>,

@@ -94,7 +94,7 @@ pub async fn create_with_audit(
     };
     let job = CopyJob::try_from(row)?;
     events::insert(&mut tx, &job, None, None).await?;
-    audit.copy_id = Some(job.id.as_uuid());
+    audit.copy_id = Some(job.id);
     append_reason(&mut audit, "queued");
     // The audit row comes last: its id is known only once it is chained, and the chain's lock is held from then
     // until commit, so as little as possible follows it.
@@ -133,7 +133,7 @@ async fn finish_existing(
         // The caller is told ALREADY_EXISTS; the audit layer writes that record once the answer is known.
         return Ok(CreateOutcome::TokenMismatch(existing));
     }
-    audit.copy_id = Some(existing.id.as_uuid());
+    audit.copy_id = Some(existing.id);
     append_reason(&mut audit, "replayed: idempotency token seen before with the same parameters");
     audit::insert(&mut tx, &audit).await?;
     tx.commit().await?;
@@ -156,7 +156,7 @@ pub async fn list(
     let mut query = select_matching("SELECT * FROM copy_jobs", filter);
     if let Some(after) = after {
         query.push(" AND (created_at, id) < (").push_bind(after.created_at);
-        query.push(", ").push_bind(after.id).push(")");
+        query.push(", ").push_bind(after.id.as_uuid()).push(")");
     }
     query.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(limit);
     parse_all(query.build_query_as::<JobRow>().fetch_all(store.pool()).await?)
