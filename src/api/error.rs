@@ -78,6 +78,11 @@ impl From<ApiError> for Status {
                 Status::with_error_details(Code::ResourceExhausted, err.to_string(), details)
             }
             ApiError::Store(StoreError::IllegalTransition(err)) => Status::failed_precondition(err.to_string()),
+            // A row that does not parse will not parse on a retry either: not UNAVAILABLE, which invites one.
+            ApiError::Store(err @ StoreError::Corrupt(_)) => {
+                error!(%err, "stored data cannot be read");
+                Status::internal("a stored record cannot be read; the service's operators must look at it")
+            }
             ApiError::Store(err) => {
                 error!(%err, "store error");
                 Status::unavailable("the copy store is unavailable; retry later")
@@ -115,6 +120,13 @@ mod tests {
         assert_eq!(status.code(), Code::ResourceExhausted);
         let retry = status.get_details_retry_info().expect("RetryInfo");
         assert_eq!(retry.retry_delay, Some(std::time::Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn unreadable_stored_data_is_internal_not_a_reason_to_retry() {
+        let status: Status = ApiError::Store(StoreError::Corrupt("copy_jobs row 1: state".into())).into();
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("copy_jobs"), "row details stay in the log: {}", status.message());
     }
 
     #[test]

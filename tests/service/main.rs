@@ -21,6 +21,7 @@ mod leadership;
 mod listing;
 mod reporting;
 mod telemetry;
+mod unreadable_rows;
 mod validation;
 mod watch;
 

@@ -4,12 +4,18 @@
 //! A lease is how a job is worked by one replica at a time without holding a database lock across a Rekognition
 //! call: a claim sets an owner and an end, every write of the step checks the owner, and a job whose replica died
 //! becomes claimable again once its lease has lapsed.
+//!
+//! A row that does not parse is left out of what the dispatcher sees, logged as an error naming it, and put off for
+//! [`UNREADABLE_RETRY`], rather than failing the whole read: one unreadable job must not stop every other job of its
+//! account, nor stay the head of its principal's queue. It stays in its state, unchanged, for an operator to mend.
+//! (The API's reads fail loudly instead, so the row is noticed.)
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use tracing::error;
 
-use super::{parse_all, CopyJob, JobRow};
+use super::{CopyJob, JobRow};
 use crate::domain::{AccountId, CopyId, CopyState, ProjectArn};
 use crate::store::{Store, StoreError};
 
@@ -39,7 +45,7 @@ pub async fn due_in_state(
     .bind(limit)
     .fetch_all(store.pool())
     .await?;
-    parse_all(rows)
+    readable(store, rows).await
 }
 
 /// Running copies of one destination project that are not due yet, soonest first: a describe that goes out
@@ -61,7 +67,7 @@ pub async fn running_not_due(
     .bind(limit)
     .fetch_all(store.pool())
     .await?;
-    parse_all(rows)
+    readable(store, rows).await
 }
 
 /// The oldest queued, due, unclaimed job of each principal with work queued in `account`: the heads of the
@@ -77,7 +83,7 @@ pub async fn queued_heads(store: &Store, account: &AccountId) -> Result<Vec<Copy
     .bind(CopyState::Queued)
     .fetch_all(store.pool())
     .await?;
-    parse_all(rows)
+    readable(store, rows).await
 }
 
 /// Copies of `account` that hold, or are about to hold, a place among Rekognition's copies in progress:
@@ -117,7 +123,7 @@ pub async fn claim(store: &Store, ids: &[CopyId], owner: &str, lease: Duration) 
     .bind(lease.as_secs_f64())
     .fetch_all(store.pool())
     .await?;
-    parse_all(rows)
+    readable(store, rows).await
 }
 
 /// Gives a claimed job back, due again after `after`.
@@ -151,4 +157,36 @@ pub async fn record_attempt(store: &Store, id: CopyId, owner: &str) -> Result<Op
     attempts
         .map(|n| u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("copy {id} has {n} attempts"))))
         .transpose()
+}
+
+/// How long a job whose row does not parse is put off before the dispatcher looks at it again.
+pub const UNREADABLE_RETRY: Duration = Duration::from_secs(3600);
+
+/// The rows that parse. Each that does not is logged, naming it, released if it was claimed, and put off for
+/// [`UNREADABLE_RETRY`].
+async fn readable(store: &Store, rows: Vec<JobRow>) -> Result<Vec<CopyJob>, StoreError> {
+    let mut jobs = Vec::with_capacity(rows.len());
+    let mut unreadable = Vec::new();
+    for row in rows {
+        let id = row.id;
+        match CopyJob::try_from(row) {
+            Ok(job) => jobs.push(job),
+            Err(err) => {
+                error!(%err, "a job cannot be read; putting it off for an operator to mend");
+                unreadable.push(id);
+            }
+        }
+    }
+    if !unreadable.is_empty() {
+        sqlx::query(
+            "UPDATE copy_jobs SET lease_owner = NULL, lease_expires_at = NULL,
+                    next_attempt_at = now() + make_interval(secs => $2)
+              WHERE id = ANY($1)",
+        )
+        .bind(unreadable)
+        .bind(UNREADABLE_RETRY.as_secs_f64())
+        .execute(store.pool())
+        .await?;
+    }
+    Ok(jobs)
 }
