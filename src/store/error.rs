@@ -1,5 +1,7 @@
 //! Errors of the store, typed so the API can tell "not there" and "not allowed now" from "the database failed".
 
+use std::sync::Arc;
+
 use crate::domain::IllegalTransition;
 
 #[derive(Debug, thiserror::Error)]
@@ -12,4 +14,21 @@ pub enum StoreError {
     IllegalTransition(#[from] IllegalTransition),
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
+    /// The group commit this call's write was part of failed: every call of the batch gets the same error, and
+    /// none of their writes was committed.
+    #[error("{0}")]
+    Batch(Arc<StoreError>),
+    /// The writer is gone (the service is stopping): nothing was written.
+    #[error("the store's writer has stopped")]
+    WriterStopped,
+}
+
+impl StoreError {
+    /// The error itself, through a batch that shares it.
+    pub fn root(&self) -> &StoreError {
+        match self {
+            StoreError::Batch(shared) => shared.root(),
+            other => other,
+        }
+    }
 }

@@ -5,8 +5,9 @@
 //! and gets domain types back (rows are parsed on the way out; see [`jobs`]).
 //!
 //! By client: [`jobs`] (the API's life cycle of a copy, the dispatcher's queue, watchers' reads), [`events`] (the
-//! history), [`audit`] (the hash-chained audit log and its reports), [`leadership`] and [`locks`] (which replica
-//! dispatches for which account), [`notifications`] (LISTEN/NOTIFY channels).
+//! history), [`audit`] (the hash-chained audit log and its reports), [`writer`] (the group commit every audited
+//! write goes through), [`leadership`] and [`locks`] (which replica dispatches for which account),
+//! [`notifications`] (LISTEN/NOTIFY channels).
 
 pub mod audit;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod locks;
 pub mod notifications;
 pub mod page_token;
 mod sql_types;
+pub mod writer;
 
 use std::time::Duration;
 
@@ -37,6 +39,8 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: PgPool,
+    /// Where audited writes go to be committed in groups (see [`writer`]).
+    writer: writer::Writer,
 }
 
 impl Store {
@@ -46,11 +50,12 @@ impl Store {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await?;
-        Ok(Store { pool })
+        Ok(Store::from_pool(pool))
     }
 
+    /// A store on `pool`, with a writer task of its own (needs a Tokio runtime).
     pub fn from_pool(pool: PgPool) -> Store {
-        Store { pool }
+        Store { writer: writer::Writer::start(pool.clone()), pool }
     }
 
     /// The pool, for this module's statements only.

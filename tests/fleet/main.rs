@@ -119,6 +119,9 @@ async fn replicas_killed_at_random_lose_nothing_and_copy_nothing_twice() {
     .await
     .unwrap();
     assert_eq!(audited, queued as i64, "every acknowledged request has its audit row");
+    // Three writers, killed at random, each committing batches on the one chain: it is intact.
+    let verdict = modelcopy::audit::verify(&modelcopy::store::Store::from_pool(fleet.pool.clone())).await.unwrap();
+    assert!(matches!(verdict, modelcopy::audit::Verdict::Intact { .. }), "{verdict}");
     fleet.assert_within_quotas();
     println!("{kills} kills");
 }

@@ -16,6 +16,7 @@ mod cancel;
 mod cli;
 mod cli_fake_server;
 mod copy_flow;
+mod group_commit;
 mod idempotency;
 mod leadership;
 mod listing;

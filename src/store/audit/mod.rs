@@ -6,13 +6,14 @@
 //! above the store (the tower layer that writes a row for every call, the slot a call fills in, the verifier) is in
 //! [`crate::audit`].
 //!
-//! Appending is serialized by one transaction-scoped advisory lock, [`locks::AUDIT_CHAIN`]: the writer holds it from
+//! Appending is serialized by one transaction-scoped advisory lock, [`locks::AUDIT_CHAIN`]: a writer holds it from
 //! reading the last row until its transaction ends, so each row's `prev_hash` is the hash of the row committed just
-//! before it, ids follow commit order without gaps, and a row whose transaction rolls back leaves no trace. The
-//! price is that audited commits happen one at a time (each holds the lock for a few statements).
+//! before it, ids follow commit order without gaps, and a row whose transaction rolls back leaves no trace. Audited
+//! commits therefore happen one at a time, which is why they are grouped: one commit carries every write that queued
+//! up meanwhile ([`super::writer`]).
 
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, Postgres, QueryBuilder, Transaction};
+use sqlx::{FromRow, QueryBuilder};
 
 pub mod chain;
 pub mod filter;
@@ -25,7 +26,8 @@ pub use record::{AuditRecord, Decision};
 
 use self::chain::RowContent;
 use self::summary::{Period, SummaryRow};
-use super::{locks, Store, StoreError};
+use super::writer::{Done, Op};
+use super::{Store, StoreError};
 use crate::domain::CopyState;
 
 /// The columns of an [`AuditRow`], with the request in its canonical text (see [`chain`]).
@@ -40,75 +42,13 @@ pub struct AuditRow {
     pub hash: Vec<u8>,
 }
 
-/// Appends `record` to the chain inside `tx`, and returns its id. The row becomes visible when `tx` commits; until
-/// then every other append waits, so keep what follows in `tx` short.
-///
-/// `tx` must be READ COMMITTED (PostgreSQL's default): the last row is read by a statement that starts after the
-/// lock is held, and only that sees the row committed by the previous holder.
-pub async fn insert(tx: &mut Transaction<'_, Postgres>, record: &AuditRecord) -> Result<i64, StoreError> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(locks::AUDIT_CHAIN).execute(&mut **tx).await?;
-    // The time comes from the database, like every other time in it, and is read under the lock: along the chain,
-    // time only moves forward (as far as the database clock does). The request is printed by PostgreSQL, as
-    // verification will read it back.
-    let (last_id, last_hash, occurred_at, request): (Option<i64>, Option<Vec<u8>>, DateTime<Utc>, Option<String>) =
-        sqlx::query_as(
-            "SELECT last.id, last.hash, clock_timestamp(), $1::jsonb::text
-               FROM (SELECT 1) AS one
-               LEFT JOIN (SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1) AS last ON TRUE",
-        )
-        .bind(&record.request)
-        .fetch_one(&mut **tx)
-        .await?;
-    let content = RowContent {
-        id: last_id.unwrap_or(0) + 1,
-        occurred_at,
-        principal: record.principal.clone(),
-        authn: record.authn.clone(),
-        peer: record.peer.clone(),
-        rpc: record.rpc.clone(),
-        decision: record.decision.as_str().to_owned(),
-        reason: record.reason.clone(),
-        grpc_code: grpc_code::stored_name(record.grpc_code).to_owned(),
-        request,
-        request_digest: record.request_digest.clone(),
-        copy_id: record.copy_id.map(|id| id.as_uuid()),
-        policy_ids: record.policy_ids.clone(),
-        prev_hash: last_hash,
-    };
-    let hash = chain::hash(&content);
-    sqlx::query(
-        "INSERT INTO audit_log
-            (id, occurred_at, principal, authn, peer, rpc, decision, reason, grpc_code, request, request_digest,
-             copy_id, policy_ids, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13, $14, $15)",
-    )
-    .bind(content.id)
-    .bind(content.occurred_at)
-    .bind(&content.principal)
-    .bind(&content.authn)
-    .bind(&content.peer)
-    .bind(&content.rpc)
-    .bind(&content.decision)
-    .bind(&content.reason)
-    .bind(&content.grpc_code)
-    .bind(&content.request)
-    .bind(&content.request_digest)
-    .bind(content.copy_id)
-    .bind(&content.policy_ids)
-    .bind(&content.prev_hash)
-    .bind(hash.as_slice())
-    .execute(&mut **tx)
-    .await?;
-    Ok(content.id)
-}
-
-/// Appends `record` in a transaction of its own, committed before this returns: the audit layer's write, for a
-/// call whose record did not commit with a change of its own.
+/// Appends `record` to the chain, committed before this returns: the audit layer's write, for a call whose record
+/// did not commit with a change of its own. It goes through the store's group commit, with the writes of other calls.
 pub async fn append(store: &Store, record: &AuditRecord) -> Result<i64, StoreError> {
-    let mut tx = store.pool().begin().await?;
-    let id = insert(&mut tx, record).await?;
-    tx.commit().await?;
-    Ok(id)
+    match store.writer.write(Op::Append(record.clone())).await? {
+        Done::Appended(id) => Ok(id),
+        other => Err(StoreError::Corrupt(format!("the writer answered an audit row with {other:?}"))),
+    }
 }
 
 /// Up to `limit` rows after id `after`, in chain (id) order: one batch of a verification.

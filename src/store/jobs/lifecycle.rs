@@ -2,14 +2,14 @@
 //! with its audit record; and [`transition`], the one statement that moves a job through the state machine, one
 //! recorded transition at a time, for the API and the dispatcher alike.
 
-use sqlx::types::Json;
 use sqlx::{Postgres, QueryBuilder, Transaction};
 
 use super::{parse_all, Change, CopyJob, JobRow};
 use crate::domain::{CopyFilter, CopyId, CopyRequest, CopyState};
 use crate::store::audit::AuditRecord;
 use crate::store::page_token::PageToken;
-use crate::store::{audit, events, Store, StoreError};
+use crate::store::writer::{Done, NewCopy, Op};
+use crate::store::{events, Store, StoreError};
 use crate::telemetry::TraceParent;
 
 /// What CopyModelVersion's transaction did.
@@ -27,117 +27,26 @@ pub enum CreateOutcome {
 
 /// Creates the job for `request` unless its idempotency token was seen before, and writes `audit` in the same
 /// transaction: either both are stored, or neither. `trace` is the creating call's trace context, kept with a new
-/// job (a replay keeps the first request's).
+/// job (a replay keeps the first request's). Goes through the store's group commit (see [`crate::store::writer`]).
 pub async fn create_with_audit(
     store: &Store,
     request: &CopyRequest,
     principal: &str,
     max_queued: i64,
-    mut audit: AuditRecord,
+    audit: AuditRecord,
     trace: Option<&TraceParent>,
 ) -> Result<CreateOutcome, StoreError> {
-    let mut tx = store.pool().begin().await?;
-    let id = CopyId::new().as_uuid();
-    let digest = request.digest().to_vec();
-    let token = request.idempotency_token().map(|t| t.as_str().to_owned());
-
-    // A retry is answered even when the queue is full: it asks for nothing new.
-    if let Some(token) = &token {
-        if let Some(existing) = by_token(&mut tx, principal, token).await? {
-            return finish_existing(tx, existing, &digest, audit).await;
-        }
+    let op = Op::Create(Box::new(NewCopy {
+        request: request.clone(),
+        principal: principal.to_owned(),
+        max_queued,
+        audit,
+        trace: trace.cloned(),
+    }));
+    match store.writer.write(op).await? {
+        Done::Created(outcome) => Ok(outcome),
+        other => Err(StoreError::Corrupt(format!("the writer answered a copy with {other:?}"))),
     }
-    // Backpressure: an estimate (concurrent requests may each see room for one more), which is all a bound on
-    // queue depth needs.
-    let depth = super::queue::count_queued(&mut *tx, request.destination_account()).await?;
-    if depth >= max_queued {
-        return Ok(CreateOutcome::QueueFull { depth });
-    }
-
-    // ON CONFLICT waits for a concurrent insert of the same token to commit, then yields no row: the
-    // SELECT below then sees the winner. Two racing retries therefore produce one job.
-    let inserted: Option<JobRow> = sqlx::query_as(
-        "INSERT INTO copy_jobs
-            (id, principal, idempotency_token, request_digest, source_project_arn, source_project_version_arn,
-             destination_project_arn, version_name, s3_bucket, s3_key_prefix, tags, kms_key_id,
-             source_account, destination_account, region, state, trace_parent)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-         ON CONFLICT ON CONSTRAINT copy_jobs_idempotency DO NOTHING
-         RETURNING *",
-    )
-    .bind(id)
-    .bind(principal)
-    .bind(&token)
-    .bind(&digest)
-    .bind(request.source_project().as_str())
-    .bind(request.source_version().as_str())
-    .bind(request.destination_project().as_str())
-    .bind(request.version_name().as_str())
-    .bind(request.output_config().bucket().as_str())
-    .bind(request.output_config().key_prefix().as_str())
-    .bind(Json(request.tags().to_string_map()))
-    .bind(request.kms_key_id().map(|k| k.as_str()))
-    .bind(request.source_account().as_str())
-    .bind(request.destination_account().as_str())
-    .bind(request.region().as_str())
-    .bind(CopyState::Queued)
-    .bind(trace.map(TraceParent::as_str))
-    .fetch_optional(&mut *tx)
-    .await?;
-
-    let Some(row) = inserted else {
-        let token = token.as_deref().unwrap_or_default();
-        let existing = by_token(&mut tx, principal, token)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("the job of token {token:?} vanished after a conflict")))?;
-        return finish_existing(tx, existing, &digest, audit).await;
-    };
-    let job = CopyJob::try_from(row)?;
-    events::insert(&mut tx, &job, None, None).await?;
-    audit.copy_id = Some(job.id);
-    append_reason(&mut audit, "queued");
-    // The audit row comes last: its id is known only once it is chained, and the chain's lock is held from then
-    // until commit, so as little as possible follows it.
-    let audit_id = audit::insert(&mut tx, &audit).await?;
-    sqlx::query("UPDATE copy_jobs SET audit_id = $2 WHERE id = $1")
-        .bind(job.id.as_uuid())
-        .bind(audit_id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(CreateOutcome::Created(CopyJob { audit_id: Some(audit_id), ..job }))
-}
-
-/// The job `principal`'s idempotency `token` names, if any.
-async fn by_token(
-    tx: &mut Transaction<'_, Postgres>,
-    principal: &str,
-    token: &str,
-) -> Result<Option<CopyJob>, StoreError> {
-    let row: Option<JobRow> = sqlx::query_as("SELECT * FROM copy_jobs WHERE principal = $1 AND idempotency_token = $2")
-        .bind(principal)
-        .bind(token)
-        .fetch_optional(&mut **tx)
-        .await?;
-    row.map(CopyJob::try_from).transpose()
-}
-
-/// The request's token names `existing`: a replay if the parameters are the same, a refusal if not.
-async fn finish_existing(
-    mut tx: Transaction<'_, Postgres>,
-    existing: CopyJob,
-    digest: &[u8],
-    mut audit: AuditRecord,
-) -> Result<CreateOutcome, StoreError> {
-    if existing.request_digest != digest {
-        // The caller is told ALREADY_EXISTS; the audit layer writes that record once the answer is known.
-        return Ok(CreateOutcome::TokenMismatch(existing));
-    }
-    audit.copy_id = Some(existing.id);
-    append_reason(&mut audit, "replayed: idempotency token seen before with the same parameters");
-    audit::insert(&mut tx, &audit).await?;
-    tx.commit().await?;
-    Ok(CreateOutcome::Replayed(existing))
 }
 
 pub async fn get(store: &Store, id: CopyId) -> Result<Option<CopyJob>, StoreError> {
@@ -258,40 +167,17 @@ pub enum CancelOutcome {
     NotFound,
 }
 
-/// Cancels a queued job, recording the transition and `audit` in one transaction. The row lock taken here and the
+/// Cancels a queued job, recording the transition and `audit` in one transaction. The row lock taken there and the
 /// dispatcher's QUEUED -> SUBMITTING update exclude each other: whichever commits first wins.
 pub async fn cancel_with_audit(
     store: &Store,
     id: CopyId,
     reason: Option<&str>,
-    mut audit: AuditRecord,
+    audit: AuditRecord,
 ) -> Result<CancelOutcome, StoreError> {
-    let mut tx = store.pool().begin().await?;
-    let row: Option<JobRow> = sqlx::query_as("SELECT * FROM copy_jobs WHERE id = $1 FOR UPDATE")
-        .bind(id.as_uuid())
-        .fetch_optional(&mut *tx)
-        .await?;
-    let Some(job) = row.map(CopyJob::try_from).transpose()? else {
-        return Ok(CancelOutcome::NotFound);
-    };
-    match job.state {
-        CopyState::Queued => {}
-        CopyState::Cancelled => return Ok(CancelOutcome::AlreadyCancelled(job)),
-        _ => return Ok(CancelOutcome::TooLate(job)),
+    let op = Op::Cancel { id, reason: reason.map(str::to_owned), audit };
+    match store.writer.write(op).await? {
+        Done::Cancelled(outcome) => Ok(outcome),
+        other => Err(StoreError::Corrupt(format!("the writer answered a cancellation with {other:?}"))),
     }
-    let change = Change { detail: reason.map(str::to_owned), ..Change::to(CopyState::Cancelled) };
-    let job = transition_in(&mut tx, id, CopyState::Queued, &change, None)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("copy {id} changed under its row lock")))?;
-    append_reason(&mut audit, "cancelled");
-    audit::insert(&mut tx, &audit).await?;
-    tx.commit().await?;
-    Ok(CancelOutcome::Cancelled(job))
-}
-
-fn append_reason(audit: &mut AuditRecord, what: &str) {
-    audit.reason = Some(match audit.reason.take() {
-        Some(reason) => format!("{reason}; {what}"),
-        None => what.to_owned(),
-    });
 }

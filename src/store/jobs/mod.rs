@@ -122,7 +122,7 @@ impl ReportRow {
 /// [`CopyJob`] before anything else sees it. (The `source_account`, `destination_account` and `region` columns
 /// exist for the indexes and filters; the job reads them from its request.)
 #[derive(Debug, Clone, FromRow)]
-pub(super) struct JobRow {
+pub(in crate::store) struct JobRow {
     id: Uuid,
     principal: String,
     idempotency_token: Option<String>,
@@ -148,6 +148,17 @@ pub(super) struct JobRow {
     completed_at: Option<DateTime<Utc>>,
     audit_id: Option<i64>,
     trace_parent: Option<String>,
+}
+
+impl JobRow {
+    pub(in crate::store) fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// The (principal, idempotency token) pair that names this job, the token empty when it has none.
+    pub(in crate::store) fn idempotency_key(&self) -> (String, String) {
+        (self.principal.clone(), self.idempotency_token.clone().unwrap_or_default())
+    }
 }
 
 impl TryFrom<JobRow> for CopyJob {

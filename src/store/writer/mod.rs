@@ -1,0 +1,115 @@
+//! Group commit: every write that carries an audit row (a new copy, a cancellation, the audit row of any other call)
+//! goes through one writer per `Store`, which commits whatever has queued up meanwhile in one transaction, with one
+//! disk flush, and answers each call only once that transaction has committed.
+//!
+//! Why: each such write must hold the audit chain's lock from reading the chain's head until it commits, so writes
+//! commit one at a time, and one at a time means one disk flush each; a fleet could never audit more calls than its
+//! disk flushes per second. Committing many calls per flush is the way past that (PostgreSQL's own `commit_delay`,
+//! Kafka's producer batches and the sequencers of verifiable logs do the same). No delay is added to gather a batch:
+//! the writer takes what is waiting, so a lone call commits at once, and under load the calls that arrive while one
+//! batch commits form the next.
+//!
+//! What a caller is promised: its write is durable when it is answered, in a transaction of its own or not. If a
+//! batch fails, every call in it is answered with the same error and none of its writes is stored. A caller that goes
+//! away after handing its write over does not withdraw it: the write commits with its batch (so a call whose client
+//! gave up is still on record, and a retry with the same idempotency token finds its copy).
+//!
+//! One chain for the whole fleet: each batch takes the chain lock (see [`super::locks::AUDIT_CHAIN`]) for the length
+//! of its transaction, so batches of different replicas follow each other on the one chain, ids stay gapless and
+//! `audit verify` needs no ordering rule beyond ids.
+
+mod batch;
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::error;
+
+use super::audit::AuditRecord;
+use super::jobs::{CancelOutcome, CreateOutcome};
+use super::StoreError;
+use crate::domain::{CopyId, CopyRequest};
+use crate::telemetry::TraceParent;
+
+/// Writes waiting beyond this many make callers wait to hand theirs over: memory stays bounded under any load.
+const QUEUE: usize = 4096;
+/// The most writes one transaction takes. Large enough that a flush serves many calls, small enough that one
+/// batch's statements stay well under a second.
+const MAX_BATCH: usize = 256;
+
+/// One write handed to the writer.
+#[derive(Debug)]
+pub(super) enum Op {
+    /// The audit row of a call whose answer changed nothing else.
+    Append(AuditRecord),
+    /// A new copy and its audit row (or a replay of the copy its idempotency token names).
+    Create(Box<NewCopy>),
+    /// A cancellation and its audit row.
+    Cancel { id: CopyId, reason: Option<String>, audit: AuditRecord },
+}
+
+/// A copy asked for, as the writer receives it.
+#[derive(Debug)]
+pub(super) struct NewCopy {
+    pub request: CopyRequest,
+    pub principal: String,
+    /// The destination account's queue limit.
+    pub max_queued: i64,
+    pub audit: AuditRecord,
+    pub trace: Option<TraceParent>,
+}
+
+/// What became of one write.
+#[derive(Debug)]
+pub(super) enum Done {
+    Appended(i64),
+    Created(CreateOutcome),
+    Cancelled(CancelOutcome),
+}
+
+struct Pending {
+    op: Op,
+    reply: oneshot::Sender<Result<Done, StoreError>>,
+}
+
+/// The handle through which a store's writes reach its writer task. The task ends when the last handle is dropped.
+#[derive(Debug, Clone)]
+pub(super) struct Writer {
+    tx: mpsc::Sender<Pending>,
+}
+
+impl Writer {
+    /// Starts the writer task on `pool` (needs a Tokio runtime).
+    pub(super) fn start(pool: sqlx::PgPool) -> Writer {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(pool, rx));
+        Writer { tx }
+    }
+
+    /// Hands `op` over and waits until its batch has committed (or failed).
+    pub(super) async fn write(&self, op: Op) -> Result<Done, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(Pending { op, reply }).await.map_err(|_| StoreError::WriterStopped)?;
+        answer.await.map_err(|_| StoreError::WriterStopped)?
+    }
+}
+
+async fn run(pool: sqlx::PgPool, mut rx: mpsc::Receiver<Pending>) {
+    let mut waiting = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut waiting, MAX_BATCH).await > 0 {
+        let (ops, replies): (Vec<Op>, Vec<_>) = waiting.drain(..).map(|p| (p.op, p.reply)).unzip();
+        match batch::commit(&pool, ops).await {
+            Ok(done) => {
+                for (reply, done) in replies.into_iter().zip(done) {
+                    // A caller that went away has nothing to be told; its write stands.
+                    let _ = reply.send(done);
+                }
+            }
+            Err(err) => {
+                error!(%err, calls = replies.len(), "a group commit failed; none of its writes was stored");
+                let shared = std::sync::Arc::new(err);
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Batch(shared.clone())));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Audited writes are committed in groups: what a caller is promised holds whatever batch its write lands in.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use modelcopy::audit::{self, Verdict};
+use modelcopy::proto;
+use modelcopy::store::{locks, Store};
+
+use crate::helpers::TestApp;
+
+/// Waits (bounded) until some session waits for an advisory lock: the writer's batch is queued behind the test's.
+async fn writer_waits_for_the_chain(app: &TestApp) {
+    for _ in 0..200 {
+        let waiting: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the writer never waited for the chain's lock");
+}
+
+/// The copy is handed over, its client gives up before the answer, and the batch commits afterwards: the copy and
+/// its audit row are stored, and the client's retry with the same token is answered with that copy.
+#[tokio::test]
+async fn a_copy_whose_client_gave_up_before_the_answer_is_kept_and_its_retry_is_a_replay() {
+    let app = TestApp::spawn_without_dispatch().await;
+    let mut client = app.client("alice").await;
+    let mut request = app.copy_request("given-up");
+    request.idempotency_token = "given-up-1".into();
+
+    // Hold the chain's lock, as another replica's batch would, so the copy's batch waits to commit.
+    let mut blocker = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(locks::AUDIT_CHAIN).execute(&mut *blocker).await.unwrap();
+    let first = tokio::spawn({
+        let mut client = client.clone();
+        let request = request.clone();
+        async move { tokio::time::timeout(Duration::from_millis(300), client.copy_model_version(request)).await }
+    });
+    writer_waits_for_the_chain(&app).await;
+    assert!(first.await.unwrap().is_err(), "the client gave up before any answer");
+    assert_eq!(app.job_count().await, 0, "nothing is committed while the batch waits");
+    blocker.rollback().await.unwrap();
+
+    let retry = client.copy_model_version(request).await.expect("the retry is answered").into_inner();
+    assert!(retry.replayed, "the retry finds the copy its first attempt made");
+    assert_eq!(app.job_count().await, 1);
+    let audited: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT reason, copy_id::text FROM audit_log WHERE rpc = 'CopyModelVersion' ORDER BY id")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    let copy_id = retry.copy.unwrap().copy_id;
+    assert_eq!(audited.len(), 2, "{audited:?}");
+    assert!(audited.iter().all(|(_, id)| id.as_deref() == Some(copy_id.as_str())), "{audited:?}");
+    assert!(audited[0].0.ends_with("queued") && audited[1].0.contains("replayed"), "{audited:?}");
+    app.stop().await;
+}
+
+/// Three replicas, each with its own writer, write at once: their batches interleave on one chain, which
+/// `audit verify` finds intact, one row per call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_writing_at_once_keep_one_intact_chain() {
+    let app = TestApp::spawn_without_dispatch().await;
+    let replicas = [app.spawn_replica().await, app.spawn_replica().await];
+    let endpoints = [app.endpoint.clone(), replicas[0].endpoint(), replicas[1].endpoint()];
+    const CALLS: usize = 30;
+    let calls = endpoints.iter().enumerate().flat_map(|(r, endpoint)| {
+        let app = &app;
+        (0..CALLS).map(move |i| async move {
+            let mut client = crate::support::grpc_client(endpoint, Some("alice")).await;
+            let copy = TestApp::submit(&mut client, app.copy_request(&format!("r{r}-{i}"))).await;
+            client.get_copy(proto::GetCopyRequest { copy_id: copy.copy_id }).await.expect("found");
+        })
+    });
+    join_all(calls).await;
+
+    let rows = match audit::verify(&Store::from_pool(app.pool.clone())).await.unwrap() {
+        Verdict::Intact { rows, .. } => rows,
+        broken => panic!("{broken}"),
+    };
+    assert_eq!(rows as usize, 3 * CALLS * 2, "one row per call, every one chained");
+    for replica in replicas {
+        replica.stop().await.unwrap();
+    }
+    app.stop().await;
+}
