@@ -38,6 +38,8 @@ pub struct Options {
     pub policies: Option<String>,
     /// An OTLP/gRPC collector to export traces to (none by default).
     pub otlp_endpoint: Option<String>,
+    /// The database to serve from (its URL, and a pool on it): a fresh one in the tests' cluster if `None`.
+    pub database: Option<(String, sqlx::PgPool)>,
 }
 
 impl Default for Options {
@@ -49,6 +51,7 @@ impl Default for Options {
             auth: AuthSettings { mode: AuthMode::DevMetadata, ..AuthSettings::default() },
             policies: None,
             otlp_endpoint: None,
+            database: None,
         }
     }
 }
@@ -70,7 +73,10 @@ impl TestApp {
     pub async fn spawn_with(options: Options) -> TestApp {
         modelcopy::telemetry::init("warn,modelcopy=info");
         // The tests' own pool on the service's database, for the SQL they run behind the service.
-        let (database_url, pool) = support::fresh_database("svc").await;
+        let (database_url, pool) = match options.database {
+            Some(database) => database,
+            None => support::fresh_database("svc").await,
+        };
         let seed = seed();
         // Cross-account copies need the source project's policy, as on AWS; this one lets the destination
         // account copy from the source project.

@@ -6,6 +6,7 @@ mod support;
 
 mod helpers;
 
+mod accept_bench;
 mod api_bench;
 mod audit;
 mod audit_chain;

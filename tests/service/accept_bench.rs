@@ -1,0 +1,155 @@
+//! The accept path against the disk: CopyModelVersion's durable acknowledgements per second, next to pgbench
+//! committing the same transaction shape (a job, a history row and an audit row with a jsonb request, one
+//! transaction per call, into plain tables with a primary key each) on the same PostgreSQL cluster, **fsync on**, in
+//! the same run. The ratio is the figure to read: absolute rates drift from run to run on shared machines.
+//!
+//! `cargo test --release --test service -- --ignored --nocapture accept_benchmark` (seconds per step:
+//! `MODELCOPY_BENCH_SECONDS`, default 10). Client, service and PostgreSQL share the machine; the simulator idles.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use modelcopy::devenv::{Lifetime, LocalPostgres};
+
+use crate::helpers::{Options, TestApp};
+
+const CLIENTS: [usize; 3] = [1, 8, 32];
+
+fn seconds() -> u64 {
+    std::env::var("MODELCOPY_BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(10)
+}
+
+/// The newest installed PostgreSQL's `pgbench`.
+fn pgbench_binary() -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL is installed")
+        .filter_map(|entry| Some(entry.ok()?.path().join("bin/pgbench")))
+        .filter(|path| path.is_file())
+        .collect();
+    found.sort();
+    found.pop().expect("pgbench is installed with PostgreSQL")
+}
+
+const PGBENCH_SCHEMA: &str = "
+    CREATE TABLE bench_jobs (id uuid PRIMARY KEY, principal text NOT NULL, request jsonb NOT NULL,
+                             state text NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
+    CREATE TABLE bench_history (seq bigserial PRIMARY KEY, job uuid NOT NULL, to_state text NOT NULL,
+                                occurred_at timestamptz NOT NULL DEFAULT now());
+    CREATE TABLE bench_audit (id bigserial PRIMARY KEY, principal text NOT NULL, rpc text NOT NULL,
+                              request jsonb NOT NULL, occurred_at timestamptz NOT NULL DEFAULT now());";
+
+/// One call's transaction, as a client that writes a copy and its audit row itself would commit it.
+const PGBENCH_SCRIPT: &str = r#"\set n random(1, 2000000000)
+BEGIN;
+INSERT INTO bench_jobs (id, principal, request, state) VALUES (gen_random_uuid(), 'bench', '{"source_project_arn": "arn:aws:rekognition:us-east-1:111111111111:project/detector/1700000000000", "version_name": "bench-:n", "output_config": {"s3_bucket": "bucket", "s3_key_prefix": ""}}', 'QUEUED');
+INSERT INTO bench_history (job, to_state) VALUES (gen_random_uuid(), 'QUEUED');
+INSERT INTO bench_audit (principal, rpc, request) VALUES ('bench', 'CopyModelVersion', '{"version_name": "bench-:n", "idempotency_token": "bench-:n"}');
+END;
+"#;
+
+/// pgbench's transactions per second with `clients` connections for `seconds`.
+fn pgbench(cluster: &LocalPostgres, database: &str, clients: usize, seconds: u64, script: &std::path::Path) -> f64 {
+    let output = Command::new(pgbench_binary())
+        .args(["-n", "-h", "127.0.0.1", "-U", "postgres", "-p", &cluster.port().to_string()])
+        .args(["-c", &clients.to_string(), "-j", &clients.min(2).to_string(), "-T", &seconds.to_string()])
+        .arg("-f")
+        .arg(script)
+        .arg(database)
+        .output()
+        .expect("pgbench runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "pgbench failed: {text}{}", String::from_utf8_lossy(&output.stderr));
+    text.lines()
+        .find_map(|line| line.strip_prefix("tps = ")?.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no tps in pgbench's output: {text}"))
+}
+
+struct Measured {
+    acks_per_second: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// `clients` callers, each on its own connection, asking for copies back to back for `seconds`.
+async fn copies(app: &TestApp, clients: usize, seconds: u64, round: usize) -> Measured {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for task in 0..clients {
+        let mut client = app.client("bench").await;
+        let template = app.copy_request("bench");
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            for i in 0.. {
+                if Instant::now() >= deadline {
+                    break;
+                }
+                let mut request = template.clone();
+                request.version_name = format!("bench-{round}-{task}-{i}");
+                request.idempotency_token = request.version_name.clone();
+                let sent = Instant::now();
+                client.copy_model_version(request).await.expect("queued");
+                latencies.push(sent.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    let took = started.elapsed();
+    all.sort();
+    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+    Measured { acks_per_second: all.len() as f64 / took.as_secs_f64(), p50: at(0.5), p99: at(0.99) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark (about a minute); run explicitly, in release"]
+async fn accept_benchmark() {
+    let dir = crate::support::scratch_dir("modelcopy-bench-pg");
+    let cluster = LocalPostgres::start(&dir, 0, Lifetime::WithThisProcess).await.expect("a durable cluster");
+    let service_db = cluster.create_database("bench_service").await.unwrap();
+    let pgbench_db = cluster.create_database("bench_pgbench").await.unwrap();
+    let pool = sqlx::PgPool::connect(&service_db).await.unwrap();
+    let fsync: String = sqlx::query_scalar("SHOW fsync").fetch_one(&pool).await.unwrap();
+    assert_eq!(fsync, "on", "benchmarks run with fsync on, as production does");
+    let pgbench_pool = sqlx::PgPool::connect(&pgbench_db).await.unwrap();
+    sqlx::raw_sql(PGBENCH_SCHEMA).execute(&pgbench_pool).await.unwrap();
+    let script = dir.join("copy.sql");
+    std::fs::write(&script, PGBENCH_SCRIPT).unwrap();
+
+    let app = TestApp::spawn_with(Options {
+        dispatch: false,
+        max_queued: Some(100_000_000),
+        database: Some((service_db, pool)),
+        ..Default::default()
+    })
+    .await;
+    let seconds = seconds();
+    println!("| clients | CopyModelVersion acks/s | p50 | p99 | pgbench tps (job + history + audit) | ratio |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for (round, clients) in CLIENTS.into_iter().enumerate() {
+        let tps = pgbench(&cluster, "bench_pgbench", clients, seconds, &script);
+        let measured = copies(&app, clients, seconds, round).await;
+        println!(
+            "| {clients} | {:.0} | {:.1} ms | {:.1} ms | {tps:.0} | {:.2} |",
+            measured.acks_per_second,
+            measured.p50.as_secs_f64() * 1000.0,
+            measured.p99.as_secs_f64() * 1000.0,
+            measured.acks_per_second / tps
+        );
+    }
+    let (jobs, audited): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM copy_jobs), (SELECT count(*) FROM audit_log WHERE rpc = 'CopyModelVersion')",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    // Every acknowledged copy was durable with its audit row when it was acknowledged.
+    assert_eq!(jobs, audited);
+    app.stop().await;
+    cluster.stop().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
