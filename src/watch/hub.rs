@@ -58,6 +58,11 @@ async fn relay(store: Store, mut listener: Listener, tx: broadcast::Sender<HubMe
         };
         match received {
             Ok(Some(payload)) => {
+                // Nobody watching: reading the event would be wasted. A watcher that subscribes after this check
+                // reads its starting state after this event was committed, so it misses nothing.
+                if tx.receiver_count() == 0 {
+                    continue;
+                }
                 let Ok(seq) = payload.parse::<i64>() else {
                     warn!(payload, "ignoring a malformed copy event notification");
                     continue;

@@ -4,7 +4,8 @@
 //! the same run. The ratio is the figure to read: absolute rates drift from run to run on shared machines.
 //!
 //! `cargo test --release --test service -- --ignored --nocapture accept_benchmark` (seconds per step:
-//! `MODELCOPY_BENCH_SECONDS`, default 10). Client, service and PostgreSQL share the machine; the simulator idles.
+//! `MODELCOPY_BENCH_SECONDS`, default 10; callers: `MODELCOPY_BENCH_CLIENTS`, default `1,8,32`). Client, service and
+//! PostgreSQL share the machine; the simulator idles.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -14,7 +15,14 @@ use modelcopy::devenv::{Lifetime, LocalPostgres};
 
 use crate::helpers::{Options, TestApp};
 
-const CLIENTS: [usize; 3] = [1, 8, 32];
+/// Callers at once, in turn: 1, 8 and 32, or `MODELCOPY_BENCH_CLIENTS` (a comma-separated list).
+fn clients() -> Vec<usize> {
+    std::env::var("MODELCOPY_BENCH_CLIENTS")
+        .ok()
+        .map(|list| list.split(',').filter_map(|n| n.trim().parse().ok()).filter(|n| *n > 0).collect())
+        .filter(|list: &Vec<usize>| !list.is_empty())
+        .unwrap_or_else(|| vec![1, 8, 32])
+}
 
 fn seconds() -> u64 {
     std::env::var("MODELCOPY_BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(10)
@@ -130,7 +138,7 @@ async fn accept_benchmark() {
     let seconds = seconds();
     println!("| clients | CopyModelVersion acks/s | p50 | p99 | pgbench tps (job + history + audit) | ratio |");
     println!("|---:|---:|---:|---:|---:|---:|");
-    for (round, clients) in CLIENTS.into_iter().enumerate() {
+    for (round, clients) in clients().into_iter().enumerate() {
         let tps = pgbench(&cluster, "bench_pgbench", clients, seconds, &script);
         let measured = copies(&app, clients, seconds, round).await;
         println!(
@@ -149,6 +157,12 @@ async fn accept_benchmark() {
     .unwrap();
     // Every acknowledged copy was durable with its audit row when it was acknowledged.
     assert_eq!(jobs, audited);
+    // A batch's rows share one time (read once under the chain's lock): rows per distinct time is calls per commit.
+    let (rows, commits): (i64, i64) = sqlx::query_as("SELECT count(*), count(DISTINCT occurred_at) FROM audit_log")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    println!("audit rows {rows} in {commits} commits: {:.1} calls per commit", rows as f64 / commits as f64);
     app.stop().await;
     cluster.stop().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
