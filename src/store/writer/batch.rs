@@ -6,6 +6,7 @@
 //! insert the new copies, cancel, and record their history, each as one statement over arrays.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
@@ -23,26 +24,19 @@ use crate::telemetry::TraceParent;
 /// answer per op, in order, each an error only when that op alone could not be done (a row it needs that does not
 /// parse).
 pub(super) async fn commit(pool: &PgPool, ops: Vec<Op>) -> Result<Vec<Result<Done, StoreError>>, StoreError> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(locks::AUDIT_CHAIN).execute(&mut *tx).await?;
+    // BEGIN and the lock in one round trip; the lock's key is a constant of ours, so it can be spelled in the text.
+    let mut tx = pool.begin_with(format!("BEGIN; SELECT pg_advisory_xact_lock({})", locks::AUDIT_CHAIN)).await?;
     let known = Known::read(&mut tx, &ops).await?;
+    let head = known.head.clone();
     let mut plan = Plan::decide(ops, known);
-    if !plan.audit.is_empty() {
-        let rows = chain_rows(&mut tx, &plan.audit).await?;
-        for job in &mut plan.new_jobs {
-            job.audit_id = rows[job.audit].id;
-        }
-        // The audit rows first: a new copy names its audit row (copy_jobs.audit_id references audit_log).
-        insert_audit(&mut tx, &rows).await?;
-        let inserted = insert_jobs(&mut tx, &plan.new_jobs).await?;
-        let cancelled = cancel_jobs(&mut tx, &plan.cancels).await?;
-        insert_events(&mut tx, &inserted, &cancelled, &plan.cancels).await?;
-        tx.commit().await?;
-        return Ok(plan.answer(&rows, inserted, cancelled));
+    let rows = chain_rows(&head, &plan.audit);
+    for job in &mut plan.new_jobs {
+        job.audit_id = rows[job.audit].id;
     }
-    // Nothing to write (every op was refused): the transaction only read.
+    let inserted = insert(&mut tx, &rows, &plan.new_jobs).await?;
+    let cancelled = cancel(&mut tx, &plan.cancels).await?;
     tx.commit().await?;
-    Ok(plan.answer(&[], Vec::new(), Vec::new()))
+    Ok(plan.answer(&rows, inserted, cancelled))
 }
 
 /// What the batch's writes depend on, read under the chain lock.
@@ -53,7 +47,35 @@ struct Known {
     to_cancel: HashMap<CopyId, Result<CopyJob, String>>,
     /// Queued copies per destination account.
     depth: HashMap<String, i64>,
+    head: Head,
+    /// Each op's audit request as PostgreSQL prints its jsonb (as verification reads it back), in op order.
+    printed: Vec<Option<String>>,
 }
+
+/// The chain's last id and hash (none while it is empty), and the time its next rows carry, read under its lock:
+/// along the chain, time only moves forward.
+#[derive(Debug, Clone)]
+struct Head {
+    last_id: i64,
+    last_hash: Option<Vec<u8>>,
+    occurred_at: DateTime<Utc>,
+}
+
+/// `last id, last hash, now, printed requests, accounts, their depths`.
+type HeadRow = (Option<i64>, Option<Vec<u8>>, DateTime<Utc>, Vec<Option<String>>, Vec<String>, Vec<i64>);
+
+const HEAD: &str = "SELECT last.id, last.hash, clock_timestamp(),
+        ARRAY(SELECT r::jsonb::text FROM unnest($1::text[]) WITH ORDINALITY AS t (r, n) ORDER BY n),
+        $2::text[], '{}'::int8[]
+   FROM (SELECT 1) AS one
+   LEFT JOIN (SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1) AS last ON TRUE";
+
+const HEAD_AND_DEPTHS: &str = "SELECT last.id, last.hash, clock_timestamp(),
+        ARRAY(SELECT r::jsonb::text FROM unnest($1::text[]) WITH ORDINALITY AS t (r, n) ORDER BY n),
+        ARRAY(SELECT account FROM account_queue_depth WHERE account = ANY($2) ORDER BY account),
+        ARRAY(SELECT queued FROM account_queue_depth WHERE account = ANY($2) ORDER BY account)
+   FROM (SELECT 1) AS one
+   LEFT JOIN (SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1) AS last ON TRUE";
 
 impl Known {
     async fn read(tx: &mut PgConnection, ops: &[Op]) -> Result<Known, StoreError> {
@@ -72,7 +94,13 @@ impl Known {
                 Op::Append(_) => {}
             }
         }
-        let mut known = Known { by_token: HashMap::new(), to_cancel: HashMap::new(), depth: HashMap::new() };
+        let mut known = Known {
+            by_token: HashMap::new(),
+            to_cancel: HashMap::new(),
+            depth: HashMap::new(),
+            head: Head { last_id: 0, last_hash: None, occurred_at: DateTime::UNIX_EPOCH },
+            printed: Vec::new(),
+        };
         if !tokens.is_empty() {
             let rows: Vec<JobRow> = sqlx::query_as(
                 "SELECT j.* FROM copy_jobs AS j
@@ -98,14 +126,16 @@ impl Known {
                 known.to_cancel.insert(id, CopyJob::try_from(row).map_err(|e| e.to_string()));
             }
         }
-        if !accounts.is_empty() {
-            let depths: Vec<(String, i64)> =
-                sqlx::query_as("SELECT account, queued FROM account_queue_depth WHERE account = ANY($1)")
-                    .bind(&accounts)
-                    .fetch_all(&mut *tx)
-                    .await?;
-            known.depth.extend(depths);
-        }
+        // The chain's head, the requests as PostgreSQL prints them and the queue depths, in one statement (the
+        // depth table is named only when a copy is asked for, so writing audit rows needs nothing newer).
+        let requests: Vec<Option<String>> =
+            ops.iter().map(|op| op.audit().request.as_ref().map(|value| value.to_string())).collect();
+        let statement = if accounts.is_empty() { HEAD } else { HEAD_AND_DEPTHS };
+        let (last_id, last_hash, occurred_at, printed, depth_accounts, depths): HeadRow =
+            sqlx::query_as(statement).bind(&requests).bind(&accounts).fetch_one(&mut *tx).await?;
+        known.head = Head { last_id: last_id.unwrap_or(0), last_hash, occurred_at };
+        known.printed = printed;
+        known.depth.extend(depth_accounts.into_iter().zip(depths));
         Ok(known)
     }
 }
@@ -165,7 +195,8 @@ enum Named {
 
 struct Plan {
     answers: Vec<Answer>,
-    audit: Vec<AuditRecord>,
+    /// The audit rows to append, each with its request as PostgreSQL prints it.
+    audit: Vec<(AuditRecord, Option<String>)>,
     new_jobs: Vec<NewJob>,
     cancels: Vec<Cancel>,
 }
@@ -173,12 +204,13 @@ struct Plan {
 impl Plan {
     /// Decides every op in arrival order, as if each had been committed alone before the next.
     fn decide(ops: Vec<Op>, mut known: Known) -> Plan {
+        let printed = std::mem::take(&mut known.printed);
         let mut plan = Plan { answers: Vec::new(), audit: Vec::new(), new_jobs: Vec::new(), cancels: Vec::new() };
         let mut named: HashMap<(String, String), Named> = HashMap::new();
         let mut cancelled_here: HashMap<CopyId, usize> = HashMap::new();
-        for op in ops {
+        for (op, printed) in ops.into_iter().zip(printed) {
             let answer = match op {
-                Op::Append(record) => Answer::Appended { audit: plan.push_audit(record) },
+                Op::Append(record) => Answer::Appended { audit: plan.push_audit(record, printed) },
                 Op::Create(new) => {
                     let NewCopy { request, principal, max_queued, mut audit, trace } = *new;
                     let digest = request.digest().to_vec();
@@ -199,7 +231,7 @@ impl Plan {
                             } else {
                                 audit.copy_id = Some(job.id);
                                 append_reason(&mut audit, REPLAYED);
-                                plan.push_audit(audit);
+                                plan.push_audit(audit, printed);
                                 Answer::Replayed(*job)
                             }
                         }
@@ -209,7 +241,7 @@ impl Plan {
                             } else {
                                 audit.copy_id = Some(plan.new_jobs[index].id);
                                 append_reason(&mut audit, REPLAYED);
-                                plan.push_audit(audit);
+                                plan.push_audit(audit, printed);
                                 Answer::ReplayedNew { job: index }
                             }
                         }
@@ -223,7 +255,7 @@ impl Plan {
                                 let id = CopyId::new();
                                 audit.copy_id = Some(id);
                                 append_reason(&mut audit, "queued");
-                                let audit = plan.push_audit(audit);
+                                let audit = plan.push_audit(audit, printed);
                                 let job = plan.new_jobs.len();
                                 plan.new_jobs.push(NewJob {
                                     id,
@@ -251,7 +283,7 @@ impl Plan {
                     Some(Ok(job)) if job.state != CopyState::Queued => Answer::TooLate(job.clone()),
                     Some(Ok(_)) => {
                         append_reason(&mut audit, "cancelled");
-                        plan.push_audit(audit);
+                        plan.push_audit(audit, printed);
                         let cancel = plan.cancels.len();
                         plan.cancels.push(Cancel { id, reason });
                         cancelled_here.insert(id, cancel);
@@ -264,8 +296,8 @@ impl Plan {
         plan
     }
 
-    fn push_audit(&mut self, record: AuditRecord) -> usize {
-        self.audit.push(record);
+    fn push_audit(&mut self, record: AuditRecord, printed: Option<String>) -> usize {
+        self.audit.push((record, printed));
         self.audit.len() - 1
     }
 
@@ -310,30 +342,15 @@ fn append_reason(audit: &mut AuditRecord, what: &str) {
     });
 }
 
-/// The chain's last id and hash (none while it is empty), the time read under its lock, and the batch's requests as
-/// PostgreSQL prints them.
-type ChainHead = (Option<i64>, Option<Vec<u8>>, DateTime<Utc>, Vec<Option<String>>);
-
-/// The batch's audit rows as the chain will hold them: numbered on from the chain's head, stamped with one time read
-/// under the lock (along the chain, time only moves forward), their requests printed by PostgreSQL (as verification
-/// reads them back), and hashed in order.
-async fn chain_rows(tx: &mut PgConnection, records: &[AuditRecord]) -> Result<Vec<RowContent>, StoreError> {
-    let requests: Vec<Option<String>> =
-        records.iter().map(|r| r.request.as_ref().map(|value| value.to_string())).collect();
-    let (last_id, mut prev_hash, occurred_at, printed): ChainHead = sqlx::query_as(
-        "SELECT last.id, last.hash, clock_timestamp(),
-                    ARRAY(SELECT r::jsonb::text FROM unnest($1::text[]) WITH ORDINALITY AS t (r, n) ORDER BY n)
-               FROM (SELECT 1) AS one
-               LEFT JOIN (SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1) AS last ON TRUE",
-    )
-    .bind(&requests)
-    .fetch_one(&mut *tx)
-    .await?;
+/// The batch's audit rows as the chain will hold them: numbered on from the chain's head, stamped with the time read
+/// under its lock, and hashed in order.
+fn chain_rows(head: &Head, records: &[(AuditRecord, Option<String>)]) -> Vec<RowContent> {
+    let mut prev_hash = head.last_hash.clone();
     let mut rows = Vec::with_capacity(records.len());
-    for (id, (record, request)) in (last_id.unwrap_or(0) + 1..).zip(records.iter().zip(printed)) {
+    for (id, (record, request)) in (head.last_id + 1..).zip(records) {
         let content = RowContent {
             id,
-            occurred_at,
+            occurred_at: head.occurred_at,
             principal: record.principal.clone(),
             authn: record.authn.clone(),
             peer: record.peer.clone(),
@@ -341,7 +358,7 @@ async fn chain_rows(tx: &mut PgConnection, records: &[AuditRecord]) -> Result<Ve
             decision: record.decision.as_str().to_owned(),
             reason: record.reason.clone(),
             grpc_code: grpc_code::stored_name(record.grpc_code).to_owned(),
-            request,
+            request: request.clone(),
             request_digest: record.request_digest.clone(),
             copy_id: record.copy_id.map(|id| id.as_uuid()),
             policy_ids: record.policy_ids.clone(),
@@ -350,182 +367,137 @@ async fn chain_rows(tx: &mut PgConnection, records: &[AuditRecord]) -> Result<Ve
         prev_hash = Some(chain::hash(&content).to_vec());
         rows.push(content);
     }
-    Ok(rows)
+    rows
 }
 
-async fn insert_audit(tx: &mut PgConnection, rows: &[RowContent]) -> Result<(), StoreError> {
-    let column = |f: fn(&RowContent) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let hashes: Vec<Vec<u8>> = rows.iter().map(|r| chain::hash(r).to_vec()).collect();
-    let policy_ids: Vec<String> =
-        rows.iter().map(|r| serde_json::Value::from(r.policy_ids.clone()).to_string()).collect();
-    sqlx::query(
-        "INSERT INTO audit_log
-            (id, occurred_at, principal, authn, peer, rpc, decision, reason, grpc_code, request, request_digest,
-             copy_id, policy_ids, prev_hash, hash)
-         SELECT t.id, $2, t.principal, t.authn, t.peer, t.rpc, t.decision, t.reason, t.grpc_code, t.request::jsonb,
-                t.request_digest, t.copy_id,
-                ARRAY(SELECT p FROM jsonb_array_elements_text(t.policy_ids::jsonb) WITH ORDINALITY AS x (p, n)
-                       ORDER BY n),
-                t.prev_hash, t.hash
-           FROM unnest($1::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-                       $10::text[], $11::bytea[], $12::uuid[], $13::text[], $14::bytea[], $15::bytea[])
-             AS t (id, principal, authn, peer, rpc, decision, reason, grpc_code, request, request_digest, copy_id,
-                   policy_ids, prev_hash, hash)",
-    )
-    .bind(&ids)
-    .bind(rows[0].occurred_at)
-    .bind(column(|r| r.principal.clone()))
-    .bind(column(|r| Some(r.authn.clone())))
-    .bind(column(|r| r.peer.clone()))
-    .bind(column(|r| Some(r.rpc.clone())))
-    .bind(column(|r| Some(r.decision.clone())))
-    .bind(column(|r| r.reason.clone()))
-    .bind(column(|r| Some(r.grpc_code.clone())))
-    .bind(column(|r| r.request.clone()))
-    .bind(rows.iter().map(|r| r.request_digest.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.copy_id).collect::<Vec<_>>())
-    .bind(&policy_ids)
-    .bind(rows.iter().map(|r| r.prev_hash.clone()).collect::<Vec<_>>())
-    .bind(&hashes)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
+/// The audit rows of a batch, from arrays ($1, $3–$15) and one time ($2).
+const INSERT_AUDIT: &str = "
+    INSERT INTO audit_log
+        (id, occurred_at, principal, authn, peer, rpc, decision, reason, grpc_code, request, request_digest, copy_id,
+         policy_ids, prev_hash, hash)
+    SELECT a.id, $2, a.principal, a.authn, a.peer, a.rpc, a.decision, a.reason, a.grpc_code, a.request::jsonb,
+           a.request_digest, a.copy_id,
+           ARRAY(SELECT p FROM jsonb_array_elements_text(a.policy_ids::jsonb) WITH ORDINALITY AS x (p, n) ORDER BY n),
+           a.prev_hash, a.hash
+      FROM unnest($1::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                  $10::text[], $11::bytea[], $12::uuid[], $13::text[], $14::bytea[], $15::bytea[])
+        AS a (id, principal, authn, peer, rpc, decision, reason, grpc_code, request, request_digest, copy_id,
+              policy_ids, prev_hash, hash)";
 
-/// Inserts the new copies, each already carrying its audit row's id; returns them in `jobs`' order.
-async fn insert_jobs(tx: &mut PgConnection, jobs: &[NewJob]) -> Result<Vec<CopyJob>, StoreError> {
-    if jobs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let text = |f: fn(&CopyRequest) -> String| jobs.iter().map(|j| f(&j.request)).collect::<Vec<_>>();
-    let rows: Vec<JobRow> = sqlx::query_as(
-        "INSERT INTO copy_jobs
-            (id, principal, idempotency_token, request_digest, source_project_arn, source_project_version_arn,
-             destination_project_arn, version_name, s3_bucket, s3_key_prefix, tags, kms_key_id,
-             source_account, destination_account, region, state, trace_parent, audit_id)
+/// The audit rows, the new copies ($16–$30, $32, $33; state $31) and their first history rows, in one statement.
+/// Foreign keys are checked at the statement's end, when all three are in.
+static INSERT_AUDIT_AND_COPIES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH audit AS ({INSERT_AUDIT}),
+              events AS (INSERT INTO copy_events (copy_id, to_state) SELECT e.id, $31 FROM unnest($16::uuid[]) AS e (id))
+         INSERT INTO copy_jobs
+             (id, principal, idempotency_token, request_digest, source_project_arn, source_project_version_arn,
+              destination_project_arn, version_name, s3_bucket, s3_key_prefix, tags, kms_key_id,
+              source_account, destination_account, region, state, trace_parent, audit_id)
          SELECT t.id, t.principal, t.token, t.digest, t.source_project, t.source_version, t.destination_project,
                 t.version_name, t.bucket, t.key_prefix, t.tags::jsonb, t.kms_key_id, t.source_account,
-                t.destination_account, t.region, $16, t.trace_parent, t.audit_id
-           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::text[],
-                       $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
-                       $15::text[], $17::text[], $18::int8[])
+                t.destination_account, t.region, $31, t.trace_parent, t.audit_id
+           FROM unnest($16::uuid[], $17::text[], $18::text[], $19::bytea[], $20::text[], $21::text[], $22::text[],
+                       $23::text[], $24::text[], $25::text[], $26::text[], $27::text[], $28::text[], $29::text[],
+                       $30::text[], $32::text[], $33::int8[])
              AS t (id, principal, token, digest, source_project, source_version, destination_project, version_name,
                    bucket, key_prefix, tags, kms_key_id, source_account, destination_account, region, trace_parent,
                    audit_id)
-         RETURNING *",
+         RETURNING *"
     )
-    .bind(jobs.iter().map(|j| j.id.as_uuid()).collect::<Vec<_>>())
-    .bind(jobs.iter().map(|j| j.principal.clone()).collect::<Vec<_>>())
-    .bind(jobs.iter().map(|j| j.request.idempotency_token().map(|t| t.as_str().to_owned())).collect::<Vec<_>>())
-    .bind(jobs.iter().map(|j| j.digest.clone()).collect::<Vec<_>>())
-    .bind(text(|r| r.source_project().to_string()))
-    .bind(text(|r| r.source_version().to_string()))
-    .bind(text(|r| r.destination_project().to_string()))
-    .bind(text(|r| r.version_name().to_string()))
-    .bind(text(|r| r.output_config().bucket().to_string()))
-    .bind(text(|r| r.output_config().key_prefix().to_string()))
-    .bind(text(|r| serde_json::to_value(r.tags()).expect("tags serialize").to_string()))
-    .bind(jobs.iter().map(|j| j.request.kms_key_id().map(|k| k.to_string())).collect::<Vec<_>>())
-    .bind(text(|r| r.source_account().to_string()))
-    .bind(text(|r| r.destination_account().to_string()))
-    .bind(text(|r| r.region().to_string()))
-    .bind(CopyState::Queued)
-    .bind(jobs.iter().map(|j| j.trace.as_ref().map(|t| t.as_str().to_owned())).collect::<Vec<_>>())
-    .bind(jobs.iter().map(|j| j.audit_id).collect::<Vec<_>>())
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut by_id: HashMap<Uuid, CopyJob> = HashMap::with_capacity(rows.len());
-    for row in rows {
-        let id = row.id();
-        by_id.insert(id, CopyJob::try_from(row)?);
+});
+
+/// Appends the audit rows and inserts the new copies (each already naming its audit row) with their first history
+/// rows, in one statement; returns the copies in `jobs`' order. A batch without new copies names no copy table, so
+/// appending audit rows needs nothing but the audit log.
+async fn insert(tx: &mut PgConnection, rows: &[RowContent], jobs: &[NewJob]) -> Result<Vec<CopyJob>, StoreError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
     }
-    jobs.iter()
-        .map(|j| {
-            by_id.remove(&j.id.as_uuid()).ok_or_else(|| StoreError::Corrupt(format!("copy {} was not inserted", j.id)))
-        })
-        .collect()
+    let column = |f: fn(&RowContent) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
+    let statement = if jobs.is_empty() { INSERT_AUDIT } else { INSERT_AUDIT_AND_COPIES.as_str() };
+    let mut query = sqlx::query_as::<_, JobRow>(statement)
+        .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(rows[0].occurred_at)
+        .bind(column(|r| r.principal.clone()))
+        .bind(column(|r| Some(r.authn.clone())))
+        .bind(column(|r| r.peer.clone()))
+        .bind(column(|r| Some(r.rpc.clone())))
+        .bind(column(|r| Some(r.decision.clone())))
+        .bind(column(|r| r.reason.clone()))
+        .bind(column(|r| Some(r.grpc_code.clone())))
+        .bind(column(|r| r.request.clone()))
+        .bind(rows.iter().map(|r| r.request_digest.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.copy_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| serde_json::Value::from(r.policy_ids.clone()).to_string()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.prev_hash.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| chain::hash(r).to_vec()).collect::<Vec<_>>());
+    if !jobs.is_empty() {
+        let text = |f: fn(&CopyRequest) -> String| jobs.iter().map(|j| f(&j.request)).collect::<Vec<_>>();
+        query = query
+            .bind(jobs.iter().map(|j| j.id.as_uuid()).collect::<Vec<_>>())
+            .bind(jobs.iter().map(|j| j.principal.clone()).collect::<Vec<_>>())
+            .bind(jobs.iter().map(|j| j.request.idempotency_token().map(|t| t.to_string())).collect::<Vec<_>>())
+            .bind(jobs.iter().map(|j| j.digest.clone()).collect::<Vec<_>>())
+            .bind(text(|r| r.source_project().to_string()))
+            .bind(text(|r| r.source_version().to_string()))
+            .bind(text(|r| r.destination_project().to_string()))
+            .bind(text(|r| r.version_name().to_string()))
+            .bind(text(|r| r.output_config().bucket().to_string()))
+            .bind(text(|r| r.output_config().key_prefix().to_string()))
+            .bind(text(|r| serde_json::to_value(r.tags()).expect("tags serialize").to_string()))
+            .bind(jobs.iter().map(|j| j.request.kms_key_id().map(|k| k.to_string())).collect::<Vec<_>>())
+            .bind(text(|r| r.source_account().to_string()))
+            .bind(text(|r| r.destination_account().to_string()))
+            .bind(text(|r| r.region().to_string()))
+            .bind(CopyState::Queued)
+            .bind(jobs.iter().map(|j| j.trace.as_ref().map(|t| t.as_str().to_owned())).collect::<Vec<_>>())
+            .bind(jobs.iter().map(|j| j.audit_id).collect::<Vec<_>>());
+    }
+    let inserted = query.fetch_all(&mut *tx).await?;
+    in_order(inserted, jobs.iter().map(|j| j.id), "was not inserted")
 }
 
-/// Moves the copies to cancel from QUEUED to CANCELLED (they are locked, and were QUEUED when read); returns them
-/// in `cancels`' order.
-async fn cancel_jobs(tx: &mut PgConnection, cancels: &[Cancel]) -> Result<Vec<CopyJob>, StoreError> {
+/// Moves the copies to cancel from QUEUED to CANCELLED (they are locked, and were QUEUED when read) and records the
+/// transitions, in one statement; returns them in `cancels`' order.
+async fn cancel(tx: &mut PgConnection, cancels: &[Cancel]) -> Result<Vec<CopyJob>, StoreError> {
     if cancels.is_empty() {
         return Ok(Vec::new());
     }
     CopyState::Queued.transition(CopyState::Cancelled)?;
-    let ids: Vec<Uuid> = cancels.iter().map(|c| c.id.as_uuid()).collect();
-    let rows: Vec<JobRow> = sqlx::query_as(
-        "UPDATE copy_jobs SET state = $2, completed_at = now(), updated_at = now()
-          WHERE id = ANY($1) AND state = $3
-          RETURNING *",
+    let cancelled: Vec<JobRow> = sqlx::query_as(
+        "WITH cancelled AS (
+             UPDATE copy_jobs SET state = $3, completed_at = now(), updated_at = now()
+              WHERE id = ANY($1) AND state = $4
+              RETURNING *
+         ),
+         events AS (
+             INSERT INTO copy_events
+                 (copy_id, from_state, to_state, rekognition_status, rekognition_status_message,
+                  destination_version_arn, error_code, error_message, detail)
+             SELECT c.id, $4, c.state, c.rekognition_status, c.rekognition_status_message,
+                    c.destination_version_arn, c.error_code, c.error_message, r.detail
+               FROM cancelled AS c JOIN unnest($1::uuid[], $2::text[]) AS r (id, detail) ON r.id = c.id
+         )
+         SELECT * FROM cancelled",
     )
-    .bind(&ids)
+    .bind(cancels.iter().map(|c| c.id.as_uuid()).collect::<Vec<_>>())
+    .bind(cancels.iter().map(|c| c.reason.clone()).collect::<Vec<_>>())
     .bind(CopyState::Cancelled)
     .bind(CopyState::Queued)
     .fetch_all(&mut *tx)
     .await?;
+    in_order(cancelled, cancels.iter().map(|c| c.id), "changed under its row lock")
+}
+
+/// `rows`, parsed, in the order of `ids`; a missing one is an error saying `what` of it.
+fn in_order(rows: Vec<JobRow>, ids: impl Iterator<Item = CopyId>, what: &str) -> Result<Vec<CopyJob>, StoreError> {
     let mut by_id: HashMap<Uuid, CopyJob> = HashMap::with_capacity(rows.len());
     for row in rows {
         let id = row.id();
         by_id.insert(id, CopyJob::try_from(row)?);
     }
-    cancels
-        .iter()
-        .map(|c| {
-            by_id
-                .remove(&c.id.as_uuid())
-                .ok_or_else(|| StoreError::Corrupt(format!("copy {} changed under its row lock", c.id)))
-        })
-        .collect()
-}
-
-/// One history row per new copy (from nothing to QUEUED) and per cancellation (QUEUED to CANCELLED).
-async fn insert_events(
-    tx: &mut PgConnection,
-    inserted: &[CopyJob],
-    cancelled: &[CopyJob],
-    cancels: &[Cancel],
-) -> Result<(), StoreError> {
-    let moves = inserted
-        .iter()
-        .map(|job| (job, None, None))
-        .chain(cancelled.iter().zip(cancels).map(|(job, c)| (job, Some(CopyState::Queued), c.reason.clone())));
-    let (mut ids, mut from, mut to, mut status, mut message, mut arn, mut code, mut error, mut detail) =
-        (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-    for (job, from_state, why) in moves {
-        ids.push(job.id.as_uuid());
-        from.push(from_state.map(|s: CopyState| s.as_str()));
-        to.push(job.state.as_str());
-        status.push(job.report.rekognition_status.as_ref().map(|s| s.as_str().to_owned()));
-        message.push(job.report.rekognition_status_message.clone());
-        arn.push(job.report.destination_version_arn.as_ref().map(|a| a.to_string()));
-        code.push(job.report.error_code.clone());
-        error.push(job.report.error_message.clone());
-        detail.push(why);
-    }
-    if ids.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO copy_events
-            (copy_id, from_state, to_state, rekognition_status, rekognition_status_message,
-             destination_version_arn, error_code, error_message, detail)
-         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                              $8::text[], $9::text[])",
-    )
-    .bind(&ids)
-    .bind(&from)
-    .bind(&to)
-    .bind(&status)
-    .bind(&message)
-    .bind(&arn)
-    .bind(&code)
-    .bind(&error)
-    .bind(&detail)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+    ids.map(|id| by_id.remove(&id.as_uuid()).ok_or_else(|| StoreError::Corrupt(format!("copy {id} {what}")))).collect()
 }
 
 #[cfg(test)]

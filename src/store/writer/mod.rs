@@ -46,6 +46,17 @@ pub(super) enum Op {
     Cancel { id: CopyId, reason: Option<String>, audit: AuditRecord },
 }
 
+impl Op {
+    /// The audit row this op carries (whether it is written depends on what the op turns out to do).
+    fn audit(&self) -> &AuditRecord {
+        match self {
+            Op::Append(record) => record,
+            Op::Create(new) => &new.audit,
+            Op::Cancel { audit, .. } => audit,
+        }
+    }
+}
+
 /// A copy asked for, as the writer receives it.
 #[derive(Debug)]
 pub(super) struct NewCopy {
