@@ -113,19 +113,44 @@ async fn copies(app: &TestApp, clients: usize, seconds: u64, round: usize) -> Me
     Measured { acks_per_second: all.len() as f64 / took.as_secs_f64(), p50: at(0.5), p99: at(0.99) }
 }
 
+/// A PostgreSQL cluster of the benchmark's own, durable as production's (fsync on; the tests' cluster has it off),
+/// in a scratch directory, stopped and deleted by [`Durable::remove`].
+pub struct Durable {
+    pub cluster: LocalPostgres,
+    dir: PathBuf,
+}
+
+impl Durable {
+    pub async fn start() -> Durable {
+        let dir = crate::support::scratch_dir("modelcopy-bench-pg");
+        let cluster = LocalPostgres::start(&dir, 0, Lifetime::WithThisProcess).await.expect("a durable cluster");
+        Durable { cluster, dir }
+    }
+
+    /// A new database: its URL and a pool on it, checked to be fsynced.
+    pub async fn database(&self, name: &str) -> (String, sqlx::PgPool) {
+        let url = self.cluster.create_database(name).await.unwrap();
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        let fsync: String = sqlx::query_scalar("SHOW fsync").fetch_one(&pool).await.unwrap();
+        assert_eq!(fsync, "on", "benchmarks run with fsync on, as production does");
+        (url, pool)
+    }
+
+    pub fn remove(self) {
+        self.cluster.stop().unwrap();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark (about a minute); run explicitly, in release"]
 async fn accept_benchmark() {
-    let dir = crate::support::scratch_dir("modelcopy-bench-pg");
-    let cluster = LocalPostgres::start(&dir, 0, Lifetime::WithThisProcess).await.expect("a durable cluster");
-    let service_db = cluster.create_database("bench_service").await.unwrap();
-    let pgbench_db = cluster.create_database("bench_pgbench").await.unwrap();
-    let pool = sqlx::PgPool::connect(&service_db).await.unwrap();
-    let fsync: String = sqlx::query_scalar("SHOW fsync").fetch_one(&pool).await.unwrap();
-    assert_eq!(fsync, "on", "benchmarks run with fsync on, as production does");
-    let pgbench_pool = sqlx::PgPool::connect(&pgbench_db).await.unwrap();
+    let durable = Durable::start().await;
+    let cluster = &durable.cluster;
+    let (service_db, pool) = durable.database("bench_service").await;
+    let (_, pgbench_pool) = durable.database("bench_pgbench").await;
     sqlx::raw_sql(PGBENCH_SCHEMA).execute(&pgbench_pool).await.unwrap();
-    let script = dir.join("copy.sql");
+    let script = durable.dir.join("copy.sql");
     std::fs::write(&script, PGBENCH_SCRIPT).unwrap();
 
     let app = TestApp::spawn_with(Options {
@@ -164,6 +189,5 @@ async fn accept_benchmark() {
         .unwrap();
     println!("audit rows {rows} in {commits} commits: {:.1} calls per commit", rows as f64 / commits as f64);
     app.stop().await;
-    cluster.stop().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    durable.remove();
 }

@@ -2,12 +2,13 @@
 //! Cedar, validation) and PostgreSQL (the job, its history row and its hash-chained audit row in one transaction).
 //!
 //! `cargo test --release --test service -- --ignored --nocapture api_benchmark`; figures in BENCHMARKS.md.
-//! Client, service, PostgreSQL (the tests' cluster, fsync off) and simulator share the machine.
+//! Client, service, PostgreSQL (a cluster of the benchmark's own, fsync on) and simulator share the machine.
 
 use std::time::{Duration, Instant};
 
 use modelcopy::proto;
 
+use crate::accept_bench::Durable;
 use crate::helpers::{Options, TestApp};
 
 const SECONDS: u64 = 10;
@@ -70,8 +71,11 @@ fn report(label: &str, latencies: &[Duration], took: Duration) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark; run explicitly"]
 async fn api_benchmark() {
+    let durable = Durable::start().await;
+    let database = Some(durable.database("bench_api").await);
     let app =
-        TestApp::spawn_with(Options { dispatch: false, max_queued: Some(10_000_000), ..Default::default() }).await;
+        TestApp::spawn_with(Options { dispatch: false, max_queued: Some(10_000_000), database, ..Default::default() })
+            .await;
     let template = app.copy_request("bench");
 
     let request = template.clone();
@@ -101,4 +105,5 @@ async fn api_benchmark() {
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log").fetch_one(&app.pool).await.unwrap();
     println!("audit rows: {rows}");
     app.stop().await;
+    durable.remove();
 }
