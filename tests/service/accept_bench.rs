@@ -164,7 +164,7 @@ async fn accept_benchmark() {
     println!("| clients | CopyModelVersion acks/s | p50 | p99 | pgbench tps (job + history + audit) | ratio |");
     println!("|---:|---:|---:|---:|---:|---:|");
     for (round, clients) in clients().into_iter().enumerate() {
-        let tps = pgbench(&cluster, "bench_pgbench", clients, seconds, &script);
+        let tps = pgbench(cluster, "bench_pgbench", clients, seconds, &script);
         let measured = copies(&app, clients, seconds, round).await;
         println!(
             "| {clients} | {:.0} | {:.1} ms | {:.1} ms | {tps:.0} | {:.2} |",
