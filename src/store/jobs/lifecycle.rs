@@ -2,7 +2,7 @@
 //! with its audit record; and [`transition`], the one statement that moves a job through the state machine, one
 //! recorded transition at a time, for the API and the dispatcher alike.
 
-use sqlx::{Postgres, QueryBuilder, Transaction};
+use sqlx::{Postgres, QueryBuilder};
 
 use super::{parse_all, Change, CopyJob, JobRow};
 use crate::domain::{CopyFilter, CopyId, CopyRequest, CopyState};
@@ -104,22 +104,8 @@ pub async fn transition(
     change: &Change,
     lease_owner: Option<&str>,
 ) -> Result<Option<CopyJob>, StoreError> {
-    let mut tx = store.pool().begin().await?;
-    let moved = transition_in(&mut tx, id, from, change, lease_owner).await?;
-    if moved.is_some() {
-        tx.commit().await?;
-    }
-    Ok(moved)
-}
-
-async fn transition_in(
-    tx: &mut Transaction<'_, Postgres>,
-    id: CopyId,
-    from: CopyState,
-    change: &Change,
-    lease_owner: Option<&str>,
-) -> Result<Option<CopyJob>, StoreError> {
     from.transition(change.to)?;
+    let mut tx = store.pool().begin().await?;
     // Leaving SUBMITTING other than by failing means Rekognition took the copy: that is when it was submitted.
     let submitted = from == CopyState::Submitting && change.to != CopyState::Failed;
     let updated: Option<JobRow> = sqlx::query_as(
@@ -147,12 +133,14 @@ async fn transition_in(
     .bind(lease_owner)
     .bind(submitted)
     .bind(change.to.is_terminal())
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *tx)
     .await?;
+    // Not in `from` any more (or no longer ours): nothing written, and the transaction ends unused.
     let Some(job) = updated.map(CopyJob::try_from).transpose()? else {
         return Ok(None);
     };
-    events::insert(tx, &job, Some(from), change.detail.as_deref()).await?;
+    events::insert(&mut tx, &job, Some(from), change.detail.as_deref()).await?;
+    tx.commit().await?;
     Ok(Some(job))
 }
 

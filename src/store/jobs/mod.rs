@@ -29,7 +29,7 @@ use crate::domain::{
 use crate::telemetry::TraceParent;
 
 pub use lifecycle::{cancel_with_audit, create_with_audit, get, list, transition, CancelOutcome, CreateOutcome};
-pub use queue::{claim, count_in_progress, count_queued, due_in_state, queued_heads, record_attempt, release};
+pub use queue::{claim, count_in_progress, due_in_state, queued_heads, record_attempt, release};
 pub use queue::{running_not_due, Lease};
 pub use watch::{changed_since, get_at, live_at, JobAt};
 

@@ -101,15 +101,6 @@ pub async fn count_in_progress(store: &Store, account: &AccountId) -> Result<i64
     .await?)
 }
 
-/// Queued copies of `account`: the depth that backpressure compares with the account's limit.
-pub async fn count_queued(executor: impl sqlx::PgExecutor<'_>, account: &AccountId) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar("SELECT count(*) FROM copy_jobs WHERE destination_account = $1 AND state = $2")
-        .bind(account.as_str())
-        .bind(CopyState::Queued)
-        .fetch_one(executor)
-        .await?)
-}
-
 /// Claims those of `ids` that nobody holds, for `owner`, for one step of at most `lease`.
 pub async fn claim(store: &Store, ids: &[CopyId], owner: &str, lease: Duration) -> Result<Vec<CopyJob>, StoreError> {
     let ids: Vec<_> = ids.iter().map(CopyId::as_uuid).collect();
