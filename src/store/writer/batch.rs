@@ -1,11 +1,11 @@
 //! One group commit: a batch of writes stored by a handful of statements, however many writes it holds.
 //!
 //! In one transaction, under the audit chain's lock: read what the writes depend on (the copies their idempotency
-//! tokens name, the copies to cancel, locked, and the destination accounts' queue depths), decide every write in the
-//! order it arrived, read the chain's head, hash the batch's audit rows in that order, then append the audit rows,
-//! insert the new copies, cancel, and record their history, each as one statement over arrays.
+//! tokens name, the copies to cancel, locked, the destination accounts' queue depths, and the chain's head), decide
+//! every write in the order it arrived, hash the batch's audit rows in that order, then append the audit rows with
+//! the new copies and their history, and cancel, each as one statement over arrays.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
@@ -26,8 +26,7 @@ use crate::telemetry::TraceParent;
 pub(super) async fn commit(pool: &PgPool, ops: Vec<Op>) -> Result<Vec<Result<Done, StoreError>>, StoreError> {
     // BEGIN and the lock in one round trip; the lock's key is a constant of ours, so it can be spelled in the text.
     let mut tx = pool.begin_with(format!("BEGIN; SELECT pg_advisory_xact_lock({})", locks::AUDIT_CHAIN)).await?;
-    let known = Known::read(&mut tx, &ops).await?;
-    let head = known.head.clone();
+    let (head, known) = Known::read(&mut tx, &ops).await?;
     let mut plan = Plan::decide(ops, known);
     let rows = chain_rows(&head, &plan.audit);
     for job in &mut plan.new_jobs {
@@ -41,20 +40,20 @@ pub(super) async fn commit(pool: &PgPool, ops: Vec<Op>) -> Result<Vec<Result<Don
 
 /// What the batch's writes depend on, read under the chain lock.
 struct Known {
-    /// The copies named by the batch's (principal, idempotency token) pairs.
-    by_token: HashMap<(String, String), Result<CopyJob, String>>,
+    /// What the batch's (principal, idempotency token) pairs name: stored copies, and, as the batch is decided,
+    /// copies it creates.
+    by_token: HashMap<(String, String), Named>,
     /// The copies to cancel, locked until commit.
     to_cancel: HashMap<CopyId, Result<CopyJob, String>>,
     /// Queued copies per destination account.
     depth: HashMap<String, i64>,
-    head: Head,
     /// Each op's audit request as PostgreSQL prints its jsonb (as verification reads it back), in op order.
     printed: Vec<Option<String>>,
 }
 
 /// The chain's last id and hash (none while it is empty), and the time its next rows carry, read under its lock:
 /// along the chain, time only moves forward.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Head {
     last_id: i64,
     last_hash: Option<Vec<u8>>,
@@ -78,7 +77,8 @@ const HEAD_AND_DEPTHS: &str = "SELECT last.id, last.hash, clock_timestamp(),
    LEFT JOIN (SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1) AS last ON TRUE";
 
 impl Known {
-    async fn read(tx: &mut PgConnection, ops: &[Op]) -> Result<Known, StoreError> {
+    /// What `ops` depend on, and the chain's head.
+    async fn read(tx: &mut PgConnection, ops: &[Op]) -> Result<(Head, Known), StoreError> {
         let (mut principals, mut tokens, mut cancel_ids, mut accounts) = (vec![], vec![], vec![], vec![]);
         for op in ops {
             match op {
@@ -94,13 +94,7 @@ impl Known {
                 Op::Append(_) => {}
             }
         }
-        let mut known = Known {
-            by_token: HashMap::new(),
-            to_cancel: HashMap::new(),
-            depth: HashMap::new(),
-            head: Head { last_id: 0, last_hash: None, occurred_at: DateTime::UNIX_EPOCH },
-            printed: Vec::new(),
-        };
+        let mut by_token = HashMap::new();
         if !tokens.is_empty() {
             let rows: Vec<JobRow> = sqlx::query_as(
                 "SELECT j.* FROM copy_jobs AS j
@@ -113,9 +107,14 @@ impl Known {
             .await?;
             for row in rows {
                 let key = row.idempotency_key();
-                known.by_token.insert(key, CopyJob::try_from(row).map_err(|e| e.to_string()));
+                let named = match CopyJob::try_from(row) {
+                    Ok(job) => Named::Stored(Box::new(job)),
+                    Err(err) => Named::Unreadable(err.to_string()),
+                };
+                by_token.insert(key, named);
             }
         }
+        let mut to_cancel = HashMap::new();
         if !cancel_ids.is_empty() {
             let rows: Vec<JobRow> = sqlx::query_as("SELECT * FROM copy_jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE")
                 .bind(&cancel_ids)
@@ -123,7 +122,7 @@ impl Known {
                 .await?;
             for row in rows {
                 let id = CopyId::from(row.id());
-                known.to_cancel.insert(id, CopyJob::try_from(row).map_err(|e| e.to_string()));
+                to_cancel.insert(id, CopyJob::try_from(row).map_err(|e| e.to_string()));
             }
         }
         // The chain's head, the requests as PostgreSQL prints them and the queue depths, in one statement (the
@@ -133,10 +132,8 @@ impl Known {
         let statement = if accounts.is_empty() { HEAD } else { HEAD_AND_DEPTHS };
         let (last_id, last_hash, occurred_at, printed, depth_accounts, depths): HeadRow =
             sqlx::query_as(statement).bind(&requests).bind(&accounts).fetch_one(&mut *tx).await?;
-        known.head = Head { last_id: last_id.unwrap_or(0), last_hash, occurred_at };
-        known.printed = printed;
-        known.depth.extend(depth_accounts.into_iter().zip(depths));
-        Ok(known)
+        let head = Head { last_id: last_id.unwrap_or(0), last_hash, occurred_at };
+        Ok((head, Known { by_token, to_cancel, depth: depth_accounts.into_iter().zip(depths).collect(), printed }))
     }
 }
 
@@ -190,7 +187,10 @@ enum Answer {
 /// Where an idempotency token leads within the batch.
 enum Named {
     Stored(Box<CopyJob>),
+    /// A copy this batch creates, as an index into [`Plan::new_jobs`].
     New(usize),
+    /// A stored copy whose row does not parse.
+    Unreadable(String),
 }
 
 struct Plan {
@@ -206,8 +206,7 @@ impl Plan {
     fn decide(ops: Vec<Op>, mut known: Known) -> Plan {
         let printed = std::mem::take(&mut known.printed);
         let mut plan = Plan { answers: Vec::new(), audit: Vec::new(), new_jobs: Vec::new(), cancels: Vec::new() };
-        let mut named: HashMap<(String, String), Named> = HashMap::new();
-        let mut cancelled_here: HashMap<CopyId, usize> = HashMap::new();
+        let mut cancelled_here: HashSet<CopyId> = HashSet::new();
         for (op, printed) in ops.into_iter().zip(printed) {
             let answer = match op {
                 Op::Append(record) => Answer::Appended { audit: plan.push_audit(record, printed) },
@@ -215,27 +214,19 @@ impl Plan {
                     let NewCopy { request, principal, max_queued, mut audit, trace } = *new;
                     let digest = request.digest().to_vec();
                     let key = request.idempotency_token().map(|t| (principal.clone(), t.as_str().to_owned()));
-                    let earlier = key.as_ref().and_then(|key| match named.get(key) {
-                        Some(Named::Stored(job)) => Some(Ok(Named::Stored(job.clone()))),
-                        Some(Named::New(job)) => Some(Ok(Named::New(*job))),
-                        None => known.by_token.remove(key).map(|read| read.map(|job| Named::Stored(Box::new(job)))),
-                    });
-                    match earlier {
-                        Some(Err(why)) => Answer::Unreadable(why),
-                        Some(Ok(Named::Stored(job))) => {
-                            if let Some(key) = key {
-                                named.insert(key, Named::Stored(job.clone()));
-                            }
+                    match key.as_ref().and_then(|key| known.by_token.get(key)) {
+                        Some(Named::Unreadable(why)) => Answer::Unreadable(why.clone()),
+                        Some(Named::Stored(job)) => {
                             if job.request_digest != digest {
-                                Answer::Mismatch(*job)
+                                Answer::Mismatch((**job).clone())
                             } else {
                                 audit.copy_id = Some(job.id);
                                 append_reason(&mut audit, REPLAYED);
                                 plan.push_audit(audit, printed);
-                                Answer::Replayed(*job)
+                                Answer::Replayed((**job).clone())
                             }
                         }
-                        Some(Ok(Named::New(index))) => {
+                        Some(&Named::New(index)) => {
                             if plan.new_jobs[index].digest != digest {
                                 Answer::MismatchNew { job: index }
                             } else {
@@ -267,7 +258,7 @@ impl Plan {
                                     audit_id: 0,
                                 });
                                 if let Some(key) = key {
-                                    named.insert(key, Named::New(job));
+                                    known.by_token.insert(key, Named::New(job));
                                 }
                                 Answer::Created { job }
                             }
@@ -277,7 +268,7 @@ impl Plan {
                 Op::Cancel { id, reason, mut audit } => match known.to_cancel.get(&id) {
                     None => Answer::NotFound,
                     Some(Err(why)) => Answer::Unreadable(why.clone()),
-                    Some(Ok(job)) if cancelled_here.contains_key(&id) || job.state == CopyState::Cancelled => {
+                    Some(Ok(job)) if cancelled_here.contains(&id) || job.state == CopyState::Cancelled => {
                         Answer::AlreadyCancelled(job.clone())
                     }
                     Some(Ok(job)) if job.state != CopyState::Queued => Answer::TooLate(job.clone()),
@@ -286,7 +277,7 @@ impl Plan {
                         plan.push_audit(audit, printed);
                         let cancel = plan.cancels.len();
                         plan.cancels.push(Cancel { id, reason });
-                        cancelled_here.insert(id, cancel);
+                        cancelled_here.insert(id);
                         Answer::Cancelled { cancel }
                     }
                 },
