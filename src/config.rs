@@ -23,7 +23,8 @@ pub struct Settings {
     /// Where the gRPC API listens.
     pub listen_addr: SocketAddr,
     pub database_url: String,
-    /// Largest number of database connections this replica opens.
+    /// Largest number of pooled database connections this replica opens for reads and dispatch. Beyond them it
+    /// opens one for its group commit of audited writes and one per LISTEN (new copies, copy events).
     pub database_max_connections: u32,
     /// `[auth]`: how callers are established (the section's types are `auth`'s own).
     pub auth: AuthSettings,

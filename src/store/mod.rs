@@ -55,7 +55,7 @@ impl Store {
 
     /// A store on `pool`, with a writer task of its own (needs a Tokio runtime).
     pub fn from_pool(pool: PgPool) -> Store {
-        Store { writer: writer::Writer::start(pool.clone()), pool }
+        Store { writer: writer::Writer::start(&pool), pool }
     }
 
     /// The pool, for this module's statements only.

@@ -88,10 +88,15 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer task on `pool` (needs a Tokio runtime).
-    pub(super) fn start(pool: sqlx::PgPool) -> Writer {
+    /// Starts the writer task (needs a Tokio runtime) on a connection of its own, to the database `pool` connects
+    /// to: reads, however many, never make an audited write wait for a connection. Opened at the first write.
+    pub(super) fn start(pool: &sqlx::PgPool) -> Writer {
+        let own = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(pool.options().get_acquire_timeout())
+            .connect_lazy_with((*pool.connect_options()).clone());
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, rx));
+        tokio::spawn(run(own, rx));
         Writer { tx }
     }
 
