@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::{Done, NewCopy, Op};
 use crate::domain::{CopyId, CopyRequest, CopyState};
 use crate::store::audit::chain::{self, RowContent};
-use crate::store::audit::{grpc_code, AuditRecord};
+use crate::store::audit::{grpc_code, AuditRecord, AuditRow};
 use crate::store::jobs::{CancelOutcome, CopyJob, CreateOutcome, JobRow};
 use crate::store::{locks, StoreError};
 use crate::telemetry::TraceParent;
@@ -30,7 +30,7 @@ pub(super) async fn commit(pool: &PgPool, ops: Vec<Op>) -> Result<Vec<Result<Don
     let mut plan = Plan::decide(ops, known);
     let rows = chain_rows(&head, &plan.audit);
     for job in &mut plan.new_jobs {
-        job.audit_id = rows[job.audit].id;
+        job.audit_id = rows[job.audit].content.id;
     }
     let inserted = insert(&mut tx, &rows, &plan.new_jobs).await?;
     let cancelled = cancel(&mut tx, &plan.cancels).await?;
@@ -295,7 +295,7 @@ impl Plan {
     /// Each op's answer, from what the statements returned.
     fn answer(
         self,
-        rows: &[RowContent],
+        rows: &[AuditRow],
         inserted: Vec<CopyJob>,
         cancelled: Vec<CopyJob>,
     ) -> Vec<Result<Done, StoreError>> {
@@ -304,7 +304,7 @@ impl Plan {
             .into_iter()
             .map(|answer| {
                 Ok(match answer {
-                    Answer::Appended { audit } => Done::Appended(rows[audit].id),
+                    Answer::Appended { audit } => Done::Appended(rows[audit].content.id),
                     Answer::Created { job } => Done::Created(CreateOutcome::Created(created(job))),
                     Answer::Replayed(job) => Done::Created(CreateOutcome::Replayed(job)),
                     Answer::ReplayedNew { job } => Done::Created(CreateOutcome::Replayed(created(job))),
@@ -335,7 +335,7 @@ fn append_reason(audit: &mut AuditRecord, what: &str) {
 
 /// The batch's audit rows as the chain will hold them: numbered on from the chain's head, stamped with the time read
 /// under its lock, and hashed in order.
-fn chain_rows(head: &Head, records: &[(AuditRecord, Option<String>)]) -> Vec<RowContent> {
+fn chain_rows(head: &Head, records: &[(AuditRecord, Option<String>)]) -> Vec<AuditRow> {
     let mut prev_hash = head.last_hash.clone();
     let mut rows = Vec::with_capacity(records.len());
     for (id, (record, request)) in (head.last_id + 1..).zip(records) {
@@ -355,8 +355,9 @@ fn chain_rows(head: &Head, records: &[(AuditRecord, Option<String>)]) -> Vec<Row
             policy_ids: record.policy_ids.clone(),
             prev_hash: prev_hash.take(),
         };
-        prev_hash = Some(chain::hash(&content).to_vec());
-        rows.push(content);
+        let hash = chain::hash(&content).to_vec();
+        prev_hash = Some(hash.clone());
+        rows.push(AuditRow { content, hash });
     }
     rows
 }
@@ -401,15 +402,15 @@ static INSERT_AUDIT_AND_COPIES: LazyLock<String> = LazyLock::new(|| {
 /// Appends the audit rows and inserts the new copies (each already naming its audit row) with their first history
 /// rows, in one statement; returns the copies in `jobs`' order. A batch without new copies names no copy table, so
 /// appending audit rows needs nothing but the audit log.
-async fn insert(tx: &mut PgConnection, rows: &[RowContent], jobs: &[NewJob]) -> Result<Vec<CopyJob>, StoreError> {
+async fn insert(tx: &mut PgConnection, rows: &[AuditRow], jobs: &[NewJob]) -> Result<Vec<CopyJob>, StoreError> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let column = |f: fn(&RowContent) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
+    let column = |f: fn(&RowContent) -> Option<String>| rows.iter().map(|r| f(&r.content)).collect::<Vec<_>>();
     let statement = if jobs.is_empty() { INSERT_AUDIT } else { INSERT_AUDIT_AND_COPIES.as_str() };
     let mut query = sqlx::query_as::<_, JobRow>(statement)
-        .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
-        .bind(rows[0].occurred_at)
+        .bind(rows.iter().map(|r| r.content.id).collect::<Vec<_>>())
+        .bind(rows[0].content.occurred_at)
         .bind(column(|r| r.principal.clone()))
         .bind(column(|r| Some(r.authn.clone())))
         .bind(column(|r| r.peer.clone()))
@@ -418,11 +419,13 @@ async fn insert(tx: &mut PgConnection, rows: &[RowContent], jobs: &[NewJob]) -> 
         .bind(column(|r| r.reason.clone()))
         .bind(column(|r| Some(r.grpc_code.clone())))
         .bind(column(|r| r.request.clone()))
-        .bind(rows.iter().map(|r| r.request_digest.clone()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.copy_id).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| serde_json::Value::from(r.policy_ids.clone()).to_string()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.prev_hash.clone()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| chain::hash(r).to_vec()).collect::<Vec<_>>());
+        .bind(rows.iter().map(|r| r.content.request_digest.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.content.copy_id).collect::<Vec<_>>())
+        .bind(
+            rows.iter().map(|r| serde_json::Value::from(r.content.policy_ids.clone()).to_string()).collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| r.content.prev_hash.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.hash.clone()).collect::<Vec<_>>());
     if !jobs.is_empty() {
         let text = |f: fn(&CopyRequest) -> String| jobs.iter().map(|j| f(&j.request)).collect::<Vec<_>>();
         query = query
