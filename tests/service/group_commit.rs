@@ -90,3 +90,31 @@ async fn replicas_writing_at_once_keep_one_intact_chain() {
     }
     app.stop().await;
 }
+
+/// PostgreSQL's text cannot hold a NUL, and any caller can send one in free text: such a call is answered for what
+/// it is, and recorded (the NUL as U+FFFD), instead of failing itself and every call that shares its batch.
+#[tokio::test]
+async fn a_nul_in_free_text_is_recorded_not_a_failed_batch() {
+    let app = TestApp::spawn_without_dispatch().await;
+    let mut client = app.client("alice").await;
+    let copy = TestApp::submit(&mut client, app.copy_request("nul")).await;
+
+    let reason = "no\u{0}thanks".to_owned();
+    let cancel = proto::CancelCopyRequest { copy_id: copy.copy_id.clone(), reason };
+    let cancelled = client.cancel_copy(cancel).await.expect("cancelled").into_inner();
+    assert_eq!(cancelled.state(), proto::CopyState::Cancelled);
+    let detail: Option<String> =
+        sqlx::query_scalar("SELECT detail FROM copy_events WHERE copy_id = $1::uuid AND to_state = 'CANCELLED'")
+            .bind(&copy.copy_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(detail.as_deref(), Some("no\u{FFFD}thanks"));
+
+    let bad = client.get_copy(proto::GetCopyRequest { copy_id: "x\u{0}".into() }).await.unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument, "{bad:?}");
+    let rows = app.audit_rows().await;
+    let calls: Vec<(&str, &str)> = rows.iter().map(|(rpc, decision, ..)| (rpc.as_str(), decision.as_str())).collect();
+    assert_eq!(calls, [("CopyModelVersion", "ALLOWED"), ("CancelCopy", "ALLOWED"), ("GetCopy", "INVALID")]);
+    app.stop().await;
+}

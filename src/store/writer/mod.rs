@@ -46,7 +46,33 @@ pub(super) enum Op {
     Cancel { id: CopyId, reason: Option<String>, audit: AuditRecord },
 }
 
+/// What PostgreSQL's `text` and `jsonb` cannot hold, and what stands for it in the row.
+const NUL: char = '\0';
+const NUL_STORED_AS: char = char::REPLACEMENT_CHARACTER;
+
 impl Op {
+    /// Replaces every NUL in the op's free text (its audit row, a cancel reason) with U+FFFD. PostgreSQL's `text` and
+    /// `jsonb` refuse NUL, and a caller can put one in any free-text field: one such call must not fail the batch
+    /// it shares with other callers' writes, so the writer stores what can be stored. (Checked types, such as a
+    /// `CopyRequest`, cannot hold a NUL; refusing one in other input is the API's business.)
+    fn make_storable(&mut self) {
+        let record = match self {
+            Op::Append(record) => record,
+            Op::Create(new) => &mut new.audit,
+            Op::Cancel { reason, audit, .. } => {
+                reason.iter_mut().for_each(storable_text);
+                audit
+            }
+        };
+        record.principal.iter_mut().for_each(storable_text);
+        storable_text(&mut record.authn);
+        record.peer.iter_mut().for_each(storable_text);
+        storable_text(&mut record.rpc);
+        record.reason.iter_mut().for_each(storable_text);
+        record.request.iter_mut().for_each(storable_json);
+        record.policy_ids.iter_mut().for_each(storable_text);
+    }
+
     /// The audit row this op carries (whether it is written depends on what the op turns out to do).
     fn audit(&self) -> &AuditRecord {
         match self {
@@ -101,10 +127,37 @@ impl Writer {
     }
 
     /// Hands `op` over and waits until its batch has committed (or failed).
-    pub(super) async fn write(&self, op: Op) -> Result<Done, StoreError> {
+    pub(super) async fn write(&self, mut op: Op) -> Result<Done, StoreError> {
+        op.make_storable();
         let (reply, answer) = oneshot::channel();
         self.tx.send(Pending { op, reply }).await.map_err(|_| StoreError::WriterStopped)?;
         answer.await.map_err(|_| StoreError::WriterStopped)?
+    }
+}
+
+fn storable_text(text: &mut String) {
+    if text.contains(NUL) {
+        *text = text.replace(NUL, &NUL_STORED_AS.to_string());
+    }
+}
+
+fn storable_json(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(text) => storable_text(text),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(storable_json),
+        serde_json::Value::Object(fields) => {
+            if fields.keys().any(|key| key.contains(NUL)) {
+                *fields = std::mem::take(fields)
+                    .into_iter()
+                    .map(|(mut key, value)| {
+                        storable_text(&mut key);
+                        (key, value)
+                    })
+                    .collect();
+            }
+            fields.values_mut().for_each(storable_json);
+        }
+        _ => {}
     }
 }
 
@@ -127,5 +180,49 @@ async fn run(pool: sqlx::PgPool, mut rx: mpsc::Receiver<Pending>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::audit::Decision;
+
+    fn record(text: &str) -> AuditRecord {
+        AuditRecord {
+            principal: Some(text.into()),
+            authn: text.into(),
+            peer: Some(text.into()),
+            rpc: text.into(),
+            decision: Decision::Invalid,
+            reason: Some(text.into()),
+            grpc_code: tonic::Code::InvalidArgument,
+            request: Some(serde_json::json!({ text: [text, { "k": text }], "n": 1 })),
+            request_digest: None,
+            copy_id: None,
+            policy_ids: vec![text.into()],
+        }
+    }
+
+    #[test]
+    fn every_nul_of_a_write_is_stored_as_the_replacement_character() {
+        let mut op = Op::Cancel { id: CopyId::new(), reason: Some("a\0b".into()), audit: record("x\0y") };
+        op.make_storable();
+        let Op::Cancel { reason, audit, .. } = op else { unreachable!() };
+        assert_eq!(reason.as_deref(), Some("a\u{FFFD}b"));
+        assert_eq!(audit.policy_ids, ["x\u{FFFD}y"]);
+        let clean = record("x\u{FFFD}y");
+        assert_eq!(
+            (audit.principal, audit.authn, audit.peer, audit.rpc, audit.reason, audit.request),
+            (clean.principal, clean.authn, clean.peer, clean.rpc, clean.reason, clean.request)
+        );
+    }
+
+    #[test]
+    fn text_without_nul_is_left_as_it_is() {
+        let mut op = Op::Append(record("plain é ✓"));
+        op.make_storable();
+        let Op::Append(stored) = op else { unreachable!() };
+        assert_eq!(stored.request, record("plain é ✓").request);
     }
 }
