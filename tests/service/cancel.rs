@@ -28,13 +28,7 @@ async fn a_queued_copy_can_be_cancelled_and_is_never_sent() {
     assert_eq!(again.state(), CopyState::Cancelled);
 
     assert_eq!(app.history(&copy.copy_id).await, ["QUEUED", "CANCELLED"]);
-    let detail: Option<String> =
-        sqlx::query_scalar("SELECT detail FROM copy_events WHERE copy_id = $1::uuid AND to_state = 'CANCELLED'")
-            .bind(&copy.copy_id)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
-    assert_eq!(detail.as_deref(), Some("wrong model"));
+    assert_eq!(app.cancel_detail(&copy.copy_id).await.as_deref(), Some("wrong model"));
     let cancels: Vec<_> = app.audit_rows().await.into_iter().filter(|r| r.0 == "CancelCopy").collect();
     assert_eq!(cancels.len(), 2);
     assert!(cancels.iter().all(|r| r.1 == "ALLOWED" && r.3.as_deref() == Some(copy.copy_id.as_str())));

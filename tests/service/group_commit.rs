@@ -103,13 +103,7 @@ async fn a_nul_in_free_text_is_recorded_not_a_failed_batch() {
     let cancel = proto::CancelCopyRequest { copy_id: copy.copy_id.clone(), reason };
     let cancelled = client.cancel_copy(cancel).await.expect("cancelled").into_inner();
     assert_eq!(cancelled.state(), proto::CopyState::Cancelled);
-    let detail: Option<String> =
-        sqlx::query_scalar("SELECT detail FROM copy_events WHERE copy_id = $1::uuid AND to_state = 'CANCELLED'")
-            .bind(&copy.copy_id)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
-    assert_eq!(detail.as_deref(), Some("no\u{FFFD}thanks"));
+    assert_eq!(app.cancel_detail(&copy.copy_id).await.as_deref(), Some("no\u{FFFD}thanks"));
 
     let bad = client.get_copy(proto::GetCopyRequest { copy_id: "x\u{0}".into() }).await.unwrap_err();
     assert_eq!(bad.code(), tonic::Code::InvalidArgument, "{bad:?}");

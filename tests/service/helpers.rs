@@ -224,6 +224,15 @@ impl TestApp {
         states
     }
 
+    /// The reason stored in a cancelled copy's history (its CANCELLED event's detail).
+    pub async fn cancel_detail(&self, copy_id: &str) -> Option<String> {
+        sqlx::query_scalar("SELECT detail FROM copy_events WHERE copy_id = $1::uuid AND to_state = 'CANCELLED'")
+            .bind(copy_id)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
     /// Audit rows as (rpc, decision, grpc_code, copy id), oldest first.
     pub async fn audit_rows(&self) -> Vec<(String, String, String, Option<String>)> {
         sqlx::query_as("SELECT rpc, decision, grpc_code, copy_id::text FROM audit_log ORDER BY id")
