@@ -77,16 +77,20 @@ impl From<ApiError> for Status {
                 let details = ErrorDetails::with_retry_info(Some(*retry_after));
                 Status::with_error_details(Code::ResourceExhausted, err.to_string(), details)
             }
-            ApiError::Store(StoreError::IllegalTransition(err)) => Status::failed_precondition(err.to_string()),
-            // A row that does not parse will not parse on a retry either: not UNAVAILABLE, which invites one.
-            ApiError::Store(err @ StoreError::Corrupt(_)) => {
-                error!(%err, "stored data cannot be read");
-                Status::internal("a stored record cannot be read; the service's operators must look at it")
-            }
-            ApiError::Store(err) => {
-                error!(%err, "store error");
-                Status::unavailable("the copy store is unavailable; retry later")
-            }
+            // Read through a group commit's shared error: every call of a failed batch gets the status its cause
+            // deserves.
+            ApiError::Store(err) => match err.root() {
+                StoreError::IllegalTransition(illegal) => Status::failed_precondition(illegal.to_string()),
+                // A row that does not parse will not parse on a retry either: not UNAVAILABLE, which invites one.
+                StoreError::Corrupt(_) => {
+                    error!(%err, "stored data cannot be read");
+                    Status::internal("a stored record cannot be read; the service's operators must look at it")
+                }
+                _ => {
+                    error!(%err, "store error");
+                    Status::unavailable("the copy store is unavailable; retry later")
+                }
+            },
             ApiError::ShuttingDown => Status::unavailable("the service is shutting down; retry"),
         }
     }
@@ -127,6 +131,15 @@ mod tests {
         let status: Status = ApiError::Store(StoreError::Corrupt("copy_jobs row 1: state".into())).into();
         assert_eq!(status.code(), Code::Internal);
         assert!(!status.message().contains("copy_jobs"), "row details stay in the log: {}", status.message());
+    }
+
+    #[test]
+    fn a_failed_batch_answers_by_its_cause() {
+        let shared = |err| ApiError::Store(StoreError::Batch(std::sync::Arc::new(err)));
+        let status: Status = shared(StoreError::Corrupt("copy 1 was not inserted".into())).into();
+        assert_eq!(status.code(), Code::Internal);
+        let status: Status = shared(StoreError::Database(sqlx::Error::PoolTimedOut)).into();
+        assert_eq!(status.code(), Code::Unavailable);
     }
 
     #[test]
