@@ -53,7 +53,7 @@ impl Store {
         Ok(Store::from_pool(pool))
     }
 
-    /// A store on `pool`, with a writer task of its own (needs a Tokio runtime).
+    /// A store on `pool`, with a writer of its own (on its own thread, with its own connection).
     pub fn from_pool(pool: PgPool) -> Store {
         Store { writer: writer::Writer::start(&pool), pool }
     }

@@ -112,3 +112,38 @@ async fn a_nul_in_free_text_is_recorded_not_a_failed_batch() {
     assert_eq!(calls, [("CopyModelVersion", "ALLOWED"), ("CancelCopy", "ALLOWED"), ("GetCopy", "INVALID")]);
     app.stop().await;
 }
+
+/// The writer's connection dies (PostgreSQL restarted it, a proxy cut it): the batch on it fails, every call of that
+/// batch is told so, and the next batch opens a fresh connection: calls succeed again without a restart.
+#[tokio::test]
+async fn the_writer_opens_a_new_connection_after_its_own_is_cut() {
+    let app = TestApp::spawn_without_dispatch().await;
+    let mut client = app.client("alice").await;
+    TestApp::submit(&mut client, app.copy_request("before")).await;
+    let cut: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE application_name = $1 AND datname = current_database()",
+    )
+    .bind(modelcopy::store::writer::APPLICATION_NAME)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(cut, [true], "the writer had one connection, now cut");
+
+    // The first batch after the cut may find the connection dead and fail; the ones after it use a new one.
+    let mut answered = Vec::new();
+    for i in 0..3 {
+        answered.push(client.copy_model_version(app.copy_request(&format!("after-{i}"))).await.map(|r| r.into_inner()));
+    }
+    let failed = answered.iter().filter(|a| a.is_err()).count();
+    assert!(failed <= 1, "only the batch on the cut connection fails: {answered:?}");
+    assert!(answered[1..].iter().all(Result::is_ok), "{answered:?}");
+    for refused in answered.iter().filter_map(|a| a.as_ref().err()) {
+        assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    }
+    // Every answered copy was stored with its audit row, and the chain is whole.
+    assert_eq!(app.job_count().await, 1 + 3 - failed as i64);
+    let store = Store::from_pool(app.pool.clone());
+    assert!(matches!(audit::verify(&store).await.unwrap(), Verdict::Intact { .. }));
+    app.stop().await;
+}

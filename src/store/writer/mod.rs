@@ -20,6 +20,10 @@
 
 mod batch;
 
+use std::time::Duration;
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
 use tokio::sync::{mpsc, oneshot};
 use tracing::error;
 
@@ -34,6 +38,9 @@ const QUEUE: usize = 4096;
 /// The most writes one transaction takes. Large enough that a flush serves many calls, small enough that one
 /// batch's statements stay well under a second.
 const MAX_BATCH: usize = 256;
+
+/// The writer's connection, as `pg_stat_activity` names it.
+pub const APPLICATION_NAME: &str = "modelcopy-writer";
 
 /// One write handed to the writer.
 #[derive(Debug)]
@@ -107,22 +114,44 @@ struct Pending {
     reply: oneshot::Sender<Result<Done, StoreError>>,
 }
 
-/// The handle through which a store's writes reach its writer task. The task ends when the last handle is dropped.
+/// The handle through which a store's writes reach its writer. The writer ends when the last handle is dropped.
 #[derive(Debug, Clone)]
 pub(super) struct Writer {
     tx: mpsc::Sender<Pending>,
 }
 
 impl Writer {
-    /// Starts the writer task (needs a Tokio runtime) on a connection of its own, to the database `pool` connects
-    /// to: reads, however many, never make an audited write wait for a connection. Opened at the first write.
+    /// Starts the writer on a thread of its own with a connection of its own, to the database `pool` connects to
+    /// (opened at the first write, and again after a batch fails).
+    ///
+    /// Why a thread: a batch makes a handful of round trips to PostgreSQL while every caller waits on it, so each of
+    /// its wake-ups counts. As a task among the calls' tasks, each wake-up queued behind whatever calls were running:
+    /// with 32 callers a batch of 16 took 7.5 ms, on this thread 2.4 ms, and acks per second went from 2,000 to
+    /// 5,000 (accept benchmark, BENCHMARKS.md). Why not a pool: returning a connection to an sqlx pool and taking it
+    /// again cost another 150 µs a batch (measured: BEGIN + COMMIT through a pool 370 µs, on a connection 210 µs).
+    /// Reads, however many, never make an audited write wait for a connection.
     pub(super) fn start(pool: &sqlx::PgPool) -> Writer {
-        let own = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(pool.options().get_acquire_timeout())
-            .connect_lazy_with((*pool.connect_options()).clone());
+        // Generic plans: the batch's statements are the same few every time, over arrays, and with custom plans
+        // PostgreSQL planned each one anew at every batch (an array parameter's known length made the custom plan
+        // look cheaper than the generic one, so it never switched): a token lookup took 260 µs planned, 140 µs not.
+        // Every statement of the writer is written to be right under a generic plan (see the token lookup's test).
+        let options = pool
+            .connect_options()
+            .as_ref()
+            .clone()
+            .options([("plan_cache_mode", "force_generic_plan")])
+            .application_name(APPLICATION_NAME);
+        let connect = Connect { options, timeout: pool.options().get_acquire_timeout() };
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(own, rx));
+        let started = std::thread::Builder::new().name("modelcopy-writer".into()).spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(run(connect, rx));
+            Ok::<_, std::io::Error>(())
+        });
+        if let Err(err) = started {
+            // The receiver is gone with the closure: every write answers WriterStopped.
+            error!(%err, "cannot start the audit writer's thread; audited calls will be refused");
+        }
         Writer { tx }
     }
 
@@ -161,11 +190,35 @@ fn storable_json(value: &mut serde_json::Value) {
     }
 }
 
-async fn run(pool: sqlx::PgPool, mut rx: mpsc::Receiver<Pending>) {
+/// How the writer reaches PostgreSQL.
+struct Connect {
+    options: PgConnectOptions,
+    /// How long a connection may take to open before the batch waiting for it fails.
+    timeout: Duration,
+}
+
+impl Connect {
+    async fn open(&self) -> Result<PgConnection, StoreError> {
+        match tokio::time::timeout(self.timeout, PgConnection::connect_with(&self.options)).await {
+            Ok(connected) => Ok(connected?),
+            Err(_) => Err(StoreError::Database(sqlx::Error::PoolTimedOut)),
+        }
+    }
+}
+
+async fn run(connect: Connect, mut rx: mpsc::Receiver<Pending>) {
+    let mut connection: Option<PgConnection> = None;
     let mut waiting = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut waiting, MAX_BATCH).await > 0 {
         let (ops, replies): (Vec<Op>, Vec<_>) = waiting.drain(..).map(|p| (p.op, p.reply)).unzip();
-        match batch::commit(&pool, ops).await {
+        let committed = match connection.as_mut() {
+            Some(conn) => batch::commit(conn, ops).await,
+            None => match connect.open().await {
+                Ok(conn) => batch::commit(connection.insert(conn), ops).await,
+                Err(err) => Err(err),
+            },
+        };
+        match committed {
             Ok(done) => {
                 for (reply, done) in replies.into_iter().zip(done) {
                     // A caller that went away has nothing to be told; its write stands.
@@ -174,6 +227,8 @@ async fn run(pool: sqlx::PgPool, mut rx: mpsc::Receiver<Pending>) {
             }
             Err(err) => {
                 error!(%err, calls = replies.len(), "a group commit failed; none of its writes was stored");
+                // The connection may be what failed; the next batch opens a fresh one rather than find out.
+                connection = None;
                 let shared = std::sync::Arc::new(err);
                 for reply in replies {
                     let _ = reply.send(Err(StoreError::Batch(shared.clone())));
