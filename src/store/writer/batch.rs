@@ -60,19 +60,33 @@ struct Head {
     occurred_at: DateTime<Utc>,
 }
 
-/// `last id, last hash, now, printed requests, accounts, their depths`.
-type HeadRow = (Option<i64>, Option<Vec<u8>>, DateTime<Utc>, Vec<Option<String>>, Vec<String>, Vec<i64>);
+/// `last id, last hash, now, printed requests, accounts, their depths, copies named by the batch's tokens`.
+type HeadRow = (Option<i64>, Option<Vec<u8>>, DateTime<Utc>, Vec<Option<String>>, Vec<String>, Vec<i64>, Vec<Uuid>);
 
+/// The chain's head and the time, with the requests ($1) as PostgreSQL prints them: for a batch of audit rows only.
 const HEAD: &str = "SELECT last.id, last.hash, clock_timestamp(),
         ARRAY(SELECT r::jsonb::text FROM unnest($1::text[]) WITH ORDINALITY AS t (r, n) ORDER BY n),
-        $2::text[], '{}'::int8[]
+        '{}'::text[], '{}'::int8[], '{}'::uuid[]
    FROM (SELECT 1) AS one
    LEFT JOIN (SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1) AS last ON TRUE";
 
+/// [`HEAD`], and for a batch that asks for copies: the queue depths of their accounts ($2) and the ids of the stored
+/// copies that their (principal, idempotency token) pairs ($3, $4) name. One round trip for all of it: the batch
+/// waits on each of its round trips, and so does every caller in it.
+///
+/// The token lookup is one index probe per pair, whatever the planner believes of the table. A plain join of the
+/// arrays with `copy_jobs` got a generic plan while the table was new and kept it: a hash join over a seq scan of
+/// every job, for every batch (seen with auto_explain during the accept benchmark: over 2 ms a batch after 15,000
+/// copies, and growing). `LIMIT 1` keeps the subquery from being flattened into such a join; the unique key
+/// `(principal, idempotency_token)` means it drops nothing.
 const HEAD_AND_DEPTHS: &str = "SELECT last.id, last.hash, clock_timestamp(),
         ARRAY(SELECT r::jsonb::text FROM unnest($1::text[]) WITH ORDINALITY AS t (r, n) ORDER BY n),
         ARRAY(SELECT account FROM account_queue_depth WHERE account = ANY($2) ORDER BY account),
-        ARRAY(SELECT queued FROM account_queue_depth WHERE account = ANY($2) ORDER BY account)
+        ARRAY(SELECT queued FROM account_queue_depth WHERE account = ANY($2) ORDER BY account),
+        ARRAY(SELECT j.id FROM unnest($3::text[], $4::text[]) AS t (principal, token)
+                CROSS JOIN LATERAL (SELECT c.id FROM copy_jobs AS c
+                                     WHERE c.principal = t.principal AND c.idempotency_token = t.token
+                                     LIMIT 1) AS j)
    FROM (SELECT 1) AS one
    LEFT JOIN (SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1) AS last ON TRUE";
 
@@ -94,19 +108,6 @@ impl Known {
                 Op::Append(_) => {}
             }
         }
-        let mut by_token = HashMap::new();
-        if !tokens.is_empty() {
-            let rows: Vec<JobRow> =
-                sqlx::query_as(TOKEN_LOOKUP).bind(&principals).bind(&tokens).fetch_all(&mut *tx).await?;
-            for row in rows {
-                let key = row.idempotency_key();
-                let named = match CopyJob::try_from(row) {
-                    Ok(job) => Named::Stored(Box::new(job)),
-                    Err(err) => Named::Unreadable(err.to_string()),
-                };
-                by_token.insert(key, named);
-            }
-        }
         let mut to_cancel = HashMap::new();
         if !cancel_ids.is_empty() {
             let rows: Vec<JobRow> = sqlx::query_as("SELECT * FROM copy_jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE")
@@ -122,9 +123,27 @@ impl Known {
         // depth table is named only when a copy is asked for, so writing audit rows needs nothing newer).
         let requests: Vec<Option<String>> =
             ops.iter().map(|op| op.audit().request.as_ref().map(|value| value.to_string())).collect();
-        let statement = if accounts.is_empty() { HEAD } else { HEAD_AND_DEPTHS };
-        let (last_id, last_hash, occurred_at, printed, depth_accounts, depths): HeadRow =
-            sqlx::query_as(statement).bind(&requests).bind(&accounts).fetch_one(&mut *tx).await?;
+        let head = if accounts.is_empty() {
+            sqlx::query_as(HEAD).bind(&requests)
+        } else {
+            sqlx::query_as(HEAD_AND_DEPTHS).bind(&requests).bind(&accounts).bind(&principals).bind(&tokens)
+        };
+        let (last_id, last_hash, occurred_at, printed, depth_accounts, depths, named): HeadRow =
+            head.fetch_one(&mut *tx).await?;
+        // Replays are rare: only then are the copies they name read whole.
+        let mut by_token = HashMap::new();
+        if !named.is_empty() {
+            let rows: Vec<JobRow> =
+                sqlx::query_as("SELECT * FROM copy_jobs WHERE id = ANY($1)").bind(&named).fetch_all(&mut *tx).await?;
+            for row in rows {
+                let key = row.idempotency_key();
+                let named = match CopyJob::try_from(row) {
+                    Ok(job) => Named::Stored(Box::new(job)),
+                    Err(err) => Named::Unreadable(err.to_string()),
+                };
+                by_token.insert(key, named);
+            }
+        }
         let head = Head { last_id: last_id.unwrap_or(0), last_hash, occurred_at };
         Ok((head, Known { by_token, to_cancel, depth: depth_accounts.into_iter().zip(depths).collect(), printed }))
     }
@@ -355,18 +374,6 @@ fn chain_rows(head: &Head, records: &[(AuditRecord, Option<String>)]) -> Vec<Aud
     rows
 }
 
-/// The stored copies a batch's (principal, idempotency token) pairs name ($1, $2).
-///
-/// One index probe per pair, whatever the planner believes of the table. A plain join of the arrays with
-/// `copy_jobs` got a generic plan while the table was new and kept it: a hash join over a seq scan of every job, for
-/// every batch (seen with auto_explain during the accept benchmark: over 2 ms a batch after 15,000 copies, and
-/// growing). `LIMIT 1` keeps the subquery from being flattened into such a join; the unique key
-/// `(principal, idempotency_token)` means it drops nothing.
-const TOKEN_LOOKUP: &str = "SELECT j.* FROM unnest($1::text[], $2::text[]) AS t (principal, token)
-    CROSS JOIN LATERAL (SELECT * FROM copy_jobs AS c
-                         WHERE c.principal = t.principal AND c.idempotency_token = t.token
-                         LIMIT 1) AS j";
-
 /// The audit rows of a batch, from arrays ($1, $3–$15) and one time ($2).
 const INSERT_AUDIT: &str = "
     INSERT INTO audit_log
@@ -576,10 +583,12 @@ mod tests {
         let mut conn = pool.acquire().await.unwrap();
         // The plan a long-lived connection keeps: generic, made while copy_jobs is new and without statistics.
         sqlx::query("SET plan_cache_mode = force_generic_plan").execute(&mut *conn).await.unwrap();
-        let prepare = format!("PREPARE lookup (text[], text[]) AS {TOKEN_LOOKUP}");
+        let prepare = format!("PREPARE head (text[], text[], text[], text[]) AS {HEAD_AND_DEPTHS}");
         sqlx::raw_sql(&prepare).execute(&mut *conn).await.unwrap();
-        let plan: Vec<String> =
-            sqlx::query_scalar("EXPLAIN EXECUTE lookup ('{alice}', '{t-1}')").fetch_all(&mut *conn).await.unwrap();
+        let plan: Vec<String> = sqlx::query_scalar("EXPLAIN EXECUTE head ('{}', '{222222222222}', '{alice}', '{t-1}')")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
         let plan = plan.join("\n");
         assert!(plan.contains("Index Scan using copy_jobs_idempotency"), "{plan}");
         assert!(!plan.contains("Seq Scan on copy_jobs"), "{plan}");
