@@ -64,6 +64,12 @@ if ! command -v protoc >/dev/null 2>&1 || [ ! -f /usr/include/google/protobuf/ti
   say "installed protobuf-compiler and libprotobuf-dev ($(protoc --version))"
 fi
 
+# h2load: the load generator of the flood benchmark (tests/service/flood_bench.rs); no test needs it.
+if ! command -v h2load >/dev/null 2>&1; then
+  apt_install nghttp2-client
+  say "installed nghttp2-client (h2load)"
+fi
+
 venv_ready() {
   [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import boto3, pytest' >/dev/null 2>&1
 }

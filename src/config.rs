@@ -23,8 +23,10 @@ pub struct Settings {
     /// Where the gRPC API listens.
     pub listen_addr: SocketAddr,
     pub database_url: String,
-    /// Largest number of pooled database connections this replica opens for reads and dispatch. Beyond them it
-    /// opens one for its group commit of audited writes and one per LISTEN (new copies, copy events).
+    /// Largest number of pooled database connections this replica opens for reads and dispatch, shared between
+    /// the API's reads (half), watch streams (a quarter) and the dispatcher (a quarter), each at least 2, so that no
+    /// one of them can starve the others. Beyond them it opens one for its group commit of audited writes and one
+    /// per LISTEN (new copies, copy events).
     pub database_max_connections: u32,
     /// `[auth]`: how callers are established (the section's types are `auth`'s own).
     pub auth: AuthSettings,

@@ -21,7 +21,7 @@ use crate::dispatch::Dispatcher;
 use crate::proto::model_copy_server::ModelCopyServer;
 use crate::rekognition::Clients;
 use crate::shutdown::{self, ShutdownTrigger};
-use crate::store::Store;
+use crate::store::{Role, Store};
 use crate::telemetry::{Exporter, ServerSpanLayer};
 use crate::watch::WatchHub;
 
@@ -61,11 +61,12 @@ impl Application {
 
         let timeout = Duration::from_millis(settings.dispatch.aws_timeout_ms);
         let clients = Clients::from_settings(&settings.accounts, timeout).await;
-        let hub = WatchHub::start(store.clone(), shutdown.clone()).await?;
+        let hub = WatchHub::start(store.for_role(Role::Watch), shutdown.clone()).await?;
 
         let limits: std::collections::BTreeMap<_, _> =
             settings.accounts.iter().map(|(id, account)| (id.clone(), account.limits.clone())).collect();
-        let dispatcher = Dispatcher::new(store.clone(), clients, settings.dispatch.clone(), limits.clone());
+        let dispatcher =
+            Dispatcher::new(store.for_role(Role::Dispatch), clients, settings.dispatch.clone(), limits.clone());
         let dispatcher = if settings.dispatch.enabled {
             tokio::spawn(dispatcher.run(shutdown.clone()))
         } else {

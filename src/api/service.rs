@@ -18,7 +18,7 @@ use crate::domain::{AccountId, CopyRequest, FieldViolation};
 use crate::proto::model_copy_server::ModelCopy;
 use crate::proto::{self, watch_copy_request::Target};
 use crate::rekognition::AccountLimits;
-use crate::store::{jobs, CancelOutcome, CreateOutcome, PageToken, Store};
+use crate::store::{jobs, CancelOutcome, CreateOutcome, PageToken, Role, Store};
 use crate::telemetry::TraceParent;
 use crate::watch::{self, WatchHub};
 
@@ -181,13 +181,15 @@ impl ModelCopy for ModelCopyService {
                 let not_found = || ApiError::NotFound(format!("no copy {id}"));
                 let job = jobs::get(&self.store, id).await.map_err(ApiError::from)?.ok_or_else(not_found)?;
                 call.authorize_visible(Action::WatchCopy, &Resource::copy(&job), not_found)?;
-                watch::watch_copy(self.store.clone(), &self.hub, id).await.map_err(ApiError::from)?
+                watch::watch_copy(self.store.for_role(Role::Watch), &self.hub, id).await.map_err(ApiError::from)?
             }
             Some(Target::Filter(raw)) => {
                 call.audit.set_request(serde_json::json!({ "filter": convert::filter_json(Some(&raw)) }), None);
                 let filter = convert::filter("filter", Some(raw)).map_err(ApiError::Invalid)?;
                 call.audit.set_reason("each copy's state and changes shown only as policies permit");
-                watch::watch_filter(self.store.clone(), &self.hub, filter).await.map_err(ApiError::from)?
+                watch::watch_filter(self.store.for_role(Role::Watch), &self.hub, filter)
+                    .await
+                    .map_err(ApiError::from)?
             }
             None => return Err(ApiError::invalid("target", "set copy_id or filter").into()),
         };

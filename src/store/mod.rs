@@ -20,6 +20,7 @@ pub mod page_token;
 mod sql_types;
 pub mod writer;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
@@ -38,24 +39,78 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Debug, Clone)]
 pub struct Store {
+    /// The pool of this handle's [`Role`].
     pool: PgPool,
+    /// Every role's pool, for [`Store::for_role`].
+    pools: Arc<Pools>,
     /// Where audited writes go to be committed in groups (see [`writer`]).
     writer: writer::Writer,
 }
 
+/// Who reads through a [`Store`] handle: each role has a pool of its own, so that no role can take every connection
+/// and stall the others. A flood of API reads (ListCopies, audit reports) must not keep the dispatcher from
+/// leasing, recording and polling copies, nor watchers from loading the changes they are told of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Calls' reads (gets, lists, audit reports). Audited writes go through the writer, on its own connection.
+    Api,
+    /// Watch streams' snapshots and catch-up reads.
+    Watch,
+    /// The dispatcher: leases, reports, leadership.
+    Dispatch,
+}
+
+#[derive(Debug)]
+struct Pools {
+    api: PgPool,
+    watch: PgPool,
+    dispatch: PgPool,
+}
+
+impl Pools {
+    fn of(&self, role: Role) -> &PgPool {
+        match role {
+            Role::Api => &self.api,
+            Role::Watch => &self.watch,
+            Role::Dispatch => &self.dispatch,
+        }
+    }
+}
+
+/// How `max_connections` is shared: a quarter each for watch and dispatch (at least 2), the rest for the API (at
+/// least 2). The API's share is the largest because calls are what comes in bursts.
+fn shares(max_connections: u32) -> (u32, u32, u32) {
+    let quarter = (max_connections / 4).max(2);
+    let api = max_connections.saturating_sub(2 * quarter).max(2);
+    (api, quarter, quarter)
+}
+
 impl Store {
+    /// A store with a pool per [`Role`], sharing `max_connections` between them (see [`shares`]). Connections open
+    /// as they are needed; the first is opened here, so that a wrong URL fails now.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
-            .await?;
-        Ok(Store::from_pool(pool))
+        let (api, watch, dispatch) = shares(max_connections);
+        let options = |max| PgPoolOptions::new().max_connections(max).acquire_timeout(Duration::from_secs(10));
+        let api = options(api).connect(url).await?;
+        let connect = api.connect_options().as_ref().clone();
+        let watch = options(watch).connect_lazy_with(connect.clone());
+        let dispatch = options(dispatch).connect_lazy_with(connect);
+        Ok(Store::with_pools(Pools { api, watch, dispatch }))
     }
 
-    /// A store on `pool`, with a writer of its own (on its own thread, with its own connection).
+    /// A store whose roles all share `pool`, with a writer of its own (on its own thread, with its own connection).
     pub fn from_pool(pool: PgPool) -> Store {
-        Store { writer: writer::Writer::start(&pool), pool }
+        Store::with_pools(Pools { api: pool.clone(), watch: pool.clone(), dispatch: pool })
+    }
+
+    fn with_pools(pools: Pools) -> Store {
+        let writer = writer::Writer::start(&pools.api);
+        Store { pool: pools.api.clone(), pools: Arc::new(pools), writer }
+    }
+
+    /// The same store, reading through `role`'s pool (writes share one writer whatever the role).
+    pub fn for_role(&self, role: Role) -> Store {
+        Store { pool: self.pools.of(role).clone(), pools: self.pools.clone(), writer: self.writer.clone() }
     }
 
     /// The pool, for this module's statements only.
@@ -76,4 +131,40 @@ where
     T: TryFrom<R, Error = StoreError>,
 {
     rows.into_iter().map(T::try_from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devenv::{test_cluster, unique_db_name};
+
+    #[test]
+    fn each_role_gets_a_share_of_at_least_two() {
+        assert_eq!(shares(16), (8, 4, 4));
+        assert_eq!(shares(8), (4, 2, 2));
+        assert_eq!(shares(1), (2, 2, 2));
+    }
+
+    /// Every API connection is taken (a flood of slow reads would do it): the dispatcher and watchers still get
+    /// theirs at once.
+    #[tokio::test]
+    async fn api_reads_cannot_take_the_dispatchers_connections() {
+        let url = test_cluster().await.create_database(&unique_db_name("pools")).await.expect("a database");
+        let store = Store::connect(&url, 8).await.unwrap();
+        let api = store.for_role(Role::Api);
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(api.pool().acquire().await.unwrap());
+        }
+        let wait = Duration::from_millis(500);
+        let api_read = tokio::time::timeout(wait, api.pool().acquire()).await;
+        assert!(api_read.is_err(), "the API's pool is exhausted: its next read waits");
+        for role in [Role::Dispatch, Role::Watch] {
+            let handle = store.for_role(role);
+            let read = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(handle.pool());
+            let answered = tokio::time::timeout(wait, read).await;
+            assert!(matches!(answered, Ok(Ok(1))), "{role:?} reads while the API's pool is exhausted: {answered:?}");
+        }
+        drop(held);
+    }
 }

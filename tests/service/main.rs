@@ -17,6 +17,7 @@ mod cancel;
 mod cli;
 mod cli_fake_server;
 mod copy_flow;
+mod flood_bench;
 mod group_commit;
 mod idempotency;
 mod leadership;

@@ -1,0 +1,129 @@
+//! A flood of calls without credentials against one replica, and what it does to a legitimate caller: each refused
+//! call is still audited before it is answered, so the flood's audit rows share the writer with the caller's copies.
+//!
+//! `cargo test --release --test service -- --ignored --nocapture flood_benchmark` (seconds per phase:
+//! `MODELCOPY_BENCH_SECONDS`, default 10; the flood's target rate: `MODELCOPY_FLOOD_RPS`, default 10000). The flood
+//! is h2load (Debian's `nghttp2-client`, installed by `deploy/setup-debian.sh`), sending GetCopy with no
+//! credentials over 10 connections; the caller is one gRPC client asking for copies back to back, first alone,
+//! then under the flood. Both, the service and PostgreSQL (fsync on) share the machine.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use modelcopy::proto;
+use prost::Message;
+
+use crate::accept_bench::Durable;
+use crate::helpers::{Options, TestApp};
+
+fn seconds() -> u64 {
+    std::env::var("MODELCOPY_BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(10)
+}
+
+fn flood_rps() -> u64 {
+    std::env::var("MODELCOPY_FLOOD_RPS").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(10_000)
+}
+
+/// A gRPC message as it travels in an HTTP/2 body: not compressed, its length, its bytes.
+fn grpc_frame(message: &impl Message) -> Vec<u8> {
+    let bytes = message.encode_to_vec();
+    let mut frame = vec![0];
+    frame.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&bytes);
+    frame
+}
+
+struct Latency {
+    calls: usize,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// One caller asking for copies back to back for `seconds`.
+async fn caller(app: &TestApp, seconds: u64, phase: &str) -> Latency {
+    let mut client = app.client("bench").await;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut latencies = Vec::new();
+    for i in 0.. {
+        if Instant::now() >= deadline {
+            break;
+        }
+        let mut request = app.copy_request(&format!("{phase}-{i}"));
+        request.idempotency_token = request.version_name.clone();
+        let sent = Instant::now();
+        client.copy_model_version(request).await.expect("the legitimate caller is served");
+        latencies.push(sent.elapsed());
+    }
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    Latency { calls: latencies.len(), p50: at(0.5), p99: at(0.99) }
+}
+
+async fn refused_rows(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE rpc = 'GetCopy' AND grpc_code = 'Unauthenticated'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark (about half a minute); run explicitly, in release, with h2load installed"]
+async fn flood_benchmark() {
+    let durable = Durable::start().await;
+    let (service_db, pool) = durable.database("bench_flood").await;
+    let app = TestApp::spawn_with(Options {
+        dispatch: false,
+        max_queued: Some(100_000_000),
+        database: Some((service_db, pool)),
+        ..Default::default()
+    })
+    .await;
+    let seconds = seconds();
+    let alone = caller(&app, seconds, "alone").await;
+
+    let body = crate::support::scratch_dir("modelcopy-flood").join("get-copy.bin");
+    std::fs::write(&body, grpc_frame(&proto::GetCopyRequest { copy_id: uuid::Uuid::new_v4().to_string() })).unwrap();
+    let (clients, rps) = (10u64, flood_rps());
+    let url = format!("{}/modelcopy.v1.ModelCopy/GetCopy", app.endpoint);
+    let before = refused_rows(&app).await;
+    let flood = Command::new("h2load")
+        .args(["-c", &clients.to_string(), "-m", "16", "--rps", &(rps / clients).to_string()])
+        .args(["-D", &(seconds + 1).to_string(), "-H", "content-type: application/grpc", "-H", "te: trailers"])
+        .arg("-d")
+        .arg(&body)
+        .arg(&url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("h2load runs (apt-get install nghttp2-client)");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let flooded = caller(&app, seconds, "flooded").await;
+    let output = tokio::task::spawn_blocking(move || flood.wait_with_output()).await.unwrap().unwrap();
+    let refused = refused_rows(&app).await - before;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let summary = text.lines().find(|line| line.starts_with("finished in")).unwrap_or("h2load printed no summary");
+    println!("flood: {summary}");
+    println!("refused calls audited during the flood: {refused} ({:.0}/s)", refused as f64 / (seconds + 1) as f64);
+    println!("| caller | calls | p50 | p99 |");
+    println!("|---|---:|---:|---:|");
+    for (name, latency) in [("alone", &alone), ("under the flood", &flooded)] {
+        println!(
+            "| {name} | {} | {:.1} ms | {:.1} ms |",
+            latency.calls,
+            latency.p50.as_secs_f64() * 1000.0,
+            latency.p99.as_secs_f64() * 1000.0
+        );
+    }
+    println!("p99 under the flood / p99 alone: {:.2}", flooded.p99.as_secs_f64() / alone.p99.as_secs_f64());
+    // Every refused call that was answered was audited first: no more answers than rows.
+    let answered: i64 = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("requests: "))
+        .and_then(|line| line.split(", ").find_map(|part| part.strip_suffix(" succeeded")?.parse().ok()))
+        .unwrap_or_else(|| panic!("no request counts in h2load's output: {text}"));
+    println!("answered {answered}, audited {refused}");
+    assert!(answered > 0, "the flood reached the service: {text}");
+    assert!(answered <= refused, "every answered refusal was audited first: {answered} answered, {refused} rows");
+    app.stop().await;
+    durable.remove();
+}
