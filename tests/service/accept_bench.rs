@@ -85,13 +85,14 @@ struct Measured {
     p99: Duration,
 }
 
-/// `clients` callers, each on its own connection, asking for copies back to back for `seconds`.
-async fn copies(app: &TestApp, clients: usize, seconds: u64, round: usize) -> Measured {
+/// `clients` callers, each on its own connection to one of `endpoints` in turn, asking for copies back to back for
+/// `seconds`.
+async fn copies(app: &TestApp, endpoints: &[String], clients: usize, seconds: u64, round: usize) -> Measured {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for task in 0..clients {
-        let mut client = app.client("bench").await;
+        let mut client = crate::support::grpc_client(&endpoints[task % endpoints.len()], Some("bench")).await;
         let template = app.copy_request("bench");
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -195,7 +196,7 @@ async fn accept_benchmark() {
     println!("|---:|---:|---:|---:|---:|---:|");
     for (round, clients) in clients().into_iter().enumerate() {
         let tps = pgbench(cluster, "bench_pgbench", clients, seconds, &script);
-        let measured = copies(&app, clients, seconds, round).await;
+        let measured = copies(&app, std::slice::from_ref(&app.endpoint), clients, seconds, round).await;
         println!(
             "| {clients} | {:.0} | {:.1} ms | {:.1} ms | {tps:.0} | {:.2} |",
             measured.acks_per_second,
@@ -219,6 +220,54 @@ async fn accept_benchmark() {
         .await
         .unwrap();
     println!("audit rows {rows} in {commits} commits: {:.1} calls per commit", rows as f64 / commits as f64);
+    app.stop().await;
+    durable.remove();
+}
+
+/// One replica against three on the same database, the same callers spread over them, in one run: every replica has
+/// a writer, and their batches take turns on the one audit chain.
+///
+/// `cargo test --release --test service -- --ignored --nocapture fleet_accept_benchmark` (callers:
+/// `MODELCOPY_BENCH_CLIENTS`, default `1,8,32`; seconds: `MODELCOPY_BENCH_SECONDS`). The replicas run in this
+/// process, on its runtime (two worker threads), each with its own pools and writer thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark (about a minute); run explicitly, in release"]
+async fn fleet_accept_benchmark() {
+    let durable = Durable::start().await;
+    let (service_db, pool) = durable.database("bench_fleet").await;
+    let app = TestApp::spawn_with(Options {
+        dispatch: false,
+        max_queued: Some(100_000_000),
+        database: Some((service_db, pool)),
+        ..Default::default()
+    })
+    .await;
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        replicas.push(modelcopy::startup::Application::start(app.settings.clone()).await.expect("a replica starts"));
+    }
+    let mut fleet = vec![app.endpoint.clone()];
+    fleet.extend(replicas.iter().map(|replica| replica.endpoint()));
+    let seconds = seconds();
+    println!("| clients | one replica: acks/s | p99 | three replicas: acks/s | p99 | three ÷ one |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for (round, clients) in clients().into_iter().enumerate() {
+        let one = copies(&app, std::slice::from_ref(&app.endpoint), clients, seconds, 2 * round).await;
+        let three = copies(&app, &fleet, clients, seconds, 2 * round + 1).await;
+        println!(
+            "| {clients} | {:.0} | {:.1} ms | {:.0} | {:.1} ms | {:.2} |",
+            one.acks_per_second,
+            one.p99.as_secs_f64() * 1000.0,
+            three.acks_per_second,
+            three.p99.as_secs_f64() * 1000.0,
+            three.acks_per_second / one.acks_per_second
+        );
+    }
+    let verdict = modelcopy::audit::verify(&modelcopy::store::Store::from_pool(app.pool.clone())).await.unwrap();
+    assert!(matches!(verdict, modelcopy::audit::Verdict::Intact { .. }), "{verdict:?}");
+    for replica in replicas {
+        replica.stop().await.unwrap();
+    }
     app.stop().await;
     durable.remove();
 }

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use sqlx::{Connection, PgConnection};
+use sqlx::{Connection, PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::{Done, NewCopy, Op};
@@ -20,12 +20,20 @@ use crate::store::jobs::{CancelOutcome, CopyJob, CreateOutcome, JobRow};
 use crate::store::{locks, StoreError};
 use crate::telemetry::TraceParent;
 
+/// Opens a batch's transaction and takes the chain's lock in it, waiting while another replica's batch holds it.
+pub(super) async fn begin(conn: &mut PgConnection) -> Result<Transaction<'_, Postgres>, StoreError> {
+    // BEGIN and the lock in one round trip; the lock's key is a constant of ours, so it can be spelled in the text.
+    Ok(conn.begin_with(format!("BEGIN; SELECT pg_advisory_xact_lock({})", locks::AUDIT_CHAIN)).await?)
+}
+
 /// Stores `ops` in one transaction. `Err` when the batch failed as a whole (nothing of it is stored); otherwise one
 /// answer per op, in order, each an error only when that op alone could not be done (a row it needs that does not
 /// parse).
-pub(super) async fn commit(conn: &mut PgConnection, ops: Vec<Op>) -> Result<Vec<Result<Done, StoreError>>, StoreError> {
-    // BEGIN and the lock in one round trip; the lock's key is a constant of ours, so it can be spelled in the text.
-    let mut tx = conn.begin_with(format!("BEGIN; SELECT pg_advisory_xact_lock({})", locks::AUDIT_CHAIN)).await?;
+/// The transaction is [`begin`]'s.
+pub(super) async fn commit(
+    mut tx: Transaction<'_, Postgres>,
+    ops: Vec<Op>,
+) -> Result<Vec<Result<Done, StoreError>>, StoreError> {
     let (head, known) = Known::read(&mut tx, &ops).await?;
     let mut plan = Plan::decide(ops, known);
     let rows = chain_rows(&head, &plan.audit);
@@ -516,6 +524,14 @@ mod tests {
     use crate::store::audit::Decision;
     use crate::store::Store;
 
+    /// One batch on a connection of `pool`'s.
+    async fn commit_on(pool: &PgPool, ops: Vec<Op>) -> Result<Vec<Result<Done, StoreError>>, StoreError> {
+        let mut conn = pool.acquire().await.unwrap();
+        let tx = begin(&mut conn).await?;
+        let done = commit(tx, ops).await;
+        done
+    }
+
     async fn database() -> PgPool {
         let url = test_cluster().await.create_database(&unique_db_name("batch")).await.expect("a database");
         let pool = PgPool::connect(&url).await.expect("connects");
@@ -604,14 +620,14 @@ mod tests {
             Op::Append(record("GetCopy", Some("nul \u{0} here"))),
             Op::Append(record("ListCopies", None)),
         ];
-        assert!(commit(&mut pool.acquire().await.unwrap(), ops).await.is_err());
+        assert!(commit_on(&pool, ops).await.is_err());
         assert_eq!((count(&pool, "audit_log").await, count(&pool, "copy_jobs").await), (0, 0));
         assert_eq!(count(&pool, "copy_events").await, 0);
 
         // The same batch without the bad row is stored whole, chained in arrival order.
         let ops =
             vec![Op::Append(record("GetCopy", None)), create("v-a", "t-a", 10), Op::Append(record("ListCopies", None))];
-        let done = commit(&mut pool.acquire().await.unwrap(), ops).await.unwrap();
+        let done = commit_on(&pool, ops).await.unwrap();
         let ids: Vec<i64> = done
             .iter()
             .map(|d| match d {
@@ -635,7 +651,7 @@ mod tests {
             create("v-2", "t-2", 2),     // the second queued copy of the account
             create("v-3", "t-3", 2),     // one too many
         ];
-        let done = commit(&mut pool.acquire().await.unwrap(), ops).await.unwrap();
+        let done = commit_on(&pool, ops).await.unwrap();
         let outcome = |i: usize| match &done[i] {
             Ok(Done::Created(outcome)) => outcome,
             other => panic!("{other:?}"),
@@ -655,12 +671,7 @@ mod tests {
 
         // A later batch: a replay of a stored copy, a cancellation, and the same cancellation again.
         let cancel = |id| Op::Cancel { id, reason: Some("not needed".into()), audit: record("CancelCopy", None) };
-        let done = commit(
-            &mut pool.acquire().await.unwrap(),
-            vec![create("v-1", "t-1", 2), cancel(first.id), cancel(first.id)],
-        )
-        .await
-        .unwrap();
+        let done = commit_on(&pool, vec![create("v-1", "t-1", 2), cancel(first.id), cancel(first.id)]).await.unwrap();
         assert!(matches!(&done[0], Ok(Done::Created(CreateOutcome::Replayed(job))) if job.id == first.id));
         assert!(
             matches!(&done[1], Ok(Done::Cancelled(CancelOutcome::Cancelled(job))) if job.state == CopyState::Cancelled)

@@ -111,7 +111,7 @@ pub(super) enum Done {
 
 struct Pending {
     op: Op,
-    reply: oneshot::Sender<Result<Done, StoreError>>,
+    reply: Reply,
 }
 
 /// The handle through which a store's writes reach its writer. The writer ends when the last handle is dropped.
@@ -206,15 +206,17 @@ impl Connect {
     }
 }
 
+type Reply = oneshot::Sender<Result<Done, StoreError>>;
+
 async fn run(connect: Connect, mut rx: mpsc::Receiver<Pending>) {
     let mut connection: Option<PgConnection> = None;
     let mut waiting = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut waiting, MAX_BATCH).await > 0 {
-        let (ops, replies): (Vec<Op>, Vec<_>) = waiting.drain(..).map(|p| (p.op, p.reply)).unzip();
-        let committed = match connection.as_mut() {
-            Some(conn) => batch::commit(conn, ops).await,
+        let (mut ops, mut replies): (Vec<Op>, Vec<Reply>) = waiting.drain(..).map(|p| (p.op, p.reply)).unzip();
+        let committed = match connection {
+            Some(ref mut conn) => commit_arrived(conn, &mut rx, &mut ops, &mut replies).await,
             None => match connect.open().await {
-                Ok(conn) => batch::commit(connection.insert(conn), ops).await,
+                Ok(conn) => commit_arrived(connection.insert(conn), &mut rx, &mut ops, &mut replies).await,
                 Err(err) => Err(err),
             },
         };
@@ -236,6 +238,30 @@ async fn run(connect: Connect, mut rx: mpsc::Receiver<Pending>) {
             }
         }
     }
+}
+
+/// Commits `ops` as one batch on `conn`, with whatever else has arrived by the time the chain's lock is taken (its
+/// op added to `ops`, its reply to `replies`).
+async fn commit_arrived(
+    conn: &mut PgConnection,
+    rx: &mut mpsc::Receiver<Pending>,
+    ops: &mut Vec<Op>,
+    replies: &mut Vec<Reply>,
+) -> Result<Vec<Result<Done, StoreError>>, StoreError> {
+    let tx = batch::begin(conn).await?;
+    // What came while the lock was awaited (another replica's batch held it) or taken joins this batch rather than
+    // wait for the next: with three replicas taking turns, batches held a third of the calls waiting, and the
+    // fleet committed half of what one replica did (fleet accept benchmark).
+    while ops.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(Pending { op, reply }) => {
+                ops.push(op);
+                replies.push(reply);
+            }
+            Err(_) => break,
+        }
+    }
+    batch::commit(tx, std::mem::take(ops)).await
 }
 
 #[cfg(test)]
