@@ -251,7 +251,7 @@ async fn commit_arrived(
     let tx = batch::begin(conn).await?;
     // What came while the lock was awaited (another replica's batch held it) or taken joins this batch rather than
     // wait for the next: with three replicas taking turns, batches held a third of the calls waiting, and the
-    // fleet committed half of what one replica did (fleet accept benchmark).
+    // fleet committed half of what one replica did (three_replicas_benchmark).
     while ops.len() < MAX_BATCH {
         match rx.try_recv() {
             Ok(Pending { op, reply }) => {
