@@ -79,10 +79,35 @@ fn pgbench(cluster: &LocalPostgres, database: &str, clients: usize, seconds: u64
         .unwrap_or_else(|| panic!("no tps in pgbench's output: {text}"))
 }
 
-struct Measured {
-    acks_per_second: f64,
-    p50: Duration,
-    p99: Duration,
+pub struct Measured {
+    pub calls: usize,
+    pub acks_per_second: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+}
+
+impl Measured {
+    /// The latencies of calls made since `started`, each in order of its own.
+    pub fn of(mut latencies: Vec<Duration>, started: Instant) -> Measured {
+        let took = started.elapsed();
+        latencies.sort();
+        let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+        Measured {
+            calls: latencies.len(),
+            acks_per_second: latencies.len() as f64 / took.as_secs_f64(),
+            p50: at(0.5),
+            p99: at(0.99),
+        }
+    }
+
+    /// The latencies the callers' `tasks` return, all together.
+    async fn gather(tasks: Vec<tokio::task::JoinHandle<Vec<Duration>>>, started: Instant) -> Measured {
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await.unwrap());
+        }
+        Measured::of(all, started)
+    }
 }
 
 /// `clients` callers, each on its own connection to one of `endpoints` in turn, asking for copies back to back for
@@ -110,14 +135,7 @@ async fn copies(app: &TestApp, endpoints: &[String], clients: usize, seconds: u6
             latencies
         }));
     }
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await.unwrap());
-    }
-    let took = started.elapsed();
-    all.sort();
-    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
-    Measured { acks_per_second: all.len() as f64 / took.as_secs_f64(), p50: at(0.5), p99: at(0.99) }
+    Measured::gather(tasks, started).await
 }
 
 /// `callers` callers, each on its own connection, together offering `rate` copies per second for `seconds`: each
@@ -153,14 +171,7 @@ async fn paced(app: &TestApp, rate: f64, callers: usize, seconds: u64) -> Measur
             latencies
         }));
     }
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await.unwrap());
-    }
-    let took = started.elapsed();
-    all.sort();
-    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
-    Measured { acks_per_second: all.len() as f64 / took.as_secs_f64(), p50: at(0.5), p99: at(0.99) }
+    Measured::gather(tasks, started).await
 }
 
 /// A PostgreSQL cluster of the benchmark's own, durable as production's (fsync on; the tests' cluster has it off),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use modelcopy::proto;
 use prost::Message;
 
-use crate::accept_bench::Durable;
+use crate::accept_bench::{Durable, Measured};
 use crate::helpers::{Options, TestApp};
 
 fn seconds() -> u64 {
@@ -33,16 +33,11 @@ fn grpc_frame(message: &impl Message) -> Vec<u8> {
     frame
 }
 
-struct Latency {
-    calls: usize,
-    p50: Duration,
-    p99: Duration,
-}
-
 /// One caller asking for copies back to back for `seconds`.
-async fn caller(app: &TestApp, seconds: u64, phase: &str) -> Latency {
+async fn caller(app: &TestApp, seconds: u64, phase: &str) -> Measured {
     let mut client = app.client("bench").await;
-    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
     let mut latencies = Vec::new();
     for i in 0.. {
         if Instant::now() >= deadline {
@@ -54,9 +49,7 @@ async fn caller(app: &TestApp, seconds: u64, phase: &str) -> Latency {
         client.copy_model_version(request).await.expect("the legitimate caller is served");
         latencies.push(sent.elapsed());
     }
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    Latency { calls: latencies.len(), p50: at(0.5), p99: at(0.99) }
+    Measured::of(latencies, started)
 }
 
 async fn refused_rows(app: &TestApp) -> i64 {
