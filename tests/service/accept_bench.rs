@@ -12,8 +12,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use modelcopy::devenv::{Lifetime, LocalPostgres};
+use modelcopy::proto;
 
 use crate::helpers::{Options, TestApp};
+use modelcopy::cli::connect::Client;
 
 /// Callers at once, in turn: 1, 8 and 32, or `MODELCOPY_BENCH_CLIENTS` (a comma-separated list).
 fn clients() -> Vec<usize> {
@@ -110,6 +112,17 @@ impl Measured {
     }
 }
 
+/// Asks for a copy like `template`, named `name` (its version name and idempotency token), and says how long the
+/// answer took.
+pub async fn ask(client: &mut Client, template: &proto::CopyModelVersionRequest, name: String) -> Duration {
+    let mut request = template.clone();
+    request.idempotency_token = name.clone();
+    request.version_name = name;
+    let sent = Instant::now();
+    client.copy_model_version(request).await.expect("the copy is queued");
+    sent.elapsed()
+}
+
 /// `clients` callers, each on its own connection to one of `endpoints` in turn, asking for copies back to back for
 /// `seconds`.
 async fn copies(app: &TestApp, endpoints: &[String], clients: usize, seconds: u64, round: usize) -> Measured {
@@ -125,12 +138,7 @@ async fn copies(app: &TestApp, endpoints: &[String], clients: usize, seconds: u6
                 if Instant::now() >= deadline {
                     break;
                 }
-                let mut request = template.clone();
-                request.version_name = format!("bench-{round}-{task}-{i}");
-                request.idempotency_token = request.version_name.clone();
-                let sent = Instant::now();
-                client.copy_model_version(request).await.expect("queued");
-                latencies.push(sent.elapsed());
+                latencies.push(ask(&mut client, &template, format!("bench-{round}-{task}-{i}")).await);
             }
             latencies
         }));
@@ -144,11 +152,15 @@ async fn copies(app: &TestApp, endpoints: &[String], clients: usize, seconds: u6
 /// measured.
 async fn paced(app: &TestApp, rate: f64, callers: usize, seconds: u64) -> Measured {
     let period = Duration::from_secs_f64(callers as f64 / rate);
+    // Connected before the clock starts: 64 connections take a while, and the rate is offered from the start.
+    let mut clients = Vec::new();
+    for _ in 0..callers {
+        clients.push(app.client("bench").await);
+    }
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for task in 0..callers {
-        let mut client = app.client("bench").await;
+    for (task, mut client) in clients.into_iter().enumerate() {
         let template = app.copy_request("bench");
         tasks.push(tokio::spawn(async move {
             // The callers' clocks are spread over one period, not all ticking at once.
@@ -157,16 +169,11 @@ async fn paced(app: &TestApp, rate: f64, callers: usize, seconds: u64) -> Measur
             clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             let mut latencies = Vec::new();
             for i in 0.. {
-                clock.tick().await;
-                if Instant::now() >= deadline {
+                // The last beat may fall well after the deadline, with a long period: not waited for.
+                if tokio::time::timeout_at(deadline.into(), clock.tick()).await.is_err() {
                     break;
                 }
-                let mut request = template.clone();
-                request.version_name = format!("paced-{task}-{i}");
-                request.idempotency_token = request.version_name.clone();
-                let sent = Instant::now();
-                client.copy_model_version(request).await.expect("queued");
-                latencies.push(sent.elapsed());
+                latencies.push(ask(&mut client, &template, format!("paced-{task}-{i}")).await);
             }
             latencies
         }));
@@ -197,6 +204,17 @@ impl Durable {
         (url, pool)
     }
 
+    /// The service on a new database `name` of this cluster, in process, dispatch off, queues unbounded.
+    pub async fn service(&self, name: &str) -> TestApp {
+        TestApp::spawn_with(Options {
+            dispatch: false,
+            max_queued: Some(100_000_000),
+            database: Some(self.database(name).await),
+            ..Default::default()
+        })
+        .await
+    }
+
     pub fn remove(self) {
         self.cluster.stop().unwrap();
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -208,19 +226,12 @@ impl Durable {
 async fn accept_benchmark() {
     let durable = Durable::start().await;
     let cluster = &durable.cluster;
-    let (service_db, pool) = durable.database("bench_service").await;
     let (_, pgbench_pool) = durable.database("bench_pgbench").await;
     sqlx::raw_sql(PGBENCH_SCHEMA).execute(&pgbench_pool).await.unwrap();
     let script = durable.dir.join("copy.sql");
     std::fs::write(&script, PGBENCH_SCRIPT).unwrap();
 
-    let app = TestApp::spawn_with(Options {
-        dispatch: false,
-        max_queued: Some(100_000_000),
-        database: Some((service_db, pool)),
-        ..Default::default()
-    })
-    .await;
+    let app = durable.service("bench_service").await;
     let queued = queued_before();
     if queued > 0 {
         // Plain rows written behind the service, as a long queue would leave them (the triggers count them).
@@ -299,14 +310,7 @@ async fn accept_benchmark() {
 #[ignore = "a benchmark (about a minute); run explicitly, in release"]
 async fn three_replicas_benchmark() {
     let durable = Durable::start().await;
-    let (service_db, pool) = durable.database("bench_fleet").await;
-    let app = TestApp::spawn_with(Options {
-        dispatch: false,
-        max_queued: Some(100_000_000),
-        database: Some((service_db, pool)),
-        ..Default::default()
-    })
-    .await;
+    let app = durable.service("bench_fleet").await;
     let mut replicas = Vec::new();
     for _ in 0..2 {
         replicas.push(modelcopy::startup::Application::start(app.settings.clone()).await.expect("a replica starts"));

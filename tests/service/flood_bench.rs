@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use modelcopy::proto;
 use prost::Message;
 
-use crate::accept_bench::{Durable, Measured};
-use crate::helpers::{Options, TestApp};
+use crate::accept_bench::{ask, Durable, Measured};
+use crate::helpers::TestApp;
 
 fn seconds() -> u64 {
     std::env::var("MODELCOPY_BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(10)
@@ -36,6 +36,7 @@ fn grpc_frame(message: &impl Message) -> Vec<u8> {
 /// One caller asking for copies back to back for `seconds`.
 async fn caller(app: &TestApp, seconds: u64, phase: &str) -> Measured {
     let mut client = app.client("bench").await;
+    let template = app.copy_request("bench");
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
     let mut latencies = Vec::new();
@@ -43,11 +44,7 @@ async fn caller(app: &TestApp, seconds: u64, phase: &str) -> Measured {
         if Instant::now() >= deadline {
             break;
         }
-        let mut request = app.copy_request(&format!("{phase}-{i}"));
-        request.idempotency_token = request.version_name.clone();
-        let sent = Instant::now();
-        client.copy_model_version(request).await.expect("the legitimate caller is served");
-        latencies.push(sent.elapsed());
+        latencies.push(ask(&mut client, &template, format!("{phase}-{i}")).await);
     }
     Measured::of(latencies, started)
 }
@@ -63,14 +60,7 @@ async fn refused_rows(app: &TestApp) -> i64 {
 #[ignore = "a benchmark (about half a minute); run explicitly, in release, with h2load installed"]
 async fn flood_benchmark() {
     let durable = Durable::start().await;
-    let (service_db, pool) = durable.database("bench_flood").await;
-    let app = TestApp::spawn_with(Options {
-        dispatch: false,
-        max_queued: Some(100_000_000),
-        database: Some((service_db, pool)),
-        ..Default::default()
-    })
-    .await;
+    let app = durable.service("bench_flood").await;
     let seconds = seconds();
     let alone = caller(&app, seconds, "alone").await;
 
