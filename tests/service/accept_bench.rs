@@ -81,6 +81,42 @@ fn pgbench(cluster: &LocalPostgres, database: &str, clients: usize, seconds: u64
         .unwrap_or_else(|| panic!("no tps in pgbench's output: {text}"))
 }
 
+/// pgbench's latencies at a steady `rate` (`-R`) with `clients` connections for `seconds`: p50 and p99 of every
+/// transaction, read from its per-transaction log (pgbench prints no percentiles). The same disk flushes bound both
+/// pgbench and the service, so its tail at the same rate says how much of the service's tail is the disk's.
+fn pgbench_paced(
+    cluster: &LocalPostgres,
+    database: &str,
+    (rate, clients, seconds): (f64, usize, u64),
+    script: &std::path::Path,
+    logs: &std::path::Path,
+) -> (Duration, Duration) {
+    std::fs::create_dir_all(logs).unwrap();
+    let output = Command::new(pgbench_binary())
+        .args(["-n", "-h", "127.0.0.1", "-U", "postgres", "-p", &cluster.port().to_string()])
+        .args(["-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string(), "-R", &format!("{rate:.0}")])
+        .arg("-l")
+        .arg(format!("--log-prefix={}", logs.join("paced").display()))
+        .arg("-f")
+        .arg(script)
+        .arg(database)
+        .output()
+        .expect("pgbench runs");
+    assert!(output.status.success(), "pgbench failed: {}", String::from_utf8_lossy(&output.stderr));
+    // Each line: client, transaction, latency in µs, script, epoch s, µs[, schedule lag].
+    let mut latencies: Vec<Duration> = std::fs::read_dir(logs)
+        .unwrap()
+        .flat_map(|entry| {
+            std::fs::read_to_string(entry.unwrap().path()).unwrap().lines().map(str::to_owned).collect::<Vec<_>>()
+        })
+        .filter_map(|line| Some(Duration::from_micros(line.split_whitespace().nth(2)?.parse().ok()?)))
+        .collect();
+    assert!(!latencies.is_empty(), "pgbench logged no transactions");
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    (at(0.5), at(0.99))
+}
+
 pub struct Measured {
     pub calls: usize,
     pub acks_per_second: f64,
@@ -146,11 +182,12 @@ async fn copies(app: &TestApp, endpoints: &[String], clients: usize, seconds: u6
     Measured::gather(tasks, started).await
 }
 
-/// `callers` callers, each on its own connection, together offering `rate` copies per second for `seconds`: each
+/// `callers` callers, each on its own connection, together offering `rate` copies per second for `seconds` (each
+/// copy named after `label`, so that no run replays another's): each
 /// sends on its own clock, every `callers / rate` seconds, skipping a beat when an answer comes later than that. With
 /// many callers the period is far longer than an answer takes, so the load offered does not bend to the latency
 /// measured.
-async fn paced(app: &TestApp, rate: f64, callers: usize, seconds: u64) -> Measured {
+async fn paced(app: &TestApp, rate: f64, callers: usize, seconds: u64, label: &str) -> Measured {
     let period = Duration::from_secs_f64(callers as f64 / rate);
     // Connected before the clock starts: 64 connections take a while, and the rate is offered from the start.
     let mut clients = Vec::new();
@@ -162,6 +199,7 @@ async fn paced(app: &TestApp, rate: f64, callers: usize, seconds: u64) -> Measur
     let mut tasks = Vec::new();
     for (task, mut client) in clients.into_iter().enumerate() {
         let template = app.copy_request("bench");
+        let label = label.to_owned();
         tasks.push(tokio::spawn(async move {
             // The callers' clocks are spread over one period, not all ticking at once.
             let first = tokio::time::Instant::now() + period.mul_f64(task as f64 / callers as f64);
@@ -173,7 +211,7 @@ async fn paced(app: &TestApp, rate: f64, callers: usize, seconds: u64) -> Measur
                 if tokio::time::timeout_at(deadline.into(), clock.tick()).await.is_err() {
                     break;
                 }
-                latencies.push(ask(&mut client, &template, format!("paced-{task}-{i}")).await);
+                latencies.push(ask(&mut client, &template, format!("{label}-{task}-{i}")).await);
             }
             latencies
         }));
@@ -272,14 +310,21 @@ async fn accept_benchmark() {
             measured.acks_per_second / tps
         );
     }
-    // P2: the latency at half the most acks per second measured above, offered at a steady pace.
-    let half = paced(&app, most / 2.0, 64, seconds).await;
+    // P2: the latency at half the most acks per second measured above, offered at a steady pace, after a second of
+    // the same pace unmeasured (64 new connections' first calls); pgbench at the same rate beside it.
+    let _warm_up = paced(&app, most / 2.0, 64, 1, "warm-up").await;
+    let half = paced(&app, most / 2.0, 64, seconds, "paced").await;
+    let logs = durable.dir.join("pgbench-paced");
+    let (pg_p50, pg_p99) = pgbench_paced(cluster, "bench_pgbench", (most / 2.0, 64, seconds), &script, &logs);
     println!(
-        "at half the measured maximum ({:.0} calls/s offered by 64 paced callers): {:.0} acks/s, p50 {:.1} ms, p99 {:.1} ms",
+        "at half the measured maximum ({:.0} calls/s offered by 64 paced callers): {:.0} acks/s, p50 {:.1} ms, p99 {:.1} ms; \
+         pgbench at the same rate: p50 {:.1} ms, p99 {:.1} ms",
         most / 2.0,
         half.acks_per_second,
         half.p50.as_secs_f64() * 1000.0,
-        half.p99.as_secs_f64() * 1000.0
+        half.p99.as_secs_f64() * 1000.0,
+        pg_p50.as_secs_f64() * 1000.0,
+        pg_p99.as_secs_f64() * 1000.0
     );
     let (jobs, audited): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM copy_jobs WHERE principal <> 'backlog'),
