@@ -127,8 +127,9 @@ impl Known {
                 to_cancel.insert(id, CopyJob::try_from(row).map_err(|e| e.to_string()));
             }
         }
-        // The chain's head, the requests as PostgreSQL prints them and the queue depths, in one statement (the
-        // depth table is named only when a copy is asked for, so writing audit rows needs nothing newer).
+        // The chain's head, the requests as PostgreSQL prints them, the queue depths and the copies the tokens name,
+        // in one statement (the depth table is named only when a copy is asked for, so writing audit rows needs
+        // nothing newer).
         let requests: Vec<Option<String>> =
             ops.iter().map(|op| op.audit().request.as_ref().map(|value| value.to_string())).collect();
         let head = if accounts.is_empty() {
