@@ -148,6 +148,15 @@ impl Measured {
     }
 }
 
+/// A gRPC message as it travels in an HTTP/2 body: not compressed, its length, its bytes (for h2load's `-d`).
+pub fn grpc_frame(message: &impl prost::Message) -> Vec<u8> {
+    let bytes = message.encode_to_vec();
+    let mut frame = vec![0];
+    frame.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&bytes);
+    frame
+}
+
 /// Asks for a copy like `template`, named `name` (its version name and idempotency token), and says how long the
 /// answer took.
 pub async fn ask(client: &mut Client, template: &proto::CopyModelVersionRequest, name: String) -> Duration {
@@ -381,6 +390,66 @@ async fn three_replicas_benchmark() {
     assert!(matches!(verdict, modelcopy::audit::Verdict::Intact { .. }), "{verdict:?}");
     for replica in replicas {
         replica.stop().await.unwrap();
+    }
+    app.stop().await;
+    durable.remove();
+}
+
+/// The issue's own method beside the one above: h2load (C, one stream per connection, `-c N -m 1`) sends
+/// CopyModelVersion back to back, so the load generator costs the shared machine far less than a Rust gRPC client
+/// does. Its requests carry no idempotency token (h2load sends one body), so each is a new copy. The run checks that
+/// every answer h2load counts is a copy created (it drops the calls in flight at its deadline, which may commit).
+///
+/// `cargo test --release --test service -- --ignored --nocapture --exact accept_bench::accept_h2load_benchmark`
+/// (needs h2load; `MODELCOPY_BENCH_CLIENTS`, `MODELCOPY_BENCH_SECONDS` as above).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark (about a minute); run explicitly, in release, with h2load installed"]
+async fn accept_h2load_benchmark() {
+    let durable = Durable::start().await;
+    let cluster = &durable.cluster;
+    let (_, pgbench_pool) = durable.database("bench_pgbench").await;
+    sqlx::raw_sql(PGBENCH_SCHEMA).execute(&pgbench_pool).await.unwrap();
+    let script = durable.dir.join("copy.sql");
+    std::fs::write(&script, PGBENCH_SCRIPT).unwrap();
+    let app = durable.service("bench_h2load").await;
+    let body = durable.dir.join("copy.bin");
+    let mut request = app.copy_request("h2load");
+    request.idempotency_token.clear();
+    std::fs::write(&body, grpc_frame(&request)).unwrap();
+    let url = format!("{}/modelcopy.v1.ModelCopy/CopyModelVersion", app.endpoint);
+    let seconds = seconds();
+    println!("| clients | CopyModelVersion acks/s (h2load) | mean latency | pgbench tps | ratio |");
+    println!("|---:|---:|---:|---:|---:|");
+    for clients in clients() {
+        let tps = pgbench(cluster, "bench_pgbench", clients, seconds, &script);
+        let before = app.job_count().await;
+        let h2load = Command::new("h2load")
+            .args(["-c", &clients.to_string(), "-m", "1", "-D", &seconds.to_string()])
+            .args(["-H", "content-type: application/grpc", "-H", "te: trailers", "-H", "x-modelcopy-principal: bench"])
+            .arg("-d")
+            .arg(&body)
+            .arg(&url)
+            .output();
+        let output = tokio::task::spawn_blocking(move || h2load).await.unwrap().expect("h2load runs");
+        let text = String::from_utf8_lossy(&output.stdout);
+        let created = app.job_count().await - before;
+        let answered: i64 = text
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("requests: "))
+            .and_then(|line| line.split(", ").find_map(|part| part.strip_suffix(" succeeded")?.parse().ok()))
+            .unwrap_or_else(|| panic!("no request counts in h2load's output: {text}"));
+        // At the deadline h2load drops the calls in flight (at most one per connection), which may have committed.
+        assert!(
+            answered <= created && created <= answered + clients as i64,
+            "every answer is a copy created: {answered} answered, {created} created: {text}"
+        );
+        let mean = text
+            .lines()
+            .find(|line| line.starts_with("time for request:"))
+            .and_then(|line| line.split_whitespace().nth(5))
+            .unwrap_or("?");
+        let acks = created as f64 / seconds as f64;
+        println!("| {clients} | {acks:.0} | {mean} | {tps:.0} | {:.2} |", acks / tps);
     }
     app.stop().await;
     durable.remove();

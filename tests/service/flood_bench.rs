@@ -11,9 +11,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use modelcopy::proto;
-use prost::Message;
 
-use crate::accept_bench::{ask, Durable, Measured};
+use crate::accept_bench::{ask, grpc_frame, Durable, Measured};
 use crate::helpers::TestApp;
 
 fn seconds() -> u64 {
@@ -22,15 +21,6 @@ fn seconds() -> u64 {
 
 fn flood_rps() -> u64 {
     std::env::var("MODELCOPY_FLOOD_RPS").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(10_000)
-}
-
-/// A gRPC message as it travels in an HTTP/2 body: not compressed, its length, its bytes.
-fn grpc_frame(message: &impl Message) -> Vec<u8> {
-    let bytes = message.encode_to_vec();
-    let mut frame = vec![0];
-    frame.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&bytes);
-    frame
 }
 
 /// One caller asking for copies back to back for `seconds`.
