@@ -157,6 +157,16 @@ pub fn grpc_frame(message: &impl prost::Message) -> Vec<u8> {
     frame
 }
 
+/// How many calls h2load counts as answered (its "succeeded": any HTTP 200, whatever the gRPC status), from its
+/// output.
+pub fn h2load_answered(output: &str) -> i64 {
+    output
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("requests: "))
+        .and_then(|line| line.split(", ").find_map(|part| part.strip_suffix(" succeeded")?.parse().ok()))
+        .unwrap_or_else(|| panic!("no request counts in h2load's output: {output}"))
+}
+
 /// Asks for a copy like `template`, named `name` (its version name and idempotency token), and says how long the
 /// answer took.
 pub async fn ask(client: &mut Client, template: &proto::CopyModelVersionRequest, name: String) -> Duration {
@@ -262,6 +272,15 @@ impl Durable {
         .await
     }
 
+    /// pgbench's database (`bench_pgbench`) with its three tables, and its script: the script's path.
+    pub async fn pgbench_database(&self) -> PathBuf {
+        let (_, pool) = self.database("bench_pgbench").await;
+        sqlx::raw_sql(PGBENCH_SCHEMA).execute(&pool).await.unwrap();
+        let script = self.dir.join("copy.sql");
+        std::fs::write(&script, PGBENCH_SCRIPT).unwrap();
+        script
+    }
+
     pub fn remove(self) {
         self.cluster.stop().unwrap();
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -273,10 +292,7 @@ impl Durable {
 async fn accept_benchmark() {
     let durable = Durable::start().await;
     let cluster = &durable.cluster;
-    let (_, pgbench_pool) = durable.database("bench_pgbench").await;
-    sqlx::raw_sql(PGBENCH_SCHEMA).execute(&pgbench_pool).await.unwrap();
-    let script = durable.dir.join("copy.sql");
-    std::fs::write(&script, PGBENCH_SCRIPT).unwrap();
+    let script = durable.pgbench_database().await;
 
     let app = durable.service("bench_service").await;
     let queued = queued_before();
@@ -407,10 +423,7 @@ async fn three_replicas_benchmark() {
 async fn accept_h2load_benchmark() {
     let durable = Durable::start().await;
     let cluster = &durable.cluster;
-    let (_, pgbench_pool) = durable.database("bench_pgbench").await;
-    sqlx::raw_sql(PGBENCH_SCHEMA).execute(&pgbench_pool).await.unwrap();
-    let script = durable.dir.join("copy.sql");
-    std::fs::write(&script, PGBENCH_SCRIPT).unwrap();
+    let script = durable.pgbench_database().await;
     let app = durable.service("bench_h2load").await;
     let body = durable.dir.join("copy.bin");
     let mut request = app.copy_request("h2load");
@@ -423,21 +436,18 @@ async fn accept_h2load_benchmark() {
     for clients in clients() {
         let tps = pgbench(cluster, "bench_pgbench", clients, seconds, &script);
         let before = app.job_count().await;
-        let h2load = Command::new("h2load")
+        let mut h2load = Command::new("h2load");
+        h2load
             .args(["-c", &clients.to_string(), "-m", "1", "-D", &seconds.to_string()])
             .args(["-H", "content-type: application/grpc", "-H", "te: trailers", "-H", "x-modelcopy-principal: bench"])
             .arg("-d")
             .arg(&body)
-            .arg(&url)
-            .output();
-        let output = tokio::task::spawn_blocking(move || h2load).await.unwrap().expect("h2load runs");
+            .arg(&url);
+        // Waited for off the runtime: the service answers on the runtime's two worker threads meanwhile.
+        let output = tokio::task::spawn_blocking(move || h2load.output()).await.unwrap().expect("h2load runs");
         let text = String::from_utf8_lossy(&output.stdout);
         let created = app.job_count().await - before;
-        let answered: i64 = text
-            .lines()
-            .find_map(|line| line.trim().strip_prefix("requests: "))
-            .and_then(|line| line.split(", ").find_map(|part| part.strip_suffix(" succeeded")?.parse().ok()))
-            .unwrap_or_else(|| panic!("no request counts in h2load's output: {text}"));
+        let answered = h2load_answered(&text);
         // At the deadline h2load drops the calls in flight (at most one per connection), which may have committed.
         assert!(
             answered <= created && created <= answered + clients as i64,

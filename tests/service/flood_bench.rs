@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use modelcopy::proto;
 
-use crate::accept_bench::{ask, grpc_frame, Durable, Measured};
+use crate::accept_bench::{ask, grpc_frame, h2load_answered, Durable, Measured};
 use crate::helpers::TestApp;
 
 fn seconds() -> u64 {
@@ -89,11 +89,7 @@ async fn flood_benchmark() {
     }
     println!("p99 under the flood / p99 alone: {:.2}", flooded.p99.as_secs_f64() / alone.p99.as_secs_f64());
     // Every refused call that was answered was audited first: no more answers than rows.
-    let answered: i64 = text
-        .lines()
-        .find_map(|line| line.trim().strip_prefix("requests: "))
-        .and_then(|line| line.split(", ").find_map(|part| part.strip_suffix(" succeeded")?.parse().ok()))
-        .unwrap_or_else(|| panic!("no request counts in h2load's output: {text}"));
+    let answered = h2load_answered(&text);
     println!("answered {answered}, audited {refused}");
     assert!(answered > 0, "the flood reached the service: {text}");
     assert!(answered <= refused, "every answered refusal was audited first: {answered} answered, {refused} rows");

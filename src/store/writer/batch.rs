@@ -590,6 +590,14 @@ mod tests {
         rows.len()
     }
 
+    /// The destination account's queue depth, as its counter row says.
+    async fn queued(pool: &PgPool) -> i64 {
+        sqlx::query_scalar("SELECT queued FROM account_queue_depth WHERE account = '222222222222'")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    }
+
     async fn count(pool: &PgPool, table: &str) -> i64 {
         sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(pool).await.unwrap()
     }
@@ -664,11 +672,7 @@ mod tests {
         assert!(matches!(outcome(4), CreateOutcome::QueueFull { depth: 2 }));
         // Created, replayed and created leave audit rows; the refusals are audited by the layer once answered.
         assert_eq!(chain_is_intact(&pool).await, 3);
-        let depth: i64 = sqlx::query_scalar("SELECT queued FROM account_queue_depth WHERE account = '222222222222'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        assert_eq!(depth, 2, "the counter follows the inserts");
+        assert_eq!(queued(&pool).await, 2, "the counter follows the inserts");
 
         // A later batch: a replay of a stored copy, a cancellation, and the same cancellation again.
         let cancel = |id| Op::Cancel { id, reason: Some("not needed".into()), audit: record("CancelCopy", None) };
@@ -679,11 +683,7 @@ mod tests {
         );
         assert!(matches!(&done[2], Ok(Done::Cancelled(CancelOutcome::AlreadyCancelled(_)))));
         assert_eq!(chain_is_intact(&pool).await, 5);
-        let depth: i64 = sqlx::query_scalar("SELECT queued FROM account_queue_depth WHERE account = '222222222222'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        assert_eq!(depth, 1, "a cancelled copy leaves the queue");
+        assert_eq!(queued(&pool).await, 1, "a cancelled copy leaves the queue");
         let detail: Option<String> =
             sqlx::query_scalar("SELECT detail FROM copy_events WHERE copy_id = $1 AND to_state = 'CANCELLED'")
                 .bind(first.id.as_uuid())
