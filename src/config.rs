@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use figment::providers::{Env, Format, Serialized, Toml};
-use figment::Figment;
+use figment::{Figment, Provider};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{AuthSettings, AuthzSettings};
@@ -18,7 +18,10 @@ use crate::domain::AccountId;
 pub use crate::rekognition::{AccountLimits, AccountSettings};
 use crate::telemetry::TelemetrySettings;
 
+/// Unknown keys are refused, in the file and in `MODELCOPY_<SECTION>__<KEY>` variables alike, naming the key: a
+/// misspelt `role_arn` must stop the service, not send it to the default credential chain.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Where the gRPC API listens.
     pub listen_addr: SocketAddr,
@@ -46,8 +49,9 @@ pub struct Settings {
 pub enum SettingsError {
     #[error("cannot read settings: {0}")]
     Load(#[from] Box<figment::Error>),
-    #[error("dispatch: {0}")]
-    Dispatch(String),
+    /// Every rule the settings break, one a line, each naming its key.
+    #[error("{}", .0.join("\n"))]
+    Invalid(Vec<String>),
     #[error("accounts.{account}: {reason}")]
     Account { account: String, reason: String },
 }
@@ -69,46 +73,119 @@ impl Default for Settings {
 
 impl Settings {
     /// Defaults, overlaid by `file` when given, overlaid by the environment.
+    ///
+    /// Of the environment, only `MODELCOPY_*` variables that name one of the settings' keys are read as settings:
+    /// the same prefix also carries what is not a setting (`MODELCOPY_CONFIG`, the file's path; the CLI's
+    /// `MODELCOPY_TOKEN`), and a shell that exports those must not stop the service. Within a section, every key
+    /// must be known (`MODELCOPY_DISPATCH__POLL_INTERVL_MS` is refused).
     pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
-        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        Settings::load_with(file, "MODELCOPY_")
+    }
+
+    /// [`Settings::load`] with the variables of `prefix` (tests give each its own, as they share one environment).
+    fn load_with(file: Option<&Path>, prefix: &str) -> Result<Settings, SettingsError> {
+        let defaults = Figment::from(Serialized::defaults(Settings::default()));
+        let known: Vec<String> =
+            defaults.data().map_err(Box::new)?.into_values().flat_map(|dict| dict.into_keys()).collect();
+        let mut figment = defaults;
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        let settings: Settings = figment.merge(Env::prefixed("MODELCOPY_").split("__")).extract().map_err(Box::new)?;
+        let env = Env::prefixed(prefix).split("__").filter(move |key| {
+            let section = key.as_str().split('.').next().and_then(|first| first.split("__").next()).unwrap_or_default();
+            known.iter().any(|known| known.eq_ignore_ascii_case(section))
+        });
+        let settings: Settings = figment.merge(env).extract().map_err(Box::new)?;
         settings.check()?;
         Ok(settings)
     }
 
+    /// Every rule the settings break (not only the first), so that one run of `modelcopy config check` shows all
+    /// that needs fixing.
     fn check(&self) -> Result<(), SettingsError> {
+        let mut problems = Vec::new();
         // A step holds its job's lease across one Rekognition call: the lease must outlast the call, or another
         // replica could take the job over while the call is still under way.
-        if self.dispatch.lease_secs * 1000 < 2 * self.dispatch.aws_timeout_ms {
-            return Err(SettingsError::Dispatch(format!(
-                "lease_secs ({}) must be at least twice aws_timeout_ms ({} ms)",
+        if self.dispatch.lease_secs.saturating_mul(1000) < self.dispatch.aws_timeout_ms.saturating_mul(2) {
+            problems.push(format!(
+                "dispatch.lease_secs ({}) must be at least twice dispatch.aws_timeout_ms ({} ms)",
                 self.dispatch.lease_secs, self.dispatch.aws_timeout_ms
-            )));
+            ));
+        }
+        if let Err(err) = self.telemetry.check() {
+            problems.push(format!("telemetry: {err}"));
         }
         for (account, settings) in &self.accounts {
-            let bad = |reason: &str| SettingsError::Account { account: account.to_string(), reason: reason.into() };
+            let mut bad = |reason: String| problems.push(format!("accounts.{account}.{reason}"));
             if settings.region.is_empty() {
-                return Err(bad("region is required"));
+                bad("region is required".into());
             }
             if settings.access_key_id.is_some() != settings.secret_access_key.is_some() {
-                return Err(bad("access_key_id and secret_access_key go together"));
+                bad("access_key_id and secret_access_key go together".into());
             }
             let limits = &settings.limits;
-            if !(limits.copy_per_second > 0.0 && limits.describe_per_second > 0.0) {
-                return Err(bad("limits: rates must be above zero"));
+            for (name, rate) in
+                [("copy_per_second", limits.copy_per_second), ("describe_per_second", limits.describe_per_second)]
+            {
+                // `!(0 < rate <= MAX)` rather than `rate <= 0 || rate > MAX`: NaN fails every comparison.
+                if !(rate > 0.0 && rate <= AccountLimits::MAX_RATE) {
+                    bad(format!(
+                        "limits.{name} ({rate}) must be above 0 and at most {} calls per second",
+                        AccountLimits::MAX_RATE
+                    ));
+                }
             }
-            if limits.burst == 0 || limits.max_in_progress == 0 || limits.max_queued == 0 {
-                return Err(bad("limits: burst, max_in_progress and max_queued must be at least 1"));
+            for (name, value) in [
+                ("burst", limits.burst),
+                ("max_in_progress", limits.max_in_progress),
+                ("max_queued", limits.max_queued),
+            ] {
+                if value == 0 {
+                    bad(format!("limits.{name} must be at least 1"));
+                }
             }
             if !(0.0..0.5).contains(&limits.pacing_margin) {
-                return Err(bad("limits: pacing_margin must be at least 0 and below 0.5"));
+                bad(format!("limits.pacing_margin ({}) must be at least 0 and below 0.5", limits.pacing_margin));
             }
         }
-        Ok(())
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(SettingsError::Invalid(problems))
+        }
     }
+
+    /// The settings as TOML, as `modelcopy config check` prints them: every key with the value in effect, secrets
+    /// masked (an account's secret access key, the database URL's password).
+    pub fn to_masked_toml(&self) -> String {
+        const MASK: &str = "********";
+        let mut shown = self.clone();
+        shown.database_url = url_password_masked(&self.database_url, MASK).unwrap_or_else(|| MASK.into());
+        for account in shown.accounts.values_mut() {
+            if account.secret_access_key.is_some() {
+                account.secret_access_key = Some(MASK.into());
+            }
+        }
+        toml::to_string(&shown).unwrap_or_else(|err| format!("# the settings cannot be shown as TOML: {err}\n"))
+    }
+}
+
+/// `url` with its password, if it has one, replaced by `mask`; `None` when it is not a URL at all (then it is not
+/// shown).
+fn url_password_masked(url: &str, mask: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:{mask}@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    Some(match path {
+        Some(path) => format!("{scheme}://{authority}/{path}"),
+        None => format!("{scheme}://{authority}"),
+    })
 }
 
 /// Reads `[accounts]` keyed by checked account ids; a key that is not one fails the load, naming it.
@@ -188,7 +265,7 @@ mod tests {
         assert_eq!(settings.accounts["111111111111"].limits, AccountLimits::default());
         let err =
             with_file("[accounts.111111111111]\nregion = \"us-east-1\"\nlimits.copy_per_second = 0\n").unwrap_err();
-        assert!(err.to_string().contains("rates"), "{err}");
+        assert!(err.to_string().contains("limits.copy_per_second"), "{err}");
     }
 
     #[test]
@@ -214,6 +291,83 @@ mod tests {
         assert_eq!(with_file("[auth]\nmode = \"dev-metadata\"\n").unwrap().auth.mode, AuthMode::DevMetadata);
         let err = with_file("[auth.jwt]\njwks_file = \"j\"\nissuer = \"i\"\naudiance = [\"a\"]\n").unwrap_err();
         assert!(err.to_string().contains("audiance"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_by_name_at_every_level() {
+        let account = "[accounts.111111111111]\nregion = \"us-east-1\"\n";
+        for (text, key) in [
+            ("listen_adr = \"127.0.0.1:1\"\n".to_owned(), "listen_adr"),
+            ("[dispatch]\npoll_intervl_ms = 5\n".to_owned(), "poll_intervl_ms"),
+            (format!("{account}rol_arn = \"arn:aws:iam::111111111111:role/r\"\n"), "rol_arn"),
+            (format!("{account}limits.copy_per_secnd = 1\n"), "copy_per_secnd"),
+            ("[auth]\nmod = \"dev-metadata\"\n".to_owned(), "mod"),
+            ("[telemetry]\notlp_endpiont = \"http://127.0.0.1:4317\"\n".to_owned(), "otlp_endpiont"),
+        ] {
+            let err = with_file(&text).expect_err(key).to_string();
+            assert!(err.contains(&format!("`{key}`")), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn other_variables_of_the_prefix_are_not_settings_but_a_section_s_unknown_key_is_refused() {
+        // Each test its own prefix: the environment is the process's, shared by tests running at once.
+        let prefix = "MODELCOPY_TEST_ENV_";
+        std::env::set_var(format!("{prefix}CONFIG"), "/etc/modelcopy.toml");
+        std::env::set_var(format!("{prefix}TOKEN"), "a-bearer-token");
+        std::env::set_var(format!("{prefix}DISPATCH__POLL_INTERVAL_MS"), "75");
+        let settings = Settings::load_with(None, prefix).expect("CONFIG and TOKEN are not settings");
+        assert_eq!(settings.dispatch.poll_interval_ms, 75, "a section's key is read");
+        std::env::set_var(format!("{prefix}DISPATCH__POLL_INTERVL_MS"), "75");
+        let err = Settings::load_with(None, prefix).unwrap_err().to_string();
+        assert!(err.contains("poll_intervl_ms"), "{err}");
+    }
+
+    #[test]
+    fn rates_must_be_finite_and_within_reach_and_every_problem_is_named() {
+        for rate in ["inf", "nan", "-1.0", "0", "5000.0"] {
+            let text = format!("[accounts.111111111111]\nregion = \"us-east-1\"\nlimits.copy_per_second = {rate}\n");
+            let err = with_file(&text).expect_err(rate).to_string();
+            assert!(err.contains("accounts.111111111111.limits.copy_per_second"), "{rate}: {err}");
+        }
+        let err = with_file(
+            "[dispatch]\nlease_secs = 1\n[accounts.111111111111]\nregion = \"\"\nlimits.burst = 0\nlimits.describe_per_second = inf\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for problem in ["dispatch.lease_secs", ".region is required", "limits.burst", "limits.describe_per_second"] {
+            assert!(err.contains(problem), "{problem} missing from: {err}");
+        }
+        assert_eq!(err.lines().count(), 4, "one problem a line: {err}");
+    }
+
+    #[test]
+    fn the_effective_settings_print_with_secrets_masked_and_load_back() {
+        let settings = with_file(
+            r#"
+            database_url = "postgres://app:hunter2@db.internal:5432/modelcopy"
+            [accounts.111111111111]
+            region = "us-east-1"
+            access_key_id = "AKIAEXAMPLE"
+            secret_access_key = "wJalrXUtnFEMI/K7MDENG"
+            "#,
+        )
+        .unwrap();
+        let shown = settings.to_masked_toml();
+        assert!(!shown.contains("hunter2") && !shown.contains("wJalrXUtnFEMI"), "{shown}");
+        assert!(shown.contains("postgres://app:********@db.internal:5432/modelcopy"), "{shown}");
+        assert!(shown.contains("poll_interval_ms = 1000"), "defaults are shown: {shown}");
+        let again = with_file(&shown).expect("what config check prints loads back");
+        assert_eq!(again.to_masked_toml(), shown);
+    }
+
+    #[test]
+    fn a_database_url_without_a_password_is_shown_as_it_is() {
+        assert_eq!(
+            url_password_masked("postgres://postgres@127.0.0.1:5432/db", "*").as_deref(),
+            Some("postgres://postgres@127.0.0.1:5432/db")
+        );
+        assert_eq!(url_password_masked("not a url", "*"), None);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 /// `[auth]`: how callers are established.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     /// `authenticated` (the default): every call carries a client certificate or a bearer JWT, as `tls` / `jwt`
     /// configure; start-up fails when neither is. `dev-metadata`: the principal is whatever the

@@ -1,4 +1,5 @@
-//! The modelcopy service: `serve`, `migrate`, `dev` (everything local, no AWS account needed), and `audit verify`.
+//! The modelcopy service: `serve`, `migrate`, `dev` (everything local, no AWS account needed), `audit verify` and
+//! `config check`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,6 +52,21 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Settings tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Load the settings as `serve` would (the file, then MODELCOPY_* variables) and print them with every default
+    /// filled in and secrets masked; or print every problem found and exit 1.
+    Check {
+        #[arg(long, env = "MODELCOPY_CONFIG")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -105,6 +121,16 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Config { command: ConfigCommand::Check { config } } => match Settings::load(config.as_deref()) {
+            Ok(settings) => {
+                print!("{}", settings.to_masked_toml());
+                Ok(())
+            }
+            Err(err) => {
+                eprintln!("{err}");
+                std::process::exit(1)
+            }
+        },
         Command::Dev { data_dir, postgres_port, listen, seed, copy_duration_ms, replicas } => {
             embedded::run(DevOptions {
                 data_dir,

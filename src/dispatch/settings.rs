@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DispatchSettings {
     /// Whether this replica dispatches copies at all; API-only replicas set it false.
     pub enabled: bool,

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AccountSettings {
     pub region: String,
     /// Overrides Rekognition's endpoint (the simulator, a VPC endpoint).
@@ -24,7 +25,7 @@ pub struct AccountSettings {
 
 /// An account's Rekognition quotas as the service keeps to them, across all of its replicas.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AccountLimits {
     /// CopyProjectVersion calls per second.
     pub copy_per_second: f64,
@@ -39,6 +40,13 @@ pub struct AccountLimits {
     /// Headroom kept below each rate (0.02 = calls 2% further apart than the rate allows), so that delays between
     /// deciding to call and the call arriving cannot push two calls into the same second.
     pub pacing_margin: f64,
+}
+
+impl AccountLimits {
+    /// The most calls per second a rate may name. Rekognition's quotas for these management calls are a few per
+    /// second, raised on request to tens at most; a rate far above that is a typo (or `inf`, which would stop the
+    /// account's pacing dead), refused when the settings load.
+    pub const MAX_RATE: f64 = 1_000.0;
 }
 
 impl Default for AccountLimits {

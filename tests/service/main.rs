@@ -16,6 +16,7 @@ mod aws_errors;
 mod cancel;
 mod cli;
 mod cli_fake_server;
+mod config_check;
 mod copy_flow;
 mod flood_bench;
 mod group_commit;
