@@ -72,3 +72,41 @@ async fn every_rpc_leaves_one_row() {
     assert_eq!(rows[1].3.as_deref(), Some(copy.copy_id.as_str()));
     app.stop().await;
 }
+
+/// A call whose deadline passes while it waits (here on a table lock) is dropped by tonic on the caller's side; it
+/// still runs to its end, and its row says the caller was gone. (Before, it left no row at all.)
+#[tokio::test]
+async fn a_call_past_its_deadline_is_audited_once_it_finishes() {
+    use sqlx::Connection;
+    let app = TestApp::spawn_without_dispatch().await;
+    let mut client = app.client("alice").await;
+    let mut blocker = sqlx::PgConnection::connect(&app.database_url).await.unwrap();
+    let mut lock = blocker.begin().await.unwrap();
+    sqlx::query("LOCK TABLE copy_jobs IN ACCESS EXCLUSIVE MODE").execute(&mut *lock).await.unwrap();
+
+    let mut request = tonic::Request::new(proto::GetCopyRequest { copy_id: uuid::Uuid::new_v4().to_string() });
+    request.set_timeout(std::time::Duration::from_millis(300));
+    let status = client.get_copy(request).await.unwrap_err();
+    assert!(matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled), "{status:?}");
+    let rows = || async {
+        sqlx::query_as::<_, (String, Option<String>)>("SELECT grpc_code, reason FROM audit_log WHERE rpc = 'GetCopy'")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap()
+    };
+    assert!(rows().await.is_empty(), "still waiting on the lock");
+    lock.commit().await.unwrap();
+
+    let mut written = Vec::new();
+    for _ in 0..100 {
+        written = rows().await;
+        if !written.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(written.len(), 1, "{written:?}");
+    let reason = written[0].1.as_deref().unwrap_or_default();
+    assert!(reason.ends_with(modelcopy::audit::slot::CALLER_GONE), "{reason}");
+    app.stop().await;
+}
