@@ -110,7 +110,9 @@ async fn submit_once(
             }
             Ok(_) => {}
             Err(err) if err.is_permanent() => return fail(dispatcher, &job, CopyState::Submitting, &err, None).await,
-            Err(err) => return Ok(Outcome::RetryLater { attempt, code: err.code }),
+            // Counted like a failed copy call: a describe that keeps failing must not keep the job SUBMITTING (and
+            // holding one of the account's in-progress places) for ever.
+            Err(err) => return retry_or_give_up(dispatcher, &job, attempt, err).await,
         }
     }
 
@@ -126,15 +128,24 @@ async fn submit_once(
             apply(dispatcher, job.id, CopyState::Submitting, &change, Outcome::Submitted).await
         }
         Err(err) if err.is_permanent() => fail(dispatcher, &job, CopyState::Submitting, &err, None).await,
-        Err(err) if attempt >= dispatcher.settings.max_attempts => {
-            let detail = format!("gave up after {attempt} attempts");
-            fail(dispatcher, &job, CopyState::Submitting, &err, Some(detail)).await
-        }
-        Err(err) => {
-            warn!(attempt, code = %err.code, message = %err.message, "transient error; retrying later");
-            Ok(Outcome::RetryLater { attempt, code: err.code })
-        }
+        Err(err) => retry_or_give_up(dispatcher, &job, attempt, err).await,
     }
+}
+
+/// After a transient failure of a submission's `attempt`: due again later, or failed once the attempts allowed are
+/// spent. Every transient failure of a submission goes through here, whichever call failed.
+async fn retry_or_give_up(
+    dispatcher: &Dispatcher,
+    job: &CopyJob,
+    attempt: u32,
+    err: AwsCallError,
+) -> Result<Outcome, StoreError> {
+    if attempt >= dispatcher.settings.max_attempts {
+        let detail = format!("gave up after {attempt} attempts");
+        return fail(dispatcher, job, CopyState::Submitting, &err, Some(detail)).await;
+    }
+    warn!(attempt, code = %err.code, message = %err.message, "transient error; retrying later");
+    Ok(Outcome::RetryLater { attempt, code: err.code })
 }
 
 /// The destination version a job makes, among those Rekognition listed.

@@ -89,3 +89,28 @@ async fn a_successor_adopts_the_copy_a_dead_replica_submitted_instead_of_copying
     successor.stop().await.unwrap();
     app.stop().await;
 }
+
+/// A resubmission first looks for the copy an earlier attempt may have started. When that look keeps failing, the
+/// attempts still count: the job fails once they are spent, instead of staying SUBMITTING for ever (and holding one
+/// of its account's in-progress places).
+#[tokio::test]
+async fn a_describe_that_keeps_failing_before_a_resubmission_still_spends_the_attempts() {
+    let app = TestApp::spawn().await;
+    let fault = |operation: &str, count| Fault {
+        operation: operation.into(),
+        account_id: None,
+        error: "ThrottlingException".into(),
+        message: "Slow down".into(),
+        count,
+    };
+    app.sim.inject_fault(fault("CopyProjectVersion", 1));
+    app.sim.inject_fault(fault("DescribeProjectVersions", 1_000));
+    let mut client = app.client("alice").await;
+    let copy = TestApp::submit(&mut client, app.copy_request("never-confirmed")).await;
+    let ended = app.wait_until_ended(&mut client, &copy.copy_id).await;
+    assert_eq!(ended.state(), CopyState::Failed, "{ended:?}");
+    assert_eq!(ended.attempts, 5, "the test app allows 5 attempts");
+    assert_eq!(ended.error.expect("the last error is kept").code, "ThrottlingException");
+    assert_eq!(app.sim.call_count("CopyProjectVersion"), 1, "never copied again without finding the first");
+    app.stop().await;
+}
