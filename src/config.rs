@@ -31,6 +31,10 @@ pub struct Settings {
     /// one of them can starve the others. Beyond them it opens one for its group commit of audited writes and one
     /// per LISTEN (new copies, copy events).
     pub database_max_connections: u32,
+    /// How long the service waits on PostgreSQL before it answers UNAVAILABLE: for a connection (from a pool, or a
+    /// new one), and for a group commit of audited writes from its first statement to its commit. Without a bound,
+    /// a partition that swallows packets holds every call until its client gives up.
+    pub database_timeout_ms: u64,
     /// `[auth]`: how callers are established (the section's types are `auth`'s own).
     pub auth: AuthSettings,
     /// `[authz]`: the Cedar policies that decide every call (required: without them nothing is permitted).
@@ -62,6 +66,7 @@ impl Default for Settings {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
             database_url: "postgres://postgres@127.0.0.1:5432/modelcopy".into(),
             database_max_connections: 16,
+            database_timeout_ms: 5_000,
             auth: AuthSettings::default(),
             authz: AuthzSettings::default(),
             dispatch: DispatchSettings::default(),
@@ -111,6 +116,9 @@ impl Settings {
                 "dispatch.lease_secs ({}) must be at least twice dispatch.aws_timeout_ms ({} ms)",
                 self.dispatch.lease_secs, self.dispatch.aws_timeout_ms
             ));
+        }
+        if self.database_timeout_ms == 0 {
+            problems.push("database_timeout_ms must be at least 1".into());
         }
         if let Err(err) = self.telemetry.check() {
             problems.push(format!("telemetry: {err}"));

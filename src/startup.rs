@@ -55,7 +55,8 @@ impl Application {
                 .tls_config(auth::tls::server_config(tls)?)
                 .context("auth.tls: the certificate and key cannot serve TLS")?;
         }
-        let store = Store::connect(&settings.database_url, settings.database_max_connections).await?;
+        let timeout = Duration::from_millis(settings.database_timeout_ms);
+        let store = Store::connect(&settings.database_url, settings.database_max_connections, timeout).await?;
         store.migrate().await?;
         let (trigger, shutdown) = shutdown::channel();
 

@@ -99,14 +99,19 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate { config } => {
             let settings = Settings::load(config.as_deref())?;
-            Store::connect(&settings.database_url, 1).await?.migrate().await?;
+            Store::connect(&settings.database_url, 1, Duration::from_millis(settings.database_timeout_ms))
+                .await?
+                .migrate()
+                .await?;
             println!("migrations applied");
             Ok(())
         }
         Command::Audit { command: AuditCommand::Verify { config } } => {
             let verdict = async {
                 let settings = Settings::load(config.as_deref())?;
-                let store = Store::connect(&settings.database_url, 1).await?;
+                let store =
+                    Store::connect(&settings.database_url, 1, Duration::from_millis(settings.database_timeout_ms))
+                        .await?;
                 anyhow::Ok(modelcopy::audit::verify(&store).await?)
             }
             .await;

@@ -18,6 +18,10 @@ pub enum StoreError {
     /// none of their writes was committed.
     #[error("{0}")]
     Batch(Arc<StoreError>),
+    /// PostgreSQL did not answer within the store's timeout. A write that timed out may or may not have committed
+    /// (its COMMIT may have been on its way): a retry with the same idempotency token says which.
+    #[error("the database did not answer within {0:?}")]
+    TimedOut(std::time::Duration),
     /// The writer is gone (the service is stopping): nothing was written.
     #[error("the store's writer has stopped")]
     WriterStopped,

@@ -87,10 +87,11 @@ fn shares(max_connections: u32) -> (u32, u32, u32) {
 
 impl Store {
     /// A store with a pool per [`Role`], sharing `max_connections` between them (see [`shares`]). Connections open
-    /// as they are needed; the first is opened here, so that a wrong URL fails now.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+    /// as they are needed; the first is opened here, so that a wrong URL fails now. `timeout` bounds the wait for a
+    /// connection, and the writer's wait for each group commit.
+    pub async fn connect(url: &str, max_connections: u32, timeout: Duration) -> Result<Store, StoreError> {
         let (api, watch, dispatch) = shares(max_connections);
-        let options = |max| PgPoolOptions::new().max_connections(max).acquire_timeout(Duration::from_secs(10));
+        let options = |max| PgPoolOptions::new().max_connections(max).acquire_timeout(timeout);
         let api = options(api).connect(url).await?;
         let connect = api.connect_options().as_ref().clone();
         let watch = options(watch).connect_lazy_with(connect.clone());
@@ -150,7 +151,7 @@ mod tests {
     #[tokio::test]
     async fn api_reads_cannot_take_the_dispatchers_connections() {
         let url = test_cluster().await.create_database(&unique_db_name("pools")).await.expect("a database");
-        let store = Store::connect(&url, 8).await.unwrap();
+        let store = Store::connect(&url, 8, Duration::from_secs(10)).await.unwrap();
         let api = store.for_role(Role::Api);
         let mut held = Vec::new();
         for _ in 0..4 {

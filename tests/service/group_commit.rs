@@ -147,3 +147,47 @@ async fn the_writer_opens_a_new_connection_after_its_own_is_cut() {
     assert!(matches!(audit::verify(&store).await.unwrap(), Verdict::Intact { .. }));
     app.stop().await;
 }
+
+/// The database's network path swallows packets (a partition): audited calls are answered UNAVAILABLE once the
+/// store's timeout has passed, instead of waiting until their clients give up; when the path is back, the writer
+/// opens a new connection and calls are stored again, without a restart. Nothing of the partition's calls is kept.
+#[tokio::test]
+async fn a_partition_is_answered_unavailable_and_the_writer_comes_back_after_it() {
+    use crate::support::proxy::{Path, Proxy};
+    let (url, pool) = crate::support::fresh_database("partition").await;
+    let direct: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let target = std::net::SocketAddr::new(direct.get_host().parse().unwrap(), direct.get_port());
+    let proxy = Proxy::start(target).await;
+    let proxied = url.replacen(&format!(":{}/", target.port()), &format!(":{}/", proxy.addr().port()), 1);
+    assert_ne!(proxied, url);
+    let app = TestApp::spawn_with(crate::helpers::Options {
+        dispatch: false,
+        database: Some((proxied, pool)),
+        database_timeout: Some(Duration::from_millis(1_000)),
+        ..Default::default()
+    })
+    .await;
+    let mut client = app.client("alice").await;
+    TestApp::submit(&mut client, app.copy_request("before")).await;
+
+    proxy.set(Path::BlackHole);
+    let mut during = tonic::Request::new(app.copy_request("during"));
+    // Far longer than the store's timeout: a call held until this deadline would be answered DEADLINE_EXCEEDED.
+    during.set_timeout(Duration::from_secs(30));
+    let started = std::time::Instant::now();
+    let status = client.copy_model_version(during).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "after {:?}: {status:?}", started.elapsed());
+
+    proxy.set(Path::Pass);
+    let after = TestApp::submit(&mut client, app.copy_request("after")).await;
+    assert!(!after.copy_id.is_empty());
+    let versions: Vec<String> = sqlx::query_scalar("SELECT version_name FROM copy_jobs ORDER BY created_at")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    assert!(versions.iter().all(|v| !v.contains("during")), "{versions:?}");
+    let verdict = audit::verify(&Store::from_pool(app.pool.clone())).await.unwrap();
+    assert!(matches!(verdict, Verdict::Intact { .. }), "{verdict}");
+    app.stop().await;
+}

@@ -40,6 +40,8 @@ pub struct Options {
     pub otlp_endpoint: Option<String>,
     /// The database to serve from (its URL, and a pool on it): a fresh one in the tests' cluster if `None`.
     pub database: Option<(String, sqlx::PgPool)>,
+    /// `database_timeout_ms`, when not the default.
+    pub database_timeout: Option<Duration>,
 }
 
 impl Default for Options {
@@ -52,6 +54,7 @@ impl Default for Options {
             policies: None,
             otlp_endpoint: None,
             database: None,
+            database_timeout: None,
         }
     }
 }
@@ -109,6 +112,9 @@ impl TestApp {
         settings.authz.policies = Some(policy_file.clone());
         settings.authz.reload_interval_ms = 100;
         settings.telemetry.otlp_endpoint = options.otlp_endpoint;
+        if let Some(timeout) = options.database_timeout {
+            settings.database_timeout_ms = timeout.as_millis() as u64;
+        }
         settings.dispatch.enabled = options.dispatch;
         settings.dispatch.poll_interval_ms = 50;
         settings.dispatch.status_poll_interval_ms = 100;

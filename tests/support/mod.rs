@@ -5,6 +5,8 @@
 // Every test target compiles this module and each uses only part of it.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::path::PathBuf;
 
 use aws_sdk_rekognition::config::retry::RetryConfig;

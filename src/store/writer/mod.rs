@@ -135,13 +135,24 @@ impl Writer {
         // PostgreSQL planned each one anew at every batch (an array parameter's known length made the custom plan
         // look cheaper than the generic one, so it never switched): a token lookup took 260 µs planned, 140 µs not.
         // Every statement of the writer is written to be right under a generic plan (see the token lookup's test).
+        //
+        // The server bounds the writer's transactions too, at the writer's own timeout: a batch whose connection
+        // is partitioned away mid-transaction holds the chain's lock, and without `idle_in_transaction_session_timeout`
+        // PostgreSQL would keep it (and stop every replica's audited writes) until its TCP keepalive noticed, hours
+        // later; `statement_timeout` bounds a batch's wait for the lock on the server's side as well.
+        let timeout = pool.options().get_acquire_timeout();
+        let millis = timeout.as_millis().max(1).to_string();
         let options = pool
             .connect_options()
             .as_ref()
             .clone()
-            .options([("plan_cache_mode", "force_generic_plan")])
+            .options([
+                ("plan_cache_mode", "force_generic_plan"),
+                ("idle_in_transaction_session_timeout", millis.as_str()),
+                ("statement_timeout", millis.as_str()),
+            ])
             .application_name(APPLICATION_NAME);
-        let connect = Connect { options, timeout: pool.options().get_acquire_timeout() };
+        let connect = Connect { options, timeout };
         let (tx, rx) = mpsc::channel(QUEUE);
         let started = std::thread::Builder::new().name("modelcopy-writer".into()).spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -193,7 +204,7 @@ fn storable_json(value: &mut serde_json::Value) {
 /// How the writer reaches PostgreSQL.
 struct Connect {
     options: PgConnectOptions,
-    /// How long a connection may take to open before the batch waiting for it fails.
+    /// How long a connection may take to open, and a batch to commit, before the batch fails.
     timeout: Duration,
 }
 
@@ -201,7 +212,7 @@ impl Connect {
     async fn open(&self) -> Result<PgConnection, StoreError> {
         match tokio::time::timeout(self.timeout, PgConnection::connect_with(&self.options)).await {
             Ok(connected) => Ok(connected?),
-            Err(_) => Err(StoreError::Database(sqlx::Error::PoolTimedOut)),
+            Err(_) => Err(StoreError::TimedOut(self.timeout)),
         }
     }
 }
@@ -214,9 +225,9 @@ async fn run(connect: Connect, mut rx: mpsc::Receiver<Pending>) {
     while rx.recv_many(&mut waiting, MAX_BATCH).await > 0 {
         let (mut ops, mut replies): (Vec<Op>, Vec<Reply>) = waiting.drain(..).map(|p| (p.op, p.reply)).unzip();
         let committed = match connection {
-            Some(ref mut conn) => commit_arrived(conn, &mut rx, &mut ops, &mut replies).await,
+            Some(ref mut conn) => commit_within(&connect, conn, &mut rx, &mut ops, &mut replies).await,
             None => match connect.open().await {
-                Ok(conn) => commit_arrived(connection.insert(conn), &mut rx, &mut ops, &mut replies).await,
+                Ok(conn) => commit_within(&connect, connection.insert(conn), &mut rx, &mut ops, &mut replies).await,
                 Err(err) => Err(err),
             },
         };
@@ -237,6 +248,23 @@ async fn run(connect: Connect, mut rx: mpsc::Receiver<Pending>) {
                 }
             }
         }
+    }
+}
+
+/// [`commit_arrived`], failed with [`StoreError::TimedOut`] if it has not committed within the timeout. Why: on a
+/// network partition that swallows packets, a batch waits for an answer that never comes, and every audited call
+/// of the replica waits behind it until its client gives up. Bounded, the calls are answered UNAVAILABLE, the
+/// connection is dropped (the failure path opens a new one), and the writer goes on when the database is back.
+async fn commit_within(
+    connect: &Connect,
+    conn: &mut PgConnection,
+    rx: &mut mpsc::Receiver<Pending>,
+    ops: &mut Vec<Op>,
+    replies: &mut Vec<Reply>,
+) -> Result<Vec<Result<Done, StoreError>>, StoreError> {
+    match tokio::time::timeout(connect.timeout, commit_arrived(conn, rx, ops, replies)).await {
+        Ok(committed) => committed,
+        Err(_) => Err(StoreError::TimedOut(connect.timeout)),
     }
 }
 
