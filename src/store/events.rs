@@ -63,13 +63,15 @@ impl CopyEvent {
     }
 }
 
-/// Records that `job` (as it now is) came from `from`.
+/// Records that `job` (as it now is) came from `from`. Takes the copy events' lock first, held until `tx` ends, so
+/// that events commit in the order of their numbers (see [`super::locks::COPY_EVENTS`]).
 pub(super) async fn insert(
     tx: &mut Transaction<'_, Postgres>,
     job: &CopyJob,
     from: Option<CopyState>,
     detail: Option<&str>,
 ) -> Result<i64, StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(super::locks::COPY_EVENTS).execute(&mut **tx).await?;
     Ok(sqlx::query_scalar(
         "INSERT INTO copy_events
             (copy_id, from_state, to_state, rekognition_status, rekognition_status_message,
@@ -105,4 +107,34 @@ pub async fn for_copy_after(store: &Store, copy_id: CopyId, after_seq: i64) -> R
         .fetch_all(store.pool())
         .await?;
     super::parse_all(rows)
+}
+
+/// The number of the latest event committed (0 before the first). Events commit in the order of their numbers
+/// (see [`super::locks::COPY_EVENTS`]), so every event at or below it is committed and visible from now on.
+pub async fn latest_seq(store: &Store) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT COALESCE(max(seq), 0) FROM copy_events").fetch_one(store.pool()).await?)
+}
+
+/// Up to `limit` events numbered after `after_seq`, in number order (which is commit order), each with its copy as
+/// it was right after it: a page of what a watcher that fell behind missed. Nothing numbered after `after_seq` can
+/// commit later below the last one returned.
+pub async fn after(store: &Store, after_seq: i64, limit: i64) -> Result<Vec<(CopyEvent, CopyJob)>, StoreError> {
+    let rows: Vec<EventRow> = sqlx::query_as("SELECT * FROM copy_events WHERE seq > $1 ORDER BY seq LIMIT $2")
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(store.pool())
+        .await?;
+    let events: Vec<CopyEvent> = super::parse_all(rows)?;
+    let ids: Vec<Uuid> = events.iter().map(|e| e.copy_id.as_uuid()).collect();
+    let jobs = super::jobs::get_many(store, &ids).await?;
+    events
+        .into_iter()
+        .map(|event| match jobs.get(&event.copy_id) {
+            Some(job) => {
+                let job = event.apply_to(job);
+                Ok((event, job))
+            }
+            None => Err(StoreError::Corrupt(format!("copy_events row {}: no copy {}", event.seq, event.copy_id))),
+        })
+        .collect()
 }

@@ -1,13 +1,21 @@
 //! Every PostgreSQL advisory lock key the service takes, in one place, so that no two uses can meet.
 //!
 //! Keys are 64-bit; each use has its own fixed high bytes in ASCII: "MC" for an account's dispatch leadership
-//! (the 12-digit account id fills the low bytes, far below the prefix), and "AUDIT_CH" for the audit chain.
+//! (the 12-digit account id fills the low bytes, far below the prefix), "AUDIT_CH" for the audit chain and
+//! "COPY_EVT" for the order of copy events.
 
 use crate::domain::AccountId;
 
 /// The key of the transaction-scoped lock that serializes appends to the audit chain (see [`super::audit`]):
 /// ASCII "AUDIT_CH" read as a big-endian integer.
 pub const AUDIT_CHAIN: i64 = 0x4155_4449_545F_4348;
+
+/// The key of the transaction-scoped lock every transaction that records a copy event holds from taking the
+/// event's sequence number until it commits: ASCII "COPY_EVT". Why: a sequence hands out numbers as transactions
+/// ask, not as they commit, so without it a watcher that has seen event N could later find an event below N that
+/// committed after it, and catching up "after N" would skip that one. Held this way, events commit in the order of
+/// their numbers, and "every event after N" is exact.
+pub const COPY_EVENTS: i64 = 0x434F_5059_5F45_5654;
 
 /// The prefix of the leadership keys: "MC" in the two high bytes.
 const LEADERSHIP_PREFIX: i64 = 0x4D43 << 48;
@@ -34,6 +42,8 @@ mod tests {
     #[test]
     fn the_audit_key_spells_its_name_and_is_no_account_s() {
         assert_eq!(&AUDIT_CHAIN.to_be_bytes(), b"AUDIT_CH");
+        assert_eq!(&COPY_EVENTS.to_be_bytes(), b"COPY_EVT");
+        assert_ne!(COPY_EVENTS >> 48, LEADERSHIP_PREFIX >> 48);
         assert_ne!(AUDIT_CHAIN >> 48, LEADERSHIP_PREFIX >> 48);
     }
 }

@@ -1,6 +1,6 @@
 //! One watcher: the current state first, then every change, in order, with nothing skipped.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -108,34 +108,55 @@ async fn follow_copy(
 /// Watches every copy matching `filter`: the live ones as they are, then every change, until the client leaves.
 pub async fn watch_filter(store: Store, hub: &WatchHub, filter: CopyFilter) -> Result<WatchStream, WatchError> {
     let rx = hub.subscribe();
+    // Read before the snapshot: every event up to it is in the snapshot, and every later one reaches the watcher
+    // from the hub or, if it falls behind, from the events after it.
+    let floor = events::latest_seq(&store).await?;
     let live = jobs::live_at(&store, &filter, SNAPSHOT_LIMIT).await?;
     let (tx, out) = mpsc::channel(BUFFER);
     let shutdown = hub.shutdown();
     tokio::spawn(async move {
-        if let Err(err) = follow_filter(&store, rx, shutdown, &tx, filter, live).await {
+        if let Err(err) = follow_filter(&store, rx, shutdown, &tx, filter, (floor, live)).await {
             let _ = tx.send(Err(err)).await;
         }
     });
     Ok(ReceiverStream::new(out))
 }
 
+/// Events read per query while a watcher catches up.
+const CATCH_UP_PAGE: i64 = 500;
+
+/// Sends the snapshot, then every event after `floor` that matches, in number order: from the hub while the watcher
+/// keeps up, from the events table (page by page, to the end) when it fell behind. Events commit in the order of
+/// their numbers (`store::locks::COPY_EVENTS`), so "every event after the last one handled" misses nothing. What it
+/// remembers is bounded whatever the filter: the number of the last event handled, and the snapshot's copies' own
+/// numbers (at most [`SNAPSHOT_LIMIT`]), to drop the changes the snapshot already showed.
 async fn follow_filter(
     store: &Store,
     mut rx: broadcast::Receiver<HubMessage>,
     mut shutdown: Shutdown,
     tx: &mpsc::Sender<Result<WatchItem, WatchError>>,
     filter: CopyFilter,
-    live: Vec<JobAt>,
+    (mut floor, live): (i64, Vec<JobAt>),
 ) -> Result<(), WatchError> {
-    let mut seen = Seen::default();
+    let mut shown: HashMap<CopyId, i64> = HashMap::with_capacity(live.len());
     // Oldest first, as if each had just happened.
     for JobAt { job, last_seq: seq } in live.into_iter().rev() {
-        seen.note(&job, seq);
+        shown.insert(job.id, seq);
         if !send(tx, snapshot(job, seq)).await {
             return Ok(());
         }
     }
-    let mut in_sync_at = Utc::now();
+    // Whether the event numbered `seq` of copy `job` is sent; `floor` moves past it either way.
+    let handle = |seq: i64, job: &CopyJob, floor: &mut i64| {
+        if seq <= *floor {
+            return false;
+        }
+        *floor = seq;
+        if shown.get(&job.id).is_some_and(|&at| seq <= at) {
+            return false;
+        }
+        filter.matches(job.state, job.request.source_account(), job.request.destination_account(), job.created_at)
+    };
     loop {
         let message = tokio::select! {
             message = rx.recv() => message,
@@ -144,59 +165,32 @@ async fn follow_filter(
         };
         match message {
             Ok(HubMessage::Event(stored)) => {
-                in_sync_at = stored.event.occurred_at.min(Utc::now());
-                let job = &stored.job;
-                let fresh = stored.event.seq > seen.get(&job.id);
-                let (source, destination) = (job.request.source_account(), job.request.destination_account());
-                if fresh && filter.matches(job.state, source, destination, job.created_at) {
-                    seen.note(job, stored.event.seq);
-                    if !send(tx, change(&stored)).await {
-                        return Ok(());
-                    }
+                if handle(stored.event.seq, &stored.job, &mut floor) && !send(tx, change(&stored)).await {
+                    return Ok(());
                 }
             }
-            Ok(HubMessage::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                // What changed since we were last in step, as it is now (a margin covers commit delays).
-                let since = in_sync_at - chrono::Duration::seconds(5);
-                in_sync_at = Utc::now();
-                for JobAt { job, last_seq: seq } in jobs::changed_since(store, &filter, since, SNAPSHOT_LIMIT).await? {
-                    if seq > seen.get(&job.id) {
-                        seen.note(&job, seq);
-                        if !send(tx, snapshot(job, seq)).await {
+            Ok(HubMessage::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => loop {
+                let page = events::after(store, floor, CATCH_UP_PAGE).await?;
+                let full = page.len() as i64 == CATCH_UP_PAGE;
+                for (event, job) in page {
+                    if handle(event.seq, &job, &mut floor) {
+                        let item = WatchItem {
+                            seq: event.seq,
+                            previous: event.from_state,
+                            occurred_at: event.occurred_at,
+                            snapshot: false,
+                            job,
+                        };
+                        if !send(tx, item).await {
                             return Ok(());
                         }
                     }
                 }
-            }
-            Err(broadcast::error::RecvError::Closed) => return Err(WatchError::Closed),
-        }
-    }
-}
-
-/// Where each copy stands for one filter watcher. Copies that ended never change again, so only the most recent
-/// [`ENDED_REMEMBERED`] of them are kept (enough to drop late duplicates of their last event).
-#[derive(Default)]
-struct Seen {
-    seq: HashMap<CopyId, i64>,
-    ended: VecDeque<CopyId>,
-}
-
-const ENDED_REMEMBERED: usize = 10_000;
-
-impl Seen {
-    fn get(&self, id: &CopyId) -> i64 {
-        self.seq.get(id).copied().unwrap_or(0)
-    }
-
-    fn note(&mut self, job: &CopyJob, seq: i64) {
-        self.seq.insert(job.id, seq);
-        if job.state.is_terminal() {
-            self.ended.push_back(job.id);
-            if self.ended.len() > ENDED_REMEMBERED {
-                if let Some(old) = self.ended.pop_front() {
-                    self.seq.remove(&old);
+                if !full {
+                    break;
                 }
-            }
+            },
+            Err(broadcast::error::RecvError::Closed) => return Err(WatchError::Closed),
         }
     }
 }

@@ -173,3 +173,167 @@ async fn a_snapshot_and_its_change_number_always_agree() {
     assert!(reads > 0, "the pair was read while changes were being committed");
     app.stop().await;
 }
+
+/// A filter watcher that stops reading falls behind the hub, which drops what it cannot hold; when it reads again,
+/// it catches up from the events themselves. More than 5,000 changes are committed while it does not read: it must
+/// then receive every one, once, in order (before, a catch-up sent at most 1,000 copies as they were at that moment,
+/// and skipped the rest).
+#[tokio::test]
+async fn a_filter_watcher_that_falls_far_behind_still_gets_every_change_in_order() {
+    const COPIES: usize = 2_600;
+    let app = TestApp::spawn_without_dispatch().await;
+    let client = app.client("alice").await;
+    // The watcher on a connection of its own with small HTTP/2 windows: once it stops reading, the service's sends
+    // stop after a few kilobytes, and its watch stream falls behind the hub.
+    let channel = tonic::transport::Endpoint::from_shared(app.endpoint.clone())
+        .unwrap()
+        .initial_stream_window_size(Some(16 * 1024))
+        .initial_connection_window_size(Some(16 * 1024))
+        .connect()
+        .await
+        .unwrap();
+    let metadata = modelcopy::cli::connect::CallMetadata::new(Some("alice"), None).unwrap();
+    let mut watcher = proto::model_copy_client::ModelCopyClient::with_interceptor(channel, metadata);
+    let filter = proto::CopyFilter { destination_account_id: DEST_ACCOUNT.into(), ..Default::default() };
+    let watch = || proto::WatchCopyRequest { target: Some(Target::Filter(filter.clone())) };
+    let mut stream = watcher.watch_copy(watch()).await.unwrap().into_inner();
+    // A second watcher that keeps reading: once it has every change, the hub has passed all of them on, and the
+    // first watcher has certainly fallen behind.
+    let mut keeping_up = client.clone().watch_copy(watch()).await.unwrap().into_inner();
+    let kept_up = tokio::spawn(async move {
+        let mut changes = 0;
+        while changes < 2 * COPIES {
+            match tokio::time::timeout(Duration::from_secs(60), keeping_up.next()).await {
+                Ok(Some(Ok(event))) if !event.snapshot => changes += 1,
+                Ok(Some(Ok(_))) => {}
+                other => panic!("the reading watcher stopped after {changes} changes: {other:?}"),
+            }
+        }
+    });
+
+    // Not reading meanwhile: 2 changes a copy, far beyond what the hub keeps for a slow watcher (1,024). Written
+    // behind the service in two statements (queued, then cancelled, each with its event), so that the test loads
+    // the machine with the watching, not with thousands of calls.
+    let template = app.copy_request("template");
+    let created: Vec<String> = sqlx::query_scalar(
+        "WITH jobs AS (
+             INSERT INTO copy_jobs (id, principal, request_digest, source_project_arn, source_project_version_arn,
+                                    destination_project_arn, version_name, s3_bucket, source_account,
+                                    destination_account, region, state)
+             SELECT gen_random_uuid(), 'alice', '\\x00', $1, $2, $3, 'lag-' || n, 'bucket', $4, $5, $6, 'QUEUED'
+               FROM generate_series(1, $7) AS n
+             RETURNING id
+         ),
+         events AS (INSERT INTO copy_events (copy_id, to_state) SELECT id, 'QUEUED' FROM jobs)
+         SELECT id::text FROM jobs",
+    )
+    .bind(&template.source_project_arn)
+    .bind(&template.source_project_version_arn)
+    .bind(&template.destination_project_arn)
+    .bind(crate::helpers::SOURCE_ACCOUNT)
+    .bind(DEST_ACCOUNT)
+    .bind(crate::helpers::REGION)
+    .bind(COPIES as i64)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "WITH cancelled AS (
+             UPDATE copy_jobs SET state = 'CANCELLED', completed_at = now(), updated_at = now()
+              WHERE version_name LIKE 'lag-%' RETURNING id
+         )
+         INSERT INTO copy_events (copy_id, from_state, to_state) SELECT id, 'QUEUED', 'CANCELLED' FROM cancelled",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    kept_up.await.expect("the reading watcher saw every change");
+
+    let mut seen: std::collections::HashMap<String, Vec<CopyState>> = std::collections::HashMap::new();
+    let mut last_seq = 0;
+    for received in 0..2 * COPIES {
+        let event = tokio::time::timeout(Duration::from_secs(60), stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("only {received} of {} changes arrived", 2 * COPIES))
+            .unwrap()
+            .unwrap();
+        assert!(!event.snapshot, "{event:?}");
+        assert!(event.sequence > last_seq, "in order, once: {} after {last_seq}", event.sequence);
+        last_seq = event.sequence;
+        let copy = event.copy.unwrap();
+        seen.entry(copy.copy_id.clone()).or_default().push(copy.state());
+    }
+    assert_eq!(seen.len(), COPIES);
+    for copy_id in &created {
+        assert_eq!(seen[copy_id], [CopyState::Queued, CopyState::Cancelled], "{copy_id}");
+    }
+    app.stop().await;
+}
+
+/// Catching up "after event N" is exact only if no event numbered below N can commit after it: every path that
+/// records an event (the dispatcher's transitions, new copies, cancellations) holds the copy events' lock from
+/// taking its number until it commits. Held by the test, each of them waits for it.
+#[tokio::test]
+async fn every_path_that_records_an_event_waits_for_the_copy_events_lock() {
+    use sqlx::Connection;
+    let app = TestApp::spawn_without_dispatch().await;
+    let mut client = app.client("alice").await;
+    let moved = TestApp::submit(&mut client, app.copy_request("moved")).await;
+    let cancelled = TestApp::submit(&mut client, app.copy_request("cancelled")).await;
+    let store = Store::from_pool(app.pool.clone());
+    let waiting = || async {
+        let waiting: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+        waiting
+    };
+    let until_waiting = |n: i64| async move {
+        for _ in 0..200 {
+            if waiting().await >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("fewer than {n} sessions wait for the copy events' lock");
+    };
+
+    let mut holder = sqlx::PgConnection::connect(&app.database_url).await.unwrap();
+    let mut held = holder.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(modelcopy::store::locks::COPY_EVENTS)
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    let id = moved.copy_id.parse().unwrap();
+    let transition = tokio::spawn(async move {
+        jobs::transition(&store, id, DomainState::Queued, &Change::to(DomainState::Submitting), None).await
+    });
+    until_waiting(1).await;
+    let create = tokio::spawn({
+        let mut client = client.clone();
+        let request = app.copy_request("created");
+        async move { client.copy_model_version(request).await }
+    });
+    until_waiting(2).await;
+    held.commit().await.unwrap();
+    transition.await.unwrap().unwrap().expect("moved once the lock is free");
+    create.await.unwrap().expect("created once the lock is free");
+
+    let mut held = holder.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(modelcopy::store::locks::COPY_EVENTS)
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    let cancel = tokio::spawn({
+        let mut client = client.clone();
+        let copy_id = cancelled.copy_id.clone();
+        async move { client.cancel_copy(proto::CancelCopyRequest { copy_id, reason: String::new() }).await }
+    });
+    until_waiting(1).await;
+    held.commit().await.unwrap();
+    cancel.await.unwrap().expect("cancelled once the lock is free");
+    app.stop().await;
+}

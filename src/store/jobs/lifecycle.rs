@@ -2,7 +2,10 @@
 //! with its audit record; and [`transition`], the one statement that moves a job through the state machine, one
 //! recorded transition at a time, for the API and the dispatcher alike.
 
+use std::collections::HashMap;
+
 use sqlx::{Postgres, QueryBuilder};
+use uuid::Uuid;
 
 use super::{parse_all, Change, CopyJob, JobRow};
 use crate::domain::{CopyFilter, CopyId, CopyRequest, CopyState};
@@ -53,6 +56,13 @@ pub async fn get(store: &Store, id: CopyId) -> Result<Option<CopyJob>, StoreErro
     let row: Option<JobRow> =
         sqlx::query_as("SELECT * FROM copy_jobs WHERE id = $1").bind(id.as_uuid()).fetch_optional(store.pool()).await?;
     row.map(CopyJob::try_from).transpose()
+}
+
+/// The copies of `ids` that exist, by id.
+pub async fn get_many(store: &Store, ids: &[Uuid]) -> Result<HashMap<CopyId, CopyJob>, StoreError> {
+    let rows: Vec<JobRow> =
+        sqlx::query_as("SELECT * FROM copy_jobs WHERE id = ANY($1)").bind(ids).fetch_all(store.pool()).await?;
+    rows.into_iter().map(|row| CopyJob::try_from(row).map(|job| (job.id, job))).collect()
 }
 
 /// Copies matching `filter`, newest first, at most `limit`, after `after` (the previous page's last copy).

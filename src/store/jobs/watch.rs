@@ -1,7 +1,6 @@
-//! What watchers read: a copy together with the number of its latest change, and the copies that changed while a
-//! watcher was not listening.
+//! What watchers start from: a copy together with the number of its latest change. (What a watcher that fell
+//! behind missed is read from the events: [`crate::store::events::after`].)
 
-use chrono::{DateTime, Utc};
 use sqlx::{FromRow, QueryBuilder};
 
 use super::lifecycle::select_matching;
@@ -48,19 +47,5 @@ pub async fn live_at(store: &Store, filter: &CopyFilter, limit: i64) -> Result<V
     let mut query = select_matching(SELECT_JOBS_AT, filter);
     query.push(" AND state = ANY(").push_bind(CopyState::LIVE.to_vec()).push(")");
     query.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(limit);
-    parse_all(query.build_query_as::<JobAtRow>().fetch_all(store.pool()).await?)
-}
-
-/// Copies matching `filter` changed at or after `since`, oldest change first, at most `limit`, each with its
-/// latest change's number: what a watcher that lost its notifications for a while may have missed.
-pub async fn changed_since(
-    store: &Store,
-    filter: &CopyFilter,
-    since: DateTime<Utc>,
-    limit: i64,
-) -> Result<Vec<JobAt>, StoreError> {
-    let mut query = select_matching(SELECT_JOBS_AT, filter);
-    query.push(" AND updated_at >= ").push_bind(since);
-    query.push(" ORDER BY updated_at LIMIT ").push_bind(limit);
     parse_all(query.build_query_as::<JobAtRow>().fetch_all(store.pool()).await?)
 }

@@ -80,7 +80,9 @@ const HEAD: &str = "SELECT last.id, last.hash, clock_timestamp(),
 
 /// [`HEAD`], and for a batch that asks for copies: the queue depths of their accounts ($2) and the ids of the stored
 /// copies that their (principal, idempotency token) pairs ($3, $4) name. One round trip for all of it: the batch
-/// waits on each of its round trips, and so does every caller in it.
+/// waits on each of its round trips, and so does every caller in it. It also takes the copy events' lock
+/// ([`locks::COPY_EVENTS`], spelled out in decimal: PostgreSQL 15 reads no hex literals), since the batch's insert records the new copies'
+/// first events; a test checks the two keys agree.
 ///
 /// The token lookup is one index probe per pair, whatever the planner believes of the table. A plain join of the
 /// arrays with `copy_jobs` got a generic plan while the table was new and kept it: a hash join over a seq scan of
@@ -95,7 +97,7 @@ const HEAD_AND_DEPTHS: &str = "SELECT last.id, last.hash, clock_timestamp(),
                 CROSS JOIN LATERAL (SELECT c.id FROM copy_jobs AS c
                                      WHERE c.principal = t.principal AND c.idempotency_token = t.token
                                      LIMIT 1) AS j)
-   FROM (SELECT 1) AS one
+   FROM (SELECT pg_advisory_xact_lock(4850183668482004564)) AS copy_events_lock
    LEFT JOIN (SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1) AS last ON TRUE";
 
 impl Known {
@@ -511,6 +513,8 @@ async fn cancel(tx: &mut PgConnection, cancels: &[Cancel]) -> Result<Vec<CopyJob
         return Ok(Vec::new());
     }
     CopyState::Queued.transition(CopyState::Cancelled)?;
+    // The cancellations record events: numbered in commit order (see `locks::COPY_EVENTS`).
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(locks::COPY_EVENTS).execute(&mut *tx).await?;
     let cancelled: Vec<JobRow> = sqlx::query_as(
         "WITH cancelled AS (
              UPDATE copy_jobs SET state = $3, completed_at = now(), updated_at = now()
@@ -666,6 +670,11 @@ mod tests {
         }
         announced.sort();
         assert_eq!(announced, ["222222222222", "333333333333"]);
+    }
+
+    #[test]
+    fn the_head_statement_takes_the_copy_events_lock() {
+        assert!(HEAD_AND_DEPTHS.contains(&format!("pg_advisory_xact_lock({})", locks::COPY_EVENTS)));
     }
 
     #[tokio::test]
