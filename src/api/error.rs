@@ -30,6 +30,9 @@ pub enum ApiError {
     Store(#[from] StoreError),
     #[error("the service is shutting down")]
     ShuttingDown,
+    /// A watch stream's replica lost contact with the database.
+    #[error("lost contact with the copy store")]
+    WatchLost,
 }
 
 impl ApiError {
@@ -48,6 +51,7 @@ impl From<WatchError> for ApiError {
             WatchError::NotFound(id) => ApiError::NotFound(format!("no copy {id}")),
             WatchError::Store(err) => ApiError::Store(err),
             WatchError::Closed => ApiError::ShuttingDown,
+            WatchError::Lost => ApiError::WatchLost,
         }
     }
 }
@@ -92,6 +96,9 @@ impl From<ApiError> for Status {
                 }
             },
             ApiError::ShuttingDown => Status::unavailable("the service is shutting down; retry"),
+            ApiError::WatchLost => Status::unavailable(
+                "this replica lost contact with the copy store; watch again (the stream resumes from a new snapshot)",
+            ),
         }
     }
 }

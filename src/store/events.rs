@@ -63,15 +63,14 @@ impl CopyEvent {
     }
 }
 
-/// Records that `job` (as it now is) came from `from`. Takes the copy events' lock first, held until `tx` ends, so
-/// that events commit in the order of their numbers (see [`super::locks::COPY_EVENTS`]).
+/// Records that `job` (as it now is) came from `from`. `tx` must hold the copy events' lock, taken before any row
+/// lock, so that events commit in the order of their numbers (see [`super::locks::COPY_EVENTS`]).
 pub(super) async fn insert(
     tx: &mut Transaction<'_, Postgres>,
     job: &CopyJob,
     from: Option<CopyState>,
     detail: Option<&str>,
 ) -> Result<i64, StoreError> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(super::locks::COPY_EVENTS).execute(&mut **tx).await?;
     Ok(sqlx::query_scalar(
         "INSERT INTO copy_events
             (copy_id, from_state, to_state, rekognition_status, rekognition_status_message,

@@ -15,6 +15,10 @@ pub const AUDIT_CHAIN: i64 = 0x4155_4449_545F_4348;
 /// ask, not as they commit, so without it a watcher that has seen event N could later find an event below N that
 /// committed after it, and catching up "after N" would skip that one. Held this way, events commit in the order of
 /// their numbers, and "every event after N" is exact.
+///
+/// Lock order, in every transaction: the audit chain's lock, then this one, then rows (copies, queue counters).
+/// A dispatcher's transition that locked its copy's row first (and, through the queue counter's trigger, the
+/// account's counter row) deadlocked with a group commit that held this lock and waited for that counter.
 pub const COPY_EVENTS: i64 = 0x434F_5059_5F45_5654;
 
 /// The prefix of the leadership keys: "MC" in the two high bytes.

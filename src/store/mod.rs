@@ -114,6 +114,12 @@ impl Store {
         Store { pool: self.pools.of(role).clone(), pools: self.pools.clone(), writer: self.writer.clone() }
     }
 
+    /// How long the store waits on PostgreSQL before giving up (`database_timeout_ms`): for a connection, and for
+    /// a group commit. Other waits that must not hang on a partition are bounded by it too.
+    pub fn timeout(&self) -> Duration {
+        self.pool.options().get_acquire_timeout()
+    }
+
     /// The pool, for this module's statements only.
     fn pool(&self) -> &PgPool {
         &self.pool

@@ -39,6 +39,14 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Sends `payload` on `channel` (delivered to every listener once this commits; here, at once).
+    pub async fn notify(&self, channel: Channel, payload: &str) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)").bind(channel.name()).bind(payload).execute(self.pool()).await?;
+        Ok(())
+    }
+}
+
 impl Listener {
     /// The next notification's payload. `Ok(None)` when the connection dropped: notifications may have been lost
     /// meanwhile, and the next call reconnects and listens again.

@@ -1,9 +1,16 @@
 //! One listener per replica on the copy events channel, re-broadcast in process.
+//!
+//! The listener is checked with a heartbeat: every `database_timeout_ms` the hub notifies itself on the channel,
+//! and if neither that notification nor anything else has come in within the same time, the hub tells every
+//! watcher it lost the database ([`HubMessage::Lost`]: their streams end with UNAVAILABLE, so clients reconnect) and opens a new
+//! listener. Why: on a partition that swallows packets, a LISTEN connection neither errors nor delivers anything,
+//! and every watcher of the replica went silent, with no error, for as long as it lasted.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::broadcast;
+use tokio::time::Instant;
 use tracing::warn;
 
 use crate::shutdown::Shutdown;
@@ -23,6 +30,9 @@ pub enum HubMessage {
     Event(Arc<StoredEvent>),
     /// Notifications may have been lost (the listening connection dropped): catch up from the database.
     Resync,
+    /// The hub lost contact with the database (its heartbeat did not come back in time): watchers cannot be kept
+    /// up to date, and end with an error that tells their clients to reconnect.
+    Lost,
 }
 
 pub struct WatchHub {
@@ -50,13 +60,68 @@ impl WatchHub {
     }
 }
 
-async fn relay(store: Store, mut listener: Listener, tx: broadcast::Sender<HubMessage>, mut shutdown: Shutdown) {
+/// What a heartbeat's payload starts with; the rest names the replica's hub and the beat, so that hubs of other
+/// replicas (which receive it too) ignore it.
+const HEARTBEAT: &str = "heartbeat:";
+
+async fn relay(store: Store, listener: Listener, tx: broadcast::Sender<HubMessage>, mut shutdown: Shutdown) {
+    let every = store.timeout();
+    let me = format!("{HEARTBEAT}{}:", uuid::Uuid::new_v4().simple());
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut listener = Some(listener);
+    // The beat sent and not heard back yet, and when it was sent.
+    let mut awaited: Option<(u64, Instant)> = None;
+    let mut beats: u64 = 0;
+    // When the listener last delivered anything. A beat can come back late behind a burst of events waiting their
+    // turn; anything delivered since it was sent shows the connection alive all the same.
+    let mut heard = Instant::now();
     loop {
         let received = tokio::select! {
-            received = listener.try_recv() => received,
+            received = async { listener.as_mut().expect("polled only while listening").try_recv().await },
+                if listener.is_some() => received,
+            _ = ticker.tick() => {
+                match (&listener, awaited) {
+                    (Some(_), Some((_, sent))) if sent.elapsed() < every => {}
+                    (Some(_), Some((_, sent))) if heard < sent => {
+                        warn!(after = ?every, "copy event listener silent (its heartbeat did not come back); watchers are told");
+                        let _ = tx.send(HubMessage::Lost);
+                        listener = None;
+                        awaited = None;
+                    }
+                    // Nothing awaited, or the last beat is late while other notifications keep coming: a new beat.
+                    (Some(_), _) => {
+                        beats += 1;
+                        awaited = Some((beats, Instant::now()));
+                        let (store, payload) = (store.clone(), format!("{me}{beats}"));
+                        // Apart from the loop: over a partition, sending it hangs too.
+                        tokio::spawn(async move {
+                            let _ = tokio::time::timeout(every, store.notify(Channel::CopyEvents, &payload)).await;
+                        });
+                    }
+                    (None, _) => match tokio::time::timeout(every, store.listen(Channel::CopyEvents)).await {
+                        Ok(Ok(new)) => {
+                            listener = Some(new);
+                            // Whatever was committed while nobody listened is read from the database.
+                            let _ = tx.send(HubMessage::Resync);
+                        }
+                        Ok(Err(err)) => warn!(%err, "cannot listen for copy events yet; retrying"),
+                        Err(_) => warn!(after = ?every, "cannot listen for copy events yet; retrying"),
+                    },
+                }
+                continue;
+            }
             _ = shutdown.wait() => return,
         };
+        if let Ok(Some(_)) = received {
+            heard = Instant::now();
+        }
         match received {
+            Ok(Some(payload)) if payload.starts_with(HEARTBEAT) => {
+                if awaited.is_some_and(|(beat, _)| payload == format!("{me}{beat}")) {
+                    awaited = None;
+                }
+            }
             Ok(Some(payload)) => {
                 // Nobody watching: reading the event would be wasted. A watcher that subscribes after this check
                 // reads its starting state after this event was committed, so it misses nothing.

@@ -32,6 +32,9 @@ pub enum WatchError {
     Store(#[from] StoreError),
     #[error("the service is shutting down")]
     Closed,
+    /// The replica lost contact with the database; the client should watch again (through any replica).
+    #[error("lost contact with the copy store; watch again")]
+    Lost,
 }
 
 /// Filter watchers start from at most this many live copies.
@@ -82,6 +85,7 @@ async fn follow_copy(
                 }
             }
             Ok(HubMessage::Event(_)) => {}
+            Ok(HubMessage::Lost) => return Err(WatchError::Lost),
             Ok(HubMessage::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
                 // Within one copy, sequence order is commit order: reading past `last` misses nothing.
                 for event in events::for_copy_after(store, job.id, last).await? {
@@ -169,6 +173,7 @@ async fn follow_filter(
                     return Ok(());
                 }
             }
+            Ok(HubMessage::Lost) => return Err(WatchError::Lost),
             Ok(HubMessage::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => loop {
                 let page = events::after(store, floor, CATCH_UP_PAGE).await?;
                 let full = page.len() as i64 == CATCH_UP_PAGE;

@@ -337,3 +337,110 @@ async fn every_path_that_records_an_event_waits_for_the_copy_events_lock() {
     cancel.await.unwrap().expect("cancelled once the lock is free");
     app.stop().await;
 }
+
+/// On a partition, a LISTEN connection neither fails nor delivers. A watcher must not be left in silence: its
+/// stream ends with UNAVAILABLE once the hub's heartbeat has not come back, and a new watch after the partition
+/// sees changes again.
+#[tokio::test]
+async fn a_watcher_is_told_when_its_replica_loses_the_database_and_can_watch_again_after() {
+    use crate::support::proxy::{Path, Proxy};
+    let (url, pool) = crate::support::fresh_database("watch_partition").await;
+    let direct: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let target = std::net::SocketAddr::new(direct.get_host().parse().unwrap(), direct.get_port());
+    let proxy = Proxy::start(target).await;
+    let proxied = url.replacen(&format!(":{}/", target.port()), &format!(":{}/", proxy.addr().port()), 1);
+    let app = TestApp::spawn_with(crate::helpers::Options {
+        dispatch: false,
+        database: Some((proxied, pool)),
+        database_timeout: Some(Duration::from_millis(1_000)),
+        ..Default::default()
+    })
+    .await;
+    let mut client = app.client("alice").await;
+    let copy = TestApp::submit(&mut client, app.copy_request("watched")).await;
+    let watch = || proto::WatchCopyRequest { target: Some(Target::CopyId(copy.copy_id.clone())) };
+    let mut stream = client.watch_copy(watch()).await.unwrap().into_inner();
+    assert!(stream.next().await.unwrap().unwrap().snapshot);
+
+    proxy.set(Path::BlackHole);
+    let told = tokio::time::timeout(Duration::from_secs(30), stream.next())
+        .await
+        .expect("the watcher is told, not left in silence")
+        .expect("an item, not the end of the stream");
+    assert_eq!(told.unwrap_err().code(), tonic::Code::Unavailable);
+
+    proxy.set(Path::Pass);
+    let mut again = None;
+    for _ in 0..100 {
+        if let Ok(stream) = client.watch_copy(watch()).await {
+            again = Some(stream.into_inner());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut again = again.expect("watching works again after the partition");
+    assert!(again.next().await.unwrap().unwrap().snapshot);
+    // Whether or not the hub listens again before this change, the watcher gets it: from the hub, or from the
+    // catch-up the hub asks for once it listens again.
+    client
+        .cancel_copy(proto::CancelCopyRequest { copy_id: copy.copy_id.clone(), reason: String::new() })
+        .await
+        .unwrap();
+    let change = tokio::time::timeout(Duration::from_secs(20), again.next())
+        .await
+        .expect("the change reaches the new watcher")
+        .unwrap()
+        .unwrap();
+    assert_eq!(change.copy.unwrap().state(), CopyState::Cancelled);
+    app.stop().await;
+}
+
+/// Every transaction that records an event takes the copy events' lock before any row lock. A group commit does
+/// (chain, events, then the account's queue counter as it inserts); a dispatcher's transition once locked its copy
+/// and, through the counter's trigger, the counter first, and the two deadlocked (seen in the fleet tests:
+/// "deadlock detected", a CopyModelVersion answered UNAVAILABLE). Here the test's own session takes the group
+/// commit's part, in its order.
+#[tokio::test]
+async fn a_transition_and_a_group_commit_take_their_locks_in_one_order() {
+    use sqlx::Connection;
+    let app = TestApp::spawn_without_dispatch().await;
+    let mut client = app.client("alice").await;
+    let copy = TestApp::submit(&mut client, app.copy_request("moving")).await;
+    let store = Store::from_pool(app.pool.clone());
+
+    let mut commit = sqlx::PgConnection::connect(&app.database_url).await.unwrap();
+    let mut commit = commit.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(modelcopy::store::locks::COPY_EVENTS)
+        .execute(&mut *commit)
+        .await
+        .unwrap();
+    let id = copy.copy_id.parse().unwrap();
+    let transition = tokio::spawn(async move {
+        jobs::transition(&store, id, DomainState::Queued, &Change::to(DomainState::Submitting), None).await
+    });
+    // Until the transition waits for the events' lock (whatever it has locked by then).
+    let mut waits = false;
+    for _ in 0..200 {
+        let waiting: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+        if waiting > 0 {
+            waits = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(waits, "the transition never waited for the copy events' lock");
+    // What a group commit's insert does next: the account's queue counter.
+    sqlx::query("UPDATE account_queue_depth SET queued = queued WHERE account = $1")
+        .bind(DEST_ACCOUNT)
+        .execute(&mut *commit)
+        .await
+        .expect("the counter is free: the transition took nothing before the events' lock");
+    commit.commit().await.unwrap();
+    transition.await.unwrap().expect("no deadlock").expect("moved");
+    app.stop().await;
+}

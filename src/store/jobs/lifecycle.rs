@@ -12,7 +12,7 @@ use crate::domain::{CopyFilter, CopyId, CopyRequest, CopyState};
 use crate::store::audit::AuditRecord;
 use crate::store::page_token::PageToken;
 use crate::store::writer::{Done, NewCopy, Op};
-use crate::store::{events, Store, StoreError};
+use crate::store::{events, locks, Store, StoreError};
 use crate::telemetry::TraceParent;
 
 /// What CopyModelVersion's transaction did.
@@ -115,7 +115,11 @@ pub async fn transition(
     lease_owner: Option<&str>,
 ) -> Result<Option<CopyJob>, StoreError> {
     from.transition(change.to)?;
-    let mut tx = store.pool().begin().await?;
+    // The copy events' lock first, before the row's: every transaction that records an event takes its locks in
+    // that order (see `locks::COPY_EVENTS`). Taken after the row, it deadlocked with a group commit that held it
+    // and waited for the account's queue counter, which this UPDATE's trigger had locked.
+    let mut tx =
+        store.pool().begin_with(format!("BEGIN; SELECT pg_advisory_xact_lock({})", locks::COPY_EVENTS)).await?;
     // Leaving SUBMITTING other than by failing means Rekognition took the copy: that is when it was submitted.
     let submitted = from == CopyState::Submitting && change.to != CopyState::Failed;
     let updated: Option<JobRow> = sqlx::query_as(

@@ -120,6 +120,9 @@ impl Known {
         }
         let mut to_cancel = HashMap::new();
         if !cancel_ids.is_empty() {
+            // The cancellations will record events: the copy events' lock before the rows' (see
+            // `locks::COPY_EVENTS`).
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(locks::COPY_EVENTS).execute(&mut *tx).await?;
             let rows: Vec<JobRow> = sqlx::query_as("SELECT * FROM copy_jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE")
                 .bind(&cancel_ids)
                 .fetch_all(&mut *tx)
@@ -513,8 +516,7 @@ async fn cancel(tx: &mut PgConnection, cancels: &[Cancel]) -> Result<Vec<CopyJob
         return Ok(Vec::new());
     }
     CopyState::Queued.transition(CopyState::Cancelled)?;
-    // The cancellations record events: numbered in commit order (see `locks::COPY_EVENTS`).
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(locks::COPY_EVENTS).execute(&mut *tx).await?;
+    // The copy events' lock is held since the copies were read (`Known::read`).
     let cancelled: Vec<JobRow> = sqlx::query_as(
         "WITH cancelled AS (
              UPDATE copy_jobs SET state = $3, completed_at = now(), updated_at = now()
