@@ -9,22 +9,6 @@ use modelcopy::store::{locks, Store};
 
 use crate::helpers::TestApp;
 
-/// Waits (bounded) until some session waits for an advisory lock: the writer's batch is queued behind the test's.
-async fn writer_waits_for_the_chain(app: &TestApp) {
-    for _ in 0..200 {
-        let waiting: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
-                .fetch_one(&app.pool)
-                .await
-                .unwrap();
-        if waiting > 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the writer never waited for the chain's lock");
-}
-
 /// The copy is handed over, its client gives up before the answer, and the batch commits afterwards: the copy and
 /// its audit row are stored, and the client's retry with the same token is answered with that copy.
 #[tokio::test]
@@ -42,7 +26,7 @@ async fn a_copy_whose_client_gave_up_before_the_answer_is_kept_and_its_retry_is_
         let request = request.clone();
         async move { tokio::time::timeout(Duration::from_millis(300), client.copy_model_version(request)).await }
     });
-    writer_waits_for_the_chain(&app).await;
+    app.until_advisory_waiters(1).await;
     assert!(first.await.unwrap().is_err(), "the client gave up before any answer");
     assert_eq!(app.job_count().await, 0, "nothing is committed while the batch waits");
     blocker.rollback().await.unwrap();
@@ -153,20 +137,8 @@ async fn the_writer_opens_a_new_connection_after_its_own_is_cut() {
 /// opens a new connection and calls are stored again, without a restart. Nothing of the partition's calls is kept.
 #[tokio::test]
 async fn a_partition_is_answered_unavailable_and_the_writer_comes_back_after_it() {
-    use crate::support::proxy::{Path, Proxy};
-    let (url, pool) = crate::support::fresh_database("partition").await;
-    let direct: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
-    let target = std::net::SocketAddr::new(direct.get_host().parse().unwrap(), direct.get_port());
-    let proxy = Proxy::start(target).await;
-    let proxied = url.replacen(&format!(":{}/", target.port()), &format!(":{}/", proxy.addr().port()), 1);
-    assert_ne!(proxied, url);
-    let app = TestApp::spawn_with(crate::helpers::Options {
-        dispatch: false,
-        database: Some((proxied, pool)),
-        database_timeout: Some(Duration::from_millis(1_000)),
-        ..Default::default()
-    })
-    .await;
+    use crate::support::proxy::Path;
+    let (app, proxy) = TestApp::spawn_behind_proxy(Duration::from_millis(1_000)).await;
     let mut client = app.client("alice").await;
     TestApp::submit(&mut client, app.copy_request("before")).await;
 

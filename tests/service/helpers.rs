@@ -12,6 +12,7 @@ use modelcopy::simulator::{self, Seed, SeedProjectPolicy, SimConfig, SimHandle};
 use modelcopy::startup::Application;
 use sqlx::PgPool;
 
+use crate::support::proxy::Proxy;
 use crate::support::{self, account, account_secret, DEST_PROJECT, SOURCE_PROJECT};
 pub use crate::support::{DEST_ACCOUNT, REGION, SOURCE_ACCOUNT};
 
@@ -144,6 +145,47 @@ impl TestApp {
         let app = Application::start(settings.clone()).await.expect("application starts");
         let endpoint = app.endpoint();
         TestApp { app: Some(app), endpoint, pool, database_url, sim, seed, settings, policy_file }
+    }
+
+    /// An app (dispatch off) whose database connections all go through a [`Proxy`] the test controls, with
+    /// `database_timeout_ms` = `timeout`: for database faults.
+    pub async fn spawn_behind_proxy(timeout: Duration) -> (TestApp, Proxy) {
+        let (url, pool) = support::fresh_database("behind_proxy").await;
+        let direct: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+        let target = std::net::SocketAddr::new(direct.get_host().parse().unwrap(), direct.get_port());
+        let proxy = Proxy::start(target).await;
+        let proxied = url.replacen(&format!(":{}/", target.port()), &format!(":{}/", proxy.addr().port()), 1);
+        assert_ne!(proxied, url, "the service's URL names the proxy");
+        let options = Options {
+            dispatch: false,
+            database: Some((proxied, pool)),
+            database_timeout: Some(timeout),
+            ..Default::default()
+        };
+        (TestApp::spawn_with(options).await, proxy)
+    }
+
+    /// Waits (bounded) until at least `n` sessions wait for an advisory lock.
+    pub async fn until_advisory_waiters(&self, n: i64) {
+        for _ in 0..200 {
+            let waiting: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                    .fetch_one(&self.pool)
+                    .await
+                    .unwrap();
+            if waiting >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("fewer than {n} sessions ever waited for an advisory lock");
+    }
+
+    /// A session of the test's holding the transaction-scoped advisory lock `key` until the transaction ends.
+    pub async fn hold_advisory_lock(&self, key: i64) -> sqlx::Transaction<'static, sqlx::Postgres> {
+        let mut held = self.pool.begin().await.unwrap();
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(key).execute(&mut *held).await.unwrap();
+        held
     }
 
     /// An app whose copies stay queued until the test starts a dispatching replica (or never).

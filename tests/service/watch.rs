@@ -275,64 +275,34 @@ async fn a_filter_watcher_that_falls_far_behind_still_gets_every_change_in_order
 /// taking its number until it commits. Held by the test, each of them waits for it.
 #[tokio::test]
 async fn every_path_that_records_an_event_waits_for_the_copy_events_lock() {
-    use sqlx::Connection;
     let app = TestApp::spawn_without_dispatch().await;
     let mut client = app.client("alice").await;
     let moved = TestApp::submit(&mut client, app.copy_request("moved")).await;
     let cancelled = TestApp::submit(&mut client, app.copy_request("cancelled")).await;
     let store = Store::from_pool(app.pool.clone());
-    let waiting = || async {
-        let waiting: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
-                .fetch_one(&app.pool)
-                .await
-                .unwrap();
-        waiting
-    };
-    let until_waiting = |n: i64| async move {
-        for _ in 0..200 {
-            if waiting().await >= n {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("fewer than {n} sessions wait for the copy events' lock");
-    };
-
-    let mut holder = sqlx::PgConnection::connect(&app.database_url).await.unwrap();
-    let mut held = holder.begin().await.unwrap();
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(modelcopy::store::locks::COPY_EVENTS)
-        .execute(&mut *held)
-        .await
-        .unwrap();
+    let held = app.hold_advisory_lock(modelcopy::store::locks::COPY_EVENTS).await;
     let id = moved.copy_id.parse().unwrap();
     let transition = tokio::spawn(async move {
         jobs::transition(&store, id, DomainState::Queued, &Change::to(DomainState::Submitting), None).await
     });
-    until_waiting(1).await;
+    app.until_advisory_waiters(1).await;
     let create = tokio::spawn({
         let mut client = client.clone();
         let request = app.copy_request("created");
         async move { client.copy_model_version(request).await }
     });
-    until_waiting(2).await;
+    app.until_advisory_waiters(2).await;
     held.commit().await.unwrap();
     transition.await.unwrap().unwrap().expect("moved once the lock is free");
     create.await.unwrap().expect("created once the lock is free");
 
-    let mut held = holder.begin().await.unwrap();
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(modelcopy::store::locks::COPY_EVENTS)
-        .execute(&mut *held)
-        .await
-        .unwrap();
+    let held = app.hold_advisory_lock(modelcopy::store::locks::COPY_EVENTS).await;
     let cancel = tokio::spawn({
         let mut client = client.clone();
         let copy_id = cancelled.copy_id.clone();
         async move { client.cancel_copy(proto::CancelCopyRequest { copy_id, reason: String::new() }).await }
     });
-    until_waiting(1).await;
+    app.until_advisory_waiters(1).await;
     held.commit().await.unwrap();
     cancel.await.unwrap().expect("cancelled once the lock is free");
     app.stop().await;
@@ -343,19 +313,8 @@ async fn every_path_that_records_an_event_waits_for_the_copy_events_lock() {
 /// sees changes again.
 #[tokio::test]
 async fn a_watcher_is_told_when_its_replica_loses_the_database_and_can_watch_again_after() {
-    use crate::support::proxy::{Path, Proxy};
-    let (url, pool) = crate::support::fresh_database("watch_partition").await;
-    let direct: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
-    let target = std::net::SocketAddr::new(direct.get_host().parse().unwrap(), direct.get_port());
-    let proxy = Proxy::start(target).await;
-    let proxied = url.replacen(&format!(":{}/", target.port()), &format!(":{}/", proxy.addr().port()), 1);
-    let app = TestApp::spawn_with(crate::helpers::Options {
-        dispatch: false,
-        database: Some((proxied, pool)),
-        database_timeout: Some(Duration::from_millis(1_000)),
-        ..Default::default()
-    })
-    .await;
+    use crate::support::proxy::Path;
+    let (app, proxy) = TestApp::spawn_behind_proxy(Duration::from_millis(1_000)).await;
     let mut client = app.client("alice").await;
     let copy = TestApp::submit(&mut client, app.copy_request("watched")).await;
     let watch = || proto::WatchCopyRequest { target: Some(Target::CopyId(copy.copy_id.clone())) };
@@ -402,38 +361,18 @@ async fn a_watcher_is_told_when_its_replica_loses_the_database_and_can_watch_aga
 /// commit's part, in its order.
 #[tokio::test]
 async fn a_transition_and_a_group_commit_take_their_locks_in_one_order() {
-    use sqlx::Connection;
     let app = TestApp::spawn_without_dispatch().await;
     let mut client = app.client("alice").await;
     let copy = TestApp::submit(&mut client, app.copy_request("moving")).await;
     let store = Store::from_pool(app.pool.clone());
 
-    let mut commit = sqlx::PgConnection::connect(&app.database_url).await.unwrap();
-    let mut commit = commit.begin().await.unwrap();
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(modelcopy::store::locks::COPY_EVENTS)
-        .execute(&mut *commit)
-        .await
-        .unwrap();
+    let mut commit = app.hold_advisory_lock(modelcopy::store::locks::COPY_EVENTS).await;
     let id = copy.copy_id.parse().unwrap();
     let transition = tokio::spawn(async move {
         jobs::transition(&store, id, DomainState::Queued, &Change::to(DomainState::Submitting), None).await
     });
     // Until the transition waits for the events' lock (whatever it has locked by then).
-    let mut waits = false;
-    for _ in 0..200 {
-        let waiting: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
-                .fetch_one(&app.pool)
-                .await
-                .unwrap();
-        if waiting > 0 {
-            waits = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(waits, "the transition never waited for the copy events' lock");
+    app.until_advisory_waiters(1).await;
     // What a group commit's insert does next: the account's queue counter.
     sqlx::query("UPDATE account_queue_depth SET queued = queued WHERE account = $1")
         .bind(DEST_ACCOUNT)
