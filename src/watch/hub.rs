@@ -2,9 +2,9 @@
 //!
 //! The listener is checked with a heartbeat: every `database_timeout_ms` the hub notifies itself on the channel,
 //! and if neither that notification nor anything else has come in within the same time, the hub tells every
-//! watcher it lost the database ([`HubMessage::Lost`]: their streams end with UNAVAILABLE, so clients reconnect) and opens a new
-//! listener. Why: on a partition that swallows packets, a LISTEN connection neither errors nor delivers anything,
-//! and every watcher of the replica went silent, with no error, for as long as it lasted.
+//! watcher it lost the database ([`HubMessage::Lost`]: their streams end with UNAVAILABLE, so clients reconnect)
+//! and opens a new listener. Why: on a partition that swallows packets, a LISTEN connection neither errors nor
+//! delivers anything, and every watcher of the replica went silent, with no error, for as long as it lasted.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,7 +84,7 @@ async fn relay(store: Store, listener: Listener, tx: broadcast::Sender<HubMessag
                 match (&listener, awaited) {
                     (Some(_), Some((_, sent))) if sent.elapsed() < every => {}
                     (Some(_), Some((_, sent))) if heard < sent => {
-                        warn!(after = ?every, "copy event listener silent (its heartbeat did not come back); watchers are told");
+                        warn!(after = ?every, "copy event listener silent (no heartbeat back); watchers are told");
                         let _ = tx.send(HubMessage::Lost);
                         listener = None;
                         awaited = None;
@@ -132,7 +132,10 @@ async fn relay(store: Store, listener: Listener, tx: broadcast::Sender<HubMessag
                     warn!(payload, "ignoring a malformed copy event notification");
                     continue;
                 };
-                match load(&store, seq).await {
+                // Bounded: a read that hangs on a partition would keep the heartbeat from being checked.
+                let loaded =
+                    tokio::time::timeout(every, load(&store, seq)).await.unwrap_or(Err(StoreError::TimedOut(every)));
+                match loaded {
                     Ok(Some(event)) => {
                         // No receivers is fine: nobody is watching.
                         let _ = tx.send(HubMessage::Event(Arc::new(event)));

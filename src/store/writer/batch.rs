@@ -81,8 +81,8 @@ const HEAD: &str = "SELECT last.id, last.hash, clock_timestamp(),
 /// [`HEAD`], and for a batch that asks for copies: the queue depths of their accounts ($2) and the ids of the stored
 /// copies that their (principal, idempotency token) pairs ($3, $4) name. One round trip for all of it: the batch
 /// waits on each of its round trips, and so does every caller in it. It also takes the copy events' lock
-/// ([`locks::COPY_EVENTS`], spelled out in decimal: PostgreSQL 15 reads no hex literals), since the batch's insert records the new copies'
-/// first events; a test checks the two keys agree.
+/// ([`locks::COPY_EVENTS`], spelled out in decimal: PostgreSQL 15 reads no hex literals), since the batch's insert
+/// records the new copies' first events; a test checks the two keys agree.
 ///
 /// The token lookup is one index probe per pair, whatever the planner believes of the table. A plain join of the
 /// arrays with `copy_jobs` got a generic plan while the table was new and kept it: a hash join over a seq scan of
