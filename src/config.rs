@@ -35,6 +35,9 @@ pub struct Settings {
     /// new one), and for a group commit of audited writes from its first statement to its commit. Without a bound,
     /// a partition that swallows packets holds every call until its client gives up.
     pub database_timeout_ms: u64,
+    /// How long a stop waits for clients to finish their calls (streams included) before it closes their
+    /// connections: a client that stops reading must not keep a replica from stopping.
+    pub shutdown_grace_ms: u64,
     /// `[auth]`: how callers are established (the section's types are `auth`'s own).
     pub auth: AuthSettings,
     /// `[authz]`: the Cedar policies that decide every call (required: without them nothing is permitted).
@@ -67,6 +70,7 @@ impl Default for Settings {
             database_url: "postgres://postgres@127.0.0.1:5432/modelcopy".into(),
             database_max_connections: 16,
             database_timeout_ms: 5_000,
+            shutdown_grace_ms: 10_000,
             auth: AuthSettings::default(),
             authz: AuthzSettings::default(),
             dispatch: DispatchSettings::default(),
@@ -119,6 +123,9 @@ impl Settings {
         }
         if self.database_timeout_ms == 0 {
             problems.push("database_timeout_ms must be at least 1".into());
+        }
+        if self.shutdown_grace_ms == 0 {
+            problems.push("shutdown_grace_ms must be at least 1".into());
         }
         if let Err(err) = self.telemetry.check() {
             problems.push(format!("telemetry: {err}"));

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 use tower::ServiceBuilder;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::api::ModelCopyService;
 use crate::audit::AuditLayer;
@@ -34,6 +34,8 @@ pub struct Application {
     /// The authorization policies in force (reloaded while serving).
     policies: Arc<PolicyStore>,
     trigger: ShutdownTrigger,
+    /// How long a stop waits for clients before closing their connections (`shutdown_grace_ms`).
+    grace: Duration,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     dispatcher: JoinHandle<()>,
     /// Exporting traces, when `[telemetry] otlp_endpoint` says where; flushed once serving and dispatching end.
@@ -93,7 +95,8 @@ impl Application {
         );
         let scheme = if settings.auth.tls.is_some() { "https" } else { "http" };
         info!(%addr, scheme, "modelcopy serving");
-        Ok(Application { addr, scheme, store, policies, trigger, server, dispatcher, exporter })
+        let grace = Duration::from_millis(settings.shutdown_grace_ms);
+        Ok(Application { addr, scheme, store, policies, trigger, grace, server, dispatcher, exporter })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -120,12 +123,27 @@ impl Application {
     }
 
     /// Runs until the server ends (after a shutdown, or on a fatal error), then waits for the dispatcher, then
-    /// flushes the traces still to export.
+    /// flushes the traces still to export. Once a shutdown is fired, clients get the grace period to finish; then
+    /// the server is stopped with their connections. Why: a graceful stop waits for every open call, and a watch
+    /// stream whose client stopped reading never finishes (its data waits on the client's flow-control window), so
+    /// one such client held the replica up for ever.
     pub async fn wait(self) -> anyhow::Result<()> {
-        let served = self.server.await;
-        self.trigger.fire();
-        let _ = self.dispatcher.await;
-        if let Some(exporter) = self.exporter {
+        let Application { trigger, grace, mut server, dispatcher, exporter, .. } = self;
+        let mut fired = trigger.subscribe();
+        let served = tokio::select! {
+            served = &mut server => served,
+            _ = fired.wait() => match tokio::time::timeout(grace, &mut server).await {
+                Ok(served) => served,
+                Err(_) => {
+                    warn!(?grace, "clients still held calls open after the shutdown grace; closing their connections");
+                    server.abort();
+                    Ok(Ok(()))
+                }
+            },
+        };
+        trigger.fire();
+        let _ = dispatcher.await;
+        if let Some(exporter) = exporter {
             exporter.shutdown().await;
         }
         served??;

@@ -174,17 +174,13 @@ async fn a_snapshot_and_its_change_number_always_agree() {
     app.stop().await;
 }
 
-/// A filter watcher that stops reading falls behind the hub, which drops what it cannot hold; when it reads again,
-/// it catches up from the events themselves. More than 5,000 changes are committed while it does not read: it must
-/// then receive every one, once, in order (before, a catch-up sent at most 1,000 copies as they were at that moment,
-/// and skipped the rest).
-#[tokio::test]
-async fn a_filter_watcher_that_falls_far_behind_still_gets_every_change_in_order() {
-    const COPIES: usize = 2_600;
-    let app = TestApp::spawn_without_dispatch().await;
-    let client = app.client("alice").await;
-    // The watcher on a connection of its own with small HTTP/2 windows: once it stops reading, the service's sends
-    // stop after a few kilobytes, and its watch stream falls behind the hub.
+/// A client on a connection of its own with small HTTP/2 windows: when it stops reading, the service can send it
+/// only a few kilobytes more.
+async fn small_window_client(
+    app: &TestApp,
+) -> proto::model_copy_client::ModelCopyClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, modelcopy::cli::connect::CallMetadata>,
+> {
     let channel = tonic::transport::Endpoint::from_shared(app.endpoint.clone())
         .unwrap()
         .initial_stream_window_size(Some(16 * 1024))
@@ -193,27 +189,11 @@ async fn a_filter_watcher_that_falls_far_behind_still_gets_every_change_in_order
         .await
         .unwrap();
     let metadata = modelcopy::cli::connect::CallMetadata::new(Some("alice"), None).unwrap();
-    let mut watcher = proto::model_copy_client::ModelCopyClient::with_interceptor(channel, metadata);
-    let filter = proto::CopyFilter { destination_account_id: DEST_ACCOUNT.into(), ..Default::default() };
-    let watch = || proto::WatchCopyRequest { target: Some(Target::Filter(filter.clone())) };
-    let mut stream = watcher.watch_copy(watch()).await.unwrap().into_inner();
-    // A second watcher that keeps reading: once it has every change, the hub has passed all of them on, and the
-    // first watcher has certainly fallen behind.
-    let mut keeping_up = client.clone().watch_copy(watch()).await.unwrap().into_inner();
-    let kept_up = tokio::spawn(async move {
-        let mut changes = 0;
-        while changes < 2 * COPIES {
-            match tokio::time::timeout(Duration::from_secs(60), keeping_up.next()).await {
-                Ok(Some(Ok(event))) if !event.snapshot => changes += 1,
-                Ok(Some(Ok(_))) => {}
-                other => panic!("the reading watcher stopped after {changes} changes: {other:?}"),
-            }
-        }
-    });
+    proto::model_copy_client::ModelCopyClient::with_interceptor(channel, metadata)
+}
 
-    // Not reading meanwhile: 2 changes a copy, far beyond what the hub keeps for a slow watcher (1,024). Written
-    // behind the service in two statements (queued, then cancelled, each with its event), so that the test loads
-    // the machine with the watching, not with thousands of calls.
+/// `n` copies queued and then cancelled behind the service, in two statements: `2 n` changes for watchers.
+async fn queued_then_cancelled(app: &TestApp, n: usize) -> Vec<String> {
     let template = app.copy_request("template");
     let created: Vec<String> = sqlx::query_scalar(
         "WITH jobs AS (
@@ -233,20 +213,55 @@ async fn a_filter_watcher_that_falls_far_behind_still_gets_every_change_in_order
     .bind(crate::helpers::SOURCE_ACCOUNT)
     .bind(DEST_ACCOUNT)
     .bind(crate::helpers::REGION)
-    .bind(COPIES as i64)
+    .bind(n as i64)
     .fetch_all(&app.pool)
     .await
     .unwrap();
     sqlx::query(
         "WITH cancelled AS (
              UPDATE copy_jobs SET state = 'CANCELLED', completed_at = now(), updated_at = now()
-              WHERE version_name LIKE 'lag-%' RETURNING id
+              WHERE version_name LIKE 'lag-%' AND state = 'QUEUED' RETURNING id
          )
          INSERT INTO copy_events (copy_id, from_state, to_state) SELECT id, 'QUEUED', 'CANCELLED' FROM cancelled",
     )
     .execute(&app.pool)
     .await
     .unwrap();
+    created
+}
+
+/// A filter watcher that stops reading falls behind the hub, which drops what it cannot hold; when it reads again,
+/// it catches up from the events themselves. More than 5,000 changes are committed while it does not read: it must
+/// then receive every one, once, in order (before, a catch-up sent at most 1,000 copies as they were at that moment,
+/// and skipped the rest).
+#[tokio::test]
+async fn a_filter_watcher_that_falls_far_behind_still_gets_every_change_in_order() {
+    const COPIES: usize = 2_600;
+    let app = TestApp::spawn_without_dispatch().await;
+    let client = app.client("alice").await;
+    // The watcher on a connection of its own with small HTTP/2 windows: once it stops reading, the service's sends
+    // stop after a few kilobytes, and its watch stream falls behind the hub.
+    let mut watcher = small_window_client(&app).await;
+    let filter = proto::CopyFilter { destination_account_id: DEST_ACCOUNT.into(), ..Default::default() };
+    let watch = || proto::WatchCopyRequest { target: Some(Target::Filter(filter.clone())) };
+    let mut stream = watcher.watch_copy(watch()).await.unwrap().into_inner();
+    // A second watcher that keeps reading: once it has every change, the hub has passed all of them on, and the
+    // first watcher has certainly fallen behind.
+    let mut keeping_up = client.clone().watch_copy(watch()).await.unwrap().into_inner();
+    let kept_up = tokio::spawn(async move {
+        let mut changes = 0;
+        while changes < 2 * COPIES {
+            match tokio::time::timeout(Duration::from_secs(60), keeping_up.next()).await {
+                Ok(Some(Ok(event))) if !event.snapshot => changes += 1,
+                Ok(Some(Ok(_))) => {}
+                other => panic!("the reading watcher stopped after {changes} changes: {other:?}"),
+            }
+        }
+    });
+
+    // Not reading meanwhile: 2 changes a copy, far beyond what the hub keeps for a slow watcher (1,024). Written
+    // behind the service, so that the test loads the machine with the watching, not with thousands of calls.
+    let created = queued_then_cancelled(&app, COPIES).await;
     kept_up.await.expect("the reading watcher saw every change");
 
     let mut seen: std::collections::HashMap<String, Vec<CopyState>> = std::collections::HashMap::new();
@@ -382,4 +397,30 @@ async fn a_transition_and_a_group_commit_take_their_locks_in_one_order() {
     commit.commit().await.unwrap();
     transition.await.unwrap().expect("no deadlock").expect("moved");
     app.stop().await;
+}
+
+/// A client that stops reading must not keep the service from stopping: once the stop is asked for, the service
+/// is gone within its shutdown grace, whatever its clients do. (Before, a watch stream blocked on a full client
+/// window held the server's graceful shutdown for ever.)
+#[tokio::test]
+async fn a_watcher_that_stops_reading_cannot_hold_the_shutdown() {
+    let app = TestApp::spawn_without_dispatch().await;
+    let mut watcher = small_window_client(&app).await;
+    let filter = proto::CopyFilter { destination_account_id: DEST_ACCOUNT.into(), ..Default::default() };
+    let stream = watcher.watch_copy(proto::WatchCopyRequest { target: Some(Target::Filter(filter.clone())) });
+    let _stalled = stream.await.unwrap().into_inner();
+    // A reader that keeps up shows when the hub has passed everything on (and so filled the stalled one's buffers).
+    let mut reader = app
+        .client("alice")
+        .await
+        .watch_copy(proto::WatchCopyRequest { target: Some(Target::Filter(filter)) })
+        .await
+        .unwrap()
+        .into_inner();
+    queued_then_cancelled(&app, 600).await;
+    for _ in 0..1_200 {
+        tokio::time::timeout(Duration::from_secs(60), reader.next()).await.unwrap().unwrap().unwrap();
+    }
+    drop(reader);
+    tokio::time::timeout(Duration::from_secs(60), app.stop()).await.expect("stopped within its grace, not held");
 }
