@@ -320,25 +320,7 @@ async fn accept_benchmark() {
     let app = durable.service("bench_service").await;
     let queued = queued_before();
     if queued > 0 {
-        // Plain rows written behind the service, as a long queue would leave them (the triggers count them).
-        let template = app.copy_request("queued");
-        sqlx::query(
-            "INSERT INTO copy_jobs (id, principal, request_digest, source_project_arn, source_project_version_arn,
-                                    destination_project_arn, version_name, s3_bucket, source_account,
-                                    destination_account, region, state)
-             SELECT gen_random_uuid(), 'backlog', '\\x00', $1, $2, $3, 'queued-' || n, 'bucket', $4, $5, $6, 'QUEUED'
-               FROM generate_series(1, $7) AS n",
-        )
-        .bind(&template.source_project_arn)
-        .bind(&template.source_project_version_arn)
-        .bind(&template.destination_project_arn)
-        .bind(crate::helpers::SOURCE_ACCOUNT)
-        .bind(crate::helpers::DEST_ACCOUNT)
-        .bind(crate::helpers::REGION)
-        .bind(queued)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+        app.queue_behind(queued, "backlog", "queued").await;
         sqlx::query("VACUUM ANALYZE copy_jobs").execute(&app.pool).await.unwrap();
         println!("{queued} copies queued before the first call");
     }

@@ -165,6 +165,32 @@ impl TestApp {
         (TestApp::spawn_with(options).await, proxy)
     }
 
+    /// `n` copies queued behind the service, as plain rows such as a long queue leaves (the triggers count them),
+    /// asked for by `principal` and named `{prefix}-1`, `{prefix}-2`, …: their ids. No events are recorded.
+    pub async fn queue_behind(&self, n: i64, principal: &str, prefix: &str) -> Vec<uuid::Uuid> {
+        let template = self.copy_request("template");
+        sqlx::query_scalar(
+            "INSERT INTO copy_jobs (id, principal, request_digest, source_project_arn, source_project_version_arn,
+                                    destination_project_arn, version_name, s3_bucket, source_account,
+                                    destination_account, region, state)
+             SELECT gen_random_uuid(), $8, '\\x00', $1, $2, $3, $9 || '-' || n, 'bucket', $4, $5, $6, 'QUEUED'
+               FROM generate_series(1, $7) AS n
+             RETURNING id",
+        )
+        .bind(&template.source_project_arn)
+        .bind(&template.source_project_version_arn)
+        .bind(&template.destination_project_arn)
+        .bind(SOURCE_ACCOUNT)
+        .bind(DEST_ACCOUNT)
+        .bind(REGION)
+        .bind(n)
+        .bind(principal)
+        .bind(prefix)
+        .fetch_all(&self.pool)
+        .await
+        .unwrap()
+    }
+
     /// Waits (bounded) until at least `n` sessions wait for an advisory lock.
     pub async fn until_advisory_waiters(&self, n: i64) {
         for _ in 0..200 {

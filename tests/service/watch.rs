@@ -194,40 +194,24 @@ async fn small_window_client(
 
 /// `n` copies queued and then cancelled behind the service, in two statements: `2 n` changes for watchers.
 async fn queued_then_cancelled(app: &TestApp, n: usize) -> Vec<String> {
-    let template = app.copy_request("template");
-    let created: Vec<String> = sqlx::query_scalar(
-        "WITH jobs AS (
-             INSERT INTO copy_jobs (id, principal, request_digest, source_project_arn, source_project_version_arn,
-                                    destination_project_arn, version_name, s3_bucket, source_account,
-                                    destination_account, region, state)
-             SELECT gen_random_uuid(), 'alice', '\\x00', $1, $2, $3, 'lag-' || n, 'bucket', $4, $5, $6, 'QUEUED'
-               FROM generate_series(1, $7) AS n
-             RETURNING id
-         ),
-         events AS (INSERT INTO copy_events (copy_id, to_state) SELECT id, 'QUEUED' FROM jobs)
-         SELECT id::text FROM jobs",
-    )
-    .bind(&template.source_project_arn)
-    .bind(&template.source_project_version_arn)
-    .bind(&template.destination_project_arn)
-    .bind(crate::helpers::SOURCE_ACCOUNT)
-    .bind(DEST_ACCOUNT)
-    .bind(crate::helpers::REGION)
-    .bind(n as i64)
-    .fetch_all(&app.pool)
-    .await
-    .unwrap();
+    let ids = app.queue_behind(n as i64, "alice", "lag").await;
+    sqlx::query("INSERT INTO copy_events (copy_id, to_state) SELECT id, 'QUEUED' FROM unnest($1::uuid[]) AS id")
+        .bind(&ids)
+        .execute(&app.pool)
+        .await
+        .unwrap();
     sqlx::query(
         "WITH cancelled AS (
              UPDATE copy_jobs SET state = 'CANCELLED', completed_at = now(), updated_at = now()
-              WHERE version_name LIKE 'lag-%' AND state = 'QUEUED' RETURNING id
+              WHERE id = ANY($1) AND state = 'QUEUED' RETURNING id
          )
          INSERT INTO copy_events (copy_id, from_state, to_state) SELECT id, 'QUEUED', 'CANCELLED' FROM cancelled",
     )
+    .bind(&ids)
     .execute(&app.pool)
     .await
     .unwrap();
-    created
+    ids.iter().map(ToString::to_string).collect()
 }
 
 /// A filter watcher that stops reading falls behind the hub, which drops what it cannot hold; when it reads again,
