@@ -117,7 +117,7 @@ impl AccountDispatcher {
                 let (dispatcher, client, gate) = (self.dispatcher.clone(), client.clone(), self.gate.clone());
                 let project = project.clone();
                 let span = tracing::info_span!("follow", account = %self.account, copies = claimed.len());
-                link_to_requests(&span, &claimed);
+                link_to_requests(&span, claimed.iter().map(|claimed| &claimed.job));
                 self.steps.spawn(
                     async move {
                         if let Err(err) = step::follow(&dispatcher, &client, &gate, &project, claimed).await {
@@ -157,19 +157,20 @@ impl AccountDispatcher {
                     return Ok(Err(until));
                 }
                 let lease = self.dispatcher.settings.lease();
-                let Some(job) = jobs::claim(store, &[job.id], &self.dispatcher.owner, lease).await?.pop() else {
+                let Some(claimed) = jobs::claim(store, &[job.id], &self.dispatcher.owner, lease).await?.pop() else {
                     continue;
                 };
+                let job = &claimed.job;
                 if job.state == CopyState::Queued {
                     self.fairness.served(&job.principal);
                 }
                 room -= 1;
                 let (dispatcher, client, gate) = (self.dispatcher.clone(), client.clone(), self.gate.clone());
                 let span = tracing::info_span!("submit", copy_id = %job.id, principal = %job.principal);
-                continue_request_trace(&span, &job);
+                continue_request_trace(&span, job);
                 self.steps.spawn(
                     async move {
-                        if let Err(err) = step::submit(&dispatcher, &client, &gate, job).await {
+                        if let Err(err) = step::submit(&dispatcher, &client, &gate, claimed).await {
                             warn!(%err, "submit step failed; its lease will lapse");
                         }
                     }
@@ -200,8 +201,8 @@ fn continue_request_trace(span: &tracing::Span, job: &CopyJob) {
 /// requests, and a span has one parent; and because following goes on for as long as the copy runs, which would
 /// stretch one request's trace over hours of polling. Each request's trace is one link away instead. Follow spans
 /// start their own traces, so a sampling ratio below 1 samples them on their own.
-fn link_to_requests(span: &tracing::Span, jobs: &[CopyJob]) {
-    for parent in jobs.iter().filter_map(|job| job.trace_parent.as_ref()) {
+fn link_to_requests<'a>(span: &tracing::Span, jobs: impl Iterator<Item = &'a CopyJob>) {
+    for parent in jobs.filter_map(|job| job.trace_parent.as_ref()) {
         span.add_link(parent.span_context());
     }
 }

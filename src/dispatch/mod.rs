@@ -44,7 +44,7 @@ pub struct Dispatcher {
     pub(crate) clients: Clients,
     pub(crate) settings: DispatchSettings,
     pub(crate) accounts: Arc<BTreeMap<AccountId, AccountLimits>>,
-    /// This replica's name on the leases it holds.
+    /// This replica's name, the first part of every lease token it holds.
     pub(crate) owner: String,
 }
 

@@ -10,6 +10,7 @@ use super::gate::Gate;
 use super::{backoff, Dispatcher};
 use crate::domain::{CopyId, CopyState, ProjectArn, ProjectVersionStatus};
 use crate::rekognition::{copy, status, AwsCallError, VersionStatus};
+use crate::store::jobs::{Claimed, LeaseToken};
 use crate::store::{jobs, Change, CopyJob, Report, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,22 +33,24 @@ pub async fn submit(
     dispatcher: &Dispatcher,
     client: &Client,
     gate: &Gate,
-    job: CopyJob,
+    claimed: Claimed,
 ) -> Result<Outcome, StoreError> {
+    let Claimed { job, token } = claimed;
+    let step = Step { dispatcher, token: &token };
     let id = job.id;
     let outcome = match job.state {
         CopyState::Queued => {
             // Committing SUBMITTING before the call is what makes a copy no longer cancellable.
             let change = Change::to(CopyState::Submitting);
-            match jobs::transition(&dispatcher.store, id, CopyState::Queued, &change, Some(&dispatcher.owner)).await? {
-                Some(job) => submit_once(dispatcher, client, gate, job).await?,
+            match jobs::transition(&dispatcher.store, id, CopyState::Queued, &change, Some(&token)).await? {
+                Some(job) => step.submit_once(client, gate, job).await?,
                 None => Outcome::NotOurs,
             }
         }
-        CopyState::Submitting => submit_once(dispatcher, client, gate, job).await?,
+        CopyState::Submitting => step.submit_once(client, gate, job).await?,
         _ => Outcome::NotOurs,
     };
-    release(dispatcher, id, &outcome).await?;
+    step.release(id, &outcome).await?;
     Ok(outcome)
 }
 
@@ -58,94 +61,158 @@ pub async fn follow(
     client: &Client,
     gate: &Gate,
     project: &ProjectArn,
-    running: Vec<CopyJob>,
+    running: Vec<Claimed>,
 ) -> Result<(), StoreError> {
-    let names: Vec<_> = running.iter().map(|job| job.request.version_name()).collect();
+    let names: Vec<_> = running.iter().map(|claimed| claimed.job.request.version_name()).collect();
     gate.send_describe().await;
     let described = status::describe_versions(client, project, &names).await;
-    for job in &running {
+    for Claimed { job, token } in &running {
+        let step = Step { dispatcher, token };
         let outcome = match &described {
             Ok(versions) => match find(versions, job) {
-                Some(found) => record_status(dispatcher, job, CopyState::Copying, found).await?,
+                Some(found) => step.record_status(job, CopyState::Copying, found).await?,
                 // Not listed yet (Rekognition is eventually consistent): look again later.
                 None => Outcome::StillCopying,
             },
-            Err(err) if err.is_permanent() => fail(dispatcher, job, CopyState::Copying, err, None).await?,
+            Err(err) if err.is_permanent() => step.fail(job, CopyState::Copying, err, None).await?,
             Err(err) => Outcome::RetryLater { attempt: 1, code: err.code.clone() },
         };
-        release(dispatcher, job.id, &outcome).await?;
+        step.release(job.id, &outcome).await?;
     }
     Ok(())
 }
 
-async fn release(dispatcher: &Dispatcher, id: CopyId, outcome: &Outcome) -> Result<(), StoreError> {
-    let due_in = match outcome {
-        Outcome::RetryLater { attempt, .. } => backoff::delay(&dispatcher.settings, *attempt),
-        Outcome::Submitted | Outcome::StillCopying => dispatcher.settings.status_poll_interval(),
-        Outcome::Ended(_) | Outcome::NotOurs => Duration::ZERO,
-    };
-    jobs::release(&dispatcher.store, id, &dispatcher.owner, due_in).await
+/// What a step's writes need: the dispatcher, and the token of the claim it works under.
+struct Step<'a> {
+    dispatcher: &'a Dispatcher,
+    token: &'a LeaseToken,
 }
 
-async fn submit_once(
-    dispatcher: &Dispatcher,
-    client: &Client,
-    gate: &Gate,
-    job: CopyJob,
-) -> Result<Outcome, StoreError> {
-    let Some(attempt) = jobs::record_attempt(&dispatcher.store, job.id, &dispatcher.owner).await? else {
-        return Ok(Outcome::NotOurs);
-    };
+impl Step<'_> {
+    async fn release(&self, id: CopyId, outcome: &Outcome) -> Result<(), StoreError> {
+        let dispatcher = self.dispatcher;
+        let due_in = match outcome {
+            Outcome::RetryLater { attempt, .. } => backoff::delay(&dispatcher.settings, *attempt),
+            Outcome::Submitted | Outcome::StillCopying => dispatcher.settings.status_poll_interval(),
+            Outcome::Ended(_) | Outcome::NotOurs => Duration::ZERO,
+        };
+        jobs::release(&dispatcher.store, id, self.token, due_in).await
+    }
 
-    // An earlier attempt may have reached Rekognition (a timeout, a 5xx, a replica that died before recording the
-    // answer): look for its copy before making another, so a model is never copied twice.
-    if attempt > 1 {
-        gate.send_describe().await;
-        let request = &job.request;
-        let found = status::describe_versions(client, request.destination_project(), &[request.version_name()]).await;
-        match found.map(|versions| find(&versions, &job).cloned()) {
-            Ok(Some(found)) if found.source_version_arn.as_ref() == Some(request.source_version()) => {
-                info!(arn = %found.version_arn, "adopting the copy an earlier attempt started");
-                return record_status(dispatcher, &job, CopyState::Submitting, &found).await;
+    async fn submit_once(&self, client: &Client, gate: &Gate, job: CopyJob) -> Result<Outcome, StoreError> {
+        let dispatcher = self.dispatcher;
+        let Some(attempt) = jobs::record_attempt(&dispatcher.store, job.id, self.token).await? else {
+            return Ok(Outcome::NotOurs);
+        };
+
+        // An earlier attempt may have reached Rekognition (a timeout, a 5xx, a replica that died before recording the
+        // answer): look for its copy before making another, so a model is never copied twice.
+        if attempt > 1 {
+            gate.send_describe().await;
+            let request = &job.request;
+            let found =
+                status::describe_versions(client, request.destination_project(), &[request.version_name()]).await;
+            match found.map(|versions| find(&versions, &job).cloned()) {
+                Ok(Some(found)) if found.source_version_arn.as_ref() == Some(request.source_version()) => {
+                    info!(arn = %found.version_arn, "adopting the copy an earlier attempt started");
+                    return self.record_status(&job, CopyState::Submitting, &found).await;
+                }
+                Ok(_) => {}
+                Err(err) if err.is_permanent() => return self.fail(&job, CopyState::Submitting, &err, None).await,
+                // Counted like a failed copy call: a describe that keeps failing must not keep the job SUBMITTING (and
+                // holding one of the account's in-progress places) for ever.
+                Err(err) => return self.retry_or_give_up(&job, attempt, err).await,
             }
-            Ok(_) => {}
-            Err(err) if err.is_permanent() => return fail(dispatcher, &job, CopyState::Submitting, &err, None).await,
-            // Counted like a failed copy call: a describe that keeps failing must not keep the job SUBMITTING (and
-            // holding one of the account's in-progress places) for ever.
-            Err(err) => return retry_or_give_up(dispatcher, &job, attempt, err).await,
+        }
+
+        gate.send_copy().await;
+        match copy::start_copy(client, &job.request).await {
+            Ok(arn) => {
+                let report = Report {
+                    rekognition_status: Some(ProjectVersionStatus::CopyingInProgress),
+                    destination_version_arn: Some(arn),
+                    ..Report::default()
+                };
+                let change = Change { report, ..Change::to(CopyState::Copying) };
+                self.apply(job.id, CopyState::Submitting, &change, Outcome::Submitted).await
+            }
+            Err(err) if err.is_permanent() => self.fail(&job, CopyState::Submitting, &err, None).await,
+            Err(err) => self.retry_or_give_up(&job, attempt, err).await,
         }
     }
 
-    gate.send_copy().await;
-    match copy::start_copy(client, &job.request).await {
-        Ok(arn) => {
-            let report = Report {
-                rekognition_status: Some(ProjectVersionStatus::CopyingInProgress),
-                destination_version_arn: Some(arn),
-                ..Report::default()
-            };
-            let change = Change { report, ..Change::to(CopyState::Copying) };
-            apply(dispatcher, job.id, CopyState::Submitting, &change, Outcome::Submitted).await
+    /// After a transient failure of a submission's `attempt`: due again later, or failed once the attempts allowed are
+    /// spent. Every transient failure of a submission goes through here, whichever call failed.
+    async fn retry_or_give_up(&self, job: &CopyJob, attempt: u32, err: AwsCallError) -> Result<Outcome, StoreError> {
+        if attempt >= self.dispatcher.settings.max_attempts {
+            let detail = format!("gave up after {attempt} attempts");
+            return self.fail(job, CopyState::Submitting, &err, Some(detail)).await;
         }
-        Err(err) if err.is_permanent() => fail(dispatcher, &job, CopyState::Submitting, &err, None).await,
-        Err(err) => retry_or_give_up(dispatcher, &job, attempt, err).await,
+        warn!(attempt, code = %err.code, message = %err.message, "transient error; retrying later");
+        Ok(Outcome::RetryLater { attempt, code: err.code })
     }
-}
 
-/// After a transient failure of a submission's `attempt`: due again later, or failed once the attempts allowed are
-/// spent. Every transient failure of a submission goes through here, whichever call failed.
-async fn retry_or_give_up(
-    dispatcher: &Dispatcher,
-    job: &CopyJob,
-    attempt: u32,
-    err: AwsCallError,
-) -> Result<Outcome, StoreError> {
-    if attempt >= dispatcher.settings.max_attempts {
-        let detail = format!("gave up after {attempt} attempts");
-        return fail(dispatcher, job, CopyState::Submitting, &err, Some(detail)).await;
+    /// Records what Rekognition says of the copy: done, failed, or a new status or message while it runs.
+    async fn record_status(
+        &self,
+        job: &CopyJob,
+        from: CopyState,
+        found: &VersionStatus,
+    ) -> Result<Outcome, StoreError> {
+        let (to, outcome) = match found.status {
+            Some(ProjectVersionStatus::CopyingCompleted) => {
+                (CopyState::Succeeded, Outcome::Ended(CopyState::Succeeded))
+            }
+            Some(ProjectVersionStatus::CopyingFailed) => (CopyState::Failed, Outcome::Ended(CopyState::Failed)),
+            _ if from == CopyState::Submitting => (CopyState::Copying, Outcome::Submitted),
+            _ => (CopyState::Copying, Outcome::StillCopying),
+        };
+        let unchanged = to == from
+            && job.report.rekognition_status == found.status
+            && job.report.rekognition_status_message == found.message;
+        if unchanged {
+            return Ok(outcome);
+        }
+        let failed = to == CopyState::Failed;
+        let report = Report {
+            rekognition_status: found.status.clone(),
+            rekognition_status_message: found.message.clone(),
+            destination_version_arn: Some(found.version_arn.clone()),
+            error_code: failed.then(|| ProjectVersionStatus::CopyingFailed.as_str().to_owned()),
+            error_message: if failed { found.message.clone() } else { None },
+        };
+        let change = Change { report, ..Change::to(to) };
+        self.apply(job.id, from, &change, outcome).await
     }
-    warn!(attempt, code = %err.code, message = %err.message, "transient error; retrying later");
-    Ok(Outcome::RetryLater { attempt, code: err.code })
+
+    async fn fail(
+        &self,
+        job: &CopyJob,
+        from: CopyState,
+        err: &AwsCallError,
+        detail: Option<String>,
+    ) -> Result<Outcome, StoreError> {
+        warn!(code = %err.code, message = %err.message, "copy failed");
+        let report = Report {
+            error_code: Some(err.code.clone()),
+            error_message: Some(err.message.clone()),
+            ..Report::default()
+        };
+        let change = Change { report, detail, ..Change::to(CopyState::Failed) };
+        self.apply(job.id, from, &change, Outcome::Ended(CopyState::Failed)).await
+    }
+
+    /// Records `change` while the claim is still the job's; `outcome` if it was, [`Outcome::NotOurs`] if not.
+    async fn apply(
+        &self,
+        id: CopyId,
+        from: CopyState,
+        change: &Change,
+        outcome: Outcome,
+    ) -> Result<Outcome, StoreError> {
+        let updated = jobs::transition(&self.dispatcher.store, id, from, change, Some(self.token)).await?;
+        Ok(if updated.is_some() { outcome } else { Outcome::NotOurs })
+    }
 }
 
 /// The destination version a job makes, among those Rekognition listed.
@@ -154,61 +221,4 @@ fn find<'v>(versions: &'v [VersionStatus], job: &CopyJob) -> Option<&'v VersionS
         Some(arn) => &v.version_arn == arn,
         None => v.version_name() == job.request.version_name().as_str(),
     })
-}
-
-/// Records what Rekognition says of the copy: done, failed, or a new status or message while it runs.
-async fn record_status(
-    dispatcher: &Dispatcher,
-    job: &CopyJob,
-    from: CopyState,
-    found: &VersionStatus,
-) -> Result<Outcome, StoreError> {
-    let (to, outcome) = match found.status {
-        Some(ProjectVersionStatus::CopyingCompleted) => (CopyState::Succeeded, Outcome::Ended(CopyState::Succeeded)),
-        Some(ProjectVersionStatus::CopyingFailed) => (CopyState::Failed, Outcome::Ended(CopyState::Failed)),
-        _ if from == CopyState::Submitting => (CopyState::Copying, Outcome::Submitted),
-        _ => (CopyState::Copying, Outcome::StillCopying),
-    };
-    let unchanged = to == from
-        && job.report.rekognition_status == found.status
-        && job.report.rekognition_status_message == found.message;
-    if unchanged {
-        return Ok(outcome);
-    }
-    let failed = to == CopyState::Failed;
-    let report = Report {
-        rekognition_status: found.status.clone(),
-        rekognition_status_message: found.message.clone(),
-        destination_version_arn: Some(found.version_arn.clone()),
-        error_code: failed.then(|| ProjectVersionStatus::CopyingFailed.as_str().to_owned()),
-        error_message: if failed { found.message.clone() } else { None },
-    };
-    let change = Change { report, ..Change::to(to) };
-    apply(dispatcher, job.id, from, &change, outcome).await
-}
-
-async fn fail(
-    dispatcher: &Dispatcher,
-    job: &CopyJob,
-    from: CopyState,
-    err: &AwsCallError,
-    detail: Option<String>,
-) -> Result<Outcome, StoreError> {
-    warn!(code = %err.code, message = %err.message, "copy failed");
-    let report =
-        Report { error_code: Some(err.code.clone()), error_message: Some(err.message.clone()), ..Report::default() };
-    let change = Change { report, detail, ..Change::to(CopyState::Failed) };
-    apply(dispatcher, job.id, from, &change, Outcome::Ended(CopyState::Failed)).await
-}
-
-/// Records `change` while the job is still ours; `outcome` if it was, [`Outcome::NotOurs`] if it no longer was.
-async fn apply(
-    dispatcher: &Dispatcher,
-    id: CopyId,
-    from: CopyState,
-    change: &Change,
-    outcome: Outcome,
-) -> Result<Outcome, StoreError> {
-    let updated = jobs::transition(&dispatcher.store, id, from, change, Some(&dispatcher.owner)).await?;
-    Ok(if updated.is_some() { outcome } else { Outcome::NotOurs })
 }

@@ -22,6 +22,7 @@ mod flood_bench;
 mod group_commit;
 mod idempotency;
 mod leadership;
+mod leases;
 mod listing;
 mod reporting;
 mod telemetry;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{parse_all, Change, CopyJob, JobRow};
+use super::{parse_all, Change, CopyJob, JobRow, LeaseToken};
 use crate::domain::{CopyFilter, CopyId, CopyRequest, CopyState};
 use crate::store::audit::AuditRecord;
 use crate::store::page_token::PageToken;
@@ -105,14 +105,15 @@ pub(super) fn select_matching(select: &'static str, filter: &CopyFilter) -> Quer
 
 /// Moves a job from `from` to `change.to`, and records the transition, in one transaction.
 ///
-/// `lease_owner`, when given, must still hold the job: a dispatcher whose lease lapsed and was taken over
-/// cannot write over its successor. Returns `None` when the job was no longer in `from` (or no longer ours).
+/// `lease`, when given, must still be the job's claim: a step whose lease lapsed and whose job was claimed again
+/// (by any replica, this one included) cannot write over its successor. Returns `None` when the job was no longer
+/// in `from` (or no longer ours).
 pub async fn transition(
     store: &Store,
     id: CopyId,
     from: CopyState,
     change: &Change,
-    lease_owner: Option<&str>,
+    lease: Option<&LeaseToken>,
 ) -> Result<Option<CopyJob>, StoreError> {
     from.transition(change.to)?;
     // The copy events' lock first, before the row's: every transaction that records an event takes its locks in
@@ -144,7 +145,7 @@ pub async fn transition(
     .bind(change.report.destination_version_arn.as_ref().map(|arn| arn.as_str()))
     .bind(&change.report.error_code)
     .bind(&change.report.error_message)
-    .bind(lease_owner)
+    .bind(lease.map(LeaseToken::as_str))
     .bind(submitted)
     .bind(change.to.is_terminal())
     .fetch_optional(&mut *tx)

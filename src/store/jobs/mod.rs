@@ -32,7 +32,7 @@ pub use lifecycle::{
     cancel_with_audit, create_with_audit, get, get_many, list, transition, CancelOutcome, CreateOutcome,
 };
 pub use queue::{claim, count_in_progress, due_in_state, queued_heads, record_attempt, release};
-pub use queue::{running_not_due, Lease};
+pub use queue::{running_not_due, Claimed, Lease, LeaseToken};
 pub use watch::{get_at, live_at, JobAt};
 
 /// A copy job: the request it carries out, where it stands, and the dispatcher's bookkeeping.

@@ -1,9 +1,11 @@
 //! The dispatcher's view of the jobs: what is due in an account, claims under a short lease, and the counts an
 //! account's limits are kept with.
 //!
-//! A lease is how a job is worked by one replica at a time without holding a database lock across a Rekognition
-//! call: a claim sets an owner and an end, every write of the step checks the owner, and a job whose replica died
-//! becomes claimable again once its lease has lapsed.
+//! A lease is how a job is worked by one step at a time without holding a database lock across a Rekognition
+//! call: a claim sets a token and an end, every write of the step shows the token, and a job whose replica died
+//! becomes claimable again once its lease has lapsed. The token is new for every claim ([`LeaseToken`]): a fencing
+//! token for the attempt, not the replica's name, so a step that outlived its lease cannot write over the step that
+//! claimed the job after it, even on the same replica.
 //!
 //! A row that does not parse is left out of what the dispatcher sees, logged as an error naming it, and put off for
 //! [`UNREADABLE_RETRY`], rather than failing the whole read: one unreadable job must not stop every other job of its
@@ -22,8 +24,33 @@ use crate::store::{Store, StoreError};
 /// Who holds a job for one step, and until when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
+    /// The claim's token as stored: `<replica>/<uuid>` for claims made by [`claim`].
     pub owner: String,
     pub expires_at: DateTime<Utc>,
+}
+
+/// The token of one claim, which every write of its step must show. Made only by [`claim`]: the replica's name (so
+/// an operator can tell who holds a job) and a random part new to this claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseToken(String);
+
+impl LeaseToken {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for LeaseToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A job claimed for one step, with the token of that claim.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    pub job: CopyJob,
+    pub token: LeaseToken,
 }
 
 /// `account`'s jobs in `state` that are due and not claimed by anyone, those due longest first.
@@ -101,31 +128,42 @@ pub async fn count_in_progress(store: &Store, account: &AccountId) -> Result<i64
     .await?)
 }
 
-/// Claims those of `ids` that nobody holds, for `owner`, for one step of at most `lease`.
-pub async fn claim(store: &Store, ids: &[CopyId], owner: &str, lease: Duration) -> Result<Vec<CopyJob>, StoreError> {
+/// Claims those of `ids` that nobody holds, for one step of at most `lease` by `replica`, each under a token of its
+/// own.
+pub async fn claim(store: &Store, ids: &[CopyId], replica: &str, lease: Duration) -> Result<Vec<Claimed>, StoreError> {
     let ids: Vec<_> = ids.iter().map(CopyId::as_uuid).collect();
     let rows: Vec<JobRow> = sqlx::query_as(
-        "UPDATE copy_jobs SET lease_owner = $2, lease_expires_at = now() + make_interval(secs => $3)
+        "UPDATE copy_jobs SET lease_owner = $2 || '/' || gen_random_uuid(),
+                lease_expires_at = now() + make_interval(secs => $3)
           WHERE id = ANY($1) AND (lease_expires_at IS NULL OR lease_expires_at < now())
           RETURNING *",
     )
     .bind(ids)
-    .bind(owner)
+    .bind(replica)
     .bind(lease.as_secs_f64())
     .fetch_all(store.pool())
     .await?;
-    readable(store, rows).await
+    readable(store, rows)
+        .await?
+        .into_iter()
+        .map(|job| {
+            let token = job.lease.as_ref().map(|lease| LeaseToken(lease.owner.clone()));
+            let token =
+                token.ok_or_else(|| StoreError::Corrupt(format!("copy {} was claimed without a lease", job.id)))?;
+            Ok(Claimed { job, token })
+        })
+        .collect()
 }
 
-/// Gives a claimed job back, due again after `after`.
-pub async fn release(store: &Store, id: CopyId, owner: &str, after: Duration) -> Result<(), StoreError> {
+/// Gives a claimed job back, due again after `after`; nothing if the claim is no longer the job's.
+pub async fn release(store: &Store, id: CopyId, token: &LeaseToken, after: Duration) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE copy_jobs SET lease_owner = NULL, lease_expires_at = NULL,
                 next_attempt_at = now() + make_interval(secs => $3)
           WHERE id = $1 AND lease_owner = $2",
     )
     .bind(id.as_uuid())
-    .bind(owner)
+    .bind(token.as_str())
     .bind(after.as_secs_f64())
     .execute(store.pool())
     .await?;
@@ -133,15 +171,15 @@ pub async fn release(store: &Store, id: CopyId, owner: &str, after: Duration) ->
 }
 
 /// Counts one more submission attempt *before* it is made, so that a successor can tell that an earlier
-/// attempt may have reached Rekognition. Returns the new count, or `None` if the job is no longer ours.
-pub async fn record_attempt(store: &Store, id: CopyId, owner: &str) -> Result<Option<u32>, StoreError> {
+/// attempt may have reached Rekognition. Returns the new count, or `None` if the claim is no longer the job's.
+pub async fn record_attempt(store: &Store, id: CopyId, token: &LeaseToken) -> Result<Option<u32>, StoreError> {
     let attempts: Option<i32> = sqlx::query_scalar(
         "UPDATE copy_jobs SET attempts = attempts + 1, updated_at = now()
           WHERE id = $1 AND lease_owner = $2 AND state = $3
           RETURNING attempts",
     )
     .bind(id.as_uuid())
-    .bind(owner)
+    .bind(token.as_str())
     .bind(CopyState::Submitting)
     .fetch_optional(store.pool())
     .await?;
