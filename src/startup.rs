@@ -71,7 +71,7 @@ impl Application {
         let dispatcher =
             Dispatcher::new(store.for_role(Role::Dispatch), clients, settings.dispatch.clone(), limits.clone());
         let dispatcher = if settings.dispatch.enabled {
-            tokio::spawn(dispatcher.run(shutdown.clone()))
+            tokio::spawn(crate::dispatch::supervise::keep_dispatching(dispatcher, shutdown.clone()))
         } else {
             info!("dispatch disabled: this replica only serves the API");
             tokio::spawn(async {})

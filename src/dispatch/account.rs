@@ -10,7 +10,7 @@ use aws_sdk_rekognition::Client;
 use opentelemetry::trace::TraceContextExt;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
-use tracing::{info, warn, Instrument};
+use tracing::{error, info, warn, Instrument};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::fairness::RoundRobin;
@@ -55,7 +55,12 @@ impl AccountDispatcher {
             return warn!(account = %self.account, "no Rekognition client for this account");
         };
         loop {
-            while self.steps.try_join_next().is_some() {}
+            while let Some(ended) = self.steps.try_join_next() {
+                if let Err(err) = ended {
+                    let panic = super::supervise::panic_message(err);
+                    error!(account = %self.account, %panic, "a dispatch step panicked; its lease will lapse");
+                }
+            }
             let wait = match self.round(&client).await {
                 Ok(wait) => wait,
                 Err(err) => {

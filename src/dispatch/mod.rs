@@ -20,6 +20,7 @@ pub mod fairness;
 pub mod gate;
 pub mod settings;
 pub mod step;
+pub mod supervise;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -27,7 +28,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::domain::AccountId;
 use crate::rekognition::{AccountLimits, Clients};
@@ -46,6 +47,8 @@ pub struct Dispatcher {
     pub(crate) accounts: Arc<BTreeMap<AccountId, AccountLimits>>,
     /// This replica's name, the first part of every lease token it holds.
     pub(crate) owner: String,
+    /// The panics of this replica's account dispatchers.
+    panics: Arc<supervise::Panics>,
 }
 
 /// An account this replica leads, and how to stop leading it.
@@ -62,7 +65,12 @@ impl Dispatcher {
         accounts: BTreeMap<AccountId, AccountLimits>,
     ) -> Dispatcher {
         let owner = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
-        Dispatcher { store, clients, settings, accounts: Arc::new(accounts), owner }
+        Dispatcher { store, clients, settings, accounts: Arc::new(accounts), owner, panics: Arc::default() }
+    }
+
+    /// How many times `account`'s dispatcher has panicked on this replica (each was logged and restarted).
+    pub fn panics(&self, account: &AccountId) -> u32 {
+        self.panics.count(account)
     }
 
     /// Takes the lead of every account it can, dispatches for those, and keeps trying for the others, until
@@ -75,7 +83,7 @@ impl Dispatcher {
         let mut led: HashMap<AccountId, Led> = HashMap::new();
         info!(owner = %self.owner, accounts = self.accounts.len(), "dispatcher started");
         loop {
-            led.retain(|_, l| !l.task.is_finished());
+            self.reap(&mut led).await;
             if let Err(err) = self.lead(&mut session, &mut led, &wakes).await {
                 warn!(%err, "leadership session lost; stopping this replica's account dispatchers");
                 session = None;
@@ -106,16 +114,38 @@ impl Dispatcher {
             None => session.insert(Leadership::open(&self.store).await?),
         };
         for (account, limits) in self.accounts.iter() {
-            if led.contains_key(account) || !leadership.try_lead(account).await? {
+            if led.contains_key(account) || !self.panics.may_start(account) || !leadership.try_lead(account).await? {
                 continue;
             }
             info!(%account, owner = %self.owner, "leading account");
             let (stop, stopped) = shutdown::channel();
-            let worker =
-                account::AccountDispatcher::new(self.clone(), account.clone(), limits.clone(), wakes[account].clone());
-            led.insert(account.clone(), Led { stop, task: tokio::spawn(worker.run(stopped)) });
+            let (dispatcher, account_id, limits, wake) =
+                (self.clone(), account.clone(), limits.clone(), wakes[account].clone());
+            // Built inside its task, so that even a panic while building it stops this account alone.
+            let task = tokio::spawn(async move {
+                account::AccountDispatcher::new(dispatcher, account_id, limits, wake).run(stopped).await
+            });
+            led.insert(account.clone(), Led { stop, task });
         }
         Ok(())
+    }
+
+    /// Forgets the account dispatchers that ended, so that the next round starts them again (after a pause, for
+    /// one that panicked), and logs each panic with its message.
+    async fn reap(&self, led: &mut HashMap<AccountId, Led>) {
+        let ended: Vec<AccountId> =
+            led.iter().filter(|(_, l)| l.task.is_finished()).map(|(account, _)| account.clone()).collect();
+        for account in ended {
+            let Some(l) = led.remove(&account) else { continue };
+            match l.task.await {
+                Ok(()) => self.panics.ended_cleanly(&account),
+                Err(err) => {
+                    let pause = self.panics.record(&account);
+                    let panic = supervise::panic_message(err);
+                    error!(%account, %panic, ?pause, "account dispatcher panicked; starting it again after a pause");
+                }
+            }
+        }
     }
 }
 

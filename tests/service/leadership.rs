@@ -78,3 +78,49 @@ async fn a_copy_into_an_account_the_service_does_not_serve_is_refused() {
     assert_eq!(app.job_count().await, 0);
     app.stop().await;
 }
+
+/// A rate of `inf` (which the settings refuse since issue 10, but a dispatcher built in code can still be given)
+/// makes the account's gate panic as its dispatcher starts. Before, that panic ended the replica's whole
+/// dispatcher, silently: no account was dispatched any more while the API kept accepting copies.
+#[tokio::test]
+async fn an_account_dispatcher_that_panics_is_restarted_and_stops_no_other_account() {
+    use std::collections::BTreeMap;
+
+    use modelcopy::dispatch::Dispatcher;
+    use modelcopy::proto::CopyState;
+    use modelcopy::rekognition::{AccountLimits, Clients};
+
+    let app = TestApp::spawn_without_dispatch().await;
+    let mut client = app.client("alice").await;
+    let copy = TestApp::submit(&mut client, app.copy_request("beside-a-panic")).await;
+
+    let settings = &app.settings;
+    let clients = Clients::from_settings(&settings.accounts, std::time::Duration::from_secs(5)).await;
+    let mut accounts: BTreeMap<AccountId, AccountLimits> =
+        settings.accounts.iter().map(|(id, account)| (id.clone(), account.limits.clone())).collect();
+    let (source, dest) = (AccountId::parse(SOURCE_ACCOUNT).unwrap(), AccountId::parse(DEST_ACCOUNT).unwrap());
+    assert_eq!(accounts.keys().next(), Some(&source), "the panicking account is the first one led");
+    accounts.get_mut(&source).unwrap().copy_per_second = f64::INFINITY;
+    let dispatcher = Dispatcher::new(Store::from_pool(app.pool.clone()), clients, settings.dispatch.clone(), accounts);
+    let (stop, stopped) = modelcopy::shutdown::channel();
+    let running = tokio::spawn(dispatcher.clone().run(stopped));
+
+    // The other account's copies go on.
+    let ended = app.wait_until_ended(&mut client, &copy.copy_id).await;
+    assert_eq!(ended.state(), CopyState::Succeeded, "{ended:?}");
+    // The panicking account is started again after its pause (1 s), and panics again.
+    let mut panics = 0;
+    for _ in 0..100 {
+        panics = dispatcher.panics(&source);
+        if panics >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(panics >= 2, "the panicking account's dispatcher was started again: {panics} panics seen");
+    assert_eq!(dispatcher.panics(&dest), 0);
+    assert!(!running.is_finished(), "the replica's dispatcher is still running");
+    stop.fire();
+    running.await.expect("the dispatcher stops cleanly");
+    app.stop().await;
+}
