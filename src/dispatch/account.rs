@@ -110,22 +110,23 @@ impl AccountDispatcher {
                 running.extend(jobs::running_not_due(store, &project, free as i64).await?);
             }
             for batch in running.chunks(VERSIONS_PER_DESCRIBE) {
-                if let Err(until) = self.gate.admit_describe() {
-                    return Ok(Err(until));
-                }
+                let ticket = match self.gate.admit_describe() {
+                    Ok(ticket) => ticket,
+                    Err(until) => return Ok(Err(until)),
+                };
                 let ids: Vec<_> = batch.iter().map(|job| job.id).collect();
                 let claimed =
                     jobs::claim(store, &ids, &self.dispatcher.owner, self.dispatcher.settings.lease()).await?;
                 if claimed.is_empty() {
                     continue;
                 }
-                let (dispatcher, client, gate) = (self.dispatcher.clone(), client.clone(), self.gate.clone());
+                let (dispatcher, client) = (self.dispatcher.clone(), client.clone());
                 let project = project.clone();
                 let span = tracing::info_span!("follow", account = %self.account, copies = claimed.len());
                 link_to_requests(&span, claimed.iter().map(|claimed| &claimed.job));
                 self.steps.spawn(
                     async move {
-                        if let Err(err) = step::follow(&dispatcher, &client, &gate, &project, claimed).await {
+                        if let Err(err) = step::follow(&dispatcher, &client, ticket, &project, claimed).await {
                             warn!(%err, "follow step failed; its leases will lapse");
                         }
                     }
@@ -158,9 +159,10 @@ impl AccountDispatcher {
                 if room == 0 {
                     break;
                 }
-                if let Err(until) = self.gate.admit_copy() {
-                    return Ok(Err(until));
-                }
+                let ticket = match self.gate.admit_copy() {
+                    Ok(ticket) => ticket,
+                    Err(until) => return Ok(Err(until)),
+                };
                 let lease = self.dispatcher.settings.lease();
                 let Some(claimed) = jobs::claim(store, &[job.id], &self.dispatcher.owner, lease).await?.pop() else {
                     continue;
@@ -175,7 +177,7 @@ impl AccountDispatcher {
                 continue_request_trace(&span, job);
                 self.steps.spawn(
                     async move {
-                        if let Err(err) = step::submit(&dispatcher, &client, &gate, claimed).await {
+                        if let Err(err) = step::submit(&dispatcher, &client, &gate, ticket, claimed).await {
                             warn!(%err, "submit step failed; its lease will lapse");
                         }
                     }

@@ -1,132 +1,242 @@
-//! An account's pace: one GCRA limiter per Rekognition operation the dispatcher calls.
+//! An account's pace, as Rekognition receives the calls: one [`Lane`] per operation the dispatcher calls.
 //!
-//! Only the account's leader calls Rekognition for it (see [`super::leadership`]), so a local limiter is a global
-//! one. Every attempt goes through here, retries included: the SDK's own retries are off.
+//! Only the account's leader calls Rekognition for it (see [`super::leadership`]), so a local pace is a global one.
+//! Every attempt goes through here, retries included: the SDK's own retries are off.
+//!
+//! **Why answers, not send times.** Rekognition counts a call when it *arrives*. Pacing by send time (a GCRA
+//! limiter, as this gate did first) keeps calls a period apart as they leave, but a call held up on its way (a
+//! busy machine's scheduler, the network) then arrives close to the next one: the fleet run saw three
+//! copies within 0.998 s against a quota of 2/s. A call arrives between the moment it is sent and the moment its
+//! answer comes back, so a lane sends a call only one period after the *answer* to the previous one: the next
+//! call then arrives at least a period after the previous one did, whatever the delays. With a burst of `b`, the
+//! lane has `b` slots, each reused `b` periods after its call's answer; any stretch of `t` seconds then receives
+//! at most `b + t × rate` calls, which is exactly what a token bucket of `b` refilled at `rate` admits. The cost is
+//! one round trip per call: at 2 calls a second and 100 ms per call, 1.8 calls a second at most instead of 2.
+//!
+//! A throttle answer (ProvisionedThroughputExceeded and the like) backs the lane off at once: its slot waits two
+//! periods, the others at least one, before the next call.
+//!
+//! **Admission.** A round claims a job only with a [`Ticket`] in hand (a slot of the lane, which the step then calls
+//! with), so the leader never claims more calls than the lane can send soon: claimed jobs do not pile up behind the
+//! pace with their leases running out.
 
-use std::num::NonZeroU32;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
-use crate::rekognition::AccountLimits;
+use crate::rekognition::{AccountLimits, AwsCallError};
 
-/// Two limiters per operation, because a decision to call and the call itself are apart in time: the round
-/// *admits* work (claims jobs) at the pace, then each call *sends* at the pace. Between the two lie database round
-/// trips and, for a retried copy, a describe; pacing only the admission let a late first call and a punctual
-/// third land in the same second. Pacing the send, right before the request leaves, keeps consecutive calls a
-/// full period apart as Rekognition sees them; pacing the admission keeps the leader from claiming more than it
-/// can send.
+/// One lane per operation: CopyProjectVersion and DescribeProjectVersions have quotas of their own.
 pub struct Gate {
-    admit_copy: DefaultDirectRateLimiter,
-    send_copy: DefaultDirectRateLimiter,
-    admit_describe: DefaultDirectRateLimiter,
-    send_describe: DefaultDirectRateLimiter,
-    clock: DefaultClock,
-}
-
-/// One call per `(1 + margin) / rate` seconds, `burst` at most at once.
-pub fn quota(per_second: f64, burst: u32, margin: f64) -> Quota {
-    let period = Duration::from_secs_f64((1.0 + margin) / per_second);
-    Quota::with_period(period)
-        .expect("rates are checked to be finite and above zero")
-        .allow_burst(NonZeroU32::new(burst.max(1)).expect("at least one"))
+    copy: Arc<Lane>,
+    describe: Arc<Lane>,
 }
 
 impl Gate {
-    /// A gate that starts *empty*: a replica that has just taken an account over cannot know how recently the
-    /// previous leader called, so it waits one period before its first call instead of spending a burst.
+    /// A gate that starts *spent*: a replica that has just taken an account over cannot know how recently the
+    /// previous leader called, so each slot waits its reuse time before its first call.
     pub fn new(limits: &AccountLimits) -> Gate {
-        let clock = DefaultClock::default();
-        let make = |rate: f64| {
-            let limiter =
-                RateLimiter::direct_with_clock(quota(rate, limits.burst, limits.pacing_margin), clock.clone());
-            let burst = NonZeroU32::new(limits.burst.max(1)).expect("at least one");
-            let _ = limiter.check_n(burst);
-            limiter
-        };
-        Gate {
-            admit_copy: make(limits.copy_per_second),
-            send_copy: make(limits.copy_per_second),
-            admit_describe: make(limits.describe_per_second),
-            send_describe: make(limits.describe_per_second),
-            clock: clock.clone(),
+        let lane = |rate: f64| Arc::new(Lane::new(rate, limits.burst, limits.pacing_margin));
+        Gate { copy: lane(limits.copy_per_second), describe: lane(limits.describe_per_second) }
+    }
+
+    /// A slot for one more CopyProjectVersion, or how long to wait before asking again.
+    pub fn admit_copy(&self) -> Result<Ticket, Duration> {
+        self.copy.try_take()
+    }
+
+    /// A slot for one more DescribeProjectVersions, or how long to wait before asking again.
+    pub fn admit_describe(&self) -> Result<Ticket, Duration> {
+        self.describe.try_take()
+    }
+
+    /// Waits for a slot and makes one DescribeProjectVersions with it, for a step that needs one it was not admitted
+    /// with (the look before a re-submission).
+    pub async fn describe<T>(&self, call: impl Future<Output = Result<T, AwsCallError>>) -> Result<T, AwsCallError> {
+        self.describe.take().await.call(call).await
+    }
+}
+
+/// The calls of one operation: `burst` slots, each free again `burst` periods after its call's answer.
+pub struct Lane {
+    /// When each idle slot may next send; a slot out on a [`Ticket`] is not here.
+    idle: Mutex<Vec<Instant>>,
+    /// A slot came back.
+    returned: Notify,
+    /// One call per `period`: `(1 + margin) / rate`.
+    period: Duration,
+    /// How long after its answer a slot sends again: `burst` periods.
+    reuse: Duration,
+}
+
+impl Lane {
+    fn new(per_second: f64, burst: u32, margin: f64) -> Lane {
+        // Rates are checked to be finite, above zero and at most `AccountLimits::MAX_RATE` when the settings load.
+        let period = Duration::from_secs_f64((1.0 + margin) / per_second);
+        let burst = burst.max(1);
+        let reuse = period * burst;
+        let first = Instant::now() + reuse;
+        Lane { idle: Mutex::new(vec![first; burst as usize]), returned: Notify::new(), period, reuse }
+    }
+
+    /// The idle slot that may send soonest, or how long to wait before asking again when all are out.
+    fn try_take(self: &Arc<Self>) -> Result<Ticket, Duration> {
+        let mut idle = self.idle.lock().expect("never held across a panic");
+        let soonest = (0..idle.len()).min_by_key(|&i| idle[i]).ok_or(self.period)?;
+        let ready_at = idle.swap_remove(soonest);
+        Ok(Ticket { lane: self.clone(), ready_at, in_flight: false })
+    }
+
+    /// Waits until a slot is idle, and takes it.
+    async fn take(self: &Arc<Self>) -> Ticket {
+        loop {
+            let mut returned = pin!(self.returned.notified());
+            returned.as_mut().enable();
+            if let Ok(ticket) = self.try_take() {
+                return ticket;
+            }
+            returned.await;
         }
     }
 
-    /// Admits one more CopyProjectVersion now, or says how long until one may be.
-    pub fn admit_copy(&self) -> Result<(), Duration> {
-        self.admit_copy.check().map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    fn give_back(&self, ready_at: Instant) {
+        self.idle.lock().expect("never held across a panic").push(ready_at);
+        self.returned.notify_one();
     }
 
-    /// Admits one more DescribeProjectVersions now, or says how long until one may be.
-    pub fn admit_describe(&self) -> Result<(), Duration> {
-        self.admit_describe.check().map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    /// After a throttle answered at `now`: every idle slot waits at least one reuse time from now.
+    fn back_off(&self, now: Instant) {
+        for ready_at in self.idle.lock().expect("never held across a panic").iter_mut() {
+            *ready_at = (*ready_at).max(now + self.reuse);
+        }
+    }
+}
+
+/// One slot of a lane, taken for one call. Dropped unused, the slot goes back as it was; dropped during its call
+/// (the step was cancelled), it goes back as if the call had just been answered.
+pub struct Ticket {
+    lane: Arc<Lane>,
+    ready_at: Instant,
+    in_flight: bool,
+}
+
+impl Ticket {
+    /// How long until this slot may send.
+    pub fn ready_in(&self) -> Duration {
+        self.ready_at.saturating_duration_since(Instant::now())
     }
 
-    /// Waits until a CopyProjectVersion may leave; call it right before sending.
-    pub async fn send_copy(&self) {
-        self.send_copy.until_ready().await;
+    /// Waits until the slot may send, makes the call, and gives the slot back with the time of the answer.
+    pub async fn call<T>(mut self, call: impl Future<Output = Result<T, AwsCallError>>) -> Result<T, AwsCallError> {
+        tokio::time::sleep_until(self.ready_at).await;
+        self.in_flight = true;
+        let result = call.await;
+        let answered = Instant::now();
+        self.in_flight = false;
+        self.ready_at = answered + self.lane.reuse;
+        if result.as_ref().is_err_and(AwsCallError::is_throttle) {
+            self.ready_at += self.lane.reuse;
+            self.lane.back_off(answered);
+        }
+        result
     }
+}
 
-    /// Waits until a DescribeProjectVersions may leave; call it right before sending.
-    pub async fn send_describe(&self) {
-        self.send_describe.until_ready().await;
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let ready_at = if self.in_flight { Instant::now() + self.lane.reuse } else { self.ready_at };
+        self.lane.give_back(ready_at);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use governor::clock::FakeRelativeClock;
-
     use super::*;
 
-    /// Calls made as fast as the limiter allows, over `seconds`, on a fake clock.
-    fn admitted(quota: Quota, seconds: u64) -> Vec<Duration> {
-        let clock = FakeRelativeClock::default();
-        let limiter = RateLimiter::direct_with_clock(quota, clock.clone());
-        let mut at = Vec::new();
-        let step = Duration::from_millis(1);
-        let mut now = Duration::ZERO;
-        while now < Duration::from_secs(seconds) {
-            if limiter.check().is_ok() {
-                at.push(now);
-            }
-            clock.advance(step);
-            now += step;
-        }
-        at
+    fn limits(copy_per_second: f64, burst: u32) -> AccountLimits {
+        AccountLimits { copy_per_second, burst, pacing_margin: 0.0, ..AccountLimits::default() }
     }
 
-    fn largest_one_second_window(at: &[Duration]) -> usize {
-        (0..at.len())
-            .map(|i| at[i..].iter().take_while(|t| **t < at[i] + Duration::from_secs(1)).count())
-            .max()
-            .unwrap_or(0)
+    async fn answered_in(delay: Duration) -> Result<(), AwsCallError> {
+        tokio::time::sleep(delay).await;
+        Ok(())
     }
 
-    #[test]
-    fn no_second_holds_more_calls_than_the_rate() {
-        for rate in [1.0, 2.0, 5.0, 10.0] {
-            let at = admitted(quota(rate, 1, 0.0), 10);
-            assert!(largest_one_second_window(&at) <= rate as usize, "rate {rate}: {at:?}");
-            // ...and the rate is used: about rate × seconds calls.
-            assert!(at.len() as f64 >= rate * 10.0 - 1.0, "rate {rate}: only {}", at.len());
-        }
+    #[tokio::test(start_paused = true)]
+    async fn a_new_gate_waits_before_its_first_call() {
+        let gate = Gate::new(&limits(1.0, 1));
+        let ticket = gate.admit_copy().expect("one slot");
+        assert_eq!(ticket.ready_in(), Duration::from_secs(1));
+        assert!(gate.admit_copy().is_err(), "one slot only");
     }
 
-    #[test]
-    fn the_margin_leaves_room_for_a_late_arrival() {
-        let at = admitted(quota(5.0, 1, 0.05), 10);
-        // Five calls span at least 1.05 s, so any one call may arrive 50 ms late without a sixth in its second.
-        assert!(at.windows(6).all(|w| w[5] - w[0] >= Duration::from_millis(1050)), "{at:?}");
+    #[tokio::test(start_paused = true)]
+    async fn a_slot_is_used_again_one_period_after_its_answer_not_after_its_send() {
+        let gate = Gate::new(&limits(2.0, 1));
+        let start = Instant::now();
+        gate.admit_copy().unwrap().call(answered_in(Duration::from_millis(300))).await.unwrap();
+        // Sent at 0.5 s, answered at 0.8 s: the next send is at 1.3 s, not 1.0 s.
+        assert_eq!(start.elapsed(), Duration::from_millis(800));
+        let next = gate.admit_copy().unwrap();
+        assert_eq!(next.ready_in(), Duration::from_millis(500));
     }
 
-    #[test]
-    fn a_new_gate_waits_before_its_first_call() {
-        let limits = AccountLimits { copy_per_second: 1.0, ..AccountLimits::default() };
-        let gate = Gate::new(&limits);
-        let wait = gate.admit_copy().unwrap_err();
-        assert!(wait > Duration::from_millis(900), "{wait:?}");
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_sends_that_many_at_once_and_each_slot_waits_burst_periods() {
+        let gate = Gate::new(&limits(4.0, 2));
+        let (first, second) = (gate.admit_copy().unwrap(), gate.admit_copy().unwrap());
+        assert!(gate.admit_copy().is_err());
+        assert_eq!(first.ready_in(), Duration::from_millis(500));
+        assert_eq!(second.ready_in(), Duration::from_millis(500));
+        let (a, b) = tokio::join!(first.call(answered_in(Duration::ZERO)), second.call(answered_in(Duration::ZERO)));
+        a.unwrap();
+        b.unwrap();
+        assert_eq!(gate.admit_copy().unwrap().ready_in(), Duration::from_millis(500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttle_backs_the_lane_off_at_once() {
+        let gate = Gate::new(&limits(4.0, 2));
+        let first = gate.admit_copy().unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let throttle = AwsCallError::from_service(Some("ProvisionedThroughputExceededException"), None, 400);
+        let _ = first.call(async { Err::<(), _>(throttle) }).await;
+        // The throttled slot waits two reuse times; the idle one, due now, is pushed to one from now.
+        let tickets = [gate.admit_copy().unwrap(), gate.admit_copy().unwrap()];
+        let mut waits: Vec<_> = tickets.iter().map(Ticket::ready_in).collect();
+        waits.sort();
+        assert_eq!(waits, [Duration::from_millis(500), Duration::from_millis(1000)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unused_ticket_gives_its_slot_back_as_it_was_and_a_cancelled_call_as_if_answered() {
+        let gate = Gate::new(&limits(1.0, 1));
+        drop(gate.admit_copy().unwrap());
+        assert_eq!(gate.admit_copy().unwrap().ready_in(), Duration::from_secs(1));
+        let cancelled = tokio::time::timeout(
+            Duration::from_millis(1500),
+            gate.admit_copy().unwrap().call(answered_in(Duration::from_secs(10))),
+        );
+        assert!(cancelled.await.is_err());
+        assert_eq!(gate.admit_copy().unwrap().ready_in(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_describe_waits_for_a_slot_to_come_back() {
+        let gate =
+            Arc::new(Gate::new(&AccountLimits { describe_per_second: 2.0, pacing_margin: 0.0, ..limits(1.0, 1) }));
+        let held = gate.admit_describe().unwrap();
+        let waiting = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.describe(answered_in(Duration::ZERO)).await }
+        });
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(!waiting.is_finished(), "the only slot is out");
+        drop(held);
+        waiting.await.unwrap().unwrap();
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use aws_sdk_rekognition::Client;
 use tracing::{info, warn};
 
-use super::gate::Gate;
+use super::gate::{Gate, Ticket};
 use super::{backoff, Dispatcher};
 use crate::domain::{CopyId, CopyState, ProjectArn, ProjectVersionStatus};
 use crate::rekognition::{copy, status, AwsCallError, VersionStatus};
@@ -27,12 +27,13 @@ pub enum Outcome {
     NotOurs,
 }
 
-/// Submits one claimed job (queued, or submitting again after a transient failure or a takeover), then gives its
-/// lease back with the time it is next due.
+/// Submits one claimed job (queued, or submitting again after a transient failure or a takeover) with the copy
+/// slot `ticket`, then gives its lease back with the time it is next due.
 pub async fn submit(
     dispatcher: &Dispatcher,
     client: &Client,
     gate: &Gate,
+    ticket: Ticket,
     claimed: Claimed,
 ) -> Result<Outcome, StoreError> {
     let Claimed { job, token } = claimed;
@@ -43,29 +44,28 @@ pub async fn submit(
             // Committing SUBMITTING before the call is what makes a copy no longer cancellable.
             let change = Change::to(CopyState::Submitting);
             match jobs::transition(&dispatcher.store, id, CopyState::Queued, &change, Some(&token)).await? {
-                Some(job) => step.submit_once(client, gate, job).await?,
+                Some(job) => step.submit_once(client, gate, ticket, job).await?,
                 None => Outcome::NotOurs,
             }
         }
-        CopyState::Submitting => step.submit_once(client, gate, job).await?,
+        CopyState::Submitting => step.submit_once(client, gate, ticket, job).await?,
         _ => Outcome::NotOurs,
     };
     step.release(id, &outcome).await?;
     Ok(outcome)
 }
 
-/// Describes the claimed running copies of one destination project in one call, records what changed, and gives
-/// their leases back.
+/// Describes the claimed running copies of one destination project in one call, with the describe slot `ticket`,
+/// records what changed, and gives their leases back.
 pub async fn follow(
     dispatcher: &Dispatcher,
     client: &Client,
-    gate: &Gate,
+    ticket: Ticket,
     project: &ProjectArn,
     running: Vec<Claimed>,
 ) -> Result<(), StoreError> {
     let names: Vec<_> = running.iter().map(|claimed| claimed.job.request.version_name()).collect();
-    gate.send_describe().await;
-    let described = status::describe_versions(client, project, &names).await;
+    let described = ticket.call(status::describe_versions(client, project, &names)).await;
     for Claimed { job, token } in &running {
         let step = Step { dispatcher, token };
         let outcome = match &described {
@@ -99,7 +99,13 @@ impl Step<'_> {
         jobs::release(&dispatcher.store, id, self.token, due_in).await
     }
 
-    async fn submit_once(&self, client: &Client, gate: &Gate, job: CopyJob) -> Result<Outcome, StoreError> {
+    async fn submit_once(
+        &self,
+        client: &Client,
+        gate: &Gate,
+        ticket: Ticket,
+        job: CopyJob,
+    ) -> Result<Outcome, StoreError> {
         let dispatcher = self.dispatcher;
         let Some(attempt) = jobs::record_attempt(&dispatcher.store, job.id, self.token).await? else {
             return Ok(Outcome::NotOurs);
@@ -108,10 +114,9 @@ impl Step<'_> {
         // An earlier attempt may have reached Rekognition (a timeout, a 5xx, a replica that died before recording the
         // answer): look for its copy before making another, so a model is never copied twice.
         if attempt > 1 {
-            gate.send_describe().await;
             let request = &job.request;
-            let found =
-                status::describe_versions(client, request.destination_project(), &[request.version_name()]).await;
+            let names = [request.version_name()];
+            let found = gate.describe(status::describe_versions(client, request.destination_project(), &names)).await;
             match found.map(|versions| find(&versions, &job).cloned()) {
                 Ok(Some(found)) if found.source_version_arn.as_ref() == Some(request.source_version()) => {
                     info!(arn = %found.version_arn, "adopting the copy an earlier attempt started");
@@ -125,8 +130,7 @@ impl Step<'_> {
             }
         }
 
-        gate.send_copy().await;
-        match copy::start_copy(client, &job.request).await {
+        match ticket.call(copy::start_copy(client, &job.request)).await {
             Ok(arn) => {
                 let report = Report {
                     rekognition_status: Some(ProjectVersionStatus::CopyingInProgress),

@@ -35,6 +35,11 @@ impl AwsCallError {
         self.retry == Retry::Permanent
     }
 
+    /// AWS saying "not so fast": the caller's pace must slow down at once.
+    pub fn is_throttle(&self) -> bool {
+        THROTTLES.contains(&self.code.as_str())
+    }
+
     /// Sorts a service error by its code, falling back on its HTTP status for codes not listed.
     pub fn from_service(code: Option<&str>, message: Option<&str>, http_status: u16) -> AwsCallError {
         let code = code.unwrap_or("UnknownError").to_owned();

@@ -37,8 +37,9 @@ pub struct AccountLimits {
     pub max_in_progress: u32,
     /// Queued copies beyond which CopyModelVersion answers RESOURCE_EXHAUSTED.
     pub max_queued: u32,
-    /// Headroom kept below each rate (0.02 = calls 2% further apart than the rate allows), so that delays between
-    /// deciding to call and the call arriving cannot push two calls into the same second.
+    /// Headroom kept below each rate (0.02 = calls 2% further apart than the rate allows). Calls are paced by the
+    /// previous call's answer (see `dispatch::gate`), which already keeps them apart as Rekognition receives them;
+    /// this is headroom on top, for a clock that runs a little fast or a quota counted a little early.
     pub pacing_margin: f64,
 }
 

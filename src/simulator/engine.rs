@@ -198,6 +198,17 @@ impl Engine {
         lock(&self.faults).inject(fault);
     }
 
+    /// See [`Faults::hold_in_transit`].
+    pub fn hold_in_transit(&self, operation: &str, delays: Vec<Duration>) {
+        lock(&self.faults).hold_in_transit(operation, delays);
+    }
+
+    /// How long a request with these headers is held up in transit before it arrives, if at all.
+    pub fn transit_delay(&self, headers: &axum::http::HeaderMap) -> Option<Duration> {
+        let target = header_text(headers, "x-amz-target")?;
+        lock(&self.faults).take_transit_delay(target.strip_prefix(TARGET_PREFIX).unwrap_or(&target))
+    }
+
     pub fn random_faults(&self) -> RandomFaults {
         lock(&self.faults).random().clone()
     }

@@ -130,13 +130,28 @@ pub struct FaultDecision {
 #[derive(Debug, Default)]
 pub struct Faults {
     pending: Vec<Fault>,
+    /// Per operation, how long each of its next calls is held up in transit.
+    held: std::collections::HashMap<String, std::collections::VecDeque<Duration>>,
     random: RandomFaults,
     rng_seed: u64,
 }
 
 impl Faults {
     pub fn new(random: RandomFaults, rng_seed: u64) -> Self {
-        Faults { pending: Vec::new(), random, rng_seed }
+        Faults { pending: Vec::new(), held: Default::default(), random, rng_seed }
+    }
+
+    /// Holds the next calls of `operation` up in transit, one delay each, in order: each arrives (is identified,
+    /// counted by the quotas, run) that much after it reached the simulator's socket, as a request held up on the
+    /// network or behind a busy sender's scheduler. The case a client's pacing must survive: two calls sent a full
+    /// period apart can arrive much closer together.
+    pub fn hold_in_transit(&mut self, operation: &str, delays: impl IntoIterator<Item = Duration>) {
+        self.held.entry(operation.to_owned()).or_default().extend(delays);
+    }
+
+    /// How long the call of `operation` arriving now is held up, if it is.
+    pub fn take_transit_delay(&mut self, operation: &str) -> Option<Duration> {
+        self.held.get_mut(operation)?.pop_front()
     }
 
     pub fn inject(&mut self, fault: Fault) {
@@ -147,6 +162,7 @@ impl Faults {
 
     pub fn clear_pending(&mut self) {
         self.pending.clear();
+        self.held.clear();
     }
 
     pub fn random(&self) -> &RandomFaults {

@@ -72,6 +72,9 @@ async fn aws(
     body: Bytes,
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
+    if let Some(held) = engine.transit_delay(&headers) {
+        tokio::time::sleep(held).await;
+    }
     let answer = engine.handle(&ReceivedRequest { method: &method, uri: &uri, headers: &headers, body: &body });
     if !answer.latency.is_zero() {
         tokio::time::sleep(answer.latency).await;
@@ -108,6 +111,12 @@ impl SimHandle {
     /// connection dropped ([`Fault::DROPPED_CONNECTION`], [`Fault::DROPPED_RESPONSE`]).
     pub fn inject_fault(&self, fault: Fault) {
         self.engine.inject_fault(fault);
+    }
+
+    /// Holds the next calls of `operation` up in transit, one of `delays` each, before they arrive (are counted by
+    /// the quotas and run): a request slowed on its way, which a client's pacing by send time cannot see.
+    pub fn hold_in_transit(&self, operation: &str, delays: Vec<std::time::Duration>) {
+        self.engine.hold_in_transit(operation, delays);
     }
 
     /// Clears the call log, the stats and pending injected faults; the world (projects, versions, policies), the

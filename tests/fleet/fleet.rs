@@ -252,3 +252,39 @@ impl Fleet {
         made
     }
 }
+
+/// Threads that keep every core busy until dropped, so that the fleet's pacing is tried on a machine whose
+/// scheduler delays it, as a busy production node would.
+pub struct CpuBurner {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<u64>>,
+}
+
+impl CpuBurner {
+    pub fn on_every_core() -> CpuBurner {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = (0..cores)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut spun = 0_u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        spun = std::hint::black_box(spun.wrapping_add(1));
+                    }
+                    spun
+                })
+            })
+            .collect();
+        CpuBurner { stop, threads }
+    }
+}
+
+impl Drop for CpuBurner {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}

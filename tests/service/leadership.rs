@@ -79,8 +79,8 @@ async fn a_copy_into_an_account_the_service_does_not_serve_is_refused() {
     app.stop().await;
 }
 
-/// A rate of `inf` (which the settings refuse since issue 10, but a dispatcher built in code can still be given)
-/// makes the account's gate panic as its dispatcher starts. Before, that panic ended the replica's whole
+/// A rate of 0 (which the settings refuse since issue 10, but a dispatcher built in code can still be given) makes
+/// the account's gate panic as its dispatcher starts (a period of 1/0 seconds is no `Duration`). Before, that panic ended the replica's whole
 /// dispatcher, silently: no account was dispatched any more while the API kept accepting copies.
 #[tokio::test]
 async fn an_account_dispatcher_that_panics_is_restarted_and_stops_no_other_account() {
@@ -100,7 +100,7 @@ async fn an_account_dispatcher_that_panics_is_restarted_and_stops_no_other_accou
         settings.accounts.iter().map(|(id, account)| (id.clone(), account.limits.clone())).collect();
     let (source, dest) = (AccountId::parse(SOURCE_ACCOUNT).unwrap(), AccountId::parse(DEST_ACCOUNT).unwrap());
     assert_eq!(accounts.keys().next(), Some(&source), "the panicking account is the first one led");
-    accounts.get_mut(&source).unwrap().copy_per_second = f64::INFINITY;
+    accounts.get_mut(&source).unwrap().copy_per_second = 0.0;
     let dispatcher = Dispatcher::new(Store::from_pool(app.pool.clone()), clients, settings.dispatch.clone(), accounts);
     let (stop, stopped) = modelcopy::shutdown::channel();
     let running = tokio::spawn(dispatcher.clone().run(stopped));

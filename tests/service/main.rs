@@ -24,6 +24,7 @@ mod idempotency;
 mod leadership;
 mod leases;
 mod listing;
+mod pacing;
 mod reporting;
 mod telemetry;
 mod unreadable_rows;
