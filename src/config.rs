@@ -12,6 +12,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::{Figment, Provider};
 use serde::{Deserialize, Serialize};
 
+use crate::admission::AdmissionSettings;
 use crate::auth::{AuthSettings, AuthzSettings};
 pub use crate::dispatch::DispatchSettings;
 use crate::domain::AccountId;
@@ -50,6 +51,9 @@ pub struct Settings {
     /// `[telemetry]`: where traces are exported (nowhere by default).
     #[serde(default)]
     pub telemetry: TelemetrySettings,
+    /// `[admission]`: how much one replica takes on, in all and from one caller, before the audit write.
+    #[serde(default)]
+    pub admission: AdmissionSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +80,7 @@ impl Default for Settings {
             dispatch: DispatchSettings::default(),
             accounts: BTreeMap::new(),
             telemetry: TelemetrySettings::default(),
+            admission: AdmissionSettings::default(),
         }
     }
 }
@@ -130,6 +135,7 @@ impl Settings {
         if let Err(err) = self.telemetry.check() {
             problems.push(format!("telemetry: {err}"));
         }
+        problems.extend(self.admission.problems());
         for (account, settings) in &self.accounts {
             let mut bad = |reason: String| problems.push(format!("accounts.{account}.{reason}"));
             if settings.region.is_empty() {

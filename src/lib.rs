@@ -4,6 +4,7 @@
 //! stored with its [`audit`] record in [`store`], picked up by [`dispatch`], sent through [`rekognition`], followed
 //! until it ends, and fanned out to clients in [`watch`]. The Rekognition [`simulator`] lives apart from the service.
 
+pub mod admission;
 pub mod api;
 pub mod audit;
 pub mod auth;

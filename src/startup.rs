@@ -13,6 +13,7 @@ use tonic::transport::Server;
 use tower::ServiceBuilder;
 use tracing::{info, warn};
 
+use crate::admission::{Admission, AdmissionLayer};
 use crate::api::ModelCopyService;
 use crate::audit::AuditLayer;
 use crate::auth::{self, AuthLayer, PolicyStore};
@@ -77,14 +78,16 @@ impl Application {
             tokio::spawn(async {})
         };
 
+        let admission = Admission::new(&settings.admission);
         let layers = ServiceBuilder::new()
             .layer(ServerSpanLayer)
+            .layer(AdmissionLayer::new(authenticator.clone(), admission.clone()))
             .layer(AuditLayer::new(store.clone()))
             .layer(AuthLayer::new(authenticator, policies.clone()));
         let listener = TcpListener::bind(settings.listen_addr).await?;
         let addr = listener.local_addr()?;
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        let service = ModelCopyServer::new(ModelCopyService::new(store.clone(), hub, limits));
+        let service = ModelCopyServer::new(ModelCopyService::new(store.clone(), hub, limits, admission.clone()));
         policies.watch(shutdown.clone());
         let mut stop = shutdown.clone();
         let server = tokio::spawn(

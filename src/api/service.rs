@@ -13,6 +13,7 @@ use super::context::Call;
 use super::convert;
 use super::visible_page::visible_page;
 use super::ApiError;
+use crate::admission::Admission;
 use crate::auth::{Action, Resource};
 use crate::domain::{AccountId, CopyRequest, FieldViolation};
 use crate::proto::model_copy_server::ModelCopy;
@@ -30,11 +31,18 @@ pub struct ModelCopyService {
     hub: Arc<WatchHub>,
     /// The accounts this service copies into, and their limits.
     accounts: Arc<BTreeMap<AccountId, AccountLimits>>,
+    /// The replica's admission limits: here, each principal's open watch streams.
+    admission: Arc<Admission>,
 }
 
 impl ModelCopyService {
-    pub fn new(store: Store, hub: Arc<WatchHub>, accounts: BTreeMap<AccountId, AccountLimits>) -> Self {
-        ModelCopyService { store, hub, accounts: Arc::new(accounts) }
+    pub fn new(
+        store: Store,
+        hub: Arc<WatchHub>,
+        accounts: BTreeMap<AccountId, AccountLimits>,
+        admission: Arc<Admission>,
+    ) -> Self {
+        ModelCopyService { store, hub, accounts: Arc::new(accounts), admission }
     }
 }
 
@@ -173,6 +181,8 @@ impl ModelCopy for ModelCopyService {
 
     async fn watch_copy(&self, request: Request<proto::WatchCopyRequest>) -> Result<Response<EventStream>, Status> {
         let call = Call::of(&request)?;
+        // Held by the stream until it ends or its client goes: a principal's streams at once are capped.
+        let place = self.admission.open_stream(call.principal.id()).map_err(|shed| shed.status())?;
         let stream = match request.into_inner().target {
             Some(Target::CopyId(raw)) => {
                 call.audit.set_request(serde_json::json!({ "copy_id": raw }), None);
@@ -198,6 +208,7 @@ impl ModelCopy for ModelCopyService {
         // little and follows a policy change in the middle of a watch.
         let visibility = call.visibility(Action::WatchCopy);
         let events = stream.filter_map(move |item| {
+            let _held = &place;
             let shown = match item {
                 Ok(item) if visibility.sees(&item.job) => Some(Ok(convert::event(&item))),
                 Ok(_) => None,

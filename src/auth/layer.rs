@@ -1,7 +1,9 @@
 //! The tower layer that authenticates every call before a handler sees it, and hands the handler the authorizer.
 //!
 //! It sits inside the audit layer, so a refusal here is still recorded: it names the principal (when known) in
-//! the call's audit slot and answers UNAUTHENTICATED itself. Authorization needs the decoded, validated request
+//! the call's audit slot and answers UNAUTHENTICATED itself. The admission layer, outside the audit layer, has
+//! already authenticated the call (to know whose limits it counts against) and passes the result on as
+//! [`Authenticated`]: a call is authenticated once. Authorization needs the decoded, validated request
 //! (a copy's route, its owner), so handlers ask the authorizer themselves (`Call::authorize`).
 
 use std::sync::Arc;
@@ -11,8 +13,13 @@ use futures::future::{BoxFuture, FutureExt};
 use tonic::Status;
 use tower::{Layer, Service};
 
-use super::{Authenticator, Authorizer, Principal};
+use super::{AuthError, Authenticator, Authorizer, Principal};
 use crate::audit::AuditSlot;
+
+/// The result of authenticating a call, computed once by an outer layer (admission) and carried in the request's
+/// extensions to this one.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Result<Principal, AuthError>);
 
 #[derive(Clone)]
 pub struct AuthLayer {
@@ -70,13 +77,16 @@ where
 
 impl<S> AuthService<S> {
     fn check<B>(&self, request: &http::Request<B>, slot: Option<&AuditSlot>) -> Result<Principal, Status> {
-        let principal =
-            self.layer.authenticator.authenticate(request.headers(), request.extensions()).map_err(|err| {
-                if let Some(slot) = slot {
-                    slot.set_authn(err.authn);
-                }
-                Status::unauthenticated(err.message)
-            })?;
+        let authenticated = match request.extensions().get::<Authenticated>() {
+            Some(Authenticated(result)) => result.clone(),
+            None => self.layer.authenticator.authenticate(request.headers(), request.extensions()),
+        };
+        let principal = authenticated.map_err(|err| {
+            if let Some(slot) = slot {
+                slot.set_authn(err.authn);
+            }
+            Status::unauthenticated(err.message)
+        })?;
         if let Some(slot) = slot {
             slot.set_principal(principal.id(), principal.authn());
         }

@@ -25,7 +25,7 @@ pub mod visibility;
 pub use action::Action;
 pub use authenticator::{AuthError, Authenticator, DevMetadataAuthenticator};
 pub use authorizer::{Authorizer, AuthzDecision};
-pub use layer::AuthLayer;
+pub use layer::{AuthLayer, Authenticated};
 pub use policies::{Policies, PolicyError};
 pub use policy_store::{PolicyStore, ReloadStatus};
 pub use principal::{Principal, PrincipalKind};

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use modelcopy::admission::AdmissionSettings;
 use modelcopy::devenv::{Lifetime, LocalPostgres};
 use modelcopy::proto;
 
@@ -285,11 +286,15 @@ impl Durable {
     }
 
     /// The service on a new database `name` of this cluster, in process, dispatch off, queues unbounded.
+    /// A replica for the benchmarks (dispatch off, no queue limit), its principals' limits out of the way: they
+    /// measure how fast calls are taken on, and the benchmark's callers all share a few principals. Unauthenticated
+    /// calls keep the default limits (the flood benchmark is about them).
     pub async fn service(&self, name: &str) -> TestApp {
         TestApp::spawn_with(Options {
             dispatch: false,
             max_queued: Some(100_000_000),
             database: Some(self.database(name).await),
+            admission: Some(one_principal_at_full_speed()),
             ..Default::default()
         })
         .await
@@ -475,4 +480,13 @@ async fn accept_h2load_benchmark() {
     }
     app.stop().await;
     durable.remove();
+}
+
+pub fn one_principal_at_full_speed() -> AdmissionSettings {
+    AdmissionSettings {
+        max_concurrent_calls: 100_000,
+        per_principal_per_second: AdmissionSettings::MAX_RATE,
+        per_principal_burst: 1_000_000,
+        ..AdmissionSettings::default()
+    }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use modelcopy::proto;
 
 use crate::accept_bench::Durable;
-use crate::helpers::{Options, TestApp};
+use crate::helpers::TestApp;
 
 const SECONDS: u64 = 10;
 
@@ -72,10 +72,7 @@ fn report(label: &str, latencies: &[Duration], took: Duration) {
 #[ignore = "a benchmark; run explicitly"]
 async fn api_benchmark() {
     let durable = Durable::start().await;
-    let database = Some(durable.database("bench_api").await);
-    let app =
-        TestApp::spawn_with(Options { dispatch: false, max_queued: Some(10_000_000), database, ..Default::default() })
-            .await;
+    let app = durable.service("bench_api").await;
     let template = app.copy_request("bench");
 
     let request = template.clone();

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use modelcopy::admission::AdmissionSettings;
 use modelcopy::auth::{AuthMode, AuthSettings};
 use modelcopy::cli::connect::Client;
 use modelcopy::config::{AccountLimits, AccountSettings, Settings};
@@ -43,6 +44,8 @@ pub struct Options {
     pub database: Option<(String, sqlx::PgPool)>,
     /// `database_timeout_ms`, when not the default.
     pub database_timeout: Option<Duration>,
+    /// `[admission]`, when not the default.
+    pub admission: Option<AdmissionSettings>,
 }
 
 impl Default for Options {
@@ -56,6 +59,7 @@ impl Default for Options {
             otlp_endpoint: None,
             database: None,
             database_timeout: None,
+            admission: None,
         }
     }
 }
@@ -113,6 +117,7 @@ impl TestApp {
         settings.authz.policies = Some(policy_file.clone());
         settings.authz.reload_interval_ms = 100;
         settings.telemetry.otlp_endpoint = options.otlp_endpoint;
+        settings.admission = options.admission.unwrap_or_default();
         if let Some(timeout) = options.database_timeout {
             settings.database_timeout_ms = timeout.as_millis() as u64;
         }

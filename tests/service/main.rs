@@ -7,6 +7,7 @@ mod support;
 mod helpers;
 
 mod accept_bench;
+mod admission;
 mod api_bench;
 mod audit;
 mod audit_chain;

@@ -1,0 +1,86 @@
+//! The outermost layer that decides anything: it establishes the caller (once: the result travels on to the
+//! authentication layer in the request's extensions) and sheds what is over the limits, before the audit layer
+//! opens the call's slot. A shed call is answered at once, from here.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::future::{BoxFuture, FutureExt};
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use tower::{Layer, Service};
+
+use super::{Admission, Caller};
+use crate::auth::{Authenticated, Authenticator};
+
+#[derive(Clone)]
+pub struct AdmissionLayer {
+    authenticator: Arc<dyn Authenticator>,
+    admission: Arc<Admission>,
+}
+
+impl AdmissionLayer {
+    pub fn new(authenticator: Arc<dyn Authenticator>, admission: Arc<Admission>) -> Self {
+        AdmissionLayer { authenticator, admission }
+    }
+}
+
+impl<S> Layer<S> for AdmissionLayer {
+    type Service = AdmissionService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        AdmissionService { inner, layer: self.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct AdmissionService<S> {
+    inner: S,
+    layer: AdmissionLayer,
+}
+
+impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for AdmissionService<S>
+where
+    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
+        let authenticated = self.layer.authenticator.authenticate(request.headers(), request.extensions());
+        let caller = match &authenticated {
+            Ok(principal) => Caller::Principal(principal.id().to_owned()),
+            Err(_) => Caller::Peer(peer_ip(request.extensions())),
+        };
+        match self.layer.admission.admit(&caller) {
+            Ok(permit) => {
+                request.extensions_mut().insert(Authenticated(authenticated));
+                let call = self.inner.call(request);
+                async move {
+                    let response = call.await;
+                    drop(permit);
+                    response
+                }
+                .boxed()
+            }
+            Err(shed) => futures::future::ready(Ok(shed.status().into_http())).boxed(),
+        }
+    }
+}
+
+/// The client's address, as tonic gives it (over TLS it wraps the TCP connection's info in its own).
+pub fn peer_ip(extensions: &http::Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<TcpConnectInfo>()
+        .or_else(|| extensions.get::<TlsConnectInfo<TcpConnectInfo>>().map(|tls| tls.get_ref()))
+        .and_then(|info| info.remote_addr())
+        .map(|addr| addr.ip())
+}
