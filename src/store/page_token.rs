@@ -16,6 +16,12 @@ pub struct PageToken {
 const PREFIX: &str = "v1.";
 
 impl PageToken {
+    /// Everything created before `instant` (the nil id sorts before every other at the same instant): a position
+    /// that names no copy.
+    pub fn before(instant: DateTime<Utc>) -> PageToken {
+        PageToken { created_at: instant, id: Uuid::nil().into() }
+    }
+
     pub fn encode(&self) -> String {
         format!("{PREFIX}{}.{}", self.created_at.timestamp_micros(), self.id.as_uuid().simple())
     }

@@ -2,6 +2,7 @@
 //! (connections stay open and nothing reaches either side, as on a network partition) or cuts every connection.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,6 +24,8 @@ pub struct Proxy {
     cut: watch::Sender<u64>,
     task: tokio::task::JoinHandle<()>,
     connections: Arc<Mutex<u64>>,
+    /// Reads from clients forwarded to the server: about one per round trip a client makes.
+    to_server: Arc<AtomicU64>,
 }
 
 impl Proxy {
@@ -34,13 +37,21 @@ impl Proxy {
         let (cut, cut_rx) = watch::channel(0);
         let connections = Arc::new(Mutex::new(0));
         let counted = connections.clone();
+        let to_server = Arc::new(AtomicU64::new(0));
+        let forwarded = to_server.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 *counted.lock().unwrap() += 1;
-                tokio::spawn(relay(client, target, path_rx.clone(), cut_rx.clone()));
+                tokio::spawn(relay(client, target, path_rx.clone(), cut_rx.clone(), forwarded.clone()));
             }
         });
-        Proxy { addr, path, cut, task, connections }
+        Proxy { addr, path, cut, task, connections, to_server }
+    }
+
+    /// Reads forwarded from clients to the server so far: a client's round trips (a query, with its parse, bind
+    /// and execute, goes out in one write), give or take what TCP splits or joins.
+    pub fn writes_to_server(&self) -> u64 {
+        self.to_server.load(Ordering::Relaxed)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -69,7 +80,13 @@ impl Drop for Proxy {
     }
 }
 
-async fn relay(client: TcpStream, target: SocketAddr, mut path: watch::Receiver<Path>, mut cut: watch::Receiver<u64>) {
+async fn relay(
+    client: TcpStream,
+    target: SocketAddr,
+    mut path: watch::Receiver<Path>,
+    mut cut: watch::Receiver<u64>,
+    to_server: Arc<AtomicU64>,
+) {
     cut.mark_unchanged();
     // A connection made while black-holed never reaches the server, as behind a partition.
     while *path.borrow_and_update() == Path::BlackHole {
@@ -82,8 +99,8 @@ async fn relay(client: TcpStream, target: SocketAddr, mut path: watch::Receiver<
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
     tokio::select! {
-        _ = pump(client_read, server_write, path.clone()) => {}
-        _ = pump(server_read, client_write, path) => {}
+        _ = pump(client_read, server_write, path.clone(), Some(to_server)) => {}
+        _ = pump(server_read, client_write, path, None) => {}
         _ = cut.changed() => {}
     }
 }
@@ -94,6 +111,7 @@ async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     mut path: watch::Receiver<Path>,
+    counted: Option<Arc<AtomicU64>>,
 ) {
     let mut buffer = vec![0u8; 16 * 1024];
     loop {
@@ -106,6 +124,9 @@ async fn pump(
         };
         if !passing(&mut path).await || to.write_all(&buffer[..n]).await.is_err() {
             return;
+        }
+        if let Some(counted) = &counted {
+            counted.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
