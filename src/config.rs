@@ -126,6 +126,12 @@ impl Settings {
                 self.dispatch.lease_secs, self.dispatch.aws_timeout_ms
             ));
         }
+        if self.dispatch.leadership_timeout_ms < self.dispatch.poll_interval_ms.saturating_mul(2) {
+            problems.push(format!(
+                "dispatch.leadership_timeout_ms ({}) must be at least twice dispatch.poll_interval_ms ({})",
+                self.dispatch.leadership_timeout_ms, self.dispatch.poll_interval_ms
+            ));
+        }
         if self.database_timeout_ms == 0 {
             problems.push("database_timeout_ms must be at least 1".into());
         }

@@ -78,6 +78,9 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
                 access_key_id: Some(account.access_key_id.clone()),
                 secret_access_key: Some(account.secret_access_key.clone().unwrap_or_else(|| "dev".into())),
                 role_arn: None,
+                external_id: None,
+                role_session_name: None,
+                sts_endpoint_url: None,
                 limits: Default::default(),
             },
         );

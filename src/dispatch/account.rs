@@ -38,7 +38,9 @@ pub struct AccountDispatcher {
 
 impl AccountDispatcher {
     pub fn new(dispatcher: Dispatcher, account: AccountId, limits: AccountLimits, wake: Arc<Notify>) -> Self {
-        let gate = Arc::new(Gate::new(&limits));
+        // A new leader's first call waits a term's length: a previous leader may still be finishing its term.
+        let not_before = tokio::time::Instant::now() + dispatcher.term.timeout();
+        let gate = Arc::new(Gate::new(&limits, dispatcher.term.clone(), not_before));
         AccountDispatcher {
             dispatcher,
             account,

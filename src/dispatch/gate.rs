@@ -16,6 +16,10 @@
 //! A throttle answer (ProvisionedThroughputExceeded and the like) backs the lane off at once: its slot waits two
 //! periods, the others at least one, before the next call.
 //!
+//! **Leadership.** A call leaves only while the replica's leader [`Term`] runs, checked right before it leaves: a
+//! leader that has not heard from its leadership session for the term's length calls no more, and a new leader's
+//! slots start only once a term's length has passed (see [`super::term`]).
+//!
 //! **Admission.** A round claims a job only with a [`Ticket`] in hand (a slot of the lane, which the step then calls
 //! with), so the leader never claims more calls than the lane can send soon: claimed jobs do not pile up behind the
 //! pace with their leases running out.
@@ -28,6 +32,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::term::Term;
 use crate::rekognition::{AccountLimits, AwsCallError};
 
 /// One lane per operation: CopyProjectVersion and DescribeProjectVersions have quotas of their own.
@@ -37,10 +42,11 @@ pub struct Gate {
 }
 
 impl Gate {
-    /// A gate that starts *spent*: a replica that has just taken an account over cannot know how recently the
-    /// previous leader called, so each slot waits its reuse time before its first call.
-    pub fn new(limits: &AccountLimits) -> Gate {
-        let lane = |rate: f64| Arc::new(Lane::new(rate, limits.burst, limits.pacing_margin));
+    /// A gate that starts *spent*, and not before `not_before`: a replica that has just taken an account over
+    /// cannot know how recently the previous leader called, so each slot waits its reuse time (and the new leader
+    /// its grace) before its first call. Calls leave only while `term` runs.
+    pub fn new(limits: &AccountLimits, term: Arc<Term>, not_before: Instant) -> Gate {
+        let lane = |rate: f64| Arc::new(Lane::new(rate, limits.burst, limits.pacing_margin, term.clone(), not_before));
         Gate { copy: lane(limits.copy_per_second), describe: lane(limits.describe_per_second) }
     }
 
@@ -71,16 +77,18 @@ pub struct Lane {
     period: Duration,
     /// How long after its answer a slot sends again: `burst` periods.
     reuse: Duration,
+    /// The leader's term: no call leaves once it has run out.
+    term: Arc<Term>,
 }
 
 impl Lane {
-    fn new(per_second: f64, burst: u32, margin: f64) -> Lane {
+    fn new(per_second: f64, burst: u32, margin: f64, term: Arc<Term>, not_before: Instant) -> Lane {
         // Rates are checked to be finite, above zero and at most `AccountLimits::MAX_RATE` when the settings load.
         let period = Duration::from_secs_f64((1.0 + margin) / per_second);
         let burst = burst.max(1);
         let reuse = period * burst;
-        let first = Instant::now() + reuse;
-        Lane { idle: Mutex::new(vec![first; burst as usize]), returned: Notify::new(), period, reuse }
+        let first = (Instant::now() + reuse).max(not_before);
+        Lane { idle: Mutex::new(vec![first; burst as usize]), returned: Notify::new(), period, reuse, term }
     }
 
     /// The idle slot that may send soonest, or how long to wait before asking again when all are out.
@@ -130,9 +138,13 @@ impl Ticket {
         self.ready_at.saturating_duration_since(Instant::now())
     }
 
-    /// Waits until the slot may send, makes the call, and gives the slot back with the time of the answer.
+    /// Waits until the slot may send, makes the call (if the leader's term still runs), and gives the slot back
+    /// with the time of the answer.
     pub async fn call<T>(mut self, call: impl Future<Output = Result<T, AwsCallError>>) -> Result<T, AwsCallError> {
         tokio::time::sleep_until(self.ready_at).await;
+        if !self.lane.term.is_valid() {
+            return Err(AwsCallError::not_leader());
+        }
         self.in_flight = true;
         let result = call.await;
         let answered = Instant::now();
@@ -161,6 +173,31 @@ mod tests {
         AccountLimits { copy_per_second, burst, pacing_margin: 0.0, ..AccountLimits::default() }
     }
 
+    /// A term confirmed now for an hour.
+    fn term() -> Arc<Term> {
+        let term = Arc::new(Term::new(Duration::from_secs(3600)));
+        term.confirmed(Instant::now());
+        term
+    }
+
+    fn gate(limits: &AccountLimits) -> Gate {
+        Gate::new(limits, term(), Instant::now())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_call_leaves_once_the_term_has_run_out_and_a_new_leader_waits_its_grace() {
+        let term = Arc::new(Term::new(Duration::from_secs(5)));
+        term.confirmed(Instant::now());
+        let gate = Gate::new(&limits(1.0, 1), term.clone(), Instant::now() + Duration::from_secs(5));
+        let ticket = gate.admit_copy().unwrap();
+        assert_eq!(ticket.ready_in(), Duration::from_secs(5), "the grace, not one period");
+        let refused = ticket.call(answered_in(Duration::ZERO)).await.unwrap_err();
+        assert_eq!(refused, AwsCallError::not_leader(), "5 s after the last check, the term is over");
+        term.confirmed(Instant::now());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        gate.admit_copy().unwrap().call(answered_in(Duration::ZERO)).await.expect("within a confirmed term");
+    }
+
     async fn answered_in(delay: Duration) -> Result<(), AwsCallError> {
         tokio::time::sleep(delay).await;
         Ok(())
@@ -168,7 +205,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_new_gate_waits_before_its_first_call() {
-        let gate = Gate::new(&limits(1.0, 1));
+        let gate = gate(&limits(1.0, 1));
         let ticket = gate.admit_copy().expect("one slot");
         assert_eq!(ticket.ready_in(), Duration::from_secs(1));
         assert!(gate.admit_copy().is_err(), "one slot only");
@@ -176,7 +213,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_slot_is_used_again_one_period_after_its_answer_not_after_its_send() {
-        let gate = Gate::new(&limits(2.0, 1));
+        let gate = gate(&limits(2.0, 1));
         let start = Instant::now();
         gate.admit_copy().unwrap().call(answered_in(Duration::from_millis(300))).await.unwrap();
         // Sent at 0.5 s, answered at 0.8 s: the next send is at 1.3 s, not 1.0 s.
@@ -187,7 +224,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_burst_sends_that_many_at_once_and_each_slot_waits_burst_periods() {
-        let gate = Gate::new(&limits(4.0, 2));
+        let gate = gate(&limits(4.0, 2));
         let (first, second) = (gate.admit_copy().unwrap(), gate.admit_copy().unwrap());
         assert!(gate.admit_copy().is_err());
         assert_eq!(first.ready_in(), Duration::from_millis(500));
@@ -200,7 +237,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_throttle_backs_the_lane_off_at_once() {
-        let gate = Gate::new(&limits(4.0, 2));
+        let gate = gate(&limits(4.0, 2));
         let first = gate.admit_copy().unwrap();
         tokio::time::sleep(Duration::from_millis(500)).await;
         let throttle = AwsCallError::from_service(Some("ProvisionedThroughputExceededException"), None, 400);
@@ -214,7 +251,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_unused_ticket_gives_its_slot_back_as_it_was_and_a_cancelled_call_as_if_answered() {
-        let gate = Gate::new(&limits(1.0, 1));
+        let gate = gate(&limits(1.0, 1));
         drop(gate.admit_copy().unwrap());
         assert_eq!(gate.admit_copy().unwrap().ready_in(), Duration::from_secs(1));
         let cancelled = tokio::time::timeout(
@@ -227,8 +264,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_describe_waits_for_a_slot_to_come_back() {
-        let gate =
-            Arc::new(Gate::new(&AccountLimits { describe_per_second: 2.0, pacing_margin: 0.0, ..limits(1.0, 1) }));
+        let gate = Arc::new(gate(&AccountLimits { describe_per_second: 2.0, pacing_margin: 0.0, ..limits(1.0, 1) }));
         let held = gate.admit_describe().unwrap();
         let waiting = tokio::spawn({
             let gate = gate.clone();

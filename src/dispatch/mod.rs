@@ -21,6 +21,7 @@ pub mod gate;
 pub mod settings;
 pub mod step;
 pub mod supervise;
+pub mod term;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -49,6 +50,8 @@ pub struct Dispatcher {
     pub(crate) owner: String,
     /// The panics of this replica's account dispatchers.
     panics: Arc<supervise::Panics>,
+    /// How long this replica may still call Rekognition without hearing from its leadership session.
+    pub(crate) term: Arc<term::Term>,
 }
 
 /// An account this replica leads, and how to stop leading it.
@@ -65,7 +68,8 @@ impl Dispatcher {
         accounts: BTreeMap<AccountId, AccountLimits>,
     ) -> Dispatcher {
         let owner = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
-        Dispatcher { store, clients, settings, accounts: Arc::new(accounts), owner, panics: Arc::default() }
+        let term = Arc::new(term::Term::new(settings.leadership_timeout()));
+        Dispatcher { store, clients, settings, accounts: Arc::new(accounts), owner, panics: Arc::default(), term }
     }
 
     /// How many times `account`'s dispatcher has panicked on this replica (each was logged and restarted).
@@ -85,6 +89,8 @@ impl Dispatcher {
         loop {
             self.reap(&mut led).await;
             if let Err(err) = self.lead(&mut session, &mut led, &wakes).await {
+                // The term ends first: from now on no call leaves, whatever the account dispatchers are doing.
+                self.term.ended();
                 warn!(%err, "leadership session lost; stopping this replica's account dispatchers");
                 session = None;
                 stop_all(&mut led).await;
@@ -99,22 +105,31 @@ impl Dispatcher {
         info!(owner = %self.owner, "dispatcher stopped");
     }
 
-    /// One round of leadership: check the session, then try for every account not led yet.
+    /// One round of leadership: check the session (which extends the term), then try for every account not led
+    /// yet. Each exchange with the session is bounded by the term's length: one that does not come back in that
+    /// time ends the leadership, as a partition would end it.
     async fn lead(
         &self,
         session: &mut Option<Leadership>,
         led: &mut HashMap<AccountId, Led>,
         wakes: &HashMap<AccountId, Arc<Notify>>,
     ) -> Result<(), StoreError> {
+        let timeout = self.term.timeout();
+        let sent = tokio::time::Instant::now();
         let leadership = match session {
             Some(leadership) => {
-                leadership.check().await?;
+                within(timeout, tokio::time::timeout(timeout, leadership.check()).await)?;
                 leadership
             }
-            None => session.insert(Leadership::open(&self.store).await?),
+            None => session
+                .insert(within(timeout, tokio::time::timeout(timeout, Leadership::open(&self.store, timeout)).await)?),
         };
+        self.term.confirmed(sent);
         for (account, limits) in self.accounts.iter() {
-            if led.contains_key(account) || !self.panics.may_start(account) || !leadership.try_lead(account).await? {
+            if led.contains_key(account) || !self.panics.may_start(account) {
+                continue;
+            }
+            if !within(timeout, tokio::time::timeout(timeout, leadership.try_lead(account)).await)? {
                 continue;
             }
             info!(%account, owner = %self.owner, "leading account");
@@ -147,6 +162,14 @@ impl Dispatcher {
             }
         }
     }
+}
+
+/// What an exchange with the leadership session gave, or [`StoreError::TimedOut`] if it did not end in time.
+fn within<T>(
+    timeout: Duration,
+    exchange: Result<Result<T, StoreError>, tokio::time::error::Elapsed>,
+) -> Result<T, StoreError> {
+    exchange.unwrap_or(Err(StoreError::TimedOut(timeout)))
 }
 
 async fn stop_all(led: &mut HashMap<AccountId, Led>) {

@@ -24,6 +24,11 @@ pub struct DispatchSettings {
     pub backoff_max_ms: u64,
     /// Per-call timeout for Rekognition operations.
     pub aws_timeout_ms: u64,
+    /// How long a leader may go on calling Rekognition without its leadership session answering, and how long a
+    /// new leader waits before its first call (see `dispatch::term`): the bound on how long an account can go
+    /// without calls after a failover, and what keeps two leaders' calls apart. At least twice `poll_interval_ms`,
+    /// how often the session is checked.
+    pub leadership_timeout_ms: u64,
 }
 
 impl Default for DispatchSettings {
@@ -38,6 +43,7 @@ impl Default for DispatchSettings {
             backoff_min_ms: 200,
             backoff_max_ms: 30_000,
             aws_timeout_ms: 30_000,
+            leadership_timeout_ms: 10_000,
         }
     }
 }
@@ -51,5 +57,8 @@ impl DispatchSettings {
     }
     pub fn lease(&self) -> Duration {
         Duration::from_secs(self.lease_secs)
+    }
+    pub fn leadership_timeout(&self) -> Duration {
+        Duration::from_millis(self.leadership_timeout_ms)
     }
 }

@@ -74,7 +74,11 @@ pub async fn follow(
                 // Not listed yet (Rekognition is eventually consistent): look again later.
                 None => Outcome::StillCopying,
             },
-            Err(err) if err.is_permanent() => step.fail(job, CopyState::Copying, err, None).await?,
+            // A copy under way is not failed because this service cannot get credentials to look at it: the
+            // copy goes on at AWS whatever our credentials, and is looked at again once they work.
+            Err(err) if err.is_permanent() && !err.is_credentials() => {
+                step.fail(job, CopyState::Copying, err, None).await?
+            }
             Err(err) => Outcome::RetryLater { attempt: 1, code: err.code.clone() },
         };
         step.release(job.id, &outcome).await?;
@@ -148,7 +152,9 @@ impl Step<'_> {
     /// After a transient failure of a submission's `attempt`: due again later, or failed once the attempts allowed are
     /// spent. Every transient failure of a submission goes through here, whichever call failed.
     async fn retry_or_give_up(&self, job: &CopyJob, attempt: u32, err: AwsCallError) -> Result<Outcome, StoreError> {
-        if attempt >= self.dispatcher.settings.max_attempts {
+        // A call this replica did not make (its leader term had run out) is no failure of the copy: it does not
+        // spend the last attempt.
+        if attempt >= self.dispatcher.settings.max_attempts && !err.is_not_leader() {
             let detail = format!("gave up after {attempt} attempts");
             return self.fail(job, CopyState::Submitting, &err, Some(detail)).await;
         }

@@ -52,12 +52,17 @@ async fn build(settings: &AccountSettings, timeout: Duration) -> Client {
                 .build(),
         );
     if let Some(role) = &settings.role_arn {
-        let provider = aws_config::sts::AssumeRoleProvider::builder(role)
-            .session_name("modelcopy")
-            .configure(&shared)
-            .build()
-            .await;
-        config = config.credentials_provider(provider);
+        let mut sts = shared.to_builder();
+        if let Some(endpoint) = &settings.sts_endpoint_url {
+            sts = sts.endpoint_url(endpoint);
+        }
+        let mut provider = aws_config::sts::AssumeRoleProvider::builder(role)
+            .session_name(settings.role_session_name.as_deref().unwrap_or("modelcopy"))
+            .configure(&sts.build());
+        if let Some(external_id) = &settings.external_id {
+            provider = provider.external_id(external_id);
+        }
+        config = config.credentials_provider(provider.build().await);
     }
     if let Some(endpoint) = &settings.endpoint_url {
         config = config.endpoint_url(endpoint);

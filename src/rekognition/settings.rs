@@ -18,6 +18,15 @@ pub struct AccountSettings {
     /// A role to assume in that account, starting from the credentials above or the default chain.
     #[serde(default)]
     pub role_arn: Option<String>,
+    /// The `ExternalId` the role's trust policy asks for, if any.
+    #[serde(default)]
+    pub external_id: Option<String>,
+    /// The role session's name, which CloudTrail shows for every call made with the role ("modelcopy" if unset).
+    #[serde(default)]
+    pub role_session_name: Option<String>,
+    /// Overrides STS's endpoint for AssumeRole (a VPC endpoint, the simulator).
+    #[serde(default)]
+    pub sts_endpoint_url: Option<String>,
     /// How fast, and how much at once, the service may ask Rekognition in this account.
     #[serde(default)]
     pub limits: AccountLimits,

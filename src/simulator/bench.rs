@@ -162,6 +162,7 @@ fn world(options: &BenchOptions) -> World {
                 account_id: ACCOUNT.into(),
                 access_key_id: KEY.into(),
                 secret_access_key: Some(SECRET.into()),
+                roles: Vec::new(),
             }],
             projects,
         },

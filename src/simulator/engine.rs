@@ -194,6 +194,11 @@ impl Engine {
         lock(&self.observations).stats()
     }
 
+    /// Who the simulator knows: seeded keys, issued temporary credentials, roles.
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
+    }
+
     pub fn inject_fault(&self, fault: Fault) {
         lock(&self.faults).inject(fault);
     }

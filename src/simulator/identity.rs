@@ -7,12 +7,13 @@
 //! ([`signature`](super::signature)); keys seeded without a secret are trusted on their id alone, which keeps
 //! hand-written requests in tests short.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::RwLock;
 use std::time::SystemTime;
 
 use super::error::{ApiError, ErrorCode};
 use super::seed::SeedAccount;
-use super::signature::{verify, Authorization, ReceivedRequest};
+use super::signature::{verify, Authorization, ReceivedRequest, REKOGNITION};
 
 /// An authenticated caller: everything an operation needs to decide what it may see and where it creates things.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,12 +26,26 @@ pub struct Caller {
 struct Key {
     account_id: String,
     secret_access_key: Option<String>,
+    /// For temporary credentials (from AssumeRole): the session token every request must carry.
+    session_token: Option<String>,
 }
 
-/// The known access keys, from the seed.
-#[derive(Debug, Default, Clone)]
+/// The known access keys: the seed's, and the temporary ones AssumeRole has issued; and the roles that can be
+/// assumed.
+#[derive(Debug, Default)]
 pub struct Accounts {
     by_access_key: HashMap<String, Key>,
+    issued: RwLock<HashMap<String, Key>>,
+    /// Role ARNs (`arn:aws:iam::<account>:role/<name>`).
+    roles: HashSet<String>,
+}
+
+/// Temporary credentials of an assumed role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
 }
 
 impl Accounts {
@@ -44,24 +59,79 @@ impl Accounts {
                         Key {
                             account_id: account.account_id.clone(),
                             secret_access_key: account.secret_access_key.clone(),
+                            session_token: None,
                         },
                     )
+                })
+                .collect(),
+            issued: RwLock::default(),
+            roles: accounts
+                .iter()
+                .flat_map(|account| {
+                    account.roles.iter().map(|role| format!("arn:aws:iam::{}:role/{role}", account.account_id))
                 })
                 .collect(),
         }
     }
 
-    /// Authenticates a request.
+    /// Authenticates a Rekognition request.
     pub fn identify(&self, request: &ReceivedRequest<'_>, now: SystemTime) -> Result<Caller, ApiError> {
+        self.identify_for(request, now, REKOGNITION)
+    }
+
+    /// Authenticates a request signed for `service`: a seeded key, or temporary credentials with their token.
+    pub fn identify_for(
+        &self,
+        request: &ReceivedRequest<'_>,
+        now: SystemTime,
+        service: &str,
+    ) -> Result<Caller, ApiError> {
         let authorization =
             Authorization::parse(request.headers.get("authorization").and_then(|value| value.to_str().ok()))?;
-        let key = self.by_access_key.get(&authorization.access_key_id).ok_or_else(|| {
-            ApiError::new(ErrorCode::UnrecognizedClient, "The security token included in the request is invalid.")
-        })?;
+        let unrecognized =
+            || ApiError::new(ErrorCode::UnrecognizedClient, "The security token included in the request is invalid.");
+        let key = match self.by_access_key.get(&authorization.access_key_id) {
+            Some(key) => key.clone(),
+            None => self
+                .issued
+                .read()
+                .expect("never held across a panic")
+                .get(&authorization.access_key_id)
+                .cloned()
+                .ok_or_else(unrecognized)?,
+        };
+        if let Some(token) = &key.session_token {
+            let sent = request.headers.get("x-amz-security-token").and_then(|value| value.to_str().ok());
+            if sent != Some(token.as_str()) {
+                return Err(unrecognized());
+            }
+        }
         if let Some(secret) = &key.secret_access_key {
-            verify(request, &authorization, secret, now)?;
+            verify(request, &authorization, secret, now, service)?;
         }
         Ok(Caller { account_id: key.account_id.clone(), region: authorization.region })
+    }
+
+    /// Whether `role_arn` names a seeded role.
+    pub fn has_role(&self, role_arn: &str) -> bool {
+        self.roles.contains(role_arn)
+    }
+
+    /// Issues temporary credentials acting in `account_id`.
+    pub fn issue(&self, account_id: &str) -> Issued {
+        let random = || uuid::Uuid::new_v4().simple().to_string().to_uppercase();
+        let issued = Issued {
+            access_key_id: format!("ASIA{}", &random()[..16]),
+            secret_access_key: format!("{}{}", random(), &random()[..8]),
+            session_token: format!("{}{}", random(), random()),
+        };
+        let key = Key {
+            account_id: account_id.to_owned(),
+            secret_access_key: Some(issued.secret_access_key.clone()),
+            session_token: Some(issued.session_token.clone()),
+        };
+        self.issued.write().expect("never held across a panic").insert(issued.access_key_id.clone(), key);
+        issued
     }
 }
 
@@ -80,6 +150,7 @@ mod tests {
             account_id: "111111111111".into(),
             access_key_id: "AKIADEMO111111111111".into(),
             secret_access_key: secret.map(Into::into),
+            roles: Vec::new(),
         }])
     }
 

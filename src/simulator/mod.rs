@@ -24,6 +24,10 @@
 //!   `CopyProjectVersion`; `DescribeProjectVersions` (newest first, as documented; `VersionNames`; `NextToken`;
 //!   `InvalidPaginationTokenException`); `DeleteProjectVersion`; `PutProjectPolicy`, `ListProjectPolicies`,
 //!   `DeleteProjectPolicy` (policy name, revision id, document).
+//! - **STS AssumeRole** (`sts.rs`): the query protocol with XML answers, signed for `sts`; roles are the seed's
+//!   (`roles` of an account), assumable by any seeded caller; another role → `AccessDenied` (403). The temporary
+//!   credentials sign Rekognition calls in the role's account, with their session token (`x-amz-security-token`)
+//!   required.
 //! - **Copy rules**, in this order: the caller owns the destination (`AccessDeniedException`); source and
 //!   destination share a region (`InvalidParameterException`); destination project, source project and source
 //!   version exist (`ResourceNotFoundException`); the source project's policies allow it (`policy.rs`:
@@ -123,6 +127,7 @@ mod server;
 mod signature;
 mod state;
 mod stats;
+mod sts;
 mod validate;
 
 pub use chance::DurationDistribution;

@@ -45,6 +45,9 @@ pub struct SeedAccount {
     /// when absent, the key id alone identifies the account.
     #[serde(default)]
     pub secret_access_key: Option<String>,
+    /// IAM roles of this account (names) that any seeded caller may assume with STS AssumeRole.
+    #[serde(default)]
+    pub roles: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -297,6 +300,12 @@ impl Seed {
             }
             if account.access_key_id.is_empty() || !keys.insert(&account.access_key_id) {
                 return invalid(format!("access key id {:?} is empty or used twice", account.access_key_id));
+            }
+            if let Some(role) = account.roles.iter().find(|role| !super::sts::is_role_name(role)) {
+                return invalid(format!(
+                    "account {}: role name {role:?} is not [\\w+=,.@-]{{1,64}}",
+                    account.account_id
+                ));
             }
         }
         let mut projects = HashSet::new();

@@ -72,10 +72,14 @@ async fn aws(
     body: Bytes,
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
+    let received = ReceivedRequest { method: &method, uri: &uri, headers: &headers, body: &body };
+    if super::sts::is_sts(&received) {
+        return super::sts::handle(&engine, &received, &request_id);
+    }
     if let Some(held) = engine.transit_delay(&headers) {
         tokio::time::sleep(held).await;
     }
-    let answer = engine.handle(&ReceivedRequest { method: &method, uri: &uri, headers: &headers, body: &body });
+    let answer = engine.handle(&received);
     if !answer.latency.is_zero() {
         tokio::time::sleep(answer.latency).await;
     }

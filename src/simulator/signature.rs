@@ -19,7 +19,8 @@ use super::error::{ApiError, ErrorCode};
 
 /// How far a request's `x-amz-date` may be from the simulator's clock.
 const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
-const SERVICE: &str = "rekognition";
+/// The signing name of the service most calls are for; STS calls are signed for `sts`.
+pub const REKOGNITION: &str = "rekognition";
 
 /// A request as received, with everything a signature covers.
 pub struct ReceivedRequest<'a> {
@@ -78,12 +79,13 @@ impl Authorization {
     }
 }
 
-/// Checks `authorization` against `request`, signed with `secret_access_key`, as seen at `now`.
+/// Checks `authorization` against `request`, signed with `secret_access_key` for `service`, as seen at `now`.
 pub fn verify(
     request: &ReceivedRequest<'_>,
     authorization: &Authorization,
     secret_access_key: &str,
     now: SystemTime,
+    service: &str,
 ) -> Result<(), ApiError> {
     let incomplete = |message: &str| ApiError::new(ErrorCode::IncompleteSignature, message);
     if authorization.signed_headers.is_empty() || authorization.signature.is_empty() {
@@ -95,8 +97,8 @@ pub fn verify(
     let signed_at = parse_amz_date(amz_date)
         .ok_or_else(|| incomplete(&format!("X-Amz-Date {amz_date:?} is not in the basic ISO 8601 format.")))?;
     check_skew(amz_date, signed_at, now)?;
-    if authorization.service != SERVICE {
-        return Err(invalid(&format!("Credential should be scoped to correct service: '{SERVICE}'.")));
+    if authorization.service != service {
+        return Err(invalid(&format!("Credential should be scoped to correct service: '{service}'.")));
     }
     let host = header(request.headers, "host").ok_or_else(|| incomplete("The Host header is missing."))?;
 
@@ -127,7 +129,7 @@ pub fn verify(
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region(&authorization.region)
-        .name(SERVICE)
+        .name(service)
         .time(signed_at)
         .settings(settings)
         .build()
@@ -228,7 +230,7 @@ mod tests {
     fn check(headers: &HeaderMap, authorization: &str, body: &[u8], now: SystemTime) -> Result<(), ApiError> {
         let uri: Uri = "/".parse().unwrap();
         let request = ReceivedRequest { method: &Method::POST, uri: &uri, headers, body };
-        verify(&request, &Authorization::parse(Some(authorization))?, SECRET, now)
+        verify(&request, &Authorization::parse(Some(authorization))?, SECRET, now, REKOGNITION)
     }
 
     #[test]

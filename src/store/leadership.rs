@@ -5,6 +5,8 @@
 //! connection could be handed to another task, or closed, while it still held the locks. Dropping the
 //! [`Leadership`] ends the session, which releases every lock at once; so does the death of the replica.
 
+use std::time::Duration;
+
 use sqlx::PgConnection;
 
 use super::{locks, Store, StoreError};
@@ -16,8 +18,22 @@ pub struct Leadership {
 }
 
 impl Leadership {
-    pub async fn open(store: &Store) -> Result<Leadership, StoreError> {
-        Ok(Leadership { session: store.pool().acquire().await?.detach() })
+    /// A session of its own, on which PostgreSQL probes the replica after `timeout` of silence: a partitioned
+    /// leader's session (and with it its locks) is then ended within about twice `timeout`, so that another replica
+    /// can take its accounts over, instead of when the operating system gives up on the connection (hours).
+    pub async fn open(store: &Store, timeout: Duration) -> Result<Leadership, StoreError> {
+        let mut session = store.pool().acquire().await?.detach();
+        let idle = timeout.as_secs().max(1);
+        let interval = (timeout.as_secs() / 3).max(1);
+        sqlx::query(
+            "SELECT set_config('tcp_keepalives_idle', $1, false), set_config('tcp_keepalives_interval', $2, false),
+                    set_config('tcp_keepalives_count', '3', false)",
+        )
+        .bind(idle.to_string())
+        .bind(interval.to_string())
+        .execute(&mut session)
+        .await?;
+        Ok(Leadership { session })
     }
 
     /// True if this session now leads `account` (or already did).

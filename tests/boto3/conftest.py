@@ -38,6 +38,8 @@ C_SOURCE_MILLIS, C_DEST_MILLIS = 1735704000000, 1735707600000
 MANY_VERSIONS = [("p1", 1735700000001), ("p2", 1735700000002), ("p3", 1735700000003), ("p4", 1735700000004)]
 
 COPY_ACTION = "rekognition:CopyProjectVersion"
+# A role of account B that any seeded caller may assume through the simulator's STS.
+ROLE_B = "copier"
 
 
 def allow_copy(account, resource="*"):
@@ -50,7 +52,7 @@ def allow_copy(account, resource="*"):
 SEED = {
     "accounts": [
         {"account_id": ACCOUNT_A, "access_key_id": KEY_A, "secret_access_key": SECRET_A},
-        {"account_id": ACCOUNT_B, "access_key_id": KEY_B, "secret_access_key": SECRET_B},
+        {"account_id": ACCOUNT_B, "access_key_id": KEY_B, "secret_access_key": SECRET_B, "roles": [ROLE_B]},
         {"account_id": ACCOUNT_C, "access_key_id": KEY_C, "secret_access_key": SECRET_C},
     ],
     "projects": [
@@ -99,6 +101,15 @@ class Sim:
             aws_access_key_id=access_key,
             aws_secret_access_key=secret,
             config=config,
+        )
+
+    def sts(self, access_key=KEY_A, secret=SECRET_A):
+        return boto3.client(
+            "sts",
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret,
         )
 
     def admin(self, method, path, payload=None):

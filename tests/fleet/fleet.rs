@@ -100,6 +100,7 @@ impl Fleet {
              policies = \"{dev_policies}\"\n\
              [dispatch]\n\
              poll_interval_ms = 200\n\
+             leadership_timeout_ms = 1000\n\
              status_poll_interval_ms = {}\n\
              lease_secs = 6\n\
              aws_timeout_ms = 3000\n\

@@ -114,3 +114,37 @@ async fn a_describe_that_keeps_failing_before_a_resubmission_still_spends_the_at
     assert_eq!(app.sim.call_count("CopyProjectVersion"), 1, "never copied again without finding the first");
     app.stop().await;
 }
+
+/// Before, an AssumeRole that STS refused surfaced as an SDK dispatch failure, read as a lost connection: the copy
+/// was retried (and held one of the account's places) until its attempts ran out, and then failed as a
+/// `ConnectionError`, with no word of the role.
+#[tokio::test]
+async fn a_role_that_cannot_be_assumed_fails_the_copy_at_once_with_sts_s_error() {
+    let options = crate::helpers::Options { assume_role: Some("no-such-role"), ..Default::default() };
+    let app = TestApp::spawn_with(options).await;
+    let mut client = app.client("alice").await;
+    let copy = TestApp::submit(&mut client, app.copy_request("wrong-role")).await;
+    let ended = app.wait_until_ended(&mut client, &copy.copy_id).await;
+    assert_eq!(ended.state(), CopyState::Failed, "{ended:?}");
+    let error = ended.error.expect("the STS error is kept");
+    assert_eq!(error.code, "sts:AccessDenied");
+    assert!(error.message.contains("not authorized to perform: sts:AssumeRole"), "{}", error.message);
+    assert!(error.message.contains("no-such-role"), "{}", error.message);
+    assert_eq!(ended.attempts, 1, "refused by STS: not retried");
+    assert_eq!(app.sim.call_count("CopyProjectVersion"), 0, "nothing reached Rekognition");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_copy_is_made_with_the_credentials_of_an_assumed_role() {
+    let options = crate::helpers::Options { assume_role: Some(crate::helpers::DEST_ROLE), ..Default::default() };
+    let app = TestApp::spawn_with(options).await;
+    let mut client = app.client("alice").await;
+    let copy = TestApp::submit(&mut client, app.copy_request("with-a-role")).await;
+    let ended = app.wait_until_ended(&mut client, &copy.copy_id).await;
+    assert_eq!(ended.state(), CopyState::Succeeded, "{ended:?}");
+    let copies: Vec<_> = app.sim.calls().into_iter().filter(|c| c.operation == "CopyProjectVersion").collect();
+    assert_eq!(copies.len(), 1);
+    assert_eq!(copies[0].account_id.as_deref(), Some(crate::helpers::DEST_ACCOUNT));
+    app.stop().await;
+}

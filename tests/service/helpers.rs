@@ -9,7 +9,7 @@ use modelcopy::auth::{AuthMode, AuthSettings};
 use modelcopy::cli::connect::Client;
 use modelcopy::config::{AccountLimits, AccountSettings, Settings};
 use modelcopy::proto;
-use modelcopy::simulator::{self, Seed, SeedProjectPolicy, SimConfig, SimHandle};
+use modelcopy::simulator::{self, Quotas, Seed, SeedAccount, SeedProjectPolicy, SimConfig, SimHandle};
 use modelcopy::startup::Application;
 use sqlx::PgPool;
 
@@ -46,7 +46,15 @@ pub struct Options {
     pub database_timeout: Option<Duration>,
     /// `[admission]`, when not the default.
     pub admission: Option<AdmissionSettings>,
+    /// The quotas the simulator enforces (none by default).
+    pub quotas: Quotas,
+    /// A role of the destination account the service assumes there (through the simulator's STS) instead of
+    /// using the account's key directly; the seed has one role there, [`DEST_ROLE`].
+    pub assume_role: Option<&'static str>,
 }
+
+/// The destination account's one role in the simulator.
+pub const DEST_ROLE: &str = "modelcopy";
 
 impl Default for Options {
     fn default() -> Self {
@@ -60,6 +68,8 @@ impl Default for Options {
             database: None,
             database_timeout: None,
             admission: None,
+            quotas: Quotas::default(),
+            assume_role: None,
         }
     }
 }
@@ -69,7 +79,10 @@ pub fn seed() -> Seed {
     support::copy_seed(
         account(SOURCE_ACCOUNT, "AKIATESTSOURCE000001", Some(&account_secret(SOURCE_ACCOUNT))),
         &["v1", "v2"],
-        vec![account(DEST_ACCOUNT, "AKIATESTDEST00000002", Some(&account_secret(DEST_ACCOUNT)))],
+        vec![SeedAccount {
+            roles: vec![DEST_ROLE.to_owned()],
+            ..account(DEST_ACCOUNT, "AKIATESTDEST00000002", Some(&account_secret(DEST_ACCOUNT)))
+        }],
     )
 }
 
@@ -99,6 +112,7 @@ impl TestApp {
                 DEST_ACCOUNT,
             )],
             require_project_policy: true,
+            quotas: options.quotas,
             ..SimConfig::default()
         })
         .await
@@ -123,6 +137,8 @@ impl TestApp {
         }
         settings.dispatch.enabled = options.dispatch;
         settings.dispatch.poll_interval_ms = 50;
+        // A new leader's first call waits this long (see `dispatch::term`).
+        settings.dispatch.leadership_timeout_ms = 500;
         settings.dispatch.status_poll_interval_ms = 100;
         settings.dispatch.backoff_min_ms = 50;
         settings.dispatch.backoff_max_ms = 200;
@@ -136,7 +152,13 @@ impl TestApp {
                     endpoint_url: Some(sim.endpoint_url()),
                     access_key_id: Some(account.access_key_id.clone()),
                     secret_access_key: account.secret_access_key.clone(),
-                    role_arn: None,
+                    role_arn: options
+                        .assume_role
+                        .filter(|_| account.account_id == DEST_ACCOUNT)
+                        .map(|role| format!("arn:aws:iam::{DEST_ACCOUNT}:role/{role}")),
+                    external_id: None,
+                    role_session_name: None,
+                    sts_endpoint_url: Some(sim.endpoint_url()),
                     // Fast enough that pacing never decides a test's outcome; the fleet tests check pacing.
                     limits: AccountLimits {
                         copy_per_second: 50.0,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use modelcopy::dispatch::gate::Gate;
+use modelcopy::dispatch::term::Term;
 use modelcopy::rekognition::{AccountLimits, AwsCallError};
 use modelcopy::simulator::{self, OperationQuotas, Quotas, Rate, SimConfig, SimHandle};
 use tokio::task::JoinSet;
@@ -58,7 +59,10 @@ async fn paced_copy(gate: &Gate, client: &aws_sdk_rekognition::Client, n: usize)
 async fn a_call_held_up_on_its_way_does_not_bring_the_next_one_within_its_quota_period() {
     let sim = simulator_at_two_copies_a_second().await;
     let client = dest_client(&sim);
-    let gate = Arc::new(Gate::new(&AccountLimits { copy_per_second: 2.0, ..AccountLimits::default() }));
+    let term = Arc::new(Term::new(Duration::from_secs(3600)));
+    term.confirmed(tokio::time::Instant::now());
+    let limits = AccountLimits { copy_per_second: 2.0, ..AccountLimits::default() };
+    let gate = Arc::new(Gate::new(&limits, term, tokio::time::Instant::now()));
     // The first call is held up 400 ms on its way; at 2 calls a second they leave 510 ms apart.
     sim.hold_in_transit(COPY, vec![Duration::from_millis(400)]);
 

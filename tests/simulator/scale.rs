@@ -27,6 +27,7 @@ async fn ten_thousand_projects_page_newest_first_each_once() {
                 account_id: ACCOUNT.into(),
                 access_key_id: KEY.into(),
                 secret_access_key: None,
+                roles: Vec::new(),
             }],
             projects,
         },

@@ -49,6 +49,7 @@ pub fn account(account_id: &str, access_key_id: &str, secret: Option<&str>) -> S
         account_id: account_id.into(),
         access_key_id: access_key_id.into(),
         secret_access_key: secret.map(Into::into),
+        roles: Vec::new(),
     }
 }
 
