@@ -5,7 +5,7 @@
 //! not listening: a listener must treat a dropped connection as "something may have been missed" and catch up from
 //! the tables.
 
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgListener, PgPoolOptions};
 
 use super::{Store, StoreError};
 
@@ -32,8 +32,16 @@ pub struct Listener(PgListener);
 
 impl Store {
     /// Listens on `channel` before it returns: every notification committed from then on is delivered.
+    ///
+    /// On a connection of its own (a pool of one), not one of the store's: a listener holds its connection for as
+    /// long as it lives, and gives it back with an `UNLISTEN *` that, over a partition, held one of the watchers'
+    /// two connections for 20 s after the listener was dropped (seen in the fleet's fault test).
     pub async fn listen(&self, channel: Channel) -> Result<Listener, StoreError> {
-        let mut listener = PgListener::connect_with(self.pool()).await?;
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(self.timeout())
+            .connect_lazy_with(self.pool().connect_options().as_ref().clone());
+        let mut listener = PgListener::connect_with(&own).await?;
         listener.listen(channel.name()).await?;
         Ok(Listener(listener))
     }

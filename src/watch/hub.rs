@@ -5,6 +5,13 @@
 //! watcher it lost the database ([`HubMessage::Lost`]: their streams end with UNAVAILABLE, so clients reconnect)
 //! and opens a new listener. Why: on a partition that swallows packets, a LISTEN connection neither errors nor
 //! delivers anything, and every watcher of the replica went silent, with no error, for as long as it lasted.
+//!
+//! When the listener's connection fails (PostgreSQL restarting, a reset), the hub opens a new listener itself and
+//! only *then* asks its watchers to catch up ([`HubMessage::Resync`]); if it cannot listen again within the
+//! timeout, its watchers are told they lost it. Why: the hub used to ask for the catch-up as soon as it saw the
+//! failure, and left listening again to the driver's next read; a change committed between the watchers' catch-up
+//! and the new LISTEN was neither read nor notified, and was never sent (the fleet's fault test saw watchers skip
+//! copies' QUEUED → SUBMITTING after each restart).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,15 +106,8 @@ async fn relay(store: Store, listener: Listener, tx: broadcast::Sender<HubMessag
                             let _ = tokio::time::timeout(every, store.notify(Channel::CopyEvents, &payload)).await;
                         });
                     }
-                    (None, _) => match tokio::time::timeout(every, store.listen(Channel::CopyEvents)).await {
-                        Ok(Ok(new)) => {
-                            listener = Some(new);
-                            // Whatever was committed while nobody listened is read from the database.
-                            let _ = tx.send(HubMessage::Resync);
-                        }
-                        Ok(Err(err)) => warn!(%err, "cannot listen for copy events yet; retrying"),
-                        Err(_) => warn!(after = ?every, "cannot listen for copy events yet; retrying"),
-                    },
+                    // Whatever was committed while nobody listened is read from the database.
+                    (None, _) => listener = listen_again(&store, every, &tx).await,
                 }
                 continue;
             }
@@ -147,15 +147,37 @@ async fn relay(store: Store, listener: Listener, tx: broadcast::Sender<HubMessag
                     }
                 }
             }
-            // The connection dropped; the next try_recv reconnects and listens again.
-            Ok(None) => {
-                let _ = tx.send(HubMessage::Resync);
+            // The connection dropped, or failed: listen again on a new one, then have the watchers catch up.
+            Ok(None) | Err(_) => {
+                if let Err(err) = received {
+                    warn!(%err, "copy event listener failed; listening again");
+                }
+                awaited = None;
+                listener = listen_again(&store, every, &tx).await;
+                if listener.is_none() {
+                    let _ = tx.send(HubMessage::Lost);
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
             }
-            Err(err) => {
-                warn!(%err, "copy event listener failed; retrying");
-                let _ = tx.send(HubMessage::Resync);
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
+        }
+    }
+}
+
+/// A new listener, and then (only then) the watchers told to catch up: everything committed before it listens is
+/// in their catch-up, everything after is notified. `None` if it cannot listen within `every`.
+async fn listen_again(store: &Store, every: Duration, tx: &broadcast::Sender<HubMessage>) -> Option<Listener> {
+    match tokio::time::timeout(every, store.listen(Channel::CopyEvents)).await {
+        Ok(Ok(new)) => {
+            let _ = tx.send(HubMessage::Resync);
+            Some(new)
+        }
+        Ok(Err(err)) => {
+            warn!(%err, "cannot listen for copy events yet; watchers are told, and it retries");
+            None
+        }
+        Err(_) => {
+            warn!(after = ?every, "cannot listen for copy events yet; watchers are told, and it retries");
+            None
         }
     }
 }

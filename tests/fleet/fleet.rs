@@ -12,7 +12,16 @@ use modelcopy::proto;
 use modelcopy::simulator::{self, OperationQuotas, OperationStats, Quotas, Rate, Seed, SimConfig, SimHandle};
 use sqlx::PgPool;
 
+use modelcopy::devenv::{Lifetime, LocalPostgres};
+
+use crate::support::proxy::Proxy;
 use crate::support::{self, account, account_secret, DEST_PROJECT, REGION, SOURCE_ACCOUNT, SOURCE_PROJECT};
+
+/// The port in a `postgres://…@127.0.0.1:PORT/db` URL.
+fn proxy_target_port(url: &str) -> u16 {
+    let options: sqlx::postgres::PgConnectOptions = url.parse().expect("a PostgreSQL URL");
+    options.get_port()
+}
 
 /// The limits every destination account gets, in the service and (as quotas) in the simulator.
 #[derive(Debug, Clone, Copy)]
@@ -26,6 +35,9 @@ pub struct Limits {
 
 pub struct FleetOptions {
     pub replicas: usize,
+    /// A PostgreSQL cluster of the fleet's own (fsync on, restartable) instead of the tests' shared one, with the
+    /// first replica reaching it through a [`Proxy`] the test controls: for database faults.
+    pub faults: bool,
     pub destinations: Vec<String>,
     pub limits: Limits,
     pub copy_duration: Duration,
@@ -39,11 +51,27 @@ pub struct Fleet {
     pub options: FleetOptions,
     config: PathBuf,
     replicas: Vec<Option<Replica>>,
+    /// Each replica's database URL (the first one's through `proxy` when the fleet is for faults).
+    database_urls: Vec<String>,
+    /// The fleet's own cluster, and its directory, when it is for faults.
+    cluster: Option<(LocalPostgres, PathBuf)>,
+    pub proxy: Option<Proxy>,
 }
 
 pub struct Replica {
     child: Child,
     pub endpoint: String,
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        // The replicas first (their own Drop), then the fleet's own cluster, if it has one.
+        self.replicas.clear();
+        if let Some((cluster, dir)) = self.cluster.take() {
+            let _ = cluster.stop();
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 impl Drop for Replica {
@@ -66,7 +94,28 @@ fn seed(destinations: &[String]) -> Seed {
 impl Fleet {
     pub async fn start(options: FleetOptions) -> Fleet {
         modelcopy::telemetry::init("warn");
-        let (database_url, pool) = support::fresh_database("fleet").await;
+        let (cluster, proxy, database_url, pool) = if options.faults {
+            let dir = support::scratch_dir("modelcopy-fleet-pg");
+            let cluster = LocalPostgres::start(&dir, 0, Lifetime::WithThisProcess).await.expect("the fleet's cluster");
+            let url = cluster.create_database("fleet").await.unwrap();
+            let pool = PgPool::connect(&url).await.unwrap();
+            let target = std::net::SocketAddr::from(([127, 0, 0, 1], cluster.port()));
+            let proxy = Proxy::start(target).await;
+            (Some((cluster, dir)), Some(proxy), url, pool)
+        } else {
+            let (url, pool) = support::fresh_database("fleet").await;
+            (None, None, url, pool)
+        };
+        let database_urls: Vec<String> = (0..options.replicas)
+            .map(|index| match (&proxy, index) {
+                (Some(proxy), 0) => database_url.replacen(
+                    &format!(":{}/", proxy_target_port(&database_url)),
+                    &format!(":{}/", proxy.addr().port()),
+                    1,
+                ),
+                _ => database_url.clone(),
+            })
+            .collect();
         let seed = seed(&options.destinations);
         let limits = options.limits;
         // The simulator refuses what AWS would: a call over the rate (with a burst of 2 to absorb loopback jitter;
@@ -128,19 +177,39 @@ impl Fleet {
         let config_path = support::scratch_dir("modelcopy-fleet").join("settings.toml");
         std::fs::write(&config_path, config).unwrap();
 
-        let mut fleet = Fleet { sim, pool, seed, options, config: config_path, replicas: Vec::new() };
-        for _ in 0..fleet.options.replicas {
-            let replica = fleet.spawn_replica();
+        let mut fleet = Fleet {
+            sim,
+            pool,
+            seed,
+            options,
+            config: config_path,
+            replicas: Vec::new(),
+            database_urls,
+            cluster,
+            proxy,
+        };
+        for index in 0..fleet.options.replicas {
+            let replica = fleet.spawn_replica(index);
             fleet.replicas.push(Some(replica));
         }
         fleet
     }
 
+    /// Restarts the fleet's own PostgreSQL on the same port with its data, as a failover to a standby would look
+    /// to the replicas: every session ends, and the address answers again a moment later.
+    pub async fn restart_database(&self) {
+        let (cluster, dir) = self.cluster.as_ref().expect("a fleet for faults has a cluster of its own");
+        cluster.stop().expect("the cluster stops");
+        let again = LocalPostgres::start(dir, cluster.port(), Lifetime::WithThisProcess).await.expect("it starts");
+        assert_eq!(again.port(), cluster.port(), "on the same port");
+    }
+
     /// Starts one `modelcopy serve` process and waits for its "listening" line (bounded).
-    fn spawn_replica(&self) -> Replica {
+    fn spawn_replica(&self, index: usize) -> Replica {
         let mut child = Command::new(env!("CARGO_BIN_EXE_modelcopy"))
             .args(["serve", "--config"])
             .arg(&self.config)
+            .env("MODELCOPY_DATABASE_URL", &self.database_urls[index])
             // Dev mode warns loudly at every start; the fleet restarts replicas often.
             .env("RUST_LOG", "warn,modelcopy::auth::chain=error")
             .stdout(Stdio::piped())
@@ -170,13 +239,18 @@ impl Fleet {
 
     pub fn restart(&mut self, index: usize) {
         if self.replicas[index].is_none() {
-            let replica = self.spawn_replica();
+            let replica = self.spawn_replica(index);
             self.replicas[index] = Some(replica);
         }
     }
 
     pub fn live(&self) -> Vec<usize> {
         (0..self.replicas.len()).filter(|i| self.replicas[*i].is_some()).collect()
+    }
+
+    /// Replica `index`'s endpoint.
+    pub fn endpoint(&self, index: usize) -> String {
+        self.replicas[index].as_ref().expect("live replica").endpoint.clone()
     }
 
     pub async fn client(&self, index: usize, principal: &str) -> Client {
@@ -200,12 +274,12 @@ impl Fleet {
     pub async fn wait_all_ended(&self, limit: Duration) -> Duration {
         let started = Instant::now();
         while started.elapsed() < limit {
-            let live: i64 =
+            // An error (the database restarting under a fault test) is asked again.
+            let live: Result<i64, _> =
                 sqlx::query_scalar("SELECT count(*) FROM copy_jobs WHERE state IN ('QUEUED', 'SUBMITTING', 'COPYING')")
                     .fetch_one(&self.pool)
-                    .await
-                    .unwrap();
-            if live == 0 {
+                    .await;
+            if live.is_ok_and(|live| live == 0) {
                 return started.elapsed();
             }
             tokio::time::sleep(Duration::from_millis(250)).await;

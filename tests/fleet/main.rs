@@ -21,6 +21,7 @@ static ONE_FLEET_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_n
 fn options(replicas: usize, margin: f64) -> FleetOptions {
     FleetOptions {
         replicas,
+        faults: false,
         destinations: DESTINATIONS.iter().map(|d| d.to_string()).collect(),
         limits: Limits { copy_per_second: 2.0, describe_per_second: 5.0, max_in_progress: 10, pacing_margin: margin },
         copy_duration: Duration::from_secs(2),
@@ -190,4 +191,170 @@ async fn makespan_benchmark() {
     fleet.assert_within_quotas();
     // The figures are reported, not asserted: speed is measured here and written down in BENCHMARKS.md.
     report(&fleet, "benchmark: 3 replicas, 3 accounts, 300 copies", 100).await;
+}
+
+/// What one watcher saw of each copy, connection by connection.
+#[derive(Default)]
+struct Seen {
+    /// Per copy: (connection, sequence, snapshot, previous state, state), in the order received.
+    events: std::collections::BTreeMap<String, Vec<(u32, u64, bool, i32, i32)>>,
+    connections: u32,
+    /// When each connection's stream opened (for a failure's story).
+    opened: Vec<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A filter watcher on every copy through replica `index`, that watches again whenever its stream ends with an
+/// error (a restart, a partition), until `stop`.
+fn watch_through(
+    fleet: &Fleet,
+    index: usize,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<Seen> {
+    let endpoint = fleet.endpoint(index);
+    tokio::spawn(async move {
+        let mut seen = Seen::default();
+        let request = || modelcopy::proto::WatchCopyRequest {
+            target: Some(modelcopy::proto::watch_copy_request::Target::Filter(Default::default())),
+        };
+        while !*stop.borrow() {
+            let mut client = support::grpc_client(&endpoint, Some("team-f")).await;
+            let Ok(stream) = client.watch_copy(request()).await else {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            };
+            seen.connections += 1;
+            seen.opened.push(chrono::Utc::now());
+            let mut stream = stream.into_inner();
+            let mut stop = stop.clone();
+            loop {
+                let event = tokio::select! {
+                    event = stream.message() => event,
+                    _ = stop.wait_for(|stop| *stop) => return seen,
+                };
+                let Ok(Some(event)) = event else { break };
+                let copy = event.copy.as_ref().expect("a copy");
+                seen.events.entry(copy.version_name.clone()).or_default().push((
+                    seen.connections,
+                    event.sequence,
+                    event.snapshot,
+                    event.previous_state,
+                    copy.state,
+                ));
+            }
+        }
+        seen
+    })
+}
+
+/// The lifecycle's order: a copy's state never goes back.
+fn rank(state: i32) -> i32 {
+    use modelcopy::proto::CopyState::*;
+    match modelcopy::proto::CopyState::try_from(state).unwrap_or(Unspecified) {
+        Queued => 1,
+        Submitting => 2,
+        Copying => 3,
+        Succeeded | Failed | Cancelled => 4,
+        Unspecified => 0,
+    }
+}
+
+/// The issue's fault run: three replicas, 300 copies; PostgreSQL restarted twice (a failover to a standby, as the
+/// replicas see it), and one replica's path to it black-holed for 30 s in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_and_a_partition_lose_nothing_double_nothing_and_keep_every_quota() {
+    let _alone = ONE_FLEET_AT_A_TIME.lock().await;
+    let fleet = Fleet::start(FleetOptions { faults: true, ..options(3, 0.05) }).await;
+    let (stop_watching, stop) = tokio::sync::watch::channel(false);
+    let watchers: Vec<_> = (0..3).map(|index| watch_through(&fleet, index, stop.clone())).collect();
+    let queued = queue_copies(&fleet, 100, "team-f").await;
+    assert_eq!(queued, 300);
+
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    fleet.restart_database().await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let proxy = fleet.proxy.as_ref().expect("the first replica's path");
+    proxy.set(support::proxy::Path::BlackHole);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    proxy.set(support::proxy::Path::Pass);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    fleet.restart_database().await;
+    fleet.wait_all_ended(Duration::from_secs(300)).await;
+
+    let states = fleet.states().await;
+    assert_eq!(states.values().sum::<i64>(), 300, "no copy lost: {states:?}");
+    assert_eq!(states.get("SUCCEEDED").copied(), Some(300), "every copy ended well: {states:?}");
+    let made = fleet.copies_made();
+    assert_eq!(made.len(), 300);
+    assert!(made.values().all(|n| *n == 1), "never two copies: {made:?}");
+    fleet.assert_within_quotas();
+    let store = modelcopy::store::Store::from_pool(fleet.pool.clone());
+    let verdict = modelcopy::audit::verify(&store).await.unwrap();
+    assert!(matches!(verdict, modelcopy::audit::Verdict::Intact { .. }), "{verdict}");
+
+    stop_watching.send_replace(true);
+    for (index, watcher) in watchers.into_iter().enumerate() {
+        let seen = watcher.await.unwrap();
+        // What the database holds of a copy's changes, to tell what a watcher missed.
+        let history = |copy: &str| {
+            let (pool, copy) = (fleet.pool.clone(), copy.to_owned());
+            async move {
+                let rows: Vec<(i64, Option<String>, String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+                    "SELECT e.seq, e.from_state::text, e.to_state::text, e.occurred_at FROM copy_events e
+                       JOIN copy_jobs j ON j.id = e.copy_id WHERE j.version_name = $1 ORDER BY e.seq",
+                )
+                .bind(copy)
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+                rows
+            }
+        };
+        let mut broken = Vec::new();
+        for (copy, events) in &seen.events {
+            let missed = events.windows(2).any(|pair| {
+                let ((conn_a, _, _, _, state_a), (conn_b, _, snapshot_b, previous_b, _)) = (pair[0], pair[1]);
+                conn_a == conn_b && !snapshot_b && previous_b != state_a
+            });
+            if missed {
+                broken.push(format!("{copy}: seen {events:?}; stored {:?}", history(copy).await));
+            }
+        }
+        assert!(
+            broken.is_empty(),
+            "watcher {index} (streams opened {:?}) missed changes:\n{}",
+            seen.opened,
+            broken.join("\n")
+        );
+        if index == 0 {
+            // Its replica lost the database for 30 s: its watcher was told, and watched again after.
+            assert!(seen.connections >= 2, "watcher 0 was told to reconnect: {} connections", seen.connections);
+        }
+        let mut ended = 0;
+        for (copy, events) in &seen.events {
+            for pair in events.windows(2) {
+                let ((conn_a, seq_a, _, _, state_a), (conn_b, seq_b, snapshot_b, previous_b, state_b)) =
+                    (pair[0], pair[1]);
+                assert!(seq_b >= seq_a, "watcher {index}, {copy}: sequence went back: {events:?}");
+                assert!(rank(state_b) >= rank(state_a), "watcher {index}, {copy}: state went back: {events:?}");
+                if conn_a == conn_b && !snapshot_b {
+                    // Within one stream nothing is skipped: each change starts where the last one seen ended.
+                    assert!(seq_b > seq_a, "watcher {index}, {copy}: a change twice: {events:?}");
+                    assert_eq!(previous_b, state_a, "watcher {index}, {copy}: a change was missed: {events:?}");
+                }
+            }
+            ended += events.last().is_some_and(|event| rank(event.4) == 4) as usize;
+        }
+        println!(
+            "watcher {index}: {} connections, {} copies seen, {ended} seen ending",
+            seen.connections,
+            seen.events.len()
+        );
+        assert!(ended > 0, "watcher {index} saw copies end");
+        if seen.connections == 1 {
+            // One stream through both restarts (its replica listened again at once and had it catch up): it saw
+            // every copy from its creation to its end, and every change in between (checked above).
+            assert_eq!((seen.events.len(), ended), (300, 300), "watcher {index} saw every copy end");
+        }
+    }
+    report(&fleet, "3 replicas, 300 copies, 2 restarts and a 30 s partition", 100).await;
 }

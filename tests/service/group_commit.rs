@@ -163,3 +163,59 @@ async fn a_partition_is_answered_unavailable_and_the_writer_comes_back_after_it(
     assert!(matches!(verdict, Verdict::Intact { .. }), "{verdict}");
     app.stop().await;
 }
+
+/// Reads go through the API's pool, whose connections were open and idle when the path went silent: before, a
+/// GetCopy, a ListCopies or a WatchCopy on such a connection waited for TCP to give up (many minutes), the client's
+/// deadline first.
+#[tokio::test]
+async fn reads_through_a_partition_are_answered_unavailable_within_the_timeout() {
+    use crate::support::proxy::Path;
+    let (app, proxy) = TestApp::spawn_behind_proxy(Duration::from_millis(1_000)).await;
+    let mut client = app.client("alice").await;
+    let copy = TestApp::submit(&mut client, app.copy_request("before")).await;
+    client.get_copy(proto::GetCopyRequest { copy_id: copy.copy_id.clone() }).await.expect("read while it passes");
+
+    proxy.set(Path::BlackHole);
+    let calls: [(&str, BoxedCall); 3] = [
+        (
+            "GetCopy",
+            Box::pin({
+                let mut client = client.clone();
+                let copy_id = copy.copy_id.clone();
+                async move { client.get_copy(deadline(proto::GetCopyRequest { copy_id })).await.map(|_| ()) }
+            }),
+        ),
+        (
+            "ListCopies",
+            Box::pin({
+                let mut client = client.clone();
+                async move { client.list_copies(deadline(proto::ListCopiesRequest::default())).await.map(|_| ()) }
+            }),
+        ),
+        (
+            "WatchCopy",
+            Box::pin({
+                let mut client = client.clone();
+                let target = Some(proto::watch_copy_request::Target::CopyId(copy.copy_id.clone()));
+                async move { client.watch_copy(deadline(proto::WatchCopyRequest { target })).await.map(|_| ()) }
+            }),
+        ),
+    ];
+    for (rpc, call) in calls {
+        let started = std::time::Instant::now();
+        let status = call.await.expect_err(rpc);
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{rpc} after {:?}: {status:?}", started.elapsed());
+    }
+    proxy.set(Path::Pass);
+    client.get_copy(proto::GetCopyRequest { copy_id: copy.copy_id }).await.expect("reads come back with the path");
+    app.stop().await;
+}
+
+type BoxedCall = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), tonic::Status>> + Send>>;
+
+/// Far longer than the store's timeout: a call held until this deadline is answered DEADLINE_EXCEEDED.
+fn deadline<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(Duration::from_secs(20));
+    request
+}

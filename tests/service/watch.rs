@@ -408,3 +408,48 @@ async fn a_watcher_that_stops_reading_cannot_hold_the_shutdown() {
     drop(reader);
     tokio::time::timeout(Duration::from_secs(60), app.stop()).await.expect("stopped within its grace, not held");
 }
+
+/// The hub's LISTEN connection is reset (PostgreSQL restarting, a middlebox) and a new connection takes a moment:
+/// a change committed meanwhile still reaches the watcher, on the same stream. The hub now listens again itself and
+/// only then has its watchers catch up; before, it asked for the catch-up first and left listening again to the
+/// driver, and the fleet's fault test (`restarts_and_a_partition_…`) saw watchers skip a change after each restart.
+/// (This test passed before that fix too: here the watcher's catch-up happens to wait for the same held connections
+/// as the new LISTEN. The fleet test is the one that failed, three runs of three.)
+#[tokio::test]
+async fn a_change_made_while_the_hub_listens_again_still_reaches_the_watchers() {
+    use crate::support::proxy::Path;
+    let (app, proxy) = TestApp::spawn_behind_proxy(Duration::from_millis(2_000)).await;
+    let mut client = app.client("alice").await;
+    let copy = TestApp::submit(&mut client, app.copy_request("relisten")).await;
+    let everything = proto::WatchCopyRequest { target: Some(Target::Filter(proto::CopyFilter::default())) };
+    let mut stream = client.watch_copy(everything).await.unwrap().into_inner();
+    assert!(stream.next().await.unwrap().unwrap().snapshot);
+
+    // New connections wait; the open ones (the pool's, which the watcher's catch-up reads use) pass. The hub's
+    // LISTEN connection, alone, is reset.
+    proxy.set(Path::HoldNew);
+    let ports: Vec<i32> = sqlx::query_scalar(
+        "SELECT client_port FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(ports.len(), 1, "the hub's one listening session");
+    assert!(proxy.reset(ports[0] as u16), "the proxy carries it");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A change while this replica does not listen.
+    let store = Store::from_pool(app.pool.clone());
+    let id = copy.copy_id.parse().unwrap();
+    jobs::transition(&store, id, DomainState::Queued, &Change::to(DomainState::Submitting), None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.set(Path::Pass);
+
+    let change = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("the change reaches the watcher")
+        .expect("an item")
+        .expect("not an error: the hub listened again in time");
+    assert_eq!(change.previous_state(), CopyState::Queued);
+    assert_eq!(change.copy.unwrap().state(), CopyState::Submitting);
+    app.stop().await;
+}

@@ -1,6 +1,7 @@
 //! A TCP proxy between the service and its PostgreSQL, for database faults: it passes bytes, black-holes them
 //! (connections stay open and nothing reaches either side, as on a network partition) or cuts every connection.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,9 @@ pub enum Path {
     Pass,
     /// Accepts connections but forwards nothing, either way, until the path passes again.
     BlackHole,
+    /// Connections open now pass; new ones are accepted but reach the server only once the path passes again (a
+    /// server slow to take new connections, as one starting up).
+    HoldNew,
 }
 
 pub struct Proxy {
@@ -26,7 +30,11 @@ pub struct Proxy {
     connections: Arc<Mutex<u64>>,
     /// Reads from clients forwarded to the server: about one per round trip a client makes.
     to_server: Arc<AtomicU64>,
+    /// Per open connection, by the local port of its server side (PostgreSQL's `client_port`): what resets it.
+    resets: Resets,
 }
+
+type Resets = Arc<Mutex<HashMap<u16, tokio::sync::oneshot::Sender<()>>>>;
 
 impl Proxy {
     /// A proxy on a loopback port, to `target`.
@@ -39,13 +47,24 @@ impl Proxy {
         let counted = connections.clone();
         let to_server = Arc::new(AtomicU64::new(0));
         let forwarded = to_server.clone();
+        let resets = Resets::default();
+        let registered = resets.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 *counted.lock().unwrap() += 1;
-                tokio::spawn(relay(client, target, path_rx.clone(), cut_rx.clone(), forwarded.clone()));
+                // Closed by the proxy, a connection is reset (RST), as a peer that vanished or a middlebox would.
+                let _ = client.set_zero_linger();
+                let (path, cut) = (path_rx.clone(), cut_rx.clone());
+                tokio::spawn(relay(client, target, path, cut, forwarded.clone(), registered.clone()));
             }
         });
-        Proxy { addr, path, cut, task, connections, to_server }
+        Proxy { addr, path, cut, task, connections, to_server, resets }
+    }
+
+    /// Resets the one connection whose server side has local port `server_port` (as PostgreSQL's
+    /// `pg_stat_activity.client_port` shows it): its client sees "connection reset by peer", the others nothing.
+    pub fn reset(&self, server_port: u16) -> bool {
+        self.resets.lock().unwrap().remove(&server_port).is_some_and(|reset| reset.send(()).is_ok())
     }
 
     /// Reads forwarded from clients to the server so far: a client's round trips (a query, with its parse, bind
@@ -81,35 +100,42 @@ impl Drop for Proxy {
 }
 
 async fn relay(
-    client: TcpStream,
+    mut client: TcpStream,
     target: SocketAddr,
     mut path: watch::Receiver<Path>,
     mut cut: watch::Receiver<u64>,
     to_server: Arc<AtomicU64>,
+    resets: Resets,
 ) {
     cut.mark_unchanged();
-    // A connection made while black-holed never reaches the server, as behind a partition.
-    while *path.borrow_and_update() == Path::BlackHole {
+    // A connection made while black-holed (or held) never reaches the server, as behind a partition.
+    while *path.borrow_and_update() != Path::Pass {
         tokio::select! {
             changed = path.changed() => if changed.is_err() { return },
             _ = cut.changed() => return,
         }
     }
-    let Ok(server) = TcpStream::connect(target).await else { return };
-    let (client_read, client_write) = client.into_split();
-    let (server_read, server_write) = server.into_split();
+    let Ok(mut server) = TcpStream::connect(target).await else { return };
+    let (reset, reset_rx) = tokio::sync::oneshot::channel();
+    if let Ok(local) = server.local_addr() {
+        resets.lock().unwrap().insert(local.port(), reset);
+    }
+    // Borrowed halves: dropping them sends nothing, so the client's socket closes with its linger of zero, a reset.
+    let (client_read, client_write) = client.split();
+    let (server_read, server_write) = server.split();
     tokio::select! {
         _ = pump(client_read, server_write, path.clone(), Some(to_server)) => {}
         _ = pump(server_read, client_write, path, None) => {}
         _ = cut.changed() => {}
+        _ = reset_rx => {}
     }
 }
 
 /// Copies `from` to `to` while the path passes. While it black-holes, nothing is read or written: bytes wait in
 /// the sockets' buffers, as they wait in TCP retransmissions during a partition, and flow again when it heals.
 async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut from: impl tokio::io::AsyncRead + Unpin,
+    mut to: impl tokio::io::AsyncWrite + Unpin,
     mut path: watch::Receiver<Path>,
     counted: Option<Arc<AtomicU64>>,
 ) {
