@@ -193,11 +193,14 @@ async fn makespan_benchmark() {
     report(&fleet, "benchmark: 3 replicas, 3 accounts, 300 copies", 100).await;
 }
 
+/// One event as a watcher received it: (connection, sequence, snapshot, previous state, state).
+type Received = (u32, u64, bool, i32, i32);
+
 /// What one watcher saw of each copy, connection by connection.
 #[derive(Default)]
 struct Seen {
-    /// Per copy: (connection, sequence, snapshot, previous state, state), in the order received.
-    events: std::collections::BTreeMap<String, Vec<(u32, u64, bool, i32, i32)>>,
+    /// Per copy, in the order received.
+    events: std::collections::BTreeMap<String, Vec<Received>>,
     connections: u32,
     /// When each connection's stream opened (for a failure's story).
     opened: Vec<chrono::DateTime<chrono::Utc>>,
