@@ -94,6 +94,7 @@ impl AuditSlot {
             request_digest: None,
             copy_id: None,
             policy_ids: Vec::new(),
+            call: Some(uuid::Uuid::new_v4()),
         };
         AuditSlot(Arc::new(Mutex::new(SlotState { record, written: false, denied: false, caller_gone: false })))
     }

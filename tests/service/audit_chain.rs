@@ -222,6 +222,7 @@ async fn the_deciding_policies_are_recorded_and_chained() {
         request_digest: None,
         copy_id: None,
         policy_ids: vec!["team-b-routes".into(), "default-deny".into()],
+        call: None,
     };
     let id = store::audit::append(&Store::from_pool(app.pool.clone()), &record).await.unwrap();
     assert_eq!(id, 2);
@@ -293,6 +294,7 @@ async fn rows_written_before_the_chain_are_chained_by_the_migration_as_verify_co
         request_digest: None,
         copy_id: None,
         policy_ids: vec![],
+        call: None,
     };
     assert_eq!(store::audit::append(&Store::from_pool(pool.clone()), &record).await.unwrap(), 4);
     assert_eq!(intact_rows(&verify(&pool).await), 4);

@@ -219,3 +219,69 @@ fn deadline<T>(message: T) -> tonic::Request<T> {
     request.set_timeout(Duration::from_secs(20));
     request
 }
+
+/// A CopyModelVersion whose COMMIT lands in PostgreSQL and whose answer is lost on the way back: the service cannot
+/// know the outcome and answers UNAVAILABLE, and the audit layer writes that answer's row once the database answers
+/// again. Before, that made a second row for the call when the first had landed (ALLOWED with the copy, then FAILED);
+/// now the call's id is on record with its first row, and no second row is written.
+#[tokio::test]
+async fn a_commit_whose_answer_is_lost_leaves_one_audit_row_for_the_call() {
+    use crate::support::proxy::Path;
+    const AT_COMMIT: i64 = 424_242;
+    let (app, proxy) = TestApp::spawn_behind_proxy(Duration::from_millis(1_000)).await;
+    let mut client = app.client("alice").await;
+    TestApp::submit(&mut client, app.copy_request("before")).await;
+    // This copy's COMMIT waits for a lock the test holds (a deferred trigger takes it): the moment to lose answers.
+    sqlx::raw_sql(&format!(
+        "CREATE FUNCTION wait_at_commit() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN PERFORM pg_advisory_xact_lock({AT_COMMIT}); RETURN NULL; END $$;
+         CREATE CONSTRAINT TRIGGER wait_at_commit AFTER INSERT ON copy_jobs DEFERRABLE INITIALLY DEFERRED
+           FOR EACH ROW WHEN (NEW.version_name = 'lost-answer') EXECUTE FUNCTION wait_at_commit();"
+    ))
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let held = app.hold_advisory_lock(AT_COMMIT).await;
+
+    let started = std::time::Instant::now();
+    let call = tokio::spawn({
+        let mut client = client.clone();
+        let request = app.copy_request("lost-answer");
+        async move { client.copy_model_version(deadline(request)).await }
+    });
+    app.until_advisory_waiters(1).await;
+    proxy.set(Path::HoldReplies);
+    held.rollback().await.unwrap();
+    let landed = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM copy_jobs WHERE version_name = 'lost-answer'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+    };
+    for _ in 0..100 {
+        if landed().await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(landed().await, 1, "the copy was committed; only the answer is held");
+    // The writer gives up on the held answer at its timeout (1 s) and the call is answered UNAVAILABLE; the audit
+    // layer's row for that answer waits on the writer's new connection, whose answers are held too until the path
+    // passes.
+    tokio::time::sleep(Duration::from_millis(1_500).saturating_sub(started.elapsed())).await;
+    proxy.set(Path::Pass);
+    let status = call.await.unwrap().expect_err("the outcome was unknown to the service");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT decision, grpc_code FROM audit_log
+          WHERE rpc = 'CopyModelVersion' AND request->>'version_name' = 'lost-answer' ORDER BY id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows, [("ALLOWED".to_owned(), "Ok".to_owned())], "one row for the call: the one its copy landed with");
+    let verdict = audit::verify(&Store::from_pool(app.pool.clone())).await.unwrap();
+    assert!(matches!(verdict, Verdict::Intact { .. }), "{verdict}");
+    app.stop().await;
+}

@@ -228,6 +228,7 @@ async fn exports_read_back_equal_the_rows_in_the_database() {
         request_digest: Some(vec![0, 1, 254, 255]),
         copy_id: Some(copy.copy_id.parse().unwrap()),
         policy_ids: vec!["p-1".into(), "p,\"2\"".into()],
+        call: None,
     };
     store::audit::append(&store::Store::from_pool(app.pool.clone()), &odd).await.unwrap();
     let before: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log").fetch_one(&app.pool).await.unwrap();

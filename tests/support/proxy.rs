@@ -19,6 +19,30 @@ pub enum Path {
     /// Connections open now pass; new ones are accepted but reach the server only once the path passes again (a
     /// server slow to take new connections, as one starting up).
     HoldNew,
+    /// Clients' bytes reach the server (new connections too), the server's answers wait until the path passes
+    /// again: a COMMIT that lands and whose answer is lost on the way back.
+    HoldReplies,
+}
+
+/// Which way bytes go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    ToServer,
+    ToClient,
+}
+
+impl Path {
+    fn passes(self, way: Way) -> bool {
+        match self {
+            Path::Pass | Path::HoldNew => true,
+            Path::BlackHole => false,
+            Path::HoldReplies => way == Way::ToServer,
+        }
+    }
+
+    fn lets_connections_in(self) -> bool {
+        matches!(self, Path::Pass | Path::HoldReplies)
+    }
 }
 
 pub struct Proxy {
@@ -109,7 +133,7 @@ async fn relay(
 ) {
     cut.mark_unchanged();
     // A connection made while black-holed (or held) never reaches the server, as behind a partition.
-    while *path.borrow_and_update() != Path::Pass {
+    while !path.borrow_and_update().lets_connections_in() {
         tokio::select! {
             changed = path.changed() => if changed.is_err() { return },
             _ = cut.changed() => return,
@@ -124,8 +148,8 @@ async fn relay(
     let (client_read, client_write) = client.split();
     let (server_read, server_write) = server.split();
     tokio::select! {
-        _ = pump(client_read, server_write, path.clone(), Some(to_server)) => {}
-        _ = pump(server_read, client_write, path, None) => {}
+        _ = pump(client_read, server_write, path.clone(), Way::ToServer, Some(to_server)) => {}
+        _ = pump(server_read, client_write, path, Way::ToClient, None) => {}
         _ = cut.changed() => {}
         _ = reset_rx => {}
     }
@@ -137,18 +161,19 @@ async fn pump(
     mut from: impl tokio::io::AsyncRead + Unpin,
     mut to: impl tokio::io::AsyncWrite + Unpin,
     mut path: watch::Receiver<Path>,
+    way: Way,
     counted: Option<Arc<AtomicU64>>,
 ) {
     let mut buffer = vec![0u8; 16 * 1024];
     loop {
-        if !passing(&mut path).await {
+        if !passing(&mut path, way).await {
             return;
         }
         let n = match from.read(&mut buffer).await {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        if !passing(&mut path).await || to.write_all(&buffer[..n]).await.is_err() {
+        if !passing(&mut path, way).await || to.write_all(&buffer[..n]).await.is_err() {
             return;
         }
         if let Some(counted) = &counted {
@@ -157,9 +182,9 @@ async fn pump(
     }
 }
 
-/// Waits while the path black-holes; false when the proxy is gone.
-async fn passing(path: &mut watch::Receiver<Path>) -> bool {
-    while *path.borrow_and_update() == Path::BlackHole {
+/// Waits while the path holds bytes going `way`; false when the proxy is gone.
+async fn passing(path: &mut watch::Receiver<Path>, way: Way) -> bool {
+    while !path.borrow_and_update().passes(way) {
         if path.changed().await.is_err() {
             return false;
         }

@@ -66,6 +66,10 @@ pub struct AuditRecord {
     /// The ids of the Cedar policies that decided the call; empty when none did (a call refused before
     /// authorization, or one no policy permitted: Cedar's default deny names no policy).
     pub policy_ids: Vec<String>,
+    /// The call this row records, when it records one: the store writes one row per call id (`audit_calls`), so
+    /// a second row for a call whose first write's outcome was unknown is not written if the first landed. Not
+    /// part of the row's hashed content.
+    pub call: Option<uuid::Uuid>,
 }
 
 #[cfg(test)]

@@ -40,7 +40,8 @@ pub(super) async fn commit(
     for job in &mut plan.new_jobs {
         job.audit_id = rows[job.audit].content.id;
     }
-    let inserted = insert(&mut tx, &rows, &plan.new_jobs).await?;
+    let calls: Vec<Option<Uuid>> = plan.audit.iter().map(|(record, _)| record.call).collect();
+    let inserted = insert(&mut tx, &rows, &calls, &plan.new_jobs).await?;
     let cancelled = cancel(&mut tx, &plan.cancels).await?;
     tx.commit().await?;
     Ok(plan.answer(&rows, inserted, cancelled))
@@ -57,6 +58,8 @@ struct Known {
     depth: HashMap<String, i64>,
     /// Each op's audit request as PostgreSQL prints its jsonb (as verification reads it back), in op order.
     printed: Vec<Option<String>>,
+    /// The batch's calls already on record (`audit_calls`), with their rows' ids.
+    recorded: HashMap<Uuid, i64>,
 }
 
 /// The chain's last id and hash (none while it is empty), and the time its next rows carry, read under its lock:
@@ -68,18 +71,32 @@ struct Head {
     occurred_at: DateTime<Utc>,
 }
 
-/// `last id, last hash, now, printed requests, accounts, their depths, copies named by the batch's tokens`.
-type HeadRow = (Option<i64>, Option<Vec<u8>>, DateTime<Utc>, Vec<Option<String>>, Vec<String>, Vec<i64>, Vec<Uuid>);
+/// `last id, last hash, now, printed requests, accounts, their depths, copies named by the batch's tokens, the
+/// batch's calls already on record and their rows`.
+type HeadRow = (
+    Option<i64>,
+    Option<Vec<u8>>,
+    DateTime<Utc>,
+    Vec<Option<String>>,
+    Vec<String>,
+    Vec<i64>,
+    Vec<Uuid>,
+    Vec<Uuid>,
+    Vec<i64>,
+);
 
-/// The chain's head and the time, with the requests ($1) as PostgreSQL prints them: for a batch of audit rows only.
+/// The chain's head and the time, with the requests ($1) as PostgreSQL prints them and those of the batch's calls
+/// ($2) already on record: for a batch of audit rows only.
 const HEAD: &str = "SELECT last.id, last.hash, clock_timestamp(),
         ARRAY(SELECT r::jsonb::text FROM unnest($1::text[]) WITH ORDINALITY AS t (r, n) ORDER BY n),
-        '{}'::text[], '{}'::int8[], '{}'::uuid[]
+        '{}'::text[], '{}'::int8[], '{}'::uuid[],
+        ARRAY(SELECT call_id FROM audit_calls WHERE call_id = ANY($2) ORDER BY call_id),
+        ARRAY(SELECT audit_id FROM audit_calls WHERE call_id = ANY($2) ORDER BY call_id)
    FROM (SELECT 1) AS one
    LEFT JOIN (SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1) AS last ON TRUE";
 
-/// [`HEAD`], and for a batch that asks for copies: the queue depths of their accounts ($2) and the ids of the stored
-/// copies that their (principal, idempotency token) pairs ($3, $4) name. One round trip for all of it: the batch
+/// [`HEAD`] (the calls are $5 here), and for a batch that asks for copies: the queue depths of their accounts ($2)
+/// and the ids of the stored copies that their (principal, idempotency token) pairs ($3, $4) name. One round trip for all of it: the batch
 /// waits on each of its round trips, and so does every caller in it. It also takes the copy events' lock
 /// ([`locks::COPY_EVENTS`], spelled out in decimal: PostgreSQL 15 reads no hex literals), since the batch's insert
 /// records the new copies' first events; a test checks the two keys agree.
@@ -96,7 +113,9 @@ const HEAD_AND_DEPTHS: &str = "SELECT last.id, last.hash, clock_timestamp(),
         ARRAY(SELECT j.id FROM unnest($3::text[], $4::text[]) AS t (principal, token)
                 CROSS JOIN LATERAL (SELECT c.id FROM copy_jobs AS c
                                      WHERE c.principal = t.principal AND c.idempotency_token = t.token
-                                     LIMIT 1) AS j)
+                                     LIMIT 1) AS j),
+        ARRAY(SELECT call_id FROM audit_calls WHERE call_id = ANY($5) ORDER BY call_id),
+        ARRAY(SELECT audit_id FROM audit_calls WHERE call_id = ANY($5) ORDER BY call_id)
    FROM (SELECT pg_advisory_xact_lock(4850183668482004564)) AS copy_events_lock
    LEFT JOIN (SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1) AS last ON TRUE";
 
@@ -137,13 +156,16 @@ impl Known {
         // nothing newer).
         let requests: Vec<Option<String>> =
             ops.iter().map(|op| op.audit().request.as_ref().map(|value| value.to_string())).collect();
+        let calls: Vec<Uuid> = ops.iter().filter_map(|op| op.audit().call).collect();
         let head = if accounts.is_empty() {
-            sqlx::query_as(HEAD).bind(&requests)
+            sqlx::query_as(HEAD).bind(&requests).bind(&calls)
         } else {
-            sqlx::query_as(HEAD_AND_DEPTHS).bind(&requests).bind(&accounts).bind(&principals).bind(&tokens)
+            let head = sqlx::query_as(HEAD_AND_DEPTHS).bind(&requests).bind(&accounts).bind(&principals);
+            head.bind(&tokens).bind(&calls)
         };
-        let (last_id, last_hash, occurred_at, printed, depth_accounts, depths, named): HeadRow =
+        let (last_id, last_hash, occurred_at, printed, depth_accounts, depths, named, recorded, recorded_rows): HeadRow =
             head.fetch_one(&mut *tx).await?;
+        let recorded = recorded.into_iter().zip(recorded_rows).collect();
         // Replays are rare: only then are the copies they name read whole.
         let mut by_token = HashMap::new();
         if !named.is_empty() {
@@ -159,7 +181,8 @@ impl Known {
             }
         }
         let head = Head { last_id: last_id.unwrap_or(0), last_hash, occurred_at };
-        Ok((head, Known { by_token, to_cancel, depth: depth_accounts.into_iter().zip(depths).collect(), printed }))
+        let depth = depth_accounts.into_iter().zip(depths).collect();
+        Ok((head, Known { by_token, to_cancel, depth, printed, recorded }))
     }
 }
 
@@ -186,6 +209,8 @@ enum Answer {
     Appended {
         audit: usize,
     },
+    /// The call's row was written before (its first write's outcome was unknown to its caller): that row's id.
+    AlreadyRecorded(i64),
     Created {
         job: usize,
     },
@@ -235,7 +260,10 @@ impl Plan {
         let mut cancelled_here: HashSet<CopyId> = HashSet::new();
         for (op, printed) in ops.into_iter().zip(printed) {
             let answer = match op {
-                Op::Append(record) => Answer::Appended { audit: plan.push_audit(record, printed) },
+                Op::Append(record) => match record.call.and_then(|call| known.recorded.get(&call)) {
+                    Some(&id) => Answer::AlreadyRecorded(id),
+                    None => Answer::Appended { audit: plan.push_audit(record, printed) },
+                },
                 Op::Create(new) => {
                     let NewCopy { request, principal, max_queued, mut audit, trace } = *new;
                     let digest = request.digest().to_vec();
@@ -331,6 +359,7 @@ impl Plan {
             .map(|answer| {
                 Ok(match answer {
                     Answer::Appended { audit } => Done::Appended(rows[audit].content.id),
+                    Answer::AlreadyRecorded(id) => Done::Appended(id),
                     Answer::Created { job } => Done::Created(CreateOutcome::Created(created(job))),
                     Answer::Replayed(job) => Done::Created(CreateOutcome::Replayed(job)),
                     Answer::ReplayedNew { job } => Done::Created(CreateOutcome::Replayed(created(job))),
@@ -402,13 +431,27 @@ const INSERT_AUDIT: &str = "
         AS a (id, principal, authn, peer, rpc, decision, reason, grpc_code, request, request_digest, copy_id,
               policy_ids, prev_hash, hash)";
 
-/// The audit rows, the new copies ($16–$30, $32, $33; state $31) and their first history rows, in one statement.
+/// Each audit row's call ($1 the rows' ids, `${0}` their calls) on record, in `audit_calls`.
+fn calls_cte(param: usize) -> String {
+    format!(
+        "calls AS (INSERT INTO audit_calls (call_id, audit_id)
+                   SELECT c.call, c.id FROM unnest($1::int8[], ${param}::uuid[]) AS c (id, call)
+                    WHERE c.call IS NOT NULL)"
+    )
+}
+
+/// The audit rows of a batch ([`INSERT_AUDIT`]) with their calls ($16).
+static INSERT_AUDIT_AND_CALLS: LazyLock<String> =
+    LazyLock::new(|| format!("WITH {} {INSERT_AUDIT}", calls_cte(16)));
+
+/// The audit rows, the new copies ($16–$30, $32, $33; state $31) and their first history rows, in one statement,
+/// with the rows' calls ($34).
 /// Foreign keys are checked at the statement's end, when all three are in. It returns only what PostgreSQL chose
 /// (the columns' defaults): the rest of each copy is what the batch sent, so it is not read back and parsed again
 /// (parsing the returned rows was a third of the writer's time in the accept benchmark).
 static INSERT_AUDIT_AND_COPIES: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH audit AS ({INSERT_AUDIT}),
+        "WITH {}, audit AS ({INSERT_AUDIT}),
               events AS (INSERT INTO copy_events (copy_id, to_state) SELECT e.id, $31 FROM unnest($16::uuid[]) AS e (id))
          INSERT INTO copy_jobs
              (id, principal, idempotency_token, request_digest, source_project_arn, source_project_version_arn,
@@ -423,19 +466,25 @@ static INSERT_AUDIT_AND_COPIES: LazyLock<String> = LazyLock::new(|| {
              AS t (id, principal, token, digest, source_project, source_version, destination_project, version_name,
                    bucket, key_prefix, tags, kms_key_id, source_account, destination_account, region, trace_parent,
                    audit_id)
-         RETURNING id, attempts, next_attempt_at, created_at, updated_at"
+         RETURNING id, attempts, next_attempt_at, created_at, updated_at",
+        calls_cte(34)
     )
 });
 
 /// Appends the audit rows and inserts the new copies (each already naming its audit row) with their first history
 /// rows, in one statement; returns the copies in `jobs`' order. A batch without new copies names no copy table, so
 /// appending audit rows needs nothing but the audit log.
-async fn insert(tx: &mut PgConnection, rows: &[AuditRow], jobs: &[NewJob]) -> Result<Vec<CopyJob>, StoreError> {
+async fn insert(
+    tx: &mut PgConnection,
+    rows: &[AuditRow],
+    calls: &[Option<Uuid>],
+    jobs: &[NewJob],
+) -> Result<Vec<CopyJob>, StoreError> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
     let column = |f: fn(&RowContent) -> Option<String>| rows.iter().map(|r| f(&r.content)).collect::<Vec<_>>();
-    let statement = if jobs.is_empty() { INSERT_AUDIT } else { INSERT_AUDIT_AND_COPIES.as_str() };
+    let statement = if jobs.is_empty() { INSERT_AUDIT_AND_CALLS.as_str() } else { INSERT_AUDIT_AND_COPIES.as_str() };
     let mut query = sqlx::query_as::<_, Defaults>(statement)
         .bind(rows.iter().map(|r| r.content.id).collect::<Vec<_>>())
         .bind(rows[0].content.occurred_at)
@@ -476,6 +525,8 @@ async fn insert(tx: &mut PgConnection, rows: &[AuditRow], jobs: &[NewJob]) -> Re
             .bind(jobs.iter().map(|j| j.trace.as_ref().map(|t| t.as_str().to_owned())).collect::<Vec<_>>())
             .bind(jobs.iter().map(|j| j.audit_id).collect::<Vec<_>>());
     }
+    // Last: $16 after the audit rows alone, $34 after the copies.
+    query = query.bind(calls.to_vec());
     let mut defaults: HashMap<Uuid, Defaults> =
         query.fetch_all(&mut *tx).await?.into_iter().map(|d| (d.0, d)).collect();
     jobs.iter()
@@ -590,6 +641,7 @@ mod tests {
             request_digest: None,
             copy_id: None,
             policy_ids: vec!["p-1".into(), "p,\"2\"".into()],
+            call: None,
         }
     }
 
@@ -674,6 +726,30 @@ mod tests {
         assert_eq!(announced, ["222222222222", "333333333333"]);
     }
 
+    /// A call whose first write's outcome its caller could not know (the connection lost during COMMIT) is written
+    /// again, as UNAVAILABLE, by the audit layer. Before, both rows were kept when the first had landed.
+    #[tokio::test]
+    async fn a_call_is_on_record_once_however_often_its_row_is_written() {
+        let pool = database().await;
+        let call = Some(Uuid::new_v4());
+        let with_call = |rpc: &str, code: tonic::Code| AuditRecord { call, grpc_code: code, ..record(rpc, None) };
+        let Op::Create(mut new) = create("v-once", "t-once", 10) else { unreachable!("create makes a Create") };
+        new.audit = with_call("CopyModelVersion", tonic::Code::Ok);
+        let first = vec![Op::Create(new)];
+        let Ok(Done::Created(CreateOutcome::Created(job))) = &commit_on(&pool, first).await.unwrap()[0] else {
+            panic!("created")
+        };
+        let again = vec![Op::Append(with_call("CopyModelVersion", tonic::Code::Unavailable))];
+        let done = commit_on(&pool, again).await.unwrap();
+        assert!(matches!(done[0], Ok(Done::Appended(id)) if Some(id) == job.audit_id), "{:?}", done[0]);
+        assert_eq!(count(&pool, "audit_log").await, 1, "one row for the call");
+        // Another call's row is written as ever, and the chain holds.
+        let other = AuditRecord { call: Some(Uuid::new_v4()), ..record("GetCopy", None) };
+        commit_on(&pool, vec![Op::Append(other)]).await.unwrap();
+        assert_eq!(count(&pool, "audit_log").await, 2);
+        assert_eq!(chain_is_intact(&pool).await, 2);
+    }
+
     #[test]
     fn the_head_statement_takes_the_copy_events_lock() {
         assert!(HEAD_AND_DEPTHS.contains(&format!("pg_advisory_xact_lock({})", locks::COPY_EVENTS)));
@@ -685,9 +761,10 @@ mod tests {
         let mut conn = pool.acquire().await.unwrap();
         // The plan a long-lived connection keeps: generic, made while copy_jobs is new and without statistics.
         sqlx::query("SET plan_cache_mode = force_generic_plan").execute(&mut *conn).await.unwrap();
-        let prepare = format!("PREPARE head (text[], text[], text[], text[]) AS {HEAD_AND_DEPTHS}");
+        let prepare = format!("PREPARE head (text[], text[], text[], text[], uuid[]) AS {HEAD_AND_DEPTHS}");
         sqlx::raw_sql(&prepare).execute(&mut *conn).await.unwrap();
-        let plan: Vec<String> = sqlx::query_scalar("EXPLAIN EXECUTE head ('{}', '{222222222222}', '{alice}', '{t-1}')")
+        let explain = "EXPLAIN EXECUTE head ('{}', '{222222222222}', '{alice}', '{t-1}', '{}')";
+        let plan: Vec<String> = sqlx::query_scalar(explain)
             .fetch_all(&mut *conn)
             .await
             .unwrap();

@@ -310,6 +310,7 @@ mod tests {
             request_digest: None,
             copy_id: None,
             policy_ids: vec![text.into()],
+            call: None,
         }
     }
 
