@@ -86,12 +86,16 @@ type HeadRow = (
 );
 
 /// The chain's head and the time, with the requests ($1) as PostgreSQL prints them and those of the batch's calls
-/// ($2) already on record: for a batch of audit rows only.
+/// ($2) already on record: for a batch of audit rows only. The calls are looked up one index probe each, as the
+/// tokens are in [`HEAD_AND_DEPTHS`] (and for the same reason: a generic plan made while the table was empty must
+/// not scan it whole once it holds every call ever made).
 const HEAD: &str = "SELECT last.id, last.hash, clock_timestamp(),
         ARRAY(SELECT r::jsonb::text FROM unnest($1::text[]) WITH ORDINALITY AS t (r, n) ORDER BY n),
         '{}'::text[], '{}'::int8[], '{}'::uuid[],
-        ARRAY(SELECT call_id FROM audit_calls WHERE call_id = ANY($2) ORDER BY call_id),
-        ARRAY(SELECT audit_id FROM audit_calls WHERE call_id = ANY($2) ORDER BY call_id)
+        ARRAY(SELECT c.call_id FROM unnest($2::uuid[]) AS t (call) CROSS JOIN LATERAL
+                (SELECT call_id FROM audit_calls WHERE call_id = t.call LIMIT 1) AS c ORDER BY c.call_id),
+        ARRAY(SELECT c.audit_id FROM unnest($2::uuid[]) AS t (call) CROSS JOIN LATERAL
+                (SELECT call_id, audit_id FROM audit_calls WHERE call_id = t.call LIMIT 1) AS c ORDER BY c.call_id)
    FROM (SELECT 1) AS one
    LEFT JOIN (SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1) AS last ON TRUE";
 
@@ -114,8 +118,10 @@ const HEAD_AND_DEPTHS: &str = "SELECT last.id, last.hash, clock_timestamp(),
                 CROSS JOIN LATERAL (SELECT c.id FROM copy_jobs AS c
                                      WHERE c.principal = t.principal AND c.idempotency_token = t.token
                                      LIMIT 1) AS j),
-        ARRAY(SELECT call_id FROM audit_calls WHERE call_id = ANY($5) ORDER BY call_id),
-        ARRAY(SELECT audit_id FROM audit_calls WHERE call_id = ANY($5) ORDER BY call_id)
+        ARRAY(SELECT c.call_id FROM unnest($5::uuid[]) AS t (call) CROSS JOIN LATERAL
+                (SELECT call_id FROM audit_calls WHERE call_id = t.call LIMIT 1) AS c ORDER BY c.call_id),
+        ARRAY(SELECT c.audit_id FROM unnest($5::uuid[]) AS t (call) CROSS JOIN LATERAL
+                (SELECT call_id, audit_id FROM audit_calls WHERE call_id = t.call LIMIT 1) AS c ORDER BY c.call_id)
    FROM (SELECT pg_advisory_xact_lock(4850183668482004564)) AS copy_events_lock
    LEFT JOIN (SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1) AS last ON TRUE";
 
@@ -771,6 +777,11 @@ mod tests {
         let plan = plan.join("\n");
         assert!(plan.contains("Index Scan using copy_jobs_idempotency"), "{plan}");
         assert!(!plan.contains("Seq Scan on copy_jobs"), "{plan}");
+        let explain = "EXPLAIN EXECUTE head ('{}', '{}', '{}', '{}', ARRAY[gen_random_uuid()])";
+        let plan: Vec<String> = sqlx::query_scalar(explain).fetch_all(&mut *conn).await.unwrap();
+        let plan = plan.join("\n");
+        assert!(plan.contains("Index Scan using audit_calls_pkey"), "{plan}");
+        assert!(!plan.contains("Seq Scan on audit_calls"), "{plan}");
     }
 
     #[tokio::test]
