@@ -11,6 +11,7 @@ use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
 
 use super::{Admission, Caller};
+use crate::audit::HeldForTheCall;
 use crate::auth::{Authenticated, Authenticator};
 
 #[derive(Clone)]
@@ -63,13 +64,11 @@ where
         match self.layer.admission.admit(&caller) {
             Ok(permit) => {
                 request.extensions_mut().insert(Authenticated(authenticated));
-                let call = self.inner.call(request);
-                async move {
-                    let response = call.await;
-                    drop(permit);
-                    response
-                }
-                .boxed()
+                // The place is the call's, not the caller's: the audit layer keeps it until the call has run to its
+                // end, even when its caller has gone (a caller that gives up at once must not free the place of a
+                // call still running).
+                request.extensions_mut().insert(HeldForTheCall(Arc::new(permit)));
+                self.inner.call(request).boxed()
             }
             Err(shed) => futures::future::ready(Ok(shed.status().into_http())).boxed(),
         }

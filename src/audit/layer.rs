@@ -21,6 +21,11 @@ use super::AuditSlot;
 use crate::store::audit;
 use crate::store::Store;
 
+/// Something an outer layer needs kept for as long as the call runs, not only as long as its caller waits (admission's
+/// place for the call among the replica's calls at once): the call's task holds it to its end.
+#[derive(Clone)]
+pub struct HeldForTheCall(pub std::sync::Arc<dyn std::any::Any + Send + Sync>);
+
 #[derive(Clone)]
 pub struct AuditLayer {
     store: Store,
@@ -79,7 +84,9 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let store = self.store.clone();
         let caller = CallerGone::watch(slot.clone());
+        let held = request.extensions().get::<HeldForTheCall>().cloned();
         let call = async move {
+            let _held = held;
             let response = match AssertUnwindSafe(inner.call(request)).catch_unwind().await {
                 Ok(response) => response?,
                 Err(_) => {

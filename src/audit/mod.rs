@@ -17,6 +17,6 @@ pub mod slot;
 pub mod verify;
 
 pub use crate::store::audit::{chain, summary, AuditFilter, AuditRecord, Decision};
-pub use layer::AuditLayer;
+pub use layer::{AuditLayer, HeldForTheCall};
 pub use slot::AuditSlot;
 pub use verify::{verify, Verdict};

@@ -133,3 +133,36 @@ async fn a_principal_s_watch_streams_are_capped_and_a_closed_one_frees_its_place
     assert!(reopened.is_some(), "a closed stream gives its place back");
     app.stop().await;
 }
+
+/// A call runs to its end in its own task even when its caller gives up (for its audit row). Before, its place
+/// among the replica's calls at once was given back the moment the caller gave up, while the call still ran: callers
+/// that give up at once could have any number of calls running.
+#[tokio::test]
+async fn a_caller_that_gives_up_does_not_free_the_place_of_its_call_still_running() {
+    let app = app_with(AdmissionSettings { max_concurrent_calls: 1, ..AdmissionSettings::default() }).await;
+    // The audit chain held by the test: a call waits in its audit write.
+    let held = app.hold_advisory_lock(locks::AUDIT_CHAIN).await;
+    let mut impatient = tonic::Request::new(get_copy());
+    impatient.set_timeout(Duration::from_millis(300));
+    let gave_up = app.client("alice").await.get_copy(impatient).await.unwrap_err();
+    assert!(matches!(gave_up.code(), Code::DeadlineExceeded | Code::Cancelled), "{gave_up:?}");
+    app.until_advisory_waiters(1).await;
+
+    let status = app.client("bob").await.get_copy(get_copy()).await.unwrap_err();
+    assert_shed(&status, "answering as many calls as it may (1)");
+    held.rollback().await.unwrap();
+    let mut answered = None;
+    for _ in 0..100 {
+        match app.client("bob").await.get_copy(get_copy()).await {
+            Err(status) if status.code() == Code::ResourceExhausted => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            other => {
+                answered = Some(other);
+                break;
+            }
+        }
+    }
+    assert_eq!(answered.expect("a place once the call ended").unwrap_err().code(), Code::NotFound);
+    app.stop().await;
+}

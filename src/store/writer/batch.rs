@@ -447,8 +447,7 @@ fn calls_cte(param: usize) -> String {
 }
 
 /// The audit rows of a batch ([`INSERT_AUDIT`]) with their calls ($16).
-static INSERT_AUDIT_AND_CALLS: LazyLock<String> =
-    LazyLock::new(|| format!("WITH {} {INSERT_AUDIT}", calls_cte(16)));
+static INSERT_AUDIT_AND_CALLS: LazyLock<String> = LazyLock::new(|| format!("WITH {} {INSERT_AUDIT}", calls_cte(16)));
 
 /// The audit rows, the new copies ($16–$30, $32, $33; state $31) and their first history rows, in one statement,
 /// with the rows' calls ($34).
@@ -770,10 +769,7 @@ mod tests {
         let prepare = format!("PREPARE head (text[], text[], text[], text[], uuid[]) AS {HEAD_AND_DEPTHS}");
         sqlx::raw_sql(&prepare).execute(&mut *conn).await.unwrap();
         let explain = "EXPLAIN EXECUTE head ('{}', '{222222222222}', '{alice}', '{t-1}', '{}')";
-        let plan: Vec<String> = sqlx::query_scalar(explain)
-            .fetch_all(&mut *conn)
-            .await
-            .unwrap();
+        let plan: Vec<String> = sqlx::query_scalar(explain).fetch_all(&mut *conn).await.unwrap();
         let plan = plan.join("\n");
         assert!(plan.contains("Index Scan using copy_jobs_idempotency"), "{plan}");
         assert!(!plan.contains("Seq Scan on copy_jobs"), "{plan}");
