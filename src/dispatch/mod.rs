@@ -106,8 +106,8 @@ impl Dispatcher {
     }
 
     /// One round of leadership: check the session (which extends the term), then try for every account not led
-    /// yet. Each exchange with the session is bounded by the term's length: one that does not come back in that
-    /// time ends the leadership, as a partition would end it.
+    /// yet. Each exchange with the session is bounded by the term's length (the session is opened with it): one
+    /// that does not come back in that time ends the leadership, as a partition would end it.
     async fn lead(
         &self,
         session: &mut Option<Leadership>,
@@ -118,18 +118,17 @@ impl Dispatcher {
         let sent = tokio::time::Instant::now();
         let leadership = match session {
             Some(leadership) => {
-                within(timeout, tokio::time::timeout(timeout, leadership.check()).await)?;
+                leadership.check().await?;
                 leadership
             }
-            None => session
-                .insert(within(timeout, tokio::time::timeout(timeout, Leadership::open(&self.store, timeout)).await)?),
+            None => session.insert(Leadership::open(&self.store, timeout).await?),
         };
         self.term.confirmed(sent);
         for (account, limits) in self.accounts.iter() {
             if led.contains_key(account) || !self.panics.may_start(account) {
                 continue;
             }
-            if !within(timeout, tokio::time::timeout(timeout, leadership.try_lead(account)).await)? {
+            if !leadership.try_lead(account).await? {
                 continue;
             }
             info!(%account, owner = %self.owner, "leading account");
@@ -162,14 +161,6 @@ impl Dispatcher {
             }
         }
     }
-}
-
-/// What an exchange with the leadership session gave, or [`StoreError::TimedOut`] if it did not end in time.
-fn within<T>(
-    timeout: Duration,
-    exchange: Result<Result<T, StoreError>, tokio::time::error::Elapsed>,
-) -> Result<T, StoreError> {
-    exchange.unwrap_or(Err(StoreError::TimedOut(timeout)))
 }
 
 async fn stop_all(led: &mut HashMap<AccountId, Led>) {
