@@ -2,15 +2,14 @@
 //! authentication layer in the request's extensions) and sheds what is over the limits, before the audit layer
 //! opens the call's slot. A shed call is answered at once, from here.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::future::{BoxFuture, FutureExt};
-use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
 
 use super::{Admission, Caller};
+use crate::audit::layer::peer_addr;
 use crate::audit::HeldForTheCall;
 use crate::auth::{Authenticated, Authenticator};
 
@@ -59,7 +58,7 @@ where
         let authenticated = self.layer.authenticator.authenticate(request.headers(), request.extensions());
         let caller = match &authenticated {
             Ok(principal) => Caller::Principal(principal.id().to_owned()),
-            Err(_) => Caller::Peer(peer_ip(request.extensions())),
+            Err(_) => Caller::Peer(peer_addr(request.extensions()).map(|addr| addr.ip())),
         };
         match self.layer.admission.admit(&caller) {
             Ok(permit) => {
@@ -73,13 +72,4 @@ where
             Err(shed) => futures::future::ready(Ok(shed.status().into_http())).boxed(),
         }
     }
-}
-
-/// The client's address, as tonic gives it (over TLS it wraps the TCP connection's info in its own).
-pub fn peer_ip(extensions: &http::Extensions) -> Option<IpAddr> {
-    extensions
-        .get::<TcpConnectInfo>()
-        .or_else(|| extensions.get::<TlsConnectInfo<TcpConnectInfo>>().map(|tls| tls.get_ref()))
-        .and_then(|info| info.remote_addr())
-        .map(|addr| addr.ip())
 }

@@ -67,13 +67,7 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
-        // Over TLS, tonic wraps the TCP connection's info in the TLS one.
-        let extensions = request.extensions();
-        let peer = extensions
-            .get::<TcpConnectInfo>()
-            .or_else(|| extensions.get::<TlsConnectInfo<TcpConnectInfo>>().map(|tls| tls.get_ref()))
-            .and_then(|info| info.remote_addr())
-            .map(|addr| addr.to_string());
+        let peer = peer_addr(request.extensions()).map(|addr| addr.to_string());
         let path = request.uri().path();
         let rpc = path.rsplit('/').next().filter(|m| !m.is_empty()).unwrap_or(path).to_owned();
         let slot = AuditSlot::open(rpc, peer);
@@ -124,6 +118,14 @@ where
             })
         })
     }
+}
+
+/// The client's address, as tonic gives it (over TLS it wraps the TCP connection's info in its own).
+pub fn peer_addr(extensions: &http::Extensions) -> Option<std::net::SocketAddr> {
+    extensions
+        .get::<TcpConnectInfo>()
+        .or_else(|| extensions.get::<TlsConnectInfo<TcpConnectInfo>>().map(|tls| tls.get_ref()))
+        .and_then(|info| info.remote_addr())
 }
 
 /// Marks the call's slot when the caller's side of it is dropped before the answer: the client reset the stream, or
