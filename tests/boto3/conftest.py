@@ -94,22 +94,19 @@ class Sim:
 
     def client(self, access_key=KEY_A, secret=SECRET_A, retries=None):
         config = botocore.config.Config(retries=retries) if retries else None
+        return self._boto3("rekognition", access_key, secret, config)
+
+    def sts(self, access_key=KEY_A, secret=SECRET_A):
+        return self._boto3("sts", access_key, secret)
+
+    def _boto3(self, service, access_key, secret, config=None):
         return boto3.client(
-            "rekognition",
+            service,
             endpoint_url=self.endpoint_url,
             region_name=REGION,
             aws_access_key_id=access_key,
             aws_secret_access_key=secret,
             config=config,
-        )
-
-    def sts(self, access_key=KEY_A, secret=SECRET_A):
-        return boto3.client(
-            "sts",
-            endpoint_url=self.endpoint_url,
-            region_name=REGION,
-            aws_access_key_id=access_key,
-            aws_secret_access_key=secret,
         )
 
     def admin(self, method, path, payload=None):
