@@ -219,14 +219,18 @@ impl TestApp {
         .unwrap()
     }
 
-    /// Waits (bounded) until at least `n` sessions wait for an advisory lock.
+    /// Waits (bounded) until at least `n` sessions wait for an advisory lock in this app's database. (`pg_locks`
+    /// shows the whole cluster, which every test shares: counted across it, another test's waiter passed for this
+    /// one's, under CI's load.)
     pub async fn until_advisory_waiters(&self, n: i64) {
         for _ in 0..200 {
-            let waiting: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
-                    .fetch_one(&self.pool)
-                    .await
-                    .unwrap();
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+                    AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .unwrap();
             if waiting >= n {
                 return;
             }
