@@ -46,6 +46,7 @@ async fn a_flood_without_credentials_is_shed_before_the_audit_log_and_a_legitima
     let app = app_with(admission).await;
     let mut anonymous = crate::support::grpc_client(&app.endpoint, None).await;
     let (mut refused, mut shed) = (0, 0);
+    let flood = std::time::Instant::now();
     for _ in 0..50 {
         let status = anonymous.get_copy(get_copy()).await.unwrap_err();
         match status.code() {
@@ -56,8 +57,9 @@ async fn a_flood_without_credentials_is_shed_before_the_audit_log_and_a_legitima
             }
         }
     }
-    // The burst, and what one call a second adds while the flood lasts.
-    assert!((5..=7).contains(&refused), "{refused} refused, {shed} shed");
+    // The burst, and what one call a second adds while the flood lasts (however slow this machine is today).
+    let let_through = 5 + flood.elapsed().as_secs() as i64 + 1;
+    assert!((5..=let_through).contains(&refused), "{refused} refused, {shed} shed in {:?}", flood.elapsed());
     assert_eq!(audit_rows(&app, "GetCopy", "Unauthenticated").await, refused, "every refusal answered is audited");
 
     let mut alice = app.client("alice").await;
@@ -76,6 +78,7 @@ async fn a_principal_over_its_rate_is_shed_and_others_are_not() {
     let app = app_with(admission).await;
     let (mut alice, mut bob) = (app.client("alice").await, app.client("bob").await);
     let mut codes = Vec::new();
+    let calls = std::time::Instant::now();
     for _ in 0..6 {
         let status = alice.get_copy(get_copy()).await.unwrap_err();
         if status.code() == Code::ResourceExhausted {
@@ -84,7 +87,9 @@ async fn a_principal_over_its_rate_is_shed_and_others_are_not() {
         codes.push(status.code());
     }
     let found = codes.iter().filter(|code| **code == Code::NotFound).count();
-    assert!((3..=4).contains(&found), "{codes:?}");
+    // The burst of 3, and one more a second while the calls last.
+    let let_through = 3 + calls.elapsed().as_secs() as usize + 1;
+    assert!((3..=let_through).contains(&found) && found < 6, "{codes:?} in {:?}", calls.elapsed());
     assert_eq!(audit_rows(&app, "GetCopy", "NotFound").await, found as i64, "shed calls leave no row");
     assert_eq!(bob.get_copy(get_copy()).await.unwrap_err().code(), Code::NotFound, "bob has a rate of his own");
     app.stop().await;
