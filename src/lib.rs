@@ -13,6 +13,7 @@ pub mod config;
 pub mod devenv;
 pub mod dispatch;
 pub mod domain;
+pub mod health;
 pub mod proto;
 pub mod rekognition;
 pub mod shutdown;

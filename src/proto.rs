@@ -5,3 +5,6 @@ pub mod v1 {
     tonic::include_proto!("modelcopy.v1");
 }
 pub use v1::*;
+
+/// The API's descriptors, as server reflection serves them.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("modelcopy_descriptor");

@@ -2,12 +2,14 @@
 //! dispatcher and gRPC server with its layers, in the order the data path needs them.
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tonic::server::NamedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 use tower::ServiceBuilder;
@@ -19,12 +21,39 @@ use crate::audit::AuditLayer;
 use crate::auth::{self, AuthLayer, PolicyStore};
 use crate::config::Settings;
 use crate::dispatch::Dispatcher;
+use crate::health;
 use crate::proto::model_copy_server::ModelCopyServer;
 use crate::rekognition::Clients;
 use crate::shutdown::{self, ShutdownTrigger};
 use crate::store::{Role, Store};
 use crate::telemetry::{Exporter, ServerSpanLayer};
 use crate::watch::WatchHub;
+
+/// The API's server wrapped in its layers, still named as the API for the router (a layered service has no name of
+/// its own), so that the layers apply to the API alone.
+#[derive(Clone)]
+struct Layered<S>(S);
+
+impl<S> NamedService for Layered<S> {
+    const NAME: &'static str = <ModelCopyServer<ModelCopyService> as NamedService>::NAME;
+}
+
+impl<S, R> tower::Service<R> for Layered<S>
+where
+    S: tower::Service<R>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        self.0.call(request)
+    }
+}
 
 /// A started service. Dropping it does not stop it: call [`Application::stop`].
 pub struct Application {
@@ -71,11 +100,17 @@ impl Application {
             settings.accounts.iter().map(|(id, account)| (id.clone(), account.limits.clone())).collect();
         let dispatcher =
             Dispatcher::new(store.for_role(Role::Dispatch), clients, settings.dispatch.clone(), limits.clone());
-        let dispatcher = if settings.dispatch.enabled {
-            tokio::spawn(crate::dispatch::supervise::keep_dispatching(dispatcher, shutdown.clone()))
-        } else {
-            info!("dispatch disabled: this replica only serves the API");
-            tokio::spawn(async {})
+        let dispatching = settings.dispatch.enabled.then(|| Arc::new(AtomicBool::new(false)));
+        let dispatcher = match &dispatching {
+            Some(running) => tokio::spawn(crate::dispatch::supervise::keep_dispatching(
+                dispatcher,
+                running.clone(),
+                shutdown.clone(),
+            )),
+            None => {
+                info!("dispatch disabled: this replica only serves the API");
+                tokio::spawn(async {})
+            }
         };
 
         let admission = Admission::new(&settings.admission);
@@ -88,12 +123,22 @@ impl Application {
         let addr = listener.local_addr()?;
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let service = ModelCopyServer::new(ModelCopyService::new(store.clone(), hub, limits, admission.clone()));
+        // The API behind its layers; health and reflection beside it, without them (see `health`).
+        let api = Layered(layers.service(service));
+        let (reporter, health) = tonic_health::server::health_reporter();
+        tokio::spawn(health::report(reporter, store.clone(), dispatching, shutdown.clone()));
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .context("the API's descriptors for reflection")?;
         policies.watch(shutdown.clone());
         let mut stop = shutdown.clone();
         let server = tokio::spawn(
             builder
-                .layer(layers)
-                .add_service(service)
+                .add_service(api)
+                .add_service(health)
+                .add_service(reflection)
                 .serve_with_incoming_shutdown(incoming, async move { stop.wait().await }),
         );
         let scheme = if settings.auth.tls.is_some() { "https" } else { "http" };

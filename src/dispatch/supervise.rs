@@ -63,9 +63,19 @@ impl Panics {
 /// Runs `dispatcher` until `shutdown`, starting it again (after [`FIRST_PAUSE`]) should it ever panic outside an
 /// account's task: its leadership session, and with it every account it led, is gone with the panic (the account
 /// dispatchers stop when their trigger is dropped), and the new run takes the accounts again from scratch.
-pub async fn keep_dispatching(dispatcher: super::Dispatcher, mut shutdown: crate::shutdown::Shutdown) {
+///
+/// `running` says whether the dispatcher runs now (for the health service): false during the pause after a panic.
+pub async fn keep_dispatching(
+    dispatcher: super::Dispatcher,
+    running: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    mut shutdown: crate::shutdown::Shutdown,
+) {
+    use std::sync::atomic::Ordering;
     loop {
-        match tokio::spawn(dispatcher.clone().run(shutdown.clone())).await {
+        running.store(true, Ordering::Relaxed);
+        let ended = tokio::spawn(dispatcher.clone().run(shutdown.clone())).await;
+        running.store(false, Ordering::Relaxed);
+        match ended {
             Ok(()) => return,
             Err(err) => {
                 let panic = panic_message(err);

@@ -120,6 +120,12 @@ impl Store {
         self.pool.options().get_acquire_timeout()
     }
 
+    /// One round trip to PostgreSQL through this store's pool: whether the database answers at all.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// The pool, for this module's statements only.
     fn pool(&self) -> &PgPool {
         &self.pool

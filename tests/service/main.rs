@@ -21,6 +21,7 @@ mod config_check;
 mod copy_flow;
 mod flood_bench;
 mod group_commit;
+mod health;
 mod idempotency;
 mod leadership;
 mod leases;

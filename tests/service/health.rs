@@ -1,0 +1,81 @@
+//! `grpc.health.v1` and server reflection: answered without credentials and without an audit row, and health
+//! following whether the replica can work.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+use crate::helpers::TestApp;
+
+async fn channel(app: &TestApp) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(app.endpoint.clone()).unwrap().connect().await.unwrap()
+}
+
+/// The API's health as a probe reads it (no credentials).
+async fn api_health(app: &TestApp) -> Option<ServingStatus> {
+    let request = HealthCheckRequest { service: modelcopy::health::SERVICE.into() };
+    let answer = HealthClient::new(channel(app).await).check(request).await.ok()?;
+    Some(answer.into_inner().status())
+}
+
+async fn until_health(app: &TestApp, wanted: ServingStatus) {
+    for _ in 0..150 {
+        if api_health(app).await == Some(wanted) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the API's health never became {wanted:?}: {:?}", api_health(app).await);
+}
+
+async fn audit_rows(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM audit_log").fetch_one(&app.pool).await.unwrap()
+}
+
+#[tokio::test]
+async fn health_and_reflection_answer_without_credentials_and_leave_no_audit_row() {
+    let app = TestApp::spawn().await;
+    let before = audit_rows(&app).await;
+    until_health(&app, ServingStatus::Serving).await;
+
+    let list = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = ServerReflectionClient::new(channel(&app).await)
+        .server_reflection_info(futures::stream::iter([list]))
+        .await
+        .expect("reflection answers without credentials")
+        .into_inner();
+    let Some(Ok(answer)) = answers.next().await else { panic!("a reflection answer") };
+    let Some(MessageResponse::ListServicesResponse(listed)) = answer.message_response else { panic!("{answer:?}") };
+    let names: Vec<_> = listed.service.into_iter().map(|service| service.name).collect();
+    assert!(names.contains(&"modelcopy.v1.ModelCopy".to_owned()), "{names:?}");
+    assert!(names.contains(&"grpc.health.v1.Health".to_owned()), "{names:?}");
+
+    assert_eq!(audit_rows(&app).await, before, "probes and reflection leave no audit row");
+    // The API itself still asks for credentials (dev mode: the principal's metadata).
+    let anonymous = crate::support::grpc_client(&app.endpoint, None).await;
+    let refused = anonymous.clone().get_copy(modelcopy::proto::GetCopyRequest { copy_id: "x".into() }).await;
+    assert_eq!(refused.unwrap_err().code(), tonic::Code::Unauthenticated);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_api_is_not_serving_while_the_database_is_unreachable_and_serving_again_after() {
+    use crate::support::proxy::Path;
+    let (app, proxy) = TestApp::spawn_behind_proxy(Duration::from_millis(1_000)).await;
+    until_health(&app, ServingStatus::Serving).await;
+    proxy.set(Path::BlackHole);
+    until_health(&app, ServingStatus::NotServing).await;
+    proxy.set(Path::Pass);
+    until_health(&app, ServingStatus::Serving).await;
+    app.stop().await;
+}
