@@ -28,7 +28,11 @@ impl Channel {
 }
 
 /// A session listening on one channel.
-pub struct Listener(PgListener);
+pub struct Listener {
+    session: PgListener,
+    /// Whether [`Listener::try_recv`] has reported the session lost; from then on it reports nothing else.
+    lost: bool,
+}
 
 impl Store {
     /// Listens on `channel` before it returns: every notification committed from then on is delivered.
@@ -41,9 +45,13 @@ impl Store {
             .max_connections(1)
             .acquire_timeout(self.timeout())
             .connect_lazy_with(self.pool().connect_options().as_ref().clone());
-        let mut listener = PgListener::connect_with(&own).await?;
-        listener.listen(channel.name()).await?;
-        Ok(Listener(listener))
+        let mut session = PgListener::connect_with(&own).await?;
+        // By default a lost session is replaced inside the receive that sees it lost, and the loss reported only
+        // once that is done; a receive cancelled meanwhile (the watch hub's select cancels one at each heartbeat
+        // tick) left the next one to finish listening again, and the loss was never reported.
+        session.eager_reconnect(false);
+        session.listen(channel.name()).await?;
+        Ok(Listener { session, lost: false })
     }
 }
 
@@ -56,15 +64,22 @@ impl Store {
 }
 
 impl Listener {
-    /// The next notification's payload. `Ok(None)` when the connection dropped: notifications may have been lost
-    /// meanwhile, and the next call reconnects and listens again.
+    /// The next notification's payload. `Ok(None)` (or an error) when the session was lost: notifications may have
+    /// been lost with it. Once lost, the listener stays so, and answers `Ok(None)` at once: listening again is the
+    /// caller's, on a new listener, followed by whatever catching up the caller needs. Cancel-safe: a receive
+    /// dropped halfway loses no notification and no report of a loss.
     pub async fn try_recv(&mut self) -> Result<Option<String>, StoreError> {
-        Ok(self.0.try_recv().await?.map(|notification| notification.payload().to_owned()))
+        if self.lost {
+            return Ok(None);
+        }
+        let received = self.session.try_recv().await;
+        self.lost = !matches!(received, Ok(Some(_)));
+        Ok(received?.map(|notification| notification.payload().to_owned()))
     }
 
     /// The next notification's payload, reconnecting silently when the connection drops (for listeners that only
-    /// use notifications to act sooner, and poll anyway).
+    /// use notifications to act sooner, and poll anyway). Not to be mixed with [`Listener::try_recv`].
     pub async fn recv(&mut self) -> Result<String, StoreError> {
-        Ok(self.0.recv().await?.payload().to_owned())
+        Ok(self.session.recv().await?.payload().to_owned())
     }
 }

@@ -11,7 +11,9 @@
 //! timeout, its watchers are told they lost it. Why: the hub used to ask for the catch-up as soon as it saw the
 //! failure, and left listening again to the driver's next read; a change committed between the watchers' catch-up
 //! and the new LISTEN was neither read nor notified, and was never sent (the fleet's fault test saw watchers skip
-//! copies' QUEUED → SUBMITTING after each restart).
+//! copies' QUEUED → SUBMITTING after each restart). The listener itself never listens again on its own
+//! (`store::notifications`): it used to, inside a receive that this loop's heartbeat tick could cancel, and then the
+//! loss was never reported and nobody caught up (a watcher skipped a change right after a restart, one run in five).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -184,11 +184,7 @@ impl TestApp {
     /// An app made with `options` whose database connections all go through a [`Proxy`] the test controls.
     pub async fn spawn_behind_proxy_with(options: Options) -> (TestApp, Proxy) {
         let (url, pool) = support::fresh_database("behind_proxy").await;
-        let direct: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
-        let target = std::net::SocketAddr::new(direct.get_host().parse().unwrap(), direct.get_port());
-        let proxy = Proxy::start(target).await;
-        let proxied = url.replacen(&format!(":{}/", target.port()), &format!(":{}/", proxy.addr().port()), 1);
-        assert_ne!(proxied, url, "the service's URL names the proxy");
+        let (proxy, proxied) = Proxy::in_front_of(&url).await;
         let options = Options { database: Some((proxied, pool)), ..options };
         (TestApp::spawn_with(options).await, proxy)
     }

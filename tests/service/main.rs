@@ -25,6 +25,7 @@ mod health;
 mod idempotency;
 mod leadership;
 mod leases;
+mod listener;
 mod listing;
 mod pacing;
 mod reporting;

@@ -76,13 +76,21 @@ impl Proxy {
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 *counted.lock().unwrap() += 1;
-                // Closed by the proxy, a connection is reset (RST), as a peer that vanished or a middlebox would.
-                let _ = client.set_zero_linger();
                 let (path, cut) = (path_rx.clone(), cut_rx.clone());
                 tokio::spawn(relay(client, target, path, cut, forwarded.clone(), registered.clone()));
             }
         });
         Proxy { addr, path, cut, task, connections, to_server, resets }
+    }
+
+    /// A proxy in front of the PostgreSQL that `url` names, and the same URL through the proxy.
+    pub async fn in_front_of(url: &str) -> (Proxy, String) {
+        let direct: sqlx::postgres::PgConnectOptions = url.parse().expect("a PostgreSQL URL");
+        let target = SocketAddr::new(direct.get_host().parse().expect("an IP address"), direct.get_port());
+        let proxy = Proxy::start(target).await;
+        let proxied = url.replacen(&format!(":{}/", target.port()), &format!(":{}/", proxy.addr().port()), 1);
+        assert_ne!(proxied, url, "the URL names the proxy");
+        (proxy, proxied)
     }
 
     /// Resets the one connection whose server side has local port `server_port` (as PostgreSQL's
@@ -144,14 +152,19 @@ async fn relay(
     if let Ok(local) = server.local_addr() {
         resets.lock().unwrap().insert(local.port(), reset);
     }
-    // Borrowed halves: dropping them sends nothing, so the client's socket closes with its linger of zero, a reset.
+    // Borrowed halves: dropping them sends nothing, so the client's socket closes as set below.
     let (client_read, client_write) = client.split();
     let (server_read, server_write) = server.split();
-    tokio::select! {
-        _ = pump(client_read, server_write, path.clone(), Way::ToServer, Some(to_server)) => {}
-        _ = pump(server_read, client_write, path, Way::ToClient, None) => {}
-        _ = cut.changed() => {}
-        _ = reset_rx => {}
+    let server_ended = tokio::select! {
+        _ = pump(client_read, server_write, path.clone(), Way::ToServer, Some(to_server)) => false,
+        _ = pump(server_read, client_write, path, Way::ToClient, None) => true,
+        _ = cut.changed() => false,
+        _ = reset_rx => false,
+    };
+    // Ended by the server (a FATAL, a shutdown), the session ends for the client as the server ended it: its last
+    // bytes, then a FIN. Closed by the proxy, it is reset (RST), as a peer that vanished or a middlebox would.
+    if !server_ended {
+        let _ = client.set_zero_linger();
     }
 }
 
