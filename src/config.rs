@@ -26,6 +26,11 @@ use crate::telemetry::TelemetrySettings;
 pub struct Settings {
     /// Where the gRPC API listens.
     pub listen_addr: SocketAddr,
+    /// Where `grpc.health.v1` alone is also served, in plaintext (unset: nowhere but the API's port). For
+    /// Kubernetes' gRPC probes, which speak no TLS: with `[auth.tls]`, the API's port cannot answer them. It tells
+    /// nothing but whether the replica can work.
+    #[serde(default)]
+    pub health_listen_addr: Option<SocketAddr>,
     pub database_url: String,
     /// Largest number of pooled database connections this replica opens for reads and dispatch, shared between
     /// the API's reads (half), watch streams (a quarter) and the dispatcher (a quarter), each at least 2, so that no
@@ -71,6 +76,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            health_listen_addr: None,
             database_url: "postgres://postgres@127.0.0.1:5432/modelcopy".into(),
             database_max_connections: 16,
             database_timeout_ms: 5_000,

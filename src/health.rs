@@ -5,7 +5,9 @@
 //!
 //! The health of `modelcopy.v1.ModelCopy` (and of the server as a whole, the empty service name) is SERVING while the
 //! database answers within `database_timeout_ms` and, on a replica that dispatches, the dispatcher runs; NOT_SERVING
-//! otherwise. It is checked every `database_timeout_ms`, so a probe reads the last verdict at once.
+//! otherwise. It is checked every `database_timeout_ms`, so a probe reads the last verdict at once. [`LIVENESS`] is
+//! SERVING for as long as the replica runs. With `health_listen_addr`, health alone is also served in plaintext on a
+//! port of its own, for probes that speak no TLS (`startup`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,8 +20,13 @@ use tracing::warn;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 
-/// The service whose health is reported, as clients name it.
+/// The service whose health is reported, as clients name it: what a readiness probe asks.
 pub const SERVICE: &str = "modelcopy.v1.ModelCopy";
+
+/// What a liveness probe asks: SERVING from start-up until the replica stops, whatever the database does. Why
+/// apart: a liveness probe on [`SERVICE`] would have Kubernetes restart every replica while PostgreSQL is away,
+/// which brings it back no sooner; a replica out of reach of its database is not ready, not dead.
+pub const LIVENESS: &str = "liveness";
 
 /// Whether this replica can do its work now. `dispatching`: whether its dispatcher runs, on a replica that
 /// dispatches.
@@ -43,6 +50,7 @@ pub async fn report(
     mut shutdown: Shutdown,
 ) {
     let every = store.timeout().max(Duration::from_millis(100));
+    reporter.set_service_status(LIVENESS, ServingStatus::Serving).await;
     let mut last = None;
     loop {
         let now = status(&store, dispatching.as_deref()).await;
@@ -59,6 +67,7 @@ pub async fn report(
             _ = shutdown.wait() => break,
         }
     }
-    reporter.set_service_status(SERVICE, ServingStatus::NotServing).await;
-    reporter.set_service_status("", ServingStatus::NotServing).await;
+    for service in [SERVICE, "", LIVENESS] {
+        reporter.set_service_status(service, ServingStatus::NotServing).await;
+    }
 }

@@ -58,6 +58,8 @@ where
 /// A started service. Dropping it does not stop it: call [`Application::stop`].
 pub struct Application {
     addr: SocketAddr,
+    /// `health_listen_addr` as bound.
+    health_addr: Option<SocketAddr>,
     /// `https` when serving TLS.
     scheme: &'static str,
     store: Store,
@@ -132,6 +134,22 @@ impl Application {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()
             .context("the API's descriptors for reflection")?;
+        // `grpc.health.v1` alone, in plaintext, when `health_listen_addr` says where (Kubernetes' probes).
+        let health_addr = match settings.health_listen_addr {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr).await.with_context(|| format!("health_listen_addr {addr}"))?;
+                let bound = listener.local_addr()?;
+                let mut stop = shutdown.clone();
+                tokio::spawn(
+                    Server::builder()
+                        .add_service(health.clone())
+                        .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move { stop.wait().await }),
+                );
+                info!(addr = %bound, "grpc.health.v1 served alone, in plaintext");
+                Some(bound)
+            }
+            None => None,
+        };
         policies.watch(shutdown.clone());
         let mut stop = shutdown.clone();
         let server = tokio::spawn(
@@ -144,7 +162,12 @@ impl Application {
         let scheme = if settings.auth.tls.is_some() { "https" } else { "http" };
         info!(%addr, scheme, "modelcopy serving");
         let grace = Duration::from_millis(settings.shutdown_grace_ms);
-        Ok(Application { addr, scheme, store, policies, trigger, grace, server, dispatcher, exporter })
+        Ok(Application { addr, health_addr, scheme, store, policies, trigger, grace, server, dispatcher, exporter })
+    }
+
+    /// Where `grpc.health.v1` alone is served in plaintext (`health_listen_addr`), if anywhere.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_addr
     }
 
     pub fn local_addr(&self) -> SocketAddr {

@@ -340,3 +340,43 @@ async fn the_cli_authenticates_with_a_certificate_or_a_token() {
     }
     app.stop().await;
 }
+
+/// A replica serving TLS also answers `grpc.health.v1` in plaintext on `health_listen_addr` (Kubernetes' gRPC probes
+/// speak no TLS), and serves nothing else there: not the API, not reflection.
+#[tokio::test]
+async fn a_tls_replica_answers_plaintext_probes_on_its_health_port_and_nothing_else_there() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+
+    let pki = Pki::new();
+    let options = Options { auth: pki.auth(false), health_port: true, ..Default::default() };
+    let app = TestApp::spawn_with(options).await;
+    assert!(app.endpoint.starts_with("https://"), "{}", app.endpoint);
+    let addr = app.app.as_ref().unwrap().health_addr().expect("the health port is bound");
+    let plain = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let probe = HealthCheckRequest { service: modelcopy::health::SERVICE.into() };
+    let mut status = None;
+    for _ in 0..150 {
+        status = HealthClient::new(plain.clone()).check(probe.clone()).await.ok().map(|a| a.into_inner().status());
+        if status == Some(ServingStatus::Serving) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, Some(ServingStatus::Serving));
+
+    let mut api = proto::model_copy_client::ModelCopyClient::new(plain.clone());
+    let refused = api.list_copies(proto::ListCopiesRequest::default()).await;
+    assert_eq!(refused.unwrap_err().code(), Code::Unimplemented, "the API is not on the health port");
+    let list = tonic_reflection::pb::v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let reflection = tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(plain)
+        .server_reflection_info(futures::stream::iter([list]))
+        .await;
+    assert_eq!(reflection.unwrap_err().code(), Code::Unimplemented, "nor reflection");
+    app.stop().await;
+}

@@ -18,9 +18,13 @@ async fn channel(app: &TestApp) -> tonic::transport::Channel {
     tonic::transport::Endpoint::from_shared(app.endpoint.clone()).unwrap().connect().await.unwrap()
 }
 
-/// The API's health as a probe reads it (no credentials).
+/// The API's health as a readiness probe reads it (no credentials).
 async fn api_health(app: &TestApp) -> Option<ServingStatus> {
-    let request = HealthCheckRequest { service: modelcopy::health::SERVICE.into() };
+    health_of(app, modelcopy::health::SERVICE).await
+}
+
+async fn health_of(app: &TestApp, service: &str) -> Option<ServingStatus> {
+    let request = HealthCheckRequest { service: service.into() };
     let answer = HealthClient::new(channel(app).await).check(request).await.ok()?;
     Some(answer.into_inner().status())
 }
@@ -75,6 +79,8 @@ async fn the_api_is_not_serving_while_the_database_is_unreachable_and_serving_ag
     until_health(&app, ServingStatus::Serving).await;
     proxy.set(Path::BlackHole);
     until_health(&app, ServingStatus::NotServing).await;
+    // Not ready, but alive: a liveness probe does not have it restarted for what a restart cannot fix.
+    assert_eq!(health_of(&app, modelcopy::health::LIVENESS).await, Some(ServingStatus::Serving));
     proxy.set(Path::Pass);
     until_health(&app, ServingStatus::Serving).await;
     app.stop().await;

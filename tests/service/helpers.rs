@@ -51,6 +51,8 @@ pub struct Options {
     /// A role of the destination account the service assumes there (through the simulator's STS) instead of
     /// using the account's key directly; the seed has one role there, [`DEST_ROLE`].
     pub assume_role: Option<&'static str>,
+    /// Whether `grpc.health.v1` is also served alone, in plaintext, on a port of its own (`health_listen_addr`).
+    pub health_port: bool,
 }
 
 /// The destination account's one role in the simulator.
@@ -70,6 +72,7 @@ impl Default for Options {
             admission: None,
             quotas: Quotas::default(),
             assume_role: None,
+            health_port: false,
         }
     }
 }
@@ -131,6 +134,7 @@ impl TestApp {
         settings.authz.policies = Some(policy_file.clone());
         settings.authz.reload_interval_ms = 100;
         settings.telemetry.otlp_endpoint = options.otlp_endpoint;
+        settings.health_listen_addr = options.health_port.then(|| "127.0.0.1:0".parse().unwrap());
         settings.admission = options.admission.unwrap_or_default();
         if let Some(timeout) = options.database_timeout {
             settings.database_timeout_ms = timeout.as_millis() as u64;
