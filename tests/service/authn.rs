@@ -109,14 +109,14 @@ fn now_plus(secs: i64) -> i64 {
 }
 
 /// The service's CA, its server certificate and its JWT issuer, as files the settings name.
-struct Pki {
+pub(crate) struct Pki {
     dir: PathBuf,
     ca: Ca,
     signer: Signer,
 }
 
 impl Pki {
-    fn new() -> Pki {
+    pub(crate) fn new() -> Pki {
         let dir = std::env::temp_dir().join(format!("modelcopy-authn-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let ca = Ca::new("modelcopy test CA");
@@ -129,7 +129,7 @@ impl Pki {
         Pki { dir, ca, signer }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
 

@@ -19,6 +19,7 @@ mod cli;
 mod cli_fake_server;
 mod config_check;
 mod copy_flow;
+mod deploy;
 mod flood_bench;
 mod group_commit;
 mod health;
