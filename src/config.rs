@@ -41,6 +41,15 @@ pub struct Settings {
     /// new one), and for a group commit of audited writes from its first statement to its commit. Without a bound,
     /// a partition that swallows packets holds every call until its client gives up.
     pub database_timeout_ms: u64,
+    /// The deadline of a call that brings none shorter (`grpc-timeout`): past it, the call is answered
+    /// CANCELLED ("Timeout expired"). For WatchCopy it bounds the start of the stream, not its life. Why: a caller
+    /// that sends no deadline (many do not) must not hold a replica's resources for as long as a fault lasts.
+    pub request_timeout_ms: u64,
+    /// PostgreSQL's `statement_timeout` on every connection of the service's: a statement still running after this
+    /// is cancelled by the server, which frees its locks and its backend; nobody waits for its answer any more (the
+    /// caller was answered UNAVAILABLE after `database_timeout_ms`). Migrations are exempt (a big table's can take
+    /// longer, and run once). 0: none.
+    pub statement_timeout_ms: u64,
     /// How long a stop waits for clients to finish their calls (streams included) before it closes their
     /// connections: a client that stops reading must not keep a replica from stopping.
     pub shutdown_grace_ms: u64,
@@ -81,6 +90,8 @@ impl Default for Settings {
             database_max_connections: 16,
             database_timeout_ms: 5_000,
             shutdown_grace_ms: 10_000,
+            request_timeout_ms: 30_000,
+            statement_timeout_ms: 30_000,
             auth: AuthSettings::default(),
             authz: AuthzSettings::default(),
             dispatch: DispatchSettings::default(),
@@ -140,6 +151,20 @@ impl Settings {
         }
         if self.database_timeout_ms == 0 {
             problems.push("database_timeout_ms must be at least 1".into());
+        }
+        // The store's own bound must come first: a call the database cannot serve is told UNAVAILABLE (retry),
+        // not timed out.
+        if self.request_timeout_ms <= self.database_timeout_ms {
+            problems.push(format!(
+                "request_timeout_ms ({}) must be longer than database_timeout_ms ({})",
+                self.request_timeout_ms, self.database_timeout_ms
+            ));
+        }
+        if self.statement_timeout_ms != 0 && self.statement_timeout_ms < self.database_timeout_ms {
+            problems.push(format!(
+                "statement_timeout_ms ({}) must be 0 (none) or at least database_timeout_ms ({})",
+                self.statement_timeout_ms, self.database_timeout_ms
+            ));
         }
         if self.shutdown_grace_ms == 0 {
             problems.push("shutdown_grace_ms must be at least 1".into());

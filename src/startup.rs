@@ -83,14 +83,18 @@ impl Application {
         let policies = PolicyStore::load(&settings.authz).map_err(|err| anyhow::anyhow!("authz: {err}"))?;
         // Before anything that makes spans, so that the first of them are exported too.
         let exporter = Exporter::start(&settings.telemetry)?;
-        let mut builder = Server::builder();
+        // Calls that bring no shorter deadline get this one (`request_timeout_ms`).
+        let mut builder = Server::builder().timeout(Duration::from_millis(settings.request_timeout_ms));
         if let Some(tls) = &settings.auth.tls {
             builder = builder
                 .tls_config(auth::tls::server_config(tls)?)
                 .context("auth.tls: the certificate and key cannot serve TLS")?;
         }
         let timeout = Duration::from_millis(settings.database_timeout_ms);
-        let store = Store::connect(&settings.database_url, settings.database_max_connections, timeout).await?;
+        let statement_timeout = Duration::from_millis(settings.statement_timeout_ms);
+        let store =
+            Store::connect(&settings.database_url, settings.database_max_connections, timeout, statement_timeout)
+                .await?;
         store.migrate().await?;
         let (trigger, shutdown) = shutdown::channel();
 

@@ -102,19 +102,17 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate { config } => {
             let settings = Settings::load(config.as_deref())?;
-            Store::connect(&settings.database_url, 1, Duration::from_millis(settings.database_timeout_ms))
-                .await?
-                .migrate()
-                .await?;
+            let timeout = Duration::from_millis(settings.database_timeout_ms);
+            Store::connect(&settings.database_url, 1, timeout, Duration::ZERO).await?.migrate().await?;
             println!("migrations applied");
             Ok(())
         }
         Command::Audit { command: AuditCommand::Verify { config } } => {
             let verdict = async {
                 let settings = Settings::load(config.as_deref())?;
-                let store =
-                    Store::connect(&settings.database_url, 1, Duration::from_millis(settings.database_timeout_ms))
-                        .await?;
+                // No statement timeout: an operator's check of the whole chain, not a call.
+                let timeout = Duration::from_millis(settings.database_timeout_ms);
+                let store = Store::connect(&settings.database_url, 1, timeout, Duration::ZERO).await?;
                 anyhow::Ok(modelcopy::audit::verify(&store).await?)
             }
             .await;

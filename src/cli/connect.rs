@@ -71,7 +71,13 @@ pub enum ConnectError {
 pub struct CallMetadata {
     principal: Option<AsciiMetadataValue>,
     authorization: Option<AsciiMetadataValue>,
+    /// Sent as `grpc-timeout` on every unary call (not on a watch, which lasts as long as it is wanted): a call the
+    /// server cannot finish in time is ended by it, not left hanging.
+    deadline: Option<Duration>,
 }
+
+/// The API's methods that stream their answers: they get no deadline.
+const STREAMING: &[&str] = &["WatchCopy"];
 
 impl CallMetadata {
     pub fn new(principal: Option<&str>, token: Option<&str>) -> Result<Self, ConnectError> {
@@ -87,7 +93,12 @@ impl CallMetadata {
                 Ok(value)
             })
             .transpose()?;
-        Ok(Self { principal, authorization })
+        Ok(Self { principal, authorization, deadline: None })
+    }
+
+    /// The same headers, and `deadline` on every unary call.
+    pub fn with_deadline(self, deadline: Duration) -> Self {
+        Self { deadline: Some(deadline), ..self }
     }
 }
 
@@ -97,6 +108,11 @@ fn non_empty(value: Option<&str>) -> Option<&str> {
 
 impl Interceptor for CallMetadata {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        // The generated client names the method in the request's extensions.
+        let method = request.extensions().get::<tonic::GrpcMethod>().map(|method| method.method());
+        if let Some(deadline) = self.deadline.filter(|_| method.is_some_and(|method| !STREAMING.contains(&method))) {
+            request.set_timeout(deadline);
+        }
         let metadata = request.metadata_mut();
         if let Some(principal) = &self.principal {
             metadata.insert(PRINCIPAL_HEADER, principal.clone());
@@ -195,6 +211,25 @@ mod tests {
     fn headers(metadata: CallMetadata) -> tonic::metadata::MetadataMap {
         let mut metadata = metadata;
         metadata.call(Request::new(())).expect("the interceptor never refuses").metadata().clone()
+    }
+
+    fn headers_of(metadata: CallMetadata, method: &'static str) -> tonic::metadata::MetadataMap {
+        let mut metadata = metadata;
+        let mut request = Request::new(());
+        request.extensions_mut().insert(tonic::GrpcMethod::new("modelcopy.v1.ModelCopy", method));
+        metadata.call(request).expect("the interceptor never refuses").metadata().clone()
+    }
+
+    #[test]
+    fn unary_calls_carry_the_deadline_and_a_watch_does_not() {
+        let metadata = CallMetadata::new(Some("alice"), None).unwrap().with_deadline(Duration::from_secs(30));
+        for unary in ["CopyModelVersion", "GetCopy", "ListCopies", "CancelCopy", "ListAuditEvents"] {
+            let sent = headers_of(metadata.clone(), unary);
+            assert_eq!(sent.get("grpc-timeout").map(|v| v.to_str().unwrap()), Some("30000000u"), "{unary}");
+        }
+        assert!(headers_of(metadata, "WatchCopy").get("grpc-timeout").is_none());
+        let without = CallMetadata::new(Some("alice"), None).unwrap();
+        assert!(headers_of(without, "GetCopy").get("grpc-timeout").is_none());
     }
 
     #[test]

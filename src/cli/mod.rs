@@ -60,6 +60,9 @@ pub struct GlobalArgs {
     /// PEM file of the private key of --client-cert.
     #[arg(long, env = "MODELCOPY_CLIENT_KEY", global = true, requires = "client_cert")]
     pub client_key: Option<PathBuf>,
+    /// Seconds a call (but a watch) may take before the server ends it: sent as the call's deadline.
+    #[arg(long, env = "MODELCOPY_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub timeout_secs: u64,
     /// How results are printed: `text` for people, `json` for scripts (one object a line).
     #[arg(
         long,
@@ -192,7 +195,8 @@ pub async fn execute(cli: &Cli, out: &mut impl Write) -> anyhow::Result<Outcome>
 }
 
 async fn connect_from(global: &GlobalArgs) -> anyhow::Result<Client> {
-    let metadata = CallMetadata::new(global.principal.as_deref(), global.token.as_deref())?;
+    let metadata = CallMetadata::new(global.principal.as_deref(), global.token.as_deref())?
+        .with_deadline(std::time::Duration::from_secs(global.timeout_secs));
     let tls =
         TlsOptions::from_files(global.ca_cert.as_deref(), global.client_cert.as_deref(), global.client_key.as_deref())?;
     Ok(connect::connect_tls(&global.endpoint, metadata, &tls).await?)

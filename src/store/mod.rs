@@ -23,7 +23,7 @@ pub mod writer;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 pub use audit::{AuditPageToken, AuditRow};
@@ -89,11 +89,22 @@ impl Store {
     /// A store with a pool per [`Role`], sharing `max_connections` between them (see [`shares`]). Connections open
     /// as they are needed; the first is opened here, so that a wrong URL fails now. `timeout` bounds the wait for a
     /// connection, and the writer's wait for each group commit.
-    pub async fn connect(url: &str, max_connections: u32, timeout: Duration) -> Result<Store, StoreError> {
+    ///
+    /// `statement_timeout`, unless zero, is PostgreSQL's own bound on every statement of every connection the store
+    /// opens (its listeners' and the leadership session's too), but for migrations'.
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        timeout: Duration,
+        statement_timeout: Duration,
+    ) -> Result<Store, StoreError> {
         let (api, watch, dispatch) = shares(max_connections);
+        let mut connect: PgConnectOptions = url.parse()?;
+        if !statement_timeout.is_zero() {
+            connect = connect.options([("statement_timeout", format!("{}ms", statement_timeout.as_millis()))]);
+        }
         let options = |max| PgPoolOptions::new().max_connections(max).acquire_timeout(timeout);
-        let api = options(api).connect(url).await?;
-        let connect = api.connect_options().as_ref().clone();
+        let api = options(api).connect_with(connect.clone()).await?;
         let watch = options(watch).connect_lazy_with(connect.clone());
         let dispatch = options(dispatch).connect_lazy_with(connect);
         Ok(Store::with_pools(Pools { api, watch, dispatch }))
@@ -133,7 +144,12 @@ impl Store {
 
     /// Applies the migrations not applied yet; safe to run from several replicas at once (sqlx takes an advisory lock).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await?;
+        // On a connection of its own without the statement timeout: a migration of a big table may take longer
+        // than any call's statement should.
+        let unbounded = self.pool.connect_options().as_ref().clone().options([("statement_timeout", "0")]);
+        let mut connection = sqlx::ConnectOptions::connect(&unbounded).await?;
+        MIGRATOR.run(&mut connection).await?;
+        sqlx::Connection::close(connection).await?;
         Ok(())
     }
 }
@@ -163,7 +179,7 @@ mod tests {
     #[tokio::test]
     async fn api_reads_cannot_take_the_dispatchers_connections() {
         let url = test_cluster().await.create_database(&unique_db_name("pools")).await.expect("a database");
-        let store = Store::connect(&url, 8, Duration::from_secs(10)).await.unwrap();
+        let store = Store::connect(&url, 8, Duration::from_secs(10), Duration::ZERO).await.unwrap();
         let api = store.for_role(Role::Api);
         let mut held = Vec::new();
         for _ in 0..4 {
@@ -179,5 +195,24 @@ mod tests {
             assert!(matches!(answered, Ok(Ok(1))), "{role:?} reads while the API's pool is exhausted: {answered:?}");
         }
         drop(held);
+    }
+
+    /// PostgreSQL cancels a statement of any role's, or of a listener's session, that outlives the statement
+    /// timeout. (That migrations run without it is not shown here: none of them is slow on an empty database.)
+    #[tokio::test]
+    async fn statements_outliving_the_statement_timeout_are_cancelled_by_postgres() {
+        let url = test_cluster().await.create_database(&unique_db_name("statement_timeout")).await.expect("a db");
+        let store = Store::connect(&url, 8, Duration::from_secs(10), Duration::from_millis(300)).await.unwrap();
+        for role in [Role::Api, Role::Watch, Role::Dispatch] {
+            let slow = sqlx::query("SELECT pg_sleep(2)").execute(store.for_role(role).pool()).await.unwrap_err();
+            let code = slow.as_database_error().and_then(|err| err.code()).map(|code| code.into_owned());
+            assert_eq!(code.as_deref(), Some("57014"), "{role:?}: query_canceled, by PostgreSQL: {slow}");
+        }
+        let quick: i32 = sqlx::query_scalar("SELECT 1").fetch_one(store.pool()).await.unwrap();
+        assert_eq!(quick, 1);
+        let own = PgPoolOptions::new().max_connections(1).connect_with(store.pool().connect_options().as_ref().clone());
+        let shown: String = sqlx::query_scalar("SHOW statement_timeout").fetch_one(&own.await.unwrap()).await.unwrap();
+        assert_eq!(shown, "300ms", "a listener's session, opened with the store's options, has it too");
+        store.migrate().await.expect("migrations run");
     }
 }

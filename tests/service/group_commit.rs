@@ -7,7 +7,7 @@ use modelcopy::audit::{self, Verdict};
 use modelcopy::proto;
 use modelcopy::store::{locks, Store};
 
-use crate::helpers::TestApp;
+use crate::helpers::{Options, TestApp};
 
 /// The copy is handed over, its client gives up before the answer, and the batch commits afterwards: the copy and
 /// its audit row are stored, and the client's retry with the same token is answered with that copy.
@@ -161,6 +161,33 @@ async fn a_partition_is_answered_unavailable_and_the_writer_comes_back_after_it(
     assert!(versions.iter().all(|v| !v.contains("during")), "{versions:?}");
     let verdict = audit::verify(&Store::from_pool(app.pool.clone())).await.unwrap();
     assert!(matches!(verdict, Verdict::Intact { .. }), "{verdict}");
+    app.stop().await;
+}
+
+/// A call that brings no deadline of its own gets the server's (`request_timeout_ms`): it is answered when that
+/// runs out, whatever holds it. Settings refuse a request timeout shorter than the database's (so that a call the
+/// database cannot serve is told UNAVAILABLE, to retry); the test turns them around to see the request's bound.
+#[tokio::test]
+async fn a_call_without_a_deadline_is_ended_at_the_servers_request_timeout() {
+    use crate::support::proxy::Path;
+    let options = Options {
+        dispatch: false,
+        database_timeout: Some(Duration::from_secs(20)),
+        request_timeout: Some(Duration::from_millis(500)),
+        ..Default::default()
+    };
+    let (app, proxy) = TestApp::spawn_behind_proxy_with(options).await;
+    let mut client = app.client("alice").await;
+    let copy = TestApp::submit(&mut client, app.copy_request("before")).await;
+    proxy.set(Path::BlackHole);
+    let started = std::time::Instant::now();
+    let status = client.get_copy(proto::GetCopyRequest { copy_id: copy.copy_id.clone() }).await.unwrap_err();
+    let took = started.elapsed();
+    proxy.set(Path::Pass);
+    assert_eq!(status.code(), tonic::Code::Cancelled, "{status:?}");
+    assert!(status.message().contains("Timeout expired"), "{status:?}");
+    // Bounded by the request's 0.5 s, not the database's 20 s.
+    assert!(took < Duration::from_secs(10), "answered after {took:?}");
     app.stop().await;
 }
 

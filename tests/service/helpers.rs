@@ -51,6 +51,8 @@ pub struct Options {
     /// A role of the destination account the service assumes there (through the simulator's STS) instead of
     /// using the account's key directly; the seed has one role there, [`DEST_ROLE`].
     pub assume_role: Option<&'static str>,
+    /// `request_timeout_ms`, when not the default.
+    pub request_timeout: Option<Duration>,
     /// Whether `grpc.health.v1` is also served alone, in plaintext, on a port of its own (`health_listen_addr`).
     pub health_port: bool,
 }
@@ -73,6 +75,7 @@ impl Default for Options {
             quotas: Quotas::default(),
             assume_role: None,
             health_port: false,
+            request_timeout: None,
         }
     }
 }
@@ -138,6 +141,9 @@ impl TestApp {
         settings.admission = options.admission.unwrap_or_default();
         if let Some(timeout) = options.database_timeout {
             settings.database_timeout_ms = timeout.as_millis() as u64;
+        }
+        if let Some(timeout) = options.request_timeout {
+            settings.request_timeout_ms = timeout.as_millis() as u64;
         }
         settings.dispatch.enabled = options.dispatch;
         settings.dispatch.poll_interval_ms = 50;

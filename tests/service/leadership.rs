@@ -180,7 +180,8 @@ async fn a_leader_whose_session_ended_stops_calling_before_its_successor_starts(
         let (app, accounts) = (&app, accounts.clone());
         async move {
             let url = format!("{}?application_name={name}", app.database_url);
-            let store = Store::connect(&url, 4, std::time::Duration::from_secs(5)).await.unwrap();
+            let store =
+                Store::connect(&url, 4, std::time::Duration::from_secs(5), std::time::Duration::ZERO).await.unwrap();
             let clients = Clients::from_settings(&app.settings.accounts, std::time::Duration::from_secs(5)).await;
             let mut settings = app.settings.dispatch.clone();
             (settings.poll_interval_ms, settings.leadership_timeout_ms) = (poll_ms, 4_000);
