@@ -131,9 +131,19 @@ fn demo_copy_line(seed: &Seed, addr: SocketAddr) -> Option<String> {
     let destination_arn = seed.project_arn(&destination.account_id, &destination.region, &destination.name)?;
     let version_name = format!("demo-copy-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S"));
     Some(format!(
-        "target/release/modelcopy-cli --endpoint http://{addr} --principal alice copy \
+        "{cli} --endpoint http://{addr} --principal alice copy \
          --source-project-arn {source_arn} --source-version-arn {version_arn} \
          --destination-project-arn {destination_arn} --version-name {version_name} \
-         --s3-bucket demo-model-output --idempotency-token {version_name} --watch"
+         --s3-bucket demo-model-output --idempotency-token {version_name} --watch",
+        cli = cli_path().display()
     ))
+}
+
+/// The CLI built beside this binary (whichever profile built both), relative to the working directory when under
+/// it: what to type.
+fn cli_path() -> std::path::PathBuf {
+    let beside = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|dir| dir.join("modelcopy-cli")));
+    let Some(cli) = beside else { return "modelcopy-cli".into() };
+    let relative = std::env::current_dir().ok().and_then(|cwd| cli.strip_prefix(cwd).ok().map(|p| p.to_path_buf()));
+    relative.unwrap_or(cli)
 }
