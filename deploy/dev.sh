@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 deploy/setup-debian.sh
-# Both binaries: the service, and the CLI whose command line `dev` prints. The dev profile (dependencies optimised,
-# see Cargo.toml): deploy/test.sh then reuses this build instead of compiling everything again.
+# Both binaries: the service, and the CLI whose command line `dev` prints. The dev profile (see Cargo.toml):
+# deploy/test.sh then reuses this build instead of compiling everything again.
 cargo build --locked --bin modelcopy --bin modelcopy-cli
 exec target/debug/modelcopy dev "$@"

@@ -78,7 +78,7 @@ impl Application {
     /// Connects, migrates, binds `settings.listen_addr` (port 0 picks one) and starts serving and dispatching.
     pub async fn start(settings: Settings) -> anyhow::Result<Application> {
         // First: a service that cannot authenticate its callers must not start anything.
-        let authenticator = auth::chain::from_settings(&settings.auth)?;
+        let auth::chain::Authentication { authenticator, jwks } = auth::chain::from_settings(&settings.auth)?;
         // Likewise one with no valid policies: it would deny everything.
         let policies = PolicyStore::load(&settings.authz).map_err(|err| anyhow::anyhow!("authz: {err}"))?;
         // Before anything that makes spans, so that the first of them are exported too.
@@ -155,6 +155,9 @@ impl Application {
             None => None,
         };
         policies.watch(shutdown.clone());
+        if let Some(jwks) = &jwks {
+            jwks.watch(shutdown.clone());
+        }
         let mut stop = shutdown.clone();
         let server = tokio::spawn(
             builder

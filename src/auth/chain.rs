@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use tracing::warn;
 
-use super::jwt::{bearer_token, JwksError, JwtAuthenticator, JWT_AUTHN};
+use super::jwks::JwksStore;
+use super::jwt::{bearer_token, JwksError, JWT_AUTHN};
 use super::mtls::{peer_certificate, principal_from_certificate};
 use super::settings::{AuthMode, AuthSettings};
 use super::{AuthError, Authenticator, DevMetadataAuthenticator, Principal};
@@ -34,13 +35,13 @@ pub enum AuthSetupError {
 
 /// Bearer JWTs and/or client certificates, in the order described above.
 pub struct ChainAuthenticator {
-    jwt: Option<JwtAuthenticator>,
+    jwt: Option<Arc<JwksStore>>,
     /// Whether client certificates identify callers (the TLS layer verifies them against the client CA).
     mtls: bool,
 }
 
 impl ChainAuthenticator {
-    pub fn new(jwt: Option<JwtAuthenticator>, mtls: bool) -> ChainAuthenticator {
+    pub fn new(jwt: Option<Arc<JwksStore>>, mtls: bool) -> ChainAuthenticator {
         ChainAuthenticator { jwt, mtls }
     }
 
@@ -73,8 +74,15 @@ impl Authenticator for ChainAuthenticator {
     }
 }
 
-/// The authenticator `[auth]` asks for. Reads the JWKS; says loudly when authentication is off.
-pub fn from_settings(settings: &AuthSettings) -> Result<Arc<dyn Authenticator>, AuthSetupError> {
+/// How callers are authenticated, as `[auth]` asks: the authenticator, and the JWKS it checks tokens with (to be
+/// kept up to date while serving, [`JwksStore::watch`]).
+pub struct Authentication {
+    pub authenticator: Arc<dyn Authenticator>,
+    pub jwks: Option<Arc<JwksStore>>,
+}
+
+/// The authentication `[auth]` asks for. Reads the JWKS; says loudly when authentication is off.
+pub fn from_settings(settings: &AuthSettings) -> Result<Authentication, AuthSetupError> {
     let mtls = settings.tls.as_ref().is_some_and(|tls| tls.client_ca_file.is_some());
     match settings.mode {
         AuthMode::DevMetadata => {
@@ -86,17 +94,17 @@ pub fn from_settings(settings: &AuthSettings) -> Result<Arc<dyn Authenticator>, 
             if settings.jwt.is_some() || mtls {
                 warn!("[auth.jwt] and client certificates are ignored in dev-metadata mode");
             }
-            Ok(Arc::new(DevMetadataAuthenticator))
+            Ok(Authentication { authenticator: Arc::new(DevMetadataAuthenticator), jwks: None })
         }
         AuthMode::Authenticated => {
-            let jwt = settings.jwt.as_ref().map(JwtAuthenticator::load).transpose()?;
+            let jwt = settings.jwt.as_ref().map(JwksStore::load).transpose()?;
             if jwt.is_none() && !mtls {
                 return Err(AuthSetupError::NothingConfigured);
             }
             if jwt.is_some() && settings.tls.is_none() {
                 warn!("bearer tokens arrive over plain HTTP/2: configure [auth.tls] unless TLS ends in front of this service");
             }
-            Ok(Arc::new(ChainAuthenticator::new(jwt, mtls)))
+            Ok(Authentication { authenticator: Arc::new(ChainAuthenticator::new(jwt.clone(), mtls)), jwks: jwt })
         }
     }
 }
@@ -150,7 +158,7 @@ mod tests {
     #[test]
     fn dev_mode_only_when_asked_for() {
         let settings = AuthSettings { mode: AuthMode::DevMetadata, ..AuthSettings::default() };
-        let auth = from_settings(&settings).unwrap();
+        let auth = from_settings(&settings).unwrap().authenticator;
         let mut headers = http::HeaderMap::new();
         headers.insert("x-modelcopy-principal", "alice".parse().unwrap());
         let principal = auth.authenticate(&headers, &http::Extensions::new()).unwrap();
@@ -168,6 +176,7 @@ mod tests {
                 kind_claim: None,
                 leeway_secs: 30,
                 algorithms: vec![jsonwebtoken::Algorithm::ES256],
+                reload_interval_ms: 0,
             }),
             ..AuthSettings::default()
         };

@@ -39,13 +39,12 @@ struct Key {
 pub struct JwksError(String);
 
 impl JwtAuthenticator {
-    /// Reads `settings.jwks_file`.
-    pub fn load(settings: &JwtSettings) -> Result<JwtAuthenticator, JwksError> {
-        let path = &settings.jwks_file;
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| JwksError(format!("cannot read jwks_file {}: {e}", path.display())))?;
+    /// Checks the keys of `read` (the text of `settings.jwks_file`, or why it could not be read), naming the file
+    /// in any refusal.
+    pub fn checked(settings: &JwtSettings, read: Result<String, String>) -> Result<JwtAuthenticator, JwksError> {
+        let text = read.map_err(JwksError)?;
         JwtAuthenticator::new(settings, &text)
-            .map_err(|JwksError(reason)| JwksError(format!("{reason} (jwks_file {})", path.display())))
+            .map_err(|JwksError(reason)| JwksError(format!("{reason} (jwks_file {})", settings.jwks_file.display())))
     }
 
     /// Checks tokens against the keys of `jwks` (the JSON text of a JWK set).
@@ -222,6 +221,7 @@ mod tests {
             kind_claim: Some("kind".into()),
             leeway_secs: 5,
             algorithms: vec![Algorithm::ES256],
+            reload_interval_ms: 0,
         }
     }
 

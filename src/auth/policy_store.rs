@@ -14,7 +14,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 use super::policies::{PolicyError, PolicySource, BUILT_IN_SCHEMA};
 use super::settings::AuthzSettings;
@@ -126,29 +126,12 @@ impl PolicyStore {
         }
     }
 
-    /// Reloads on SIGHUP and, unless configured off, whenever the files' content changes, until shutdown.
-    /// SIGHUP is listened for before this returns (so a SIGHUP sent after start-up can no longer end the process).
-    pub fn watch(self: &Arc<Self>, mut shutdown: Shutdown) -> JoinHandle<()> {
+    /// Reloads on SIGHUP and, unless configured off, whenever the files' content changes, until shutdown (see
+    /// [`super::reload`]).
+    pub fn watch(self: &Arc<Self>, shutdown: Shutdown) -> JoinHandle<()> {
         let store = self.clone();
-        let mut hangup = hangup_signal();
-        tokio::spawn(async move {
-            let mut ticker = store.reload_interval.map(|every| {
-                let mut ticker = tokio::time::interval(every);
-                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                ticker
-            });
-            loop {
-                let force = tokio::select! {
-                    _ = shutdown.wait() => return,
-                    _ = tick(&mut ticker) => false,
-                    _ = hangup.recv() => true,
-                };
-                let reloading = store.clone();
-                // Reading files blocks; keep it off the runtime's workers.
-                if let Err(err) = tokio::task::spawn_blocking(move || reloading.reload(force)).await {
-                    warn!(%err, "policy reload task failed");
-                }
-            }
+        super::reload::keep_reloading("policies", self.reload_interval, shutdown, move |force| {
+            store.reload(force);
         })
     }
 }
@@ -156,45 +139,6 @@ impl PolicyStore {
 impl Authorizer for PolicyStore {
     fn authorize(&self, principal: &Principal, action: Action, resource: &Resource) -> AuthzDecision {
         self.current().decide(principal, action, resource)
-    }
-}
-
-async fn tick(ticker: &mut Option<tokio::time::Interval>) {
-    match ticker {
-        Some(ticker) => {
-            ticker.tick().await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
-/// SIGHUP, where there is such a thing; otherwise a signal that never comes.
-struct Hangup(#[cfg(unix)] Option<tokio::signal::unix::Signal>);
-
-fn hangup_signal() -> Hangup {
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(signal) => Hangup(Some(signal)),
-            Err(err) => {
-                warn!(%err, "cannot listen for SIGHUP; policies reload from file changes only");
-                Hangup(None)
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    Hangup()
-}
-
-impl Hangup {
-    async fn recv(&mut self) {
-        #[cfg(unix)]
-        if let Some(signal) = &mut self.0 {
-            if signal.recv().await.is_some() {
-                return;
-            }
-        }
-        std::future::pending().await
     }
 }
 

@@ -61,7 +61,8 @@ pub struct TlsSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JwtSettings {
-    /// The JSON Web Key Set (`{"keys": [...]}`) holding the issuer's public keys, read at start-up.
+    /// The JSON Web Key Set (`{"keys": [...]}`) holding the issuer's public keys, read at start-up and again when it
+    /// changes (see `reload_interval_ms`).
     pub jwks_file: PathBuf,
     /// The `iss` every token must carry.
     pub issuer: String,
@@ -79,6 +80,14 @@ pub struct JwtSettings {
     /// The signature algorithms accepted (`"RS256"`, `"ES256"`, …); a token signed otherwise is refused.
     #[serde(default = "default_algorithms")]
     pub algorithms: Vec<Algorithm>,
+    /// How often `jwks_file` is read again for new keys, in milliseconds (it is also read on SIGHUP); 0: on SIGHUP
+    /// only.
+    #[serde(default = "default_jwks_reload_interval_ms")]
+    pub reload_interval_ms: u64,
+}
+
+fn default_jwks_reload_interval_ms() -> u64 {
+    10_000
 }
 
 fn default_groups_claim() -> String {

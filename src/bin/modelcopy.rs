@@ -10,10 +10,15 @@ use modelcopy::config::Settings;
 use modelcopy::devenv::embedded::{self, DevOptions};
 use modelcopy::startup::Application;
 use modelcopy::store::Store;
+use modelcopy::telemetry::LogFormat;
 
 #[derive(Parser)]
 #[command(version, about = "gRPC front door to Amazon Rekognition Custom Labels model copies")]
 struct Args {
+    /// How log lines (on stderr) are written: `text` for a terminal, `json` for a log pipeline (one object a line,
+    /// with the trace and span ids of the request).
+    #[arg(long, env = "MODELCOPY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -84,8 +89,9 @@ enum AuditCommand {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    modelcopy::telemetry::init("info");
-    match Args::parse().command {
+    let args = Args::parse();
+    modelcopy::telemetry::init_as("info", args.log_format);
+    match args.command {
         Command::Serve { config } => {
             let app = Application::start(Settings::load(config.as_deref())?).await?;
             // One machine-readable line, for whoever started this process (scripts, the fleet tests).

@@ -11,9 +11,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use opentelemetry::global;
 use opentelemetry::trace::noop::NoopTracerProvider;
-use opentelemetry_otlp::{SpanExporter, WithExportConfig};
+use opentelemetry_otlp::{SpanExporter, WithExportConfig, WithTonicConfig};
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
+use tonic::transport::{Certificate, ClientTlsConfig};
 use tracing::{info, warn};
 
 use super::TelemetrySettings;
@@ -37,12 +38,12 @@ impl Exporter {
         let Some(endpoint) = &settings.otlp_endpoint else {
             return Ok(None);
         };
-        let exporter = SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint.clone())
-            .with_timeout(EXPORT_TIMEOUT)
-            .build()
-            .context("telemetry.otlp_endpoint: cannot build the OTLP exporter")?;
+        let mut exporter =
+            SpanExporter::builder().with_tonic().with_endpoint(endpoint.clone()).with_timeout(EXPORT_TIMEOUT);
+        if endpoint.starts_with("https://") {
+            exporter = exporter.with_tls_config(tls_config(settings)?);
+        }
+        let exporter = exporter.build().context("telemetry.otlp_endpoint: cannot build the OTLP exporter")?;
         // A caller's sampled flag decides for its trace; new traces are kept at the configured ratio.
         let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(settings.sampling_ratio)));
         let provider = SdkTracerProvider::builder()
@@ -72,6 +73,18 @@ impl Exporter {
             Err(err) => warn!(%err, "trace exporter shutdown did not finish"),
         }
     }
+}
+
+/// TLS to the collector: its certificate checked against `otlp_ca_file`, else against the system's trusted roots.
+fn tls_config(settings: &TelemetrySettings) -> anyhow::Result<ClientTlsConfig> {
+    Ok(match &settings.otlp_ca_file {
+        Some(file) => {
+            let pem = std::fs::read_to_string(file)
+                .with_context(|| format!("telemetry.otlp_ca_file: cannot read {}", file.display()))?;
+            ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem))
+        }
+        None => ClientTlsConfig::new().with_native_roots(),
+    })
 }
 
 impl Drop for Exporter {

@@ -9,11 +9,13 @@
 
 mod export;
 mod grpc_layer;
+mod json;
 mod settings;
 mod traceparent;
 
 pub use export::Exporter;
 pub use grpc_layer::{ServerSpanLayer, ServerSpanService};
+pub use json::{JsonLines, LogFormat};
 pub use settings::TelemetrySettings;
 pub use traceparent::TraceParent;
 
@@ -39,14 +41,26 @@ static EXPORTING: AtomicBool = AtomicBool::new(false);
 /// `RUST_LOG` (else `default_filter`) decides what is logged; while exporting, spans (and the events inside them)
 /// at INFO and above are traced whatever it says, so that quieting the logs does not cut the traces.
 pub fn init(default_filter: &str) {
+    init_as(default_filter, LogFormat::Text);
+}
+
+/// [`init`], writing log lines in `format`.
+pub fn init_as(default_filter: &str, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter);
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let json = JsonLines::default();
+    let registrar = (format == LogFormat::Json).then(|| json.registrar());
+    let logs = match format {
+        LogFormat::Text => logs.boxed(),
+        LogFormat::Json => logs.event_format(json).boxed(),
+    }
+    .with_filter(filter);
     // Asked at every span and event rather than once per call site, since exporting starts and stops.
     let exporting =
         filter::dynamic_filter_fn(|metadata, _| *metadata.level() <= Level::INFO && EXPORTING.load(Ordering::Relaxed))
             .with_max_level_hint(LevelFilter::INFO);
     let spans = tracing_opentelemetry::layer().with_tracer(GlobalTracer).with_filter(exporting);
-    let _ = tracing_subscriber::registry().with(logs).with(spans).try_init();
+    let _ = tracing_subscriber::registry().with(registrar).with(logs).with(spans).try_init();
 }
 
 fn set_exporting(on: bool) {

@@ -1,13 +1,17 @@
 //! `[telemetry]`: where traces go, under which service name, and how many of them.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TelemetrySettings {
-    /// An OTLP/gRPC collector, `http://host:4317`. Unset (the default): no traces leave the process; logs are
-    /// written as always.
+    /// An OTLP/gRPC collector: `https://host:4317` (TLS) or `http://host:4317` (a collector beside the service).
+    /// Unset (the default): no traces leave the process; logs are written as always.
     pub otlp_endpoint: Option<String>,
+    /// PEM file of the CA(s) that signed an `https` collector's certificate. Unset: the system's trusted roots.
+    pub otlp_ca_file: Option<PathBuf>,
     /// `service.name` on every exported span, which is how trace backends tell services apart.
     pub service_name: String,
     /// Share of new traces recorded, from 0.0 to 1.0. A caller that sends its own `traceparent` decides for its
@@ -17,7 +21,12 @@ pub struct TelemetrySettings {
 
 impl Default for TelemetrySettings {
     fn default() -> Self {
-        TelemetrySettings { otlp_endpoint: None, service_name: "modelcopy".into(), sampling_ratio: 1.0 }
+        TelemetrySettings {
+            otlp_endpoint: None,
+            otlp_ca_file: None,
+            service_name: "modelcopy".into(),
+            sampling_ratio: 1.0,
+        }
     }
 }
 
@@ -30,16 +39,20 @@ impl TelemetrySettings {
         if self.service_name.trim().is_empty() {
             return Err("telemetry.service_name must not be empty".into());
         }
+        let mut tls = false;
         if let Some(endpoint) = &self.otlp_endpoint {
-            // Plain HTTP/2 only: the exporter is built without TLS roots, so an https collector would fail on every
-            // export rather than here (run a collector beside the service, or on loopback).
             let uri: http::Uri =
                 endpoint.parse().map_err(|e| format!("telemetry.otlp_endpoint {endpoint:?} is not a URL: {e}"))?;
-            if uri.scheme_str() != Some("http") || uri.host().is_none() {
+            tls = uri.scheme_str() == Some("https");
+            if !(tls || uri.scheme_str() == Some("http")) || uri.host().is_none() {
                 return Err(format!(
-                    "telemetry.otlp_endpoint {endpoint:?} must be http://host:port (an OTLP/gRPC collector, no TLS)"
+                    "telemetry.otlp_endpoint {endpoint:?} must be https://host:port or http://host:port (an \
+                     OTLP/gRPC collector)"
                 ));
             }
+        }
+        if self.otlp_ca_file.is_some() && !tls {
+            return Err("telemetry.otlp_ca_file is for an https:// otlp_endpoint".into());
         }
         Ok(())
     }
@@ -60,6 +73,7 @@ mod tests {
         assert_eq!(TelemetrySettings::default().otlp_endpoint, None);
         assert_eq!(with(|_| {}), Ok(()));
         assert_eq!(with(|s| s.otlp_endpoint = Some("http://127.0.0.1:4317".into())), Ok(()));
+        assert_eq!(with(|s| s.otlp_endpoint = Some("https://collector.internal:4317".into())), Ok(()));
     }
 
     #[test]
@@ -71,8 +85,8 @@ mod tests {
     }
 
     #[test]
-    fn an_endpoint_must_be_plain_http_with_a_host() {
-        for endpoint in ["https://collector:4317", "collector:4317", "not a url", "http:///x"] {
+    fn an_endpoint_must_be_http_or_https_with_a_host() {
+        for endpoint in ["grpc://collector:4317", "collector:4317", "not a url", "http:///x"] {
             let err = with(|s| s.otlp_endpoint = Some(endpoint.into())).unwrap_err();
             assert!(err.contains("telemetry.otlp_endpoint"), "{endpoint}: {err}");
         }
@@ -82,5 +96,15 @@ mod tests {
     fn an_empty_service_name_is_refused() {
         let err = with(|s| s.service_name = " ".into()).unwrap_err();
         assert!(err.contains("telemetry.service_name"), "{err}");
+    }
+
+    #[test]
+    fn a_ca_file_needs_an_https_endpoint() {
+        let err = with(|s| {
+            s.otlp_endpoint = Some("http://127.0.0.1:4317".into());
+            s.otlp_ca_file = Some("ca.pem".into());
+        })
+        .unwrap_err();
+        assert!(err.contains("telemetry.otlp_ca_file"), "{err}");
     }
 }

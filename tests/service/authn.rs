@@ -150,6 +150,7 @@ impl Pki {
                 kind_claim: None,
                 leeway_secs: 5,
                 algorithms: vec![Algorithm::ES256],
+                reload_interval_ms: 100,
             }),
         }
     }
@@ -338,6 +339,67 @@ async fn the_cli_authenticates_with_a_certificate_or_a_token() {
         let (principal, ..) = last_audit_row(&app).await;
         assert_eq!(principal.as_deref(), Some(expected));
     }
+    app.stop().await;
+}
+
+/// The identity provider rotates its key: tokens signed with the new key are accepted once the JWKS file holds it,
+/// without a restart; a JWKS file that holds no usable key is refused and the keys in force stay; once the old key
+/// leaves the file, its tokens are refused.
+#[tokio::test]
+async fn a_rotated_jwks_is_followed_without_a_restart_and_a_broken_one_is_refused() {
+    let pki = Pki::new();
+    let app = pki.spawn(false).await;
+    let rotated = Signer::new("key-2");
+    let call = |token: String| {
+        let (app, ca) = (&app, pki.ca.pem.clone());
+        async move {
+            let mut caller = client(app, &ca, None, Some(&token)).await.expect("connect");
+            list(&mut caller).await
+        }
+    };
+    /// Asks until the answer's code is `code`, within 10 s (OK: accepted, the test's policies permit everything;
+    /// UNAUTHENTICATED: refused).
+    async fn until<F: std::future::Future<Output = (Code, String)>>(
+        mut ask: impl FnMut() -> F,
+        code: Code,
+    ) -> (Code, String) {
+        let mut answer = ask().await;
+        for _ in 0..100 {
+            if answer.0 == code {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            answer = ask().await;
+        }
+        answer
+    }
+    let (code, message) = call(rotated.token(json!({}))).await;
+    assert_eq!(code, Code::Unauthenticated, "a key the JWKS does not hold yet: {message}");
+    assert!(message.contains("unknown key"), "{message}");
+
+    // The provider publishes the new key beside the old one.
+    let both = {
+        let mut set: JwkSet = serde_json::from_str(&pki.signer.jwks()).unwrap();
+        set.keys.extend(serde_json::from_str::<JwkSet>(&rotated.jwks()).unwrap().keys);
+        serde_json::to_string(&set).unwrap()
+    };
+    std::fs::write(pki.path("jwks.json"), &both).unwrap();
+    let (code, message) = until(|| call(rotated.token(json!({}))), Code::Ok).await;
+    assert_eq!(code, Code::Ok, "the new key is followed without a restart: {message}");
+    assert_eq!(call(pki.signer.token(json!({}))).await.0, Code::Ok, "and the old one still works");
+
+    // A half-written file: refused, the keys in force stay (ten reload intervals later, still accepted).
+    std::fs::write(pki.path("jwks.json"), &both[..both.len() / 2]).unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let (code, message) = call(rotated.token(json!({}))).await;
+    assert_eq!(code, Code::Ok, "a broken JWKS changes nothing: {message}");
+
+    // The old key is withdrawn.
+    std::fs::write(pki.path("jwks.json"), rotated.jwks()).unwrap();
+    let (code, message) = until(|| call(pki.signer.token(json!({}))), Code::Unauthenticated).await;
+    assert_eq!(code, Code::Unauthenticated, "the withdrawn key's tokens are refused: {message}");
+    assert!(message.contains("unknown key"), "{message}");
+    assert_eq!(call(rotated.token(json!({}))).await.0, Code::Ok);
     app.stop().await;
 }
 

@@ -34,7 +34,8 @@ fn container(command: &str, database_url: &str, pki: &Pki) -> Command {
         .env("MODELCOPY_AUTHZ__POLICIES", base().join("policies"))
         // Nothing here reaches AWS: no instance metadata either.
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("RUST_LOG", "warn");
+        .env("MODELCOPY_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info");
     container
 }
 
@@ -59,7 +60,11 @@ async fn the_entrypoint_migrates_serves_and_stops_as_the_kubernetes_manifests_ru
     let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
     assert!(applied > 0, "the Job applied the migrations");
 
-    let child = container("serve", &url, &pki).stdout(Stdio::piped()).spawn().expect("modelcopy serve starts");
+    let child = container("serve", &url, &pki)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("modelcopy serve starts");
     let mut replica = Running(child);
     let stdout = replica.0.stdout.take().unwrap();
     let lines = std::thread::spawn(move || BufReader::new(stdout).lines().take(2).collect::<Result<Vec<_>, _>>())
@@ -99,5 +104,12 @@ async fn the_entrypoint_migrates_serves_and_stops_as_the_kubernetes_manifests_ru
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let exited = exited.expect("it stops within 30 s of SIGTERM (the pod's grace period)");
-    assert!(exited.success(), "a clean stop: {exited:?}");
+    let mut logged = String::new();
+    std::io::Read::read_to_string(&mut replica.0.stderr.take().unwrap(), &mut logged).unwrap();
+    assert!(exited.success(), "a clean stop: {exited:?}\n{logged}");
+    // The Deployment asks for JSON logs: every line is one object, with its level and target.
+    let lines: Vec<serde_json::Value> =
+        logged.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"))).collect();
+    assert!(lines.iter().any(|line| line["message"] == "modelcopy serving"), "{logged}");
+    assert!(lines.iter().all(|line| line["level"].is_string() && line["target"].is_string()), "{logged}");
 }

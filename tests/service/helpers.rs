@@ -40,6 +40,8 @@ pub struct Options {
     pub policies: Option<String>,
     /// An OTLP/gRPC collector to export traces to (none by default).
     pub otlp_endpoint: Option<String>,
+    /// The CA the collector's certificate is checked against (`otlp_ca_file`), for an https `otlp_endpoint`.
+    pub otlp_ca_file: Option<PathBuf>,
     /// The database to serve from (its URL, and a pool on it): a fresh one in the tests' cluster if `None`.
     pub database: Option<(String, sqlx::PgPool)>,
     /// `database_timeout_ms`, when not the default.
@@ -69,6 +71,7 @@ impl Default for Options {
             auth: AuthSettings { mode: AuthMode::DevMetadata, ..AuthSettings::default() },
             policies: None,
             otlp_endpoint: None,
+            otlp_ca_file: None,
             database: None,
             database_timeout: None,
             admission: None,
@@ -137,6 +140,7 @@ impl TestApp {
         settings.authz.policies = Some(policy_file.clone());
         settings.authz.reload_interval_ms = 100;
         settings.telemetry.otlp_endpoint = options.otlp_endpoint;
+        settings.telemetry.otlp_ca_file = options.otlp_ca_file;
         settings.health_listen_addr = options.health_port.then(|| "127.0.0.1:0".parse().unwrap());
         settings.admission = options.admission.unwrap_or_default();
         if let Some(timeout) = options.database_timeout {

@@ -49,14 +49,24 @@ impl TraceService for Receiver {
     }
 }
 
-/// Starts the receiver on a loopback port; it serves until the test's runtime ends.
-async fn start_receiver() -> (Receiver, String) {
+/// The global tracer provider is the process's: one exporting service at a time, or one would take the other's
+/// spans away when it stops.
+static ONE_EXPORTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Starts the receiver on a loopback port, over TLS with `tls` (the certificate and key, PEM); it serves until the
+/// test's runtime ends.
+async fn start_receiver(tls: Option<(String, String)>) -> (Receiver, String) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let endpoint = format!("{scheme}://{}", listener.local_addr().unwrap());
     let receiver = Receiver::default();
-    let server = tonic::transport::Server::builder()
-        .add_service(TraceServiceServer::new(receiver.clone()))
-        .serve_with_incoming(TcpIncoming::from(listener));
+    let mut builder = tonic::transport::Server::builder();
+    if let Some((cert, key)) = tls {
+        let identity = tonic::transport::Identity::from_pem(cert, key);
+        builder = builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity)).unwrap();
+    }
+    let server =
+        builder.add_service(TraceServiceServer::new(receiver.clone())).serve_with_incoming(TcpIncoming::from(listener));
     tokio::spawn(server);
     (receiver, endpoint)
 }
@@ -78,7 +88,8 @@ fn string_attribute(attributes: &[KeyValue], key: &str) -> Option<String> {
 
 #[tokio::test]
 async fn a_copy_request_and_its_dispatch_are_exported_in_the_callers_trace() {
-    let (receiver, endpoint) = start_receiver().await;
+    let _alone = ONE_EXPORTER.lock().await;
+    let (receiver, endpoint) = start_receiver(None).await;
     let app = TestApp::spawn_with(Options { otlp_endpoint: Some(endpoint), ..Options::default() }).await;
     let mut client = app.client("alice").await;
 
@@ -139,6 +150,30 @@ async fn a_copy_request_and_its_dispatch_are_exported_in_the_callers_trace() {
         })
         .count();
     assert!(follows >= 1, "no follow span links to the request among {} spans", exported.len());
+}
+
+/// A collector behind TLS (`https://`), its certificate checked against `otlp_ca_file`: the spans arrive.
+#[tokio::test]
+async fn traces_reach_a_collector_over_tls() {
+    let _alone = ONE_EXPORTER.lock().await;
+    let pki = crate::authn::Pki::new();
+    let read = |name: &str| std::fs::read_to_string(pki.path(name)).unwrap();
+    let (receiver, endpoint) = start_receiver(Some((read("server.pem"), read("server.key")))).await;
+    assert!(endpoint.starts_with("https://"));
+    let options =
+        Options { otlp_endpoint: Some(endpoint), otlp_ca_file: Some(pki.path("client-ca.pem")), ..Options::default() };
+    let app = TestApp::spawn_with(options).await;
+    let mut client = app.client("alice").await;
+    let trace_id = uuid::Uuid::new_v4().simple().to_string();
+    let mut request = Request::new(proto::ListCopiesRequest::default());
+    request.metadata_mut().insert("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01").parse().unwrap());
+    client.list_copies(request).await.unwrap();
+    app.stop().await;
+    let exported = receiver.spans.lock().unwrap().clone();
+    let listed = exported
+        .iter()
+        .find(|e| hex::encode(&e.span.trace_id) == trace_id && e.span.name == "modelcopy.v1.ModelCopy/ListCopies");
+    assert!(listed.is_some(), "the call's span, over TLS, among {} spans", exported.len());
 }
 
 #[tokio::test]
