@@ -72,6 +72,8 @@ pub struct Application {
     dispatcher: JoinHandle<()>,
     /// Exporting traces, when `[telemetry] otlp_endpoint` says where; flushed once serving and dispatching end.
     exporter: Option<Exporter>,
+    /// The process's metrics pipeline, when this service installed it.
+    metrics: Option<crate::telemetry::metrics::Pipeline>,
 }
 
 impl Application {
@@ -97,6 +99,12 @@ impl Application {
                 .await?;
         store.migrate().await?;
         let (trigger, shutdown) = shutdown::channel();
+        // The process's metrics pipeline (the first service of a process installs it), and the per-account figures
+        // it reports, read from the database.
+        let metrics = crate::telemetry::metrics::Pipeline::start(&settings.telemetry, shutdown.clone()).await?;
+        if metrics.is_some() {
+            tokio::spawn(crate::telemetry::metrics::sample_accounts(store.clone(), shutdown.clone()));
+        }
 
         let timeout = Duration::from_millis(settings.dispatch.aws_timeout_ms);
         let clients = Clients::from_settings(&settings.accounts, timeout).await;
@@ -169,7 +177,24 @@ impl Application {
         let scheme = if settings.auth.tls.is_some() { "https" } else { "http" };
         info!(%addr, scheme, "modelcopy serving");
         let grace = Duration::from_millis(settings.shutdown_grace_ms);
-        Ok(Application { addr, health_addr, scheme, store, policies, trigger, grace, server, dispatcher, exporter })
+        Ok(Application {
+            addr,
+            health_addr,
+            scheme,
+            store,
+            policies,
+            trigger,
+            grace,
+            server,
+            dispatcher,
+            exporter,
+            metrics,
+        })
+    }
+
+    /// Where Prometheus scrapes `/metrics` (`[telemetry] metrics_listen_addr`), if this service serves it.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|metrics| metrics.scrape_addr)
     }
 
     /// Where `grpc.health.v1` alone is served in plaintext (`health_listen_addr`), if anywhere.
@@ -206,7 +231,7 @@ impl Application {
     /// stream whose client stopped reading never finishes (its data waits on the client's flow-control window), so
     /// one such client held the replica up for ever.
     pub async fn wait(self) -> anyhow::Result<()> {
-        let Application { trigger, grace, mut server, dispatcher, exporter, .. } = self;
+        let Application { trigger, grace, mut server, dispatcher, exporter, metrics, .. } = self;
         let mut fired = trigger.subscribe();
         let served = tokio::select! {
             served = &mut server => served,
@@ -223,6 +248,9 @@ impl Application {
         let _ = dispatcher.await;
         if let Some(exporter) = exporter {
             exporter.shutdown().await;
+        }
+        if let Some(metrics) = metrics {
+            metrics.shutdown().await;
         }
         served??;
         Ok(())

@@ -207,8 +207,9 @@ impl ModelCopy for ModelCopyService {
         // force say when the item is sent. A copy watched by id passed this check already; asking again costs
         // little and follows a policy change in the middle of a watch.
         let visibility = call.visibility(Action::WatchCopy);
+        let open = crate::telemetry::metrics::OpenStream::new();
         let events = stream.filter_map(move |item| {
-            let _held = &place;
+            let _held = (&place, &open);
             let shown = match item {
                 Ok(item) if visibility.sees(&item.job) => Some(Ok(convert::event(&item))),
                 Ok(_) => None,

@@ -94,11 +94,15 @@ async fn main() -> anyhow::Result<()> {
     match args.command {
         Command::Serve { config } => {
             let app = Application::start(Settings::load(config.as_deref())?).await?;
-            // One machine-readable line, for whoever started this process (scripts, the fleet tests).
-            println!("modelcopy listening on {}", app.local_addr());
+            // Machine-readable lines, for whoever started this process (scripts, the tests): the metrics and health
+            // addresses when served, and last the API's.
+            if let Some(metrics) = app.metrics_addr() {
+                println!("modelcopy metrics on {metrics}");
+            }
             if let Some(health) = app.health_addr() {
                 println!("modelcopy health on {health}");
             }
+            println!("modelcopy listening on {}", app.local_addr());
             let trigger = app.shutdown_trigger();
             tokio::spawn(async move {
                 wait_for_signal().await;

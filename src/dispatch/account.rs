@@ -40,7 +40,7 @@ impl AccountDispatcher {
     pub fn new(dispatcher: Dispatcher, account: AccountId, limits: AccountLimits, wake: Arc<Notify>) -> Self {
         // A new leader's first call waits a term's length: a previous leader may still be finishing its term.
         let not_before = tokio::time::Instant::now() + dispatcher.term.timeout();
-        let gate = Arc::new(Gate::new(&limits, dispatcher.term.clone(), not_before));
+        let gate = Arc::new(Gate::new(&account, &limits, dispatcher.term.clone(), not_before));
         AccountDispatcher {
             dispatcher,
             account,

@@ -32,7 +32,10 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use opentelemetry::KeyValue;
+
 use super::term::Term;
+use crate::domain::AccountId;
 use crate::rekognition::{AccountLimits, AwsCallError};
 
 /// One lane per operation: CopyProjectVersion and DescribeProjectVersions have quotas of their own.
@@ -45,9 +48,15 @@ impl Gate {
     /// A gate that starts *spent*, and not before `not_before`: a replica that has just taken an account over
     /// cannot know how recently the previous leader called, so each slot waits its reuse time (and the new leader
     /// its grace) before its first call. Calls leave only while `term` runs.
-    pub fn new(limits: &AccountLimits, term: Arc<Term>, not_before: Instant) -> Gate {
-        let lane = |rate: f64| Arc::new(Lane::new(rate, limits.burst, limits.pacing_margin, term.clone(), not_before));
-        Gate { copy: lane(limits.copy_per_second), describe: lane(limits.describe_per_second) }
+    pub fn new(account: &AccountId, limits: &AccountLimits, term: Arc<Term>, not_before: Instant) -> Gate {
+        let lane = |operation: &'static str, rate: f64| {
+            let attributes = [KeyValue::new("aws.operation", operation), KeyValue::new("account", account.to_string())];
+            Arc::new(Lane::new(attributes, rate, limits.burst, limits.pacing_margin, term.clone(), not_before))
+        };
+        Gate {
+            copy: lane("CopyProjectVersion", limits.copy_per_second),
+            describe: lane("DescribeProjectVersions", limits.describe_per_second),
+        }
     }
 
     /// A slot for one more CopyProjectVersion, or how long to wait before asking again.
@@ -79,16 +88,25 @@ pub struct Lane {
     reuse: Duration,
     /// The leader's term: no call leaves once it has run out.
     term: Arc<Term>,
+    /// The operation and the account, as the metrics name them.
+    attributes: [KeyValue; 2],
 }
 
 impl Lane {
-    fn new(per_second: f64, burst: u32, margin: f64, term: Arc<Term>, not_before: Instant) -> Lane {
+    fn new(
+        attributes: [KeyValue; 2],
+        per_second: f64,
+        burst: u32,
+        margin: f64,
+        term: Arc<Term>,
+        not_before: Instant,
+    ) -> Lane {
         // Rates are checked to be finite, above zero and at most `AccountLimits::MAX_RATE` when the settings load.
         let period = Duration::from_secs_f64((1.0 + margin) / per_second);
         let burst = burst.max(1);
         let reuse = period * burst;
         let first = (Instant::now() + reuse).max(not_before);
-        Lane { idle: Mutex::new(vec![first; burst as usize]), returned: Notify::new(), period, reuse, term }
+        Lane { idle: Mutex::new(vec![first; burst as usize]), returned: Notify::new(), period, reuse, term, attributes }
     }
 
     /// The idle slot that may send soonest, or how long to wait before asking again when all are out.
@@ -141,6 +159,8 @@ impl Ticket {
     /// Waits until the slot may send, makes the call (if the leader's term still runs), and gives the slot back
     /// with the time of the answer.
     pub async fn call<T>(mut self, call: impl Future<Output = Result<T, AwsCallError>>) -> Result<T, AwsCallError> {
+        let instruments = crate::telemetry::metrics::instruments();
+        instruments.limiter_wait.record(self.ready_in().as_secs_f64(), &self.lane.attributes);
         tokio::time::sleep_until(self.ready_at).await;
         if !self.lane.term.is_valid() {
             return Err(AwsCallError::not_leader());
@@ -154,6 +174,15 @@ impl Ticket {
             self.ready_at += self.lane.reuse;
             self.lane.back_off(answered);
         }
+        let mut attributes = self.lane.attributes.to_vec();
+        match &result {
+            Ok(_) => attributes.push(KeyValue::new("outcome", "ok")),
+            Err(err) => {
+                attributes.push(KeyValue::new("outcome", if err.is_throttle() { "throttled" } else { "error" }));
+                attributes.push(KeyValue::new("error.type", err.code.clone()));
+            }
+        }
+        instruments.rekognition_calls.add(1, &attributes);
         result
     }
 }
@@ -180,15 +209,19 @@ mod tests {
         term
     }
 
+    fn account() -> AccountId {
+        "222222222222".parse().unwrap()
+    }
+
     fn gate(limits: &AccountLimits) -> Gate {
-        Gate::new(limits, term(), Instant::now())
+        Gate::new(&account(), limits, term(), Instant::now())
     }
 
     #[tokio::test(start_paused = true)]
     async fn no_call_leaves_once_the_term_has_run_out_and_a_new_leader_waits_its_grace() {
         let term = Arc::new(Term::new(Duration::from_secs(5)));
         term.confirmed(Instant::now());
-        let gate = Gate::new(&limits(1.0, 1), term.clone(), Instant::now() + Duration::from_secs(5));
+        let gate = Gate::new(&account(), &limits(1.0, 1), term.clone(), Instant::now() + Duration::from_secs(5));
         let ticket = gate.admit_copy().unwrap();
         assert_eq!(ticket.ready_in(), Duration::from_secs(5), "the grace, not one period");
         let refused = ticket.call(answered_in(Duration::ZERO)).await.unwrap_err();

@@ -76,7 +76,7 @@ impl Exporter {
 }
 
 /// TLS to the collector: its certificate checked against `otlp_ca_file`, else against the system's trusted roots.
-fn tls_config(settings: &TelemetrySettings) -> anyhow::Result<ClientTlsConfig> {
+pub(super) fn tls_config(settings: &TelemetrySettings) -> anyhow::Result<ClientTlsConfig> {
     Ok(match &settings.otlp_ca_file {
         Some(file) => {
             let pem = std::fs::read_to_string(file)

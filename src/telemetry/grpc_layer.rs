@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
 use opentelemetry::trace::{Status, TraceContextExt};
+use opentelemetry::KeyValue;
 use tonic::Code;
 use tower::{Layer, Service};
 use tracing::Instrument;
@@ -50,6 +51,7 @@ where
 
     fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
         let (service, method) = rpc_names(request.uri().path());
+        let (service, method) = (service.to_owned(), method.to_owned());
         let span = tracing::info_span!(
             "grpc",
             otel.kind = "server",
@@ -57,8 +59,8 @@ where
         );
         // Set on the OpenTelemetry span only: the log lines inside the call need not repeat them.
         span.set_attribute("rpc.system", "grpc");
-        span.set_attribute("rpc.service", service.to_owned());
-        span.set_attribute("rpc.method", method.to_owned());
+        span.set_attribute("rpc.service", service.clone());
+        span.set_attribute("rpc.method", method.clone());
         let caller = TraceParent::extract(request.headers());
         if caller.span().span_context().is_valid() {
             // Fails only for a span already started, which this one is not.
@@ -76,6 +78,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let in_span = span.clone();
+        let started = std::time::Instant::now();
         Box::pin(
             async move {
                 let response = inner.call(request).await?;
@@ -84,6 +87,13 @@ where
                 let status = tonic::Status::from_header_map(response.headers());
                 let code = status.as_ref().map_or(Code::Ok, |status| status.code());
                 span.set_attribute("rpc.grpc.status_code", code as i64);
+                let attributes = [
+                    KeyValue::new("rpc.system", "grpc"),
+                    KeyValue::new("rpc.service", service),
+                    KeyValue::new("rpc.method", method),
+                    KeyValue::new("rpc.grpc.status_code", code as i64),
+                ];
+                super::metrics::instruments().rpc_duration.record(started.elapsed().as_secs_f64(), &attributes);
                 if is_server_error(code) {
                     let message = status.map(|s| s.message().to_owned()).unwrap_or_default();
                     span.set_status(Status::error(message));

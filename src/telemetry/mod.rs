@@ -10,6 +10,7 @@
 mod export;
 mod grpc_layer;
 mod json;
+pub mod metrics;
 mod settings;
 mod traceparent;
 

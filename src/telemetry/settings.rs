@@ -1,5 +1,6 @@
 //! `[telemetry]`: where traces go, under which service name, and how many of them.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -14,6 +15,10 @@ pub struct TelemetrySettings {
     pub otlp_ca_file: Option<PathBuf>,
     /// `service.name` on every exported span, which is how trace backends tell services apart.
     pub service_name: String,
+    /// Where Prometheus scrapes `/metrics` (plain HTTP, a port of its own). Unset (the default): not served.
+    pub metrics_listen_addr: Option<SocketAddr>,
+    /// How often metrics are sent to `otlp_endpoint`, in milliseconds.
+    pub metrics_export_interval_ms: u64,
     /// Share of new traces recorded, from 0.0 to 1.0. A caller that sends its own `traceparent` decides for its
     /// trace: its sampled flag is followed whatever this says.
     pub sampling_ratio: f64,
@@ -24,6 +29,8 @@ impl Default for TelemetrySettings {
         TelemetrySettings {
             otlp_endpoint: None,
             otlp_ca_file: None,
+            metrics_listen_addr: None,
+            metrics_export_interval_ms: 30_000,
             service_name: "modelcopy".into(),
             sampling_ratio: 1.0,
         }
@@ -50,6 +57,9 @@ impl TelemetrySettings {
                      OTLP/gRPC collector)"
                 ));
             }
+        }
+        if self.metrics_export_interval_ms == 0 {
+            return Err("telemetry.metrics_export_interval_ms must be at least 1".into());
         }
         if self.otlp_ca_file.is_some() && !tls {
             return Err("telemetry.otlp_ca_file is for an https:// otlp_endpoint".into());

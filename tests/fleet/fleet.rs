@@ -42,6 +42,8 @@ pub struct FleetOptions {
     pub limits: Limits,
     pub copy_duration: Duration,
     pub status_poll_ms: u64,
+    /// `MODELCOPY_*` settings every replica gets on top of the fleet's file.
+    pub env: Vec<(&'static str, &'static str)>,
 }
 
 pub struct Fleet {
@@ -61,6 +63,8 @@ pub struct Fleet {
 pub struct Replica {
     child: Child,
     pub endpoint: String,
+    /// Where it serves `/metrics`, if it does.
+    pub metrics: Option<String>,
 }
 
 impl Drop for Fleet {
@@ -204,29 +208,46 @@ impl Fleet {
         assert_eq!(again.port(), cluster.port(), "on the same port");
     }
 
-    /// Starts one `modelcopy serve` process and waits for its "listening" line (bounded).
+    /// Starts one `modelcopy serve` process and waits for its "listening" line, its last (bounded by the process:
+    /// it ends if the process does).
     fn spawn_replica(&self, index: usize) -> Replica {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_modelcopy"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_modelcopy"));
+        command
             .args(["serve", "--config"])
             .arg(&self.config)
             .env("MODELCOPY_DATABASE_URL", &self.database_urls[index])
             // Dev mode warns loudly at every start; the fleet restarts replicas often.
             .env("RUST_LOG", "warn,modelcopy::auth::chain=error")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("modelcopy serve starts");
+            .stderr(Stdio::inherit());
+        for (key, value) in &self.options.env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("modelcopy serve starts");
         let stdout = child.stdout.take().unwrap();
-        let line = std::thread::spawn(move || {
-            let mut line = String::new();
-            BufReader::new(stdout).read_line(&mut line).map(|_| line)
+        let lines = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            for line in BufReader::new(stdout).lines() {
+                let line = line?;
+                let last = line.starts_with("modelcopy listening on ");
+                lines.push(line);
+                if last {
+                    break;
+                }
+            }
+            std::io::Result::Ok(lines)
         })
         .join()
         .unwrap()
-        .expect("a listening line");
-        let addr =
-            line.trim().strip_prefix("modelcopy listening on ").unwrap_or_else(|| panic!("odd first line {line:?}"));
-        Replica { child, endpoint: format!("http://{addr}") }
+        .expect("its first lines");
+        let after = |prefix: &str| lines.iter().find_map(|line| line.strip_prefix(prefix).map(str::to_owned));
+        let addr = after("modelcopy listening on ").unwrap_or_else(|| panic!("no listening line in {lines:?}"));
+        Replica { child, endpoint: format!("http://{addr}"), metrics: after("modelcopy metrics on ") }
+    }
+
+    /// Where replica `index` serves `/metrics`, if it does.
+    pub fn metrics_addr(&self, index: usize) -> Option<String> {
+        self.replicas[index].as_ref().expect("live replica").metrics.clone()
     }
 
     pub fn kill(&mut self, index: usize) {

@@ -26,6 +26,7 @@ fn options(replicas: usize, margin: f64) -> FleetOptions {
         limits: Limits { copy_per_second: 2.0, describe_per_second: 5.0, max_in_progress: 10, pacing_margin: margin },
         copy_duration: Duration::from_secs(2),
         status_poll_ms: 500,
+        env: Vec::new(),
     }
 }
 
@@ -360,4 +361,125 @@ async fn restarts_and_a_partition_lose_nothing_double_nothing_and_keep_every_quo
         }
     }
     report(&fleet, "3 replicas, 300 copies, 2 restarts and a 30 s partition", 100).await;
+}
+
+/// One scrape of `/metrics` at `addr` (plain HTTP/1.1): the body.
+async fn scrape(addr: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("the metrics port answers");
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4"), "{head}");
+    body.to_owned()
+}
+
+/// A sample of Prometheus' text format: its name, labels and value.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: std::collections::BTreeMap<String, String>,
+    value: f64,
+}
+
+/// Parses the text format strictly: every line a comment (`# HELP`, `# TYPE`) or a sample whose family was typed.
+fn parse_exposition(text: &str) -> Vec<Sample> {
+    let mut typed = std::collections::BTreeSet::new();
+    let mut samples = Vec::new();
+    for line in text.lines().filter(|line| !line.is_empty()) {
+        if let Some(comment) = line.strip_prefix("# ") {
+            let mut words = comment.splitn(3, ' ');
+            let (kind, name) = (words.next().unwrap(), words.next().expect("a family name"));
+            assert!(kind == "HELP" || kind == "TYPE", "{line}");
+            if kind == "TYPE" {
+                let family_type = words.next().expect("a type");
+                assert!(["counter", "gauge", "histogram", "summary", "untyped"].contains(&family_type), "{line}");
+                typed.insert(name.to_owned());
+            }
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("no value: {line}"));
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("not a number: {line}"));
+        let (name, labels) = match series.split_once('{') {
+            Some((name, labels)) => (name, labels.strip_suffix('}').unwrap_or_else(|| panic!("{line}"))),
+            None => (series, ""),
+        };
+        let mut parsed = std::collections::BTreeMap::new();
+        for pair in labels.split("\",").filter(|pair| !pair.is_empty()) {
+            let (key, value) = pair.split_once("=\"").unwrap_or_else(|| panic!("a label: {line}"));
+            parsed.insert(key.to_owned(), value.trim_end_matches('"').to_owned());
+        }
+        let family = ["_bucket", "_sum", "_count", "_total"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix).filter(|family| typed.contains(*family)))
+            .unwrap_or(name);
+        assert!(typed.contains(family) || typed.contains(name), "a sample of an untyped family: {line}");
+        samples.push(Sample { name: name.to_owned(), labels: parsed, value });
+    }
+    samples
+}
+
+/// The Prometheus endpoint of a replica (`[telemetry] metrics_listen_addr`): its text parses, its per-account queue
+/// gauge equals the copies the database holds queued (dispatch is off, so they stay so), and the calls that queued
+/// them are counted with their durations, as are the group commits that stored them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prometheus_endpoint_reports_each_accounts_queue_as_the_database_has_it() {
+    let _alone = ONE_FLEET_AT_A_TIME.lock().await;
+    let env =
+        vec![("MODELCOPY_DISPATCH__ENABLED", "false"), ("MODELCOPY_TELEMETRY__METRICS_LISTEN_ADDR", "127.0.0.1:0")];
+    let fleet = Fleet::start(FleetOptions { env, ..options(1, 0.05) }).await;
+    let addr = fleet.metrics_addr(0).expect("the replica serves /metrics");
+    let queued = queue_copies(&fleet, 4, "team-m").await;
+    assert_eq!(queued, 12);
+    let in_database: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT destination_account, count(*) FROM copy_jobs WHERE state = 'QUEUED' GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(&fleet.pool)
+    .await
+    .unwrap();
+    assert_eq!(in_database.len(), DESTINATIONS.len());
+
+    // The gauges are read from the database every couple of seconds: ask until they show the queue (bounded).
+    let mut samples = Vec::new();
+    for _ in 0..50 {
+        samples = parse_exposition(&scrape(&addr).await);
+        let depth = |account: &str| {
+            samples
+                .iter()
+                .find(|s| {
+                    s.name == "modelcopy_queue_depth" && s.labels.get("account").map(String::as_str) == Some(account)
+                })
+                .map(|s| s.value)
+        };
+        if in_database.iter().all(|(account, count)| depth(account) == Some(*count as f64)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for (account, count) in &in_database {
+        let depth = samples
+            .iter()
+            .find(|s| s.name == "modelcopy_queue_depth" && s.labels.get("account") == Some(account))
+            .unwrap_or_else(|| panic!("no queue depth for {account} in {samples:?}"));
+        assert_eq!(depth.value, *count as f64, "{account}");
+        let oldest = samples
+            .iter()
+            .find(|s| s.name == "modelcopy_queue_oldest_age_seconds" && s.labels.get("account") == Some(account))
+            .expect("the oldest queued copy's age");
+        assert!(oldest.value > 0.0 && oldest.value < 600.0, "{oldest:?}");
+    }
+    let calls = samples
+        .iter()
+        .find(|s| {
+            s.name == "rpc_server_call_duration_seconds_count"
+                && s.labels.get("rpc_method").map(String::as_str) == Some("CopyModelVersion")
+                && s.labels.get("rpc_grpc_status_code").map(String::as_str) == Some("0")
+        })
+        .unwrap_or_else(|| panic!("no CopyModelVersion durations in {samples:?}"));
+    assert_eq!(calls.value, 12.0, "every call that queued a copy, counted once");
+    let commits = samples.iter().find(|s| s.name == "modelcopy_audit_commit_size_sum");
+    assert!(commits.is_some_and(|s| s.value >= 12.0), "the group commits carried the 12 calls' writes: {commits:?}");
 }

@@ -27,6 +27,7 @@ fn container(command: &str, database_url: &str, pki: &Pki) -> Command {
         .env("MODELCOPY_DATABASE_URL", database_url)
         .env("MODELCOPY_LISTEN_ADDR", "127.0.0.1:0")
         .env("MODELCOPY_HEALTH_LISTEN_ADDR", "127.0.0.1:0")
+        .env("MODELCOPY_TELEMETRY__METRICS_LISTEN_ADDR", "127.0.0.1:0")
         .env("MODELCOPY_AUTH__TLS__CERT_FILE", pki.path("server.pem"))
         .env("MODELCOPY_AUTH__TLS__KEY_FILE", pki.path("server.key"))
         .env("MODELCOPY_AUTH__TLS__CLIENT_CA_FILE", pki.path("client-ca.pem"))
@@ -67,12 +68,13 @@ async fn the_entrypoint_migrates_serves_and_stops_as_the_kubernetes_manifests_ru
         .expect("modelcopy serve starts");
     let mut replica = Running(child);
     let stdout = replica.0.stdout.take().unwrap();
-    let lines = std::thread::spawn(move || BufReader::new(stdout).lines().take(2).collect::<Result<Vec<_>, _>>())
+    let lines = std::thread::spawn(move || BufReader::new(stdout).lines().take(3).collect::<Result<Vec<_>, _>>())
         .join()
         .unwrap()
         .expect("its first lines");
-    assert!(lines[0].starts_with("modelcopy listening on 127.0.0.1:"), "{lines:?}");
+    assert!(lines[0].starts_with("modelcopy metrics on 127.0.0.1:"), "{lines:?}");
     let health = lines[1].strip_prefix("modelcopy health on ").unwrap_or_else(|| panic!("{lines:?}"));
+    assert!(lines[2].starts_with("modelcopy listening on 127.0.0.1:"), "{lines:?}");
 
     let probe = tonic::transport::Endpoint::from_shared(format!("http://{health}")).unwrap().connect().await.unwrap();
     let status = |service: &'static str| {

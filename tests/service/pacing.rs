@@ -62,7 +62,7 @@ async fn a_call_held_up_on_its_way_does_not_bring_the_next_one_within_its_quota_
     let term = Arc::new(Term::new(Duration::from_secs(3600)));
     term.confirmed(tokio::time::Instant::now());
     let limits = AccountLimits { copy_per_second: 2.0, ..AccountLimits::default() };
-    let gate = Arc::new(Gate::new(&limits, term, tokio::time::Instant::now()));
+    let gate = Arc::new(Gate::new(&DEST_ACCOUNT.parse().unwrap(), &limits, term, tokio::time::Instant::now()));
     // The first call is held up 400 ms on its way; at 2 calls a second they leave 510 ms apart.
     sim.hold_in_transit(COPY, vec![Duration::from_millis(400)]);
 

@@ -156,7 +156,22 @@ pub async fn transition(
     };
     events::insert(&mut tx, &job, Some(from), change.detail.as_deref()).await?;
     tx.commit().await?;
+    if job.state.is_terminal() {
+        record_ended(&job);
+    }
     Ok(Some(job))
+}
+
+/// Counts a copy that reached its final state, and how long it took from its request.
+pub(crate) fn record_ended(job: &CopyJob) {
+    let instruments = crate::telemetry::metrics::instruments();
+    let attributes = [
+        opentelemetry::KeyValue::new("account", job.request.destination_account().as_str().to_owned()),
+        opentelemetry::KeyValue::new("state", job.state.as_str()),
+    ];
+    instruments.copies_ended.add(1, &attributes);
+    let took = job.completed_at.unwrap_or(job.updated_at) - job.created_at;
+    instruments.copy_duration.record(took.num_milliseconds().max(0) as f64 / 1000.0, &attributes);
 }
 
 /// What CancelCopy found.

@@ -10,6 +10,7 @@
 //! request goes through: a row that does not parse (written by hand, or by a version with other rules) is a
 //! [`StoreError::Corrupt`] naming the copy, never a panic and never a half-valid job.
 
+pub mod figures;
 pub mod lifecycle;
 pub mod queue;
 pub mod watch;
@@ -28,6 +29,7 @@ use crate::domain::{
 };
 use crate::telemetry::TraceParent;
 
+pub use figures::{account_figures, AccountFigures};
 pub use lifecycle::{
     cancel_with_audit, create_with_audit, get, get_many, list, transition, CancelOutcome, CreateOutcome,
 };

@@ -276,6 +276,7 @@ async fn commit_arrived(
     ops: &mut Vec<Op>,
     replies: &mut Vec<Reply>,
 ) -> Result<Vec<Result<Done, StoreError>>, StoreError> {
+    let started = std::time::Instant::now();
     let tx = batch::begin(conn).await?;
     // What came while the lock was awaited (another replica's batch held it) or taken joins this batch rather than
     // wait for the next: with three replicas taking turns, batches held a third of the calls waiting, and the
@@ -289,7 +290,19 @@ async fn commit_arrived(
             Err(_) => break,
         }
     }
-    batch::commit(tx, std::mem::take(ops)).await
+    let size = ops.len() as u64;
+    let committed = batch::commit(tx, std::mem::take(ops)).await;
+    if let Ok(done) = &committed {
+        let instruments = crate::telemetry::metrics::instruments();
+        instruments.audit_commit_duration.record(started.elapsed().as_secs_f64(), &[]);
+        instruments.audit_commit_size.record(size, &[]);
+        for done in done {
+            if let Ok(Done::Cancelled(crate::store::CancelOutcome::Cancelled(job))) = done {
+                crate::store::jobs::lifecycle::record_ended(job);
+            }
+        }
+    }
+    committed
 }
 
 #[cfg(test)]
