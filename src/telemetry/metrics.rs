@@ -239,6 +239,9 @@ impl Pipeline {
         let provider = provider.build();
         global::set_meter_provider(provider.clone());
         *INSTALLED.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        // Made now, on this provider: the gauges are registered with the instruments, and a scrape before the first
+        // call must show them too.
+        let _ = instruments();
         let scrape_addr = scrape.as_ref().map(|(addr, ..)| *addr);
         if let Some((addr, registry, listener)) = scrape {
             tokio::spawn(serve_scrapes(listener, registry, shutdown));
