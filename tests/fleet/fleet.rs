@@ -65,6 +65,8 @@ pub struct Replica {
     pub endpoint: String,
     /// Where it serves `/metrics`, if it does.
     pub metrics: Option<String>,
+    /// Where it serves `grpc.health.v1` alone, if it does.
+    pub health: Option<String>,
 }
 
 impl Drop for Fleet {
@@ -202,8 +204,19 @@ impl Fleet {
     /// Restarts the fleet's own PostgreSQL on the same port with its data, as a failover to a standby would look
     /// to the replicas: every session ends, and the address answers again a moment later.
     pub async fn restart_database(&self) {
-        let (cluster, dir) = self.cluster.as_ref().expect("a fleet for faults has a cluster of its own");
+        self.stop_database();
+        self.start_database().await;
+    }
+
+    /// Stops the fleet's own PostgreSQL (every session ends; the address refuses connections until it starts).
+    pub fn stop_database(&self) {
+        let (cluster, _) = self.cluster.as_ref().expect("a fleet for faults has a cluster of its own");
         cluster.stop().expect("the cluster stops");
+    }
+
+    /// Starts the fleet's own PostgreSQL again, on the same port with its data.
+    pub async fn start_database(&self) {
+        let (cluster, dir) = self.cluster.as_ref().expect("a fleet for faults has a cluster of its own");
         let again = LocalPostgres::start(dir, cluster.port(), Lifetime::WithThisProcess).await.expect("it starts");
         assert_eq!(again.port(), cluster.port(), "on the same port");
     }
@@ -242,7 +255,17 @@ impl Fleet {
         .expect("its first lines");
         let after = |prefix: &str| lines.iter().find_map(|line| line.strip_prefix(prefix).map(str::to_owned));
         let addr = after("modelcopy listening on ").unwrap_or_else(|| panic!("no listening line in {lines:?}"));
-        Replica { child, endpoint: format!("http://{addr}"), metrics: after("modelcopy metrics on ") }
+        Replica {
+            child,
+            endpoint: format!("http://{addr}"),
+            metrics: after("modelcopy metrics on "),
+            health: after("modelcopy health on "),
+        }
+    }
+
+    /// Where replica `index` serves `grpc.health.v1` alone, if it does.
+    pub fn health_addr(&self, index: usize) -> Option<String> {
+        self.replicas[index].as_ref().expect("live replica").health.clone()
     }
 
     /// Where replica `index` serves `/metrics`, if it does.

@@ -483,3 +483,49 @@ async fn the_prometheus_endpoint_reports_each_accounts_queue_as_the_database_has
     let commits = samples.iter().find(|s| s.name == "modelcopy_audit_commit_size_sum");
     assert!(commits.is_some_and(|s| s.value >= 12.0), "the group commits carried the 12 calls' writes: {commits:?}");
 }
+
+/// Health as Kubernetes' probes read it on the plaintext health port: readiness NOT_SERVING while the replica's
+/// PostgreSQL is stopped and SERVING again once it has started; liveness SERVING throughout (a restart of the
+/// replica would not bring PostgreSQL back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_postgresql_being_stopped_and_started_and_liveness_stays() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+
+    let _alone = ONE_FLEET_AT_A_TIME.lock().await;
+    let env = vec![("MODELCOPY_HEALTH_LISTEN_ADDR", "127.0.0.1:0"), ("MODELCOPY_DATABASE_TIMEOUT_MS", "1000")];
+    let fleet = Fleet::start(FleetOptions { faults: true, env, ..options(1, 0.05) }).await;
+    let health = fleet.health_addr(0).expect("the replica serves health alone");
+    let probe = tonic::transport::Endpoint::from_shared(format!("http://{health}")).unwrap().connect().await.unwrap();
+    let status = |service: &'static str| {
+        let probe = probe.clone();
+        async move {
+            let request = HealthCheckRequest { service: service.into() };
+            HealthClient::new(probe).check(request).await.ok().map(|answer| answer.into_inner().status())
+        }
+    };
+    // Asks until readiness says `wanted` (within 30 s), and returns what it said last.
+    let until = |wanted: ServingStatus| {
+        let status = &status;
+        async move {
+            let mut said = None;
+            for _ in 0..300 {
+                said = status(modelcopy::health::SERVICE).await;
+                if said == Some(wanted) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            said
+        }
+    };
+    assert_eq!(until(ServingStatus::Serving).await, Some(ServingStatus::Serving));
+
+    fleet.stop_database();
+    assert_eq!(until(ServingStatus::NotServing).await, Some(ServingStatus::NotServing), "not ready without it");
+    assert_eq!(status(modelcopy::health::LIVENESS).await, Some(ServingStatus::Serving), "but alive");
+
+    fleet.start_database().await;
+    assert_eq!(until(ServingStatus::Serving).await, Some(ServingStatus::Serving), "ready again");
+    assert_eq!(status(modelcopy::health::LIVENESS).await, Some(ServingStatus::Serving));
+}
