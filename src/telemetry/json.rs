@@ -17,6 +17,7 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::Layer;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Registry;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -70,13 +71,27 @@ where
         let mut fields = Fields(Map::new());
         event.record(&mut fields);
         line.extend(fields.0);
-        if let Some(scope) = ctx.event_scope() {
-            let spans: Vec<Value> = scope.from_root().map(|span| Value::from(span.name())).collect();
+        // The event's span as the subscriber has it, not as this layer sees it: the log filter (RUST_LOG=warn, say)
+        // hides a call's INFO span from this layer, and with it the ids its lines must carry (seen in the fleet's
+        // test: an ERROR inside a traced call logged without them).
+        let subscriber = self.subscriber.get().and_then(WeakDispatch::upgrade);
+        let parent = subscriber.as_ref().and_then(|subscriber| match event.parent() {
+            Some(id) => Some(id.clone()),
+            None if event.is_contextual() => subscriber.current_span().id().cloned(),
+            None => None,
+        });
+        let registry = subscriber.as_ref().and_then(|subscriber| subscriber.downcast_ref::<Registry>());
+        let spans: Option<Vec<Value>> = match (registry, &parent) {
+            (Some(registry), Some(id)) => {
+                registry.span(id).map(|span| span.scope().from_root().map(|span| Value::from(span.name())).collect())
+            }
+            _ => ctx.event_scope().map(|scope| scope.from_root().map(|span| Value::from(span.name())).collect()),
+        };
+        if let Some(spans) = spans {
             line.insert("spans".into(), spans.into());
         }
-        let subscriber = self.subscriber.get().and_then(WeakDispatch::upgrade);
-        if let (Some(span), Some(subscriber)) = (ctx.parent_span(), subscriber) {
-            if let Some(context) = tracing_opentelemetry::get_otel_context(&span.id(), &subscriber) {
+        if let (Some(subscriber), Some(id)) = (&subscriber, &parent) {
+            if let Some(context) = tracing_opentelemetry::get_otel_context(id, subscriber) {
                 let span = context.span();
                 let ids = span.span_context();
                 if ids.is_valid() {

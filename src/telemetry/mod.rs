@@ -50,7 +50,9 @@ pub fn init_as(default_filter: &str, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let json = JsonLines::default();
-    let registrar = (format == LogFormat::Json).then(|| json.registrar());
+    // Always added (a layer that only remembers its subscriber): tracing-subscriber's `Option` of a layer does not
+    // pass the subscriber on.
+    let registrar = json.registrar();
     let logs = match format {
         LogFormat::Text => logs.boxed(),
         LogFormat::Json => logs.event_format(json).boxed(),

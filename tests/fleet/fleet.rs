@@ -43,7 +43,9 @@ pub struct FleetOptions {
     pub copy_duration: Duration,
     pub status_poll_ms: u64,
     /// `MODELCOPY_*` settings every replica gets on top of the fleet's file.
-    pub env: Vec<(&'static str, &'static str)>,
+    pub env: Vec<(&'static str, String)>,
+    /// Whether each replica's log (stderr) goes to a file the test reads ([`Fleet::log`]) rather than the test's.
+    pub keep_logs: bool,
 }
 
 pub struct Fleet {
@@ -67,6 +69,8 @@ pub struct Replica {
     pub metrics: Option<String>,
     /// Where it serves `grpc.health.v1` alone, if it does.
     pub health: Option<String>,
+    /// Its log, when the fleet keeps logs.
+    log: Option<PathBuf>,
 }
 
 impl Drop for Fleet {
@@ -236,6 +240,10 @@ impl Fleet {
         for (key, value) in &self.options.env {
             command.env(key, value);
         }
+        let log = self.options.keep_logs.then(|| support::scratch_dir("modelcopy-fleet-log").join("stderr.log"));
+        if let Some(log) = &log {
+            command.stderr(std::fs::File::create(log).expect("a log file"));
+        }
         let mut child = command.spawn().expect("modelcopy serve starts");
         let stdout = child.stdout.take().unwrap();
         let lines = std::thread::spawn(move || {
@@ -260,7 +268,14 @@ impl Fleet {
             endpoint: format!("http://{addr}"),
             metrics: after("modelcopy metrics on "),
             health: after("modelcopy health on "),
+            log,
         }
+    }
+
+    /// Replica `index`'s log so far (the fleet must keep logs).
+    pub fn log(&self, index: usize) -> String {
+        let replica = self.replicas[index].as_ref().expect("live replica");
+        std::fs::read_to_string(replica.log.as_ref().expect("the fleet keeps logs")).unwrap()
     }
 
     /// Where replica `index` serves `grpc.health.v1` alone, if it does.

@@ -27,6 +27,7 @@ fn options(replicas: usize, margin: f64) -> FleetOptions {
         copy_duration: Duration::from_secs(2),
         status_poll_ms: 500,
         env: Vec::new(),
+        keep_logs: false,
     }
 }
 
@@ -428,8 +429,10 @@ fn parse_exposition(text: &str) -> Vec<Sample> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_prometheus_endpoint_reports_each_accounts_queue_as_the_database_has_it() {
     let _alone = ONE_FLEET_AT_A_TIME.lock().await;
-    let env =
-        vec![("MODELCOPY_DISPATCH__ENABLED", "false"), ("MODELCOPY_TELEMETRY__METRICS_LISTEN_ADDR", "127.0.0.1:0")];
+    let env = vec![
+        ("MODELCOPY_DISPATCH__ENABLED", "false".to_owned()),
+        ("MODELCOPY_TELEMETRY__METRICS_LISTEN_ADDR", "127.0.0.1:0".to_owned()),
+    ];
     let fleet = Fleet::start(FleetOptions { env, ..options(1, 0.05) }).await;
     let addr = fleet.metrics_addr(0).expect("the replica serves /metrics");
     let queued = queue_copies(&fleet, 4, "team-m").await;
@@ -493,7 +496,10 @@ async fn readiness_follows_postgresql_being_stopped_and_started_and_liveness_sta
     use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
 
     let _alone = ONE_FLEET_AT_A_TIME.lock().await;
-    let env = vec![("MODELCOPY_HEALTH_LISTEN_ADDR", "127.0.0.1:0"), ("MODELCOPY_DATABASE_TIMEOUT_MS", "1000")];
+    let env = vec![
+        ("MODELCOPY_HEALTH_LISTEN_ADDR", "127.0.0.1:0".to_owned()),
+        ("MODELCOPY_DATABASE_TIMEOUT_MS", "1000".to_owned()),
+    ];
     let fleet = Fleet::start(FleetOptions { faults: true, env, ..options(1, 0.05) }).await;
     let health = fleet.health_addr(0).expect("the replica serves health alone");
     let probe = tonic::transport::Endpoint::from_shared(format!("http://{health}")).unwrap().connect().await.unwrap();
@@ -528,4 +534,54 @@ async fn readiness_follows_postgresql_being_stopped_and_started_and_liveness_sta
     fleet.start_database().await;
     assert_eq!(until(ServingStatus::Serving).await, Some(ServingStatus::Serving), "ready again");
     assert_eq!(status(modelcopy::health::LIVENESS).await, Some(ServingStatus::Serving));
+}
+
+/// A replica logging JSON lines (`MODELCOPY_LOG_FORMAT=json`, as deploy/k8s runs it) while it traces: the line it
+/// logs inside a call carries that call's trace id, the caller's (`traceparent`), and the server span's id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_log_line_inside_a_call_carries_the_calls_trace_id() {
+    let _alone = ONE_FLEET_AT_A_TIME.lock().await;
+    // Spans are traced while an exporter runs; a collector that is not there costs failed exports, nothing else.
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let env = vec![
+        ("MODELCOPY_LOG_FORMAT", "json".to_owned()),
+        ("MODELCOPY_DISPATCH__ENABLED", "false".to_owned()),
+        ("MODELCOPY_TELEMETRY__OTLP_ENDPOINT", format!("http://{nobody}")),
+    ];
+    let fleet = Fleet::start(FleetOptions { env, keep_logs: true, ..options(1, 0.05) }).await;
+    let mut client = fleet.client(0, "team-j").await;
+    let request = fleet.request(DESTINATIONS[0], "logged");
+    let copy = client.copy_model_version(request).await.expect("queued").into_inner().copy.unwrap();
+    // A row the service cannot read: reading it logs an error inside the call.
+    sqlx::query("UPDATE copy_jobs SET source_project_arn = 'not an ARN' WHERE id = $1::uuid")
+        .bind(&copy.copy_id)
+        .execute(&fleet.pool)
+        .await
+        .unwrap();
+    let trace_id = uuid::Uuid::new_v4().simple().to_string();
+    let mut get = tonic::Request::new(modelcopy::proto::GetCopyRequest { copy_id: copy.copy_id.clone() });
+    get.metadata_mut().insert("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01").parse().unwrap());
+    let refused = client.get_copy(get).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Internal, "{refused:?}");
+
+    let mut line = None;
+    for _ in 0..50 {
+        line = fleet
+            .log(0)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(|line| line["message"] == "stored data cannot be read");
+        if line.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let line = line.unwrap_or_else(|| panic!("no such line in {}", fleet.log(0)));
+    assert_eq!(line["trace_id"], trace_id.as_str(), "{line}");
+    let span_id = line["span_id"].as_str().expect("the server span's id");
+    assert!(span_id.len() == 16 && span_id != "00f067aa0ba902b7", "{line}");
+    assert_eq!(line["level"], "ERROR");
+    // Every line of the log is JSON.
+    let log = fleet.log(0);
+    assert!(log.lines().all(|line| serde_json::from_str::<serde_json::Value>(line).is_ok()), "{log}");
 }

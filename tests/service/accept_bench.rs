@@ -5,7 +5,8 @@
 //!
 //! `cargo test --release --test service -- --ignored --nocapture accept_benchmark` (seconds per step:
 //! `MODELCOPY_BENCH_SECONDS`, default 10; callers: `MODELCOPY_BENCH_CLIENTS`, default `1,8,32`; a backlog:
-//! `MODELCOPY_BENCH_QUEUED`, default 0). Client, service and PostgreSQL share the machine; the simulator idles.
+//! `MODELCOPY_BENCH_QUEUED`, default 0; metrics recorded as in production: `MODELCOPY_BENCH_METRICS=1`). Client,
+//! service and PostgreSQL share the machine; the simulator idles.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -295,6 +296,9 @@ impl Durable {
             max_queued: Some(100_000_000),
             database: Some(self.database(name).await),
             admission: Some(one_principal_at_full_speed()),
+            // `MODELCOPY_BENCH_METRICS=1`: with the metrics pipeline installed, so that recording costs what it
+            // does in production (without it, every instrument is a no-op).
+            metrics: std::env::var_os("MODELCOPY_BENCH_METRICS").is_some(),
             ..Default::default()
         })
         .await

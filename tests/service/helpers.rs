@@ -55,6 +55,9 @@ pub struct Options {
     pub assume_role: Option<&'static str>,
     /// `request_timeout_ms`, when not the default.
     pub request_timeout: Option<Duration>,
+    /// Whether metrics are served for Prometheus (`[telemetry] metrics_listen_addr` on a loopback port). The
+    /// pipeline is the process's: only the first service of the test process that asks installs it.
+    pub metrics: bool,
     /// Whether `grpc.health.v1` is also served alone, in plaintext, on a port of its own (`health_listen_addr`).
     pub health_port: bool,
 }
@@ -78,6 +81,7 @@ impl Default for Options {
             quotas: Quotas::default(),
             assume_role: None,
             health_port: false,
+            metrics: false,
             request_timeout: None,
         }
     }
@@ -142,6 +146,7 @@ impl TestApp {
         settings.telemetry.otlp_endpoint = options.otlp_endpoint;
         settings.telemetry.otlp_ca_file = options.otlp_ca_file;
         settings.health_listen_addr = options.health_port.then(|| "127.0.0.1:0".parse().unwrap());
+        settings.telemetry.metrics_listen_addr = options.metrics.then(|| "127.0.0.1:0".parse().unwrap());
         settings.admission = options.admission.unwrap_or_default();
         if let Some(timeout) = options.database_timeout {
             settings.database_timeout_ms = timeout.as_millis() as u64;
