@@ -41,7 +41,8 @@ pub struct JsonLines {
 }
 
 impl JsonLines {
-    /// The layer that tells this format which subscriber it writes for; add it to that subscriber.
+    /// The layer that tells this format which subscriber it writes for; add it to that subscriber, filtered with
+    /// `LevelFilter::OFF` (it needs no span nor event, and unfiltered it would ask for all of them).
     pub fn registrar(&self) -> Registrar {
         Registrar(self.subscriber.clone())
     }
@@ -173,7 +174,7 @@ mod tests {
         let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
         let format = JsonLines::default();
         let subscriber = tracing_subscriber::registry()
-            .with(format.registrar())
+            .with(format.registrar().with_filter(tracing_subscriber::filter::LevelFilter::OFF))
             .with(tracing_subscriber::fmt::layer().event_format(format).with_writer(move || into.clone()))
             .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
         let trace_id = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();

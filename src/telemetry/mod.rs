@@ -50,9 +50,10 @@ pub fn init_as(default_filter: &str, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let json = JsonLines::default();
-    // Always added (a layer that only remembers its subscriber): tracing-subscriber's `Option` of a layer does not
-    // pass the subscriber on.
-    let registrar = json.registrar();
+    // Always added (a layer that only remembers its subscriber: tracing-subscriber's `Option` of a layer does not
+    // pass the subscriber on), behind a filter that lets nothing through: unfiltered, a layer is interested in every
+    // callsite, and every DEBUG and TRACE event of every crate would be built and offered to the filtered layers.
+    let registrar = json.registrar().with_filter(LevelFilter::OFF);
     let logs = match format {
         LogFormat::Text => logs.boxed(),
         LogFormat::Json => logs.event_format(json).boxed(),
