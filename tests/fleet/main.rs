@@ -492,8 +492,7 @@ async fn the_prometheus_endpoint_reports_each_accounts_queue_as_the_database_has
 /// replica would not bring PostgreSQL back).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_follows_postgresql_being_stopped_and_started_and_liveness_stays() {
-    use tonic_health::pb::health_check_response::ServingStatus;
-    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+    use support::health::{self, ServingStatus};
 
     let _alone = ONE_FLEET_AT_A_TIME.lock().await;
     let env = vec![
@@ -501,39 +500,18 @@ async fn readiness_follows_postgresql_being_stopped_and_started_and_liveness_sta
         ("MODELCOPY_DATABASE_TIMEOUT_MS", "1000".to_owned()),
     ];
     let fleet = Fleet::start(FleetOptions { faults: true, env, ..options(1, 0.05) }).await;
-    let health = fleet.health_addr(0).expect("the replica serves health alone");
-    let probe = tonic::transport::Endpoint::from_shared(format!("http://{health}")).unwrap().connect().await.unwrap();
-    let status = |service: &'static str| {
-        let probe = probe.clone();
-        async move {
-            let request = HealthCheckRequest { service: service.into() };
-            HealthClient::new(probe).check(request).await.ok().map(|answer| answer.into_inner().status())
-        }
-    };
-    // Asks until readiness says `wanted` (within 30 s), and returns what it said last.
-    let until = |wanted: ServingStatus| {
-        let status = &status;
-        async move {
-            let mut said = None;
-            for _ in 0..300 {
-                said = status(modelcopy::health::SERVICE).await;
-                if said == Some(wanted) {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            said
-        }
-    };
-    assert_eq!(until(ServingStatus::Serving).await, Some(ServingStatus::Serving));
+    let probe = format!("http://{}", fleet.health_addr(0).expect("the replica serves health alone"));
+    let (ready, alive) = (modelcopy::health::SERVICE, modelcopy::health::LIVENESS);
+    assert_eq!(health::until(&probe, ready, ServingStatus::Serving).await, Some(ServingStatus::Serving));
 
     fleet.stop_database();
-    assert_eq!(until(ServingStatus::NotServing).await, Some(ServingStatus::NotServing), "not ready without it");
-    assert_eq!(status(modelcopy::health::LIVENESS).await, Some(ServingStatus::Serving), "but alive");
+    let said = health::until(&probe, ready, ServingStatus::NotServing).await;
+    assert_eq!(said, Some(ServingStatus::NotServing), "not ready without it");
+    assert_eq!(health::status(&probe, alive).await, Some(ServingStatus::Serving), "but alive");
 
     fleet.start_database().await;
-    assert_eq!(until(ServingStatus::Serving).await, Some(ServingStatus::Serving), "ready again");
-    assert_eq!(status(modelcopy::health::LIVENESS).await, Some(ServingStatus::Serving));
+    assert_eq!(health::until(&probe, ready, ServingStatus::Serving).await, Some(ServingStatus::Serving), "ready again");
+    assert_eq!(health::status(&probe, alive).await, Some(ServingStatus::Serving));
 }
 
 /// A replica logging JSON lines (`MODELCOPY_LOG_FORMAT=json`, as deploy/k8s runs it) while it traces: the line it

@@ -407,25 +407,17 @@ async fn a_rotated_jwks_is_followed_without_a_restart_and_a_broken_one_is_refuse
 /// speak no TLS), and serves nothing else there: not the API, not reflection.
 #[tokio::test]
 async fn a_tls_replica_answers_plaintext_probes_on_its_health_port_and_nothing_else_there() {
-    use tonic_health::pb::health_check_response::ServingStatus;
-    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+    use crate::support::health::{self, ServingStatus};
 
     let pki = Pki::new();
     let options = Options { auth: pki.auth(false), health_port: true, ..Default::default() };
     let app = TestApp::spawn_with(options).await;
     assert!(app.endpoint.starts_with("https://"), "{}", app.endpoint);
     let addr = app.app.as_ref().unwrap().health_addr().expect("the health port is bound");
-    let plain = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
-    let probe = HealthCheckRequest { service: modelcopy::health::SERVICE.into() };
-    let mut status = None;
-    for _ in 0..150 {
-        status = HealthClient::new(plain.clone()).check(probe.clone()).await.ok().map(|a| a.into_inner().status());
-        if status == Some(ServingStatus::Serving) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(status, Some(ServingStatus::Serving));
+    let endpoint = format!("http://{addr}");
+    let said = health::until(&endpoint, modelcopy::health::SERVICE, ServingStatus::Serving).await;
+    assert_eq!(said, Some(ServingStatus::Serving));
+    let plain = tonic::transport::Endpoint::from_shared(endpoint).unwrap().connect().await.unwrap();
 
     let mut api = proto::model_copy_client::ModelCopyClient::new(plain.clone());
     let refused = api.list_copies(proto::ListCopiesRequest::default()).await;

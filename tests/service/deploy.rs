@@ -7,11 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
-
 use crate::authn::Pki;
 use crate::support;
+use crate::support::health::{self, ServingStatus};
 
 fn base() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/k8s/base")
@@ -76,24 +74,11 @@ async fn the_entrypoint_migrates_serves_and_stops_as_the_kubernetes_manifests_ru
     let health = lines[1].strip_prefix("modelcopy health on ").unwrap_or_else(|| panic!("{lines:?}"));
     assert!(lines[2].starts_with("modelcopy listening on 127.0.0.1:"), "{lines:?}");
 
-    let probe = tonic::transport::Endpoint::from_shared(format!("http://{health}")).unwrap().connect().await.unwrap();
-    let status = |service: &'static str| {
-        let probe = probe.clone();
-        async move {
-            let request = HealthCheckRequest { service: service.into() };
-            HealthClient::new(probe).check(request).await.ok().map(|answer| answer.into_inner().status())
-        }
-    };
-    let mut ready = None;
-    for _ in 0..150 {
-        ready = status(modelcopy::health::SERVICE).await;
-        if ready == Some(ServingStatus::Serving) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let probe = format!("http://{health}");
+    let ready = health::until(&probe, modelcopy::health::SERVICE, ServingStatus::Serving).await;
     assert_eq!(ready, Some(ServingStatus::Serving), "the readiness probe passes");
-    assert_eq!(status(modelcopy::health::LIVENESS).await, Some(ServingStatus::Serving), "the liveness probe passes");
+    let alive = health::status(&probe, modelcopy::health::LIVENESS).await;
+    assert_eq!(alive, Some(ServingStatus::Serving), "the liveness probe passes");
 
     let pid = replica.0.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());

@@ -1,42 +1,22 @@
 //! `grpc.health.v1` and server reflection: answered without credentials and without an audit row, and health
 //! following whether the replica can work.
 
-use std::time::Duration;
-
 use futures::StreamExt;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use tonic_reflection::pb::v1::ServerReflectionRequest;
 
 use crate::helpers::TestApp;
+use crate::support::health::{self, ServingStatus};
 
 async fn channel(app: &TestApp) -> tonic::transport::Channel {
     tonic::transport::Endpoint::from_shared(app.endpoint.clone()).unwrap().connect().await.unwrap()
 }
 
-/// The API's health as a readiness probe reads it (no credentials).
-async fn api_health(app: &TestApp) -> Option<ServingStatus> {
-    health_of(app, modelcopy::health::SERVICE).await
-}
-
-async fn health_of(app: &TestApp, service: &str) -> Option<ServingStatus> {
-    let request = HealthCheckRequest { service: service.into() };
-    let answer = HealthClient::new(channel(app).await).check(request).await.ok()?;
-    Some(answer.into_inner().status())
-}
-
 async fn until_health(app: &TestApp, wanted: ServingStatus) {
-    for _ in 0..150 {
-        if api_health(app).await == Some(wanted) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the API's health never became {wanted:?}: {:?}", api_health(app).await);
+    let said = health::until(&app.endpoint, modelcopy::health::SERVICE, wanted).await;
+    assert_eq!(said, Some(wanted), "the API's health");
 }
 
 async fn audit_rows(app: &TestApp) -> i64 {
@@ -75,12 +55,12 @@ async fn health_and_reflection_answer_without_credentials_and_leave_no_audit_row
 #[tokio::test]
 async fn the_api_is_not_serving_while_the_database_is_unreachable_and_serving_again_after() {
     use crate::support::proxy::Path;
-    let (app, proxy) = TestApp::spawn_behind_proxy(Duration::from_millis(1_000)).await;
+    let (app, proxy) = TestApp::spawn_behind_proxy(std::time::Duration::from_millis(1_000)).await;
     until_health(&app, ServingStatus::Serving).await;
     proxy.set(Path::BlackHole);
     until_health(&app, ServingStatus::NotServing).await;
     // Not ready, but alive: a liveness probe does not have it restarted for what a restart cannot fix.
-    assert_eq!(health_of(&app, modelcopy::health::LIVENESS).await, Some(ServingStatus::Serving));
+    assert_eq!(health::status(&app.endpoint, modelcopy::health::LIVENESS).await, Some(ServingStatus::Serving));
     proxy.set(Path::Pass);
     until_health(&app, ServingStatus::Serving).await;
     app.stop().await;

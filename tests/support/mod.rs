@@ -5,6 +5,7 @@
 // Every test target compiles this module and each uses only part of it.
 #![allow(dead_code)]
 
+pub mod health;
 pub mod proxy;
 
 use std::path::PathBuf;
