@@ -22,6 +22,8 @@ import boto3
 import botocore.config
 import pytest
 
+from processes import stop
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 COPY_DURATION_MS = 1000
@@ -179,12 +181,7 @@ def sim(tmp_path_factory):
         assert line.startswith(prefix), line
         yield Sim(endpoint_url=line[len(prefix):])
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop(process, grace_s=10)
 
 
 @pytest.fixture(autouse=True)

@@ -20,6 +20,8 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor_pool import DescriptorPool
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
+from processes import stop
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVICE = "modelcopy.v1.ModelCopy"
 STARTUP_TIMEOUT_S = 60
@@ -59,12 +61,7 @@ def dev_service():
                     demo = line.split()
             yield listen, {demo[i][2:]: demo[i + 1] for i in range(len(demo) - 1) if demo[i].startswith("--")}
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process, grace_s=30)
             log.close()
 
 
