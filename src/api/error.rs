@@ -52,6 +52,7 @@ impl From<WatchError> for ApiError {
             WatchError::Store(err) => ApiError::Store(err),
             WatchError::Closed => ApiError::ShuttingDown,
             WatchError::Lost => ApiError::WatchLost,
+            err @ WatchError::FutureSequence { .. } => ApiError::invalid("after_sequence", &err.to_string()),
         }
     }
 }

@@ -183,21 +183,36 @@ impl ModelCopy for ModelCopyService {
         let call = Call::of(&request)?;
         // Held by the stream until it ends or its client goes: a principal's streams at once are capped.
         let place = self.admission.open_stream(call.principal.id()).map_err(|shed| shed.status())?;
-        let stream = match request.into_inner().target {
+        let request = request.into_inner();
+        let start =
+            match request.after_sequence {
+                None => watch::Start::Snapshot,
+                Some(after) => watch::Start::After(i64::try_from(after).map_err(|_| {
+                    ApiError::invalid("after_sequence", &format!("{after} is beyond any sequence number"))
+                })?),
+            };
+        let stream = match request.target {
             Some(Target::CopyId(raw)) => {
-                call.audit.set_request(serde_json::json!({ "copy_id": raw }), None);
+                call.audit
+                    .set_request(serde_json::json!({ "copy_id": raw, "after_sequence": request.after_sequence }), None);
                 let id = convert::copy_id("copy_id", &raw).map_err(ApiError::Invalid)?;
                 call.audit.set_copy_id(id);
                 let not_found = || ApiError::NotFound(format!("no copy {id}"));
                 let job = jobs::get(&self.store, id).await.map_err(ApiError::from)?.ok_or_else(not_found)?;
                 call.authorize_visible(Action::WatchCopy, &Resource::copy(&job), not_found)?;
-                watch::watch_copy(self.store.for_role(Role::Watch), &self.hub, id).await.map_err(ApiError::from)?
+                watch::watch_copy(self.store.for_role(Role::Watch), &self.hub, id, start)
+                    .await
+                    .map_err(ApiError::from)?
             }
             Some(Target::Filter(raw)) => {
-                call.audit.set_request(serde_json::json!({ "filter": convert::filter_json(Some(&raw)) }), None);
+                let filter_json = convert::filter_json(Some(&raw));
+                call.audit.set_request(
+                    serde_json::json!({ "filter": filter_json, "after_sequence": request.after_sequence }),
+                    None,
+                );
                 let filter = convert::filter("filter", Some(raw)).map_err(ApiError::Invalid)?;
                 call.audit.set_reason("each copy's state and changes shown only as policies permit");
-                watch::watch_filter(self.store.for_role(Role::Watch), &self.hub, filter)
+                watch::watch_filter(self.store.for_role(Role::Watch), &self.hub, filter, start)
                     .await
                     .map_err(ApiError::from)?
             }

@@ -2,11 +2,14 @@
 //!
 //! Watching one copy ends when the server ends the stream after the copy's terminal state, and the outcome tells a
 //! script how the copy ended (exit code 0 for SUCCEEDED, 3 for FAILED or CANCELLED). Watching a filter runs until
-//! Ctrl-C. The loop is separate from the gRPC call ([`print_events`] takes any stream and any stop signal), so it
-//! is tested without a server.
+//! Ctrl-C. A stream that fails UNAVAILABLE (its replica lost the database, or went away) is watched again after
+//! the highest sequence printed ([`resuming`]), so nothing is missed; after a snapshot, a change the snapshot
+//! already showed may be printed again, never one lost. The loops are separate from the gRPC call (they take any
+//! stream, any opener and any stop signal), so they are tested without a server.
 
 use std::future::Future;
 use std::io::Write;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -33,9 +36,24 @@ impl WatchArgs {
             Some(copy_id) => Target::CopyId(copy_id.clone()),
             None => Target::Filter(self.filter.to_filter()),
         };
-        WatchCopyRequest { target: Some(target) }
+        WatchCopyRequest { target: Some(target), after_sequence: None }
     }
 }
+
+/// What a watch has printed so far.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    /// The state in the last event.
+    pub state: Option<CopyState>,
+    /// The highest sequence number: where a resumed watch starts after.
+    pub sequence: Option<u64>,
+}
+
+/// Watches that fail in a row, with nothing printed in between, before the watch gives up.
+const RECONNECTS: u32 = 10;
+/// The pause before the first reconnection; doubled at each failure in a row, up to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(250);
+const MAX_PAUSE: Duration = Duration::from_secs(5);
 
 /// Why [`print_events`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,8 +73,8 @@ pub async fn execute(
     match &args.copy_id {
         Some(copy_id) => follow_copy(client, copy_id, format, out).await,
         None => {
-            let events = open(client, args.to_request()).await?;
-            print_events(events, format, out, ctrl_c()).await?;
+            let opener = |request| open(client.clone(), request);
+            resuming(opener, args.to_request(), format, out, ctrl_c()).await?;
             // Stopped or ended by the server: either way, nothing failed.
             Ok(Outcome::Done)
         }
@@ -70,14 +88,67 @@ pub async fn follow_copy(
     format: OutputFormat,
     out: &mut impl Write,
 ) -> anyhow::Result<Outcome> {
-    let request = WatchCopyRequest { target: Some(Target::CopyId(copy_id.to_owned())) };
-    let events = open(client, request).await?;
-    let end = print_events(events, format, out, ctrl_c()).await?;
+    let request = WatchCopyRequest { target: Some(Target::CopyId(copy_id.to_owned())), after_sequence: None };
+    let opener = |request| open(client.clone(), request);
+    let end = resuming(opener, request, format, out, ctrl_c()).await?;
     single_copy_outcome(copy_id, end)
 }
 
-async fn open(client: &mut Client, request: WatchCopyRequest) -> anyhow::Result<tonic::Streaming<CopyEvent>> {
+async fn open(mut client: Client, request: WatchCopyRequest) -> anyhow::Result<tonic::Streaming<CopyEvent>> {
     Ok(client.watch_copy(request).await.context("WatchCopy")?.into_inner())
+}
+
+/// Watches with `open` and prints what comes, as [`print_events`]; when the watch fails UNAVAILABLE, opens it again
+/// after the highest sequence printed, after a pause, up to [`RECONNECTS`] failures in a row.
+pub async fn resuming<O, Fut, S>(
+    mut open: O,
+    mut request: WatchCopyRequest,
+    format: OutputFormat,
+    out: &mut impl Write,
+    stop: impl Future<Output = ()>,
+) -> anyhow::Result<WatchEnd>
+where
+    O: FnMut(WatchCopyRequest) -> Fut,
+    Fut: Future<Output = anyhow::Result<S>>,
+    S: Stream<Item = Result<CopyEvent, Status>> + Unpin,
+{
+    tokio::pin!(stop);
+    let mut seen = Seen::default();
+    let (mut failures, mut pause) = (0, FIRST_PAUSE);
+    loop {
+        let before = seen;
+        let watched = tokio::select! {
+            () = &mut stop => return Ok(WatchEnd::Stopped),
+            opened = open(request.clone()) => opened,
+        };
+        let result = match watched {
+            Ok(events) => print_events(events, format, out, &mut stop, &mut seen).await,
+            Err(err) => Err(err),
+        };
+        let err = match result {
+            Err(err) if unavailable(&err) => err,
+            other => return other,
+        };
+        if seen != before {
+            (failures, pause) = (0, FIRST_PAUSE);
+        }
+        failures += 1;
+        if failures > RECONNECTS {
+            return Err(err.context(format!("gave up after {RECONNECTS} attempts in a row")));
+        }
+        request.after_sequence = seen.sequence;
+        eprintln!("{}; watching again in {} ms", render::error_report(&err), pause.as_millis());
+        tokio::select! {
+            () = &mut stop => return Ok(WatchEnd::Stopped),
+            () = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(MAX_PAUSE);
+    }
+}
+
+/// Whether `err` is a gRPC UNAVAILABLE: the replica cannot serve the watch now, another attempt may.
+fn unavailable(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| cause.downcast_ref::<Status>().is_some_and(|s| s.code() == tonic::Code::Unavailable))
 }
 
 /// Resolves on Ctrl-C; never, if the handler cannot be installed (the watch then ends only with the stream).
@@ -87,28 +158,29 @@ async fn ctrl_c() {
     }
 }
 
-/// Prints each event as it arrives until the stream ends, fails, or `stop` resolves.
+/// Prints each event as it arrives until the stream ends, fails, or `stop` resolves; `seen` follows what was printed.
 pub async fn print_events<S, F>(
     mut events: S,
     format: OutputFormat,
     out: &mut impl Write,
     stop: F,
+    seen: &mut Seen,
 ) -> anyhow::Result<WatchEnd>
 where
     S: Stream<Item = Result<CopyEvent, Status>> + Unpin,
     F: Future<Output = ()>,
 {
     tokio::pin!(stop);
-    let mut last_state = None;
     loop {
         tokio::select! {
             () = &mut stop => return Ok(WatchEnd::Stopped),
             next = events.next() => match next {
-                None => return Ok(WatchEnd::Ended(last_state)),
+                None => return Ok(WatchEnd::Ended(seen.state)),
                 Some(Err(status)) => return Err(anyhow::Error::new(status).context("WatchCopy")),
                 Some(Ok(event)) => {
                     render::write_event(out, &event, format)?;
-                    last_state = event.copy.and_then(|c| CopyState::try_from(c.state).ok());
+                    seen.state = event.copy.as_ref().and_then(|c| CopyState::try_from(c.state).ok());
+                    seen.sequence = seen.sequence.max(Some(event.sequence));
                 }
             },
         }
@@ -188,7 +260,9 @@ mod tests {
             event(6, CopyState::Submitting, CopyState::Failed),
         ]);
         let mut out = Vec::new();
-        let end = print_events(events, OutputFormat::Text, &mut out, std::future::pending()).await.unwrap();
+        let end = print_events(events, OutputFormat::Text, &mut out, std::future::pending(), &mut Seen::default())
+            .await
+            .unwrap();
         assert_eq!(end, WatchEnd::Ended(Some(CopyState::Failed)));
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
@@ -204,7 +278,7 @@ mod tests {
             event(2, CopyState::Queued, CopyState::Cancelled),
         ]);
         let mut out = Vec::new();
-        print_events(events, OutputFormat::Json, &mut out, std::future::pending()).await.unwrap();
+        print_events(events, OutputFormat::Json, &mut out, std::future::pending(), &mut Seen::default()).await.unwrap();
         let text = String::from_utf8(out).unwrap();
         let objects: Vec<serde_json::Value> = text.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
         assert_eq!(objects.len(), 2);
@@ -219,7 +293,9 @@ mod tests {
             Err(Status::unavailable("server going away")),
         ]);
         let mut out = Vec::new();
-        let error = print_events(events, OutputFormat::Text, &mut out, std::future::pending()).await.unwrap_err();
+        let error = print_events(events, OutputFormat::Text, &mut out, std::future::pending(), &mut Seen::default())
+            .await
+            .unwrap_err();
         assert_eq!(render::error_report(&error), "error: WatchCopy: UNAVAILABLE: server going away");
         // The event before the error was still printed.
         assert_eq!(String::from_utf8(out).unwrap().lines().count(), 1);
@@ -229,7 +305,7 @@ mod tests {
     async fn stop_ends_a_stream_that_never_ends() {
         let events = futures::stream::pending::<Result<CopyEvent, Status>>();
         let mut out = Vec::new();
-        let end = print_events(events, OutputFormat::Text, &mut out, async {}).await.unwrap();
+        let end = print_events(events, OutputFormat::Text, &mut out, async {}, &mut Seen::default()).await.unwrap();
         assert_eq!(end, WatchEnd::Stopped);
         assert!(out.is_empty());
     }
@@ -244,5 +320,33 @@ mod tests {
         let error = outcome(WatchEnd::Ended(Some(CopyState::Copying))).unwrap_err();
         assert!(error.to_string().contains("last state seen: copying"), "{error}");
         assert!(outcome(WatchEnd::Ended(None)).is_err());
+    }
+
+    /// A watch whose stream fails UNAVAILABLE is opened again after the highest sequence printed, and goes on; an
+    /// error of another kind ends it.
+    #[tokio::test(start_paused = true)]
+    async fn an_unavailable_watch_is_resumed_after_the_last_sequence_printed() {
+        let asked = std::sync::Mutex::new(Vec::new());
+        let mut streams = vec![
+            vec![
+                event(4, CopyState::Unspecified, CopyState::Queued),
+                event(7, CopyState::Queued, CopyState::Submitting),
+                Err(Status::unavailable("lost contact with the copy store; watch again")),
+            ],
+            vec![event(9, CopyState::Submitting, CopyState::Copying), Err(Status::internal("boom"))],
+        ]
+        .into_iter();
+        let open = |request: WatchCopyRequest| {
+            asked.lock().unwrap().push(request.after_sequence);
+            let stream = streams.next().expect("no more than two watches");
+            async move { anyhow::Ok(futures::stream::iter(stream)) }
+        };
+        let mut out = Vec::new();
+        let request = WatchCopyRequest { target: Some(Target::CopyId("c1".into())), after_sequence: None };
+        let error = resuming(open, request, OutputFormat::Text, &mut out, std::future::pending()).await.unwrap_err();
+        assert_eq!(*asked.lock().unwrap(), [None, Some(7)], "watched again after #7");
+        assert!(render::error_report(&error).contains("INTERNAL: boom"), "{error:#}");
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), 3, "each event printed once: {text}");
     }
 }

@@ -35,6 +35,32 @@ pub enum WatchError {
     /// The replica lost contact with the database; the client should watch again (through any replica).
     #[error("lost contact with the copy store; watch again")]
     Lost,
+    /// A resume from a change that has not happened yet.
+    #[error("after_sequence {after} is beyond the latest change, {latest}")]
+    FutureSequence { after: i64, latest: i64 },
+}
+
+/// Where a watch starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// With the current state of what it watches.
+    Snapshot,
+    /// Right after the change numbered so, which the client has seen: every later change, nothing before.
+    After(i64),
+}
+
+impl Start {
+    /// Refuses a resume from a change that has not happened yet. Read after the hub is subscribed to, so every
+    /// change after the latest reaches the watcher from the hub.
+    async fn check(self, store: &Store) -> Result<(), WatchError> {
+        if let Start::After(after) = self {
+            let latest = events::latest_seq(store).await?;
+            if after > latest {
+                return Err(WatchError::FutureSequence { after, latest });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Filter watchers start from at most this many live copies.
@@ -44,14 +70,16 @@ const BUFFER: usize = 64;
 
 pub type WatchStream = ReceiverStream<Result<WatchItem, WatchError>>;
 
-/// Watches one copy. Fails at once with [`WatchError::NotFound`] if there is no such copy.
-pub async fn watch_copy(store: Store, hub: &WatchHub, id: CopyId) -> Result<WatchStream, WatchError> {
+/// Watches one copy, from its current state or after a change the client has seen. Fails at once with
+/// [`WatchError::NotFound`] if there is no such copy.
+pub async fn watch_copy(store: Store, hub: &WatchHub, id: CopyId, start: Start) -> Result<WatchStream, WatchError> {
     let rx = hub.subscribe();
-    let JobAt { job, last_seq: last } = jobs::get_at(&store, id).await?.ok_or(WatchError::NotFound(id))?;
+    start.check(&store).await?;
+    let JobAt { job, last_seq } = jobs::get_at(&store, id).await?.ok_or(WatchError::NotFound(id))?;
     let (tx, out) = mpsc::channel(BUFFER);
     let shutdown = hub.shutdown();
     tokio::spawn(async move {
-        if let Err(err) = follow_copy(&store, rx, shutdown, &tx, job, last).await {
+        if let Err(err) = follow_copy(&store, rx, shutdown, &tx, job, (last_seq, start)).await {
             let _ = tx.send(Err(err)).await;
         }
     });
@@ -64,12 +92,24 @@ async fn follow_copy(
     mut shutdown: Shutdown,
     tx: &mpsc::Sender<Result<WatchItem, WatchError>>,
     job: CopyJob,
-    mut last: i64,
+    (last_seq, start): (i64, Start),
 ) -> Result<(), WatchError> {
-    let mut done = job.state.is_terminal();
-    if !send(tx, snapshot(job.clone(), last)).await || done {
-        return Ok(());
-    }
+    let (mut last, mut done) = match start {
+        Start::Snapshot => {
+            let done = job.state.is_terminal();
+            if !send(tx, snapshot(job.clone(), last_seq)).await || done {
+                return Ok(());
+            }
+            (last_seq, done)
+        }
+        // Ended by the change the client saw, or before: nothing more will come.
+        Start::After(after) if job.state.is_terminal() && last_seq <= after => return Ok(()),
+        // What came after it, then live.
+        Start::After(after) => match catch_up_copy(store, tx, &job, after).await? {
+            Some(caught_up) => caught_up,
+            None => return Ok(()),
+        },
+    };
     while !done {
         let message = tokio::select! {
             message = rx.recv() => message,
@@ -87,20 +127,9 @@ async fn follow_copy(
             Ok(HubMessage::Event(_)) => {}
             Ok(HubMessage::Lost) => return Err(WatchError::Lost),
             Ok(HubMessage::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                // Within one copy, sequence order is commit order: reading past `last` misses nothing.
-                for event in events::for_copy_after(store, job.id, last).await? {
-                    last = event.seq;
-                    done = event.to_state.is_terminal();
-                    let item = WatchItem {
-                        job: event.apply_to(&job),
-                        seq: event.seq,
-                        previous: event.from_state,
-                        occurred_at: event.occurred_at,
-                        snapshot: false,
-                    };
-                    if !send(tx, item).await {
-                        return Ok(());
-                    }
+                match catch_up_copy(store, tx, &job, last).await? {
+                    Some((caught_up, ended)) => (last, done) = (caught_up.max(last), ended),
+                    None => return Ok(()),
                 }
             }
             Err(broadcast::error::RecvError::Closed) => return Err(WatchError::Closed),
@@ -109,13 +138,53 @@ async fn follow_copy(
     Ok(())
 }
 
-/// Watches every copy matching `filter`: the live ones as they are, then every change, until the client leaves.
-pub async fn watch_filter(store: Store, hub: &WatchHub, filter: CopyFilter) -> Result<WatchStream, WatchError> {
+/// Sends the copy's changes after `last` from the database: the number of the last one sent (`last` if none) and
+/// whether the copy has ended; `None` once the client has gone. Within one copy, sequence order is commit order:
+/// reading past `last` misses nothing.
+async fn catch_up_copy(
+    store: &Store,
+    tx: &mpsc::Sender<Result<WatchItem, WatchError>>,
+    job: &CopyJob,
+    mut last: i64,
+) -> Result<Option<(i64, bool)>, WatchError> {
+    let mut done = false;
+    for event in events::for_copy_after(store, job.id, last).await? {
+        last = event.seq;
+        done = event.to_state.is_terminal();
+        let item = WatchItem {
+            job: event.apply_to(job),
+            seq: event.seq,
+            previous: event.from_state,
+            occurred_at: event.occurred_at,
+            snapshot: false,
+        };
+        if !send(tx, item).await {
+            return Ok(None);
+        }
+    }
+    Ok(Some((last, done)))
+}
+
+/// Watches every copy matching `filter`: the live ones as they are (or, resuming, every change after the one the
+/// client saw), then every change, until the client leaves.
+pub async fn watch_filter(
+    store: Store,
+    hub: &WatchHub,
+    filter: CopyFilter,
+    start: Start,
+) -> Result<WatchStream, WatchError> {
     let rx = hub.subscribe();
-    // Read before the snapshot: every event up to it is in the snapshot, and every later one reaches the watcher
-    // from the hub or, if it falls behind, from the events after it.
-    let floor = events::latest_seq(&store).await?;
-    let live = jobs::live_at(&store, &filter, SNAPSHOT_LIMIT).await?;
+    start.check(&store).await?;
+    let (floor, live) = match start {
+        // Read before the snapshot: every event up to it is in the snapshot, and every later one reaches the
+        // watcher from the hub or, if it falls behind, from the events after it.
+        Start::Snapshot => {
+            let floor = events::latest_seq(&store).await?;
+            (floor, Some(jobs::live_at(&store, &filter, SNAPSHOT_LIMIT).await?))
+        }
+        // No snapshot: the watcher catches up from the events after `after` first, as after a lag.
+        Start::After(after) => (after, None),
+    };
     let (tx, out) = mpsc::channel(BUFFER);
     let shutdown = hub.shutdown();
     tokio::spawn(async move {
@@ -140,8 +209,11 @@ async fn follow_filter(
     mut shutdown: Shutdown,
     tx: &mpsc::Sender<Result<WatchItem, WatchError>>,
     filter: CopyFilter,
-    (mut floor, live): (i64, Vec<JobAt>),
+    (mut floor, live): (i64, Option<Vec<JobAt>>),
 ) -> Result<(), WatchError> {
+    // A resumed watch (no snapshot) starts as one that fell behind: with a catch-up.
+    let mut behind = live.is_none();
+    let live = live.unwrap_or_default();
     let mut shown: HashMap<CopyId, i64> = HashMap::with_capacity(live.len());
     // Oldest first, as if each had just happened.
     for JobAt { job, last_seq: seq } in live.into_iter().rev() {
@@ -162,10 +234,14 @@ async fn follow_filter(
         filter.matches(job.state, job.request.source_account(), job.request.destination_account(), job.created_at)
     };
     loop {
-        let message = tokio::select! {
-            message = rx.recv() => message,
-            _ = tx.closed() => return Ok(()),
-            _ = shutdown.wait() => return Err(WatchError::Closed),
+        let message = if std::mem::take(&mut behind) {
+            Ok(HubMessage::Resync)
+        } else {
+            tokio::select! {
+                message = rx.recv() => message,
+                _ = tx.closed() => return Ok(()),
+                _ = shutdown.wait() => return Err(WatchError::Closed),
+            }
         };
         match message {
             Ok(HubMessage::Event(stored)) => {

@@ -220,6 +220,7 @@ fn watch_through(
         let mut seen = Seen::default();
         let request = || modelcopy::proto::WatchCopyRequest {
             target: Some(modelcopy::proto::watch_copy_request::Target::Filter(Default::default())),
+            after_sequence: None,
         };
         while !*stop.borrow() {
             let mut client = support::grpc_client(&endpoint, Some("team-f")).await;

@@ -116,7 +116,8 @@ async fn beyond_the_calls_at_once_the_replica_sheds_until_one_ends() {
 async fn a_principal_s_watch_streams_are_capped_and_a_closed_one_frees_its_place() {
     let app = app_with(AdmissionSettings { max_watch_streams_per_principal: 2, ..AdmissionSettings::default() }).await;
     let mut alice = app.client("alice").await;
-    let watch = || proto::WatchCopyRequest { target: Some(Target::Filter(proto::CopyFilter::default())) };
+    let watch =
+        || proto::WatchCopyRequest { target: Some(Target::Filter(proto::CopyFilter::default())), after_sequence: None };
     let first = alice.watch_copy(watch()).await.expect("first stream");
     let _second = alice.watch_copy(watch()).await.expect("second stream");
     let status = alice.watch_copy(watch()).await.unwrap_err();

@@ -198,7 +198,7 @@ async fn another_team_never_sees_a_teams_copies() {
     assert_eq!(hidden.message(), missing.message().replace(&unknown, &a1.copy_id));
     let cancel = proto::CancelCopyRequest { copy_id: a1.copy_id.clone(), reason: "mine now".into() };
     assert_eq!(bob.cancel_copy(cancel).await.unwrap_err().code(), Code::NotFound);
-    let watch_a1 = proto::WatchCopyRequest { target: Some(Target::CopyId(a1.copy_id.clone())) };
+    let watch_a1 = proto::WatchCopyRequest { target: Some(Target::CopyId(a1.copy_id.clone())), after_sequence: None };
     assert_eq!(bob.watch_copy(watch_a1).await.unwrap_err().code(), Code::NotFound);
     let a1_now = alice.get_copy(proto::GetCopyRequest { copy_id: a1.copy_id.clone() }).await.unwrap().into_inner();
     assert_eq!(a1_now.state(), CopyState::Queued, "bob's cancel changed nothing");
@@ -232,7 +232,8 @@ async fn another_team_never_sees_a_teams_copies() {
 
     // WatchCopy with a filter: bob's snapshot holds his copies only, and alice's changes never reach him. Alice's
     // cancel commits before bob's, so the first change bob is sent proves hers was held back.
-    let everything = proto::WatchCopyRequest { target: Some(Target::Filter(proto::CopyFilter::default())) };
+    let everything =
+        proto::WatchCopyRequest { target: Some(Target::Filter(proto::CopyFilter::default())), after_sequence: None };
     let mut stream = bob.watch_copy(everything).await.unwrap().into_inner();
     let first = next_event(&mut stream).await;
     let second = next_event(&mut stream).await;

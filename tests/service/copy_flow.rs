@@ -16,7 +16,10 @@ async fn a_copy_is_queued_submitted_followed_and_succeeds_with_every_step_stored
     assert!(copy.created_at.is_some());
 
     let mut stream = client
-        .watch_copy(proto::WatchCopyRequest { target: Some(Target::CopyId(copy.copy_id.clone())) })
+        .watch_copy(proto::WatchCopyRequest {
+            target: Some(Target::CopyId(copy.copy_id.clone())),
+            after_sequence: None,
+        })
         .await
         .unwrap()
         .into_inner();

@@ -225,7 +225,12 @@ async fn reads_through_a_partition_are_answered_unavailable_within_the_timeout()
             Box::pin({
                 let mut client = client.clone();
                 let target = Some(proto::watch_copy_request::Target::CopyId(copy.copy_id.clone()));
-                async move { client.watch_copy(deadline(proto::WatchCopyRequest { target })).await.map(|_| ()) }
+                async move {
+                    client
+                        .watch_copy(deadline(proto::WatchCopyRequest { target, after_sequence: None }))
+                        .await
+                        .map(|_| ())
+                }
             }),
         ),
     ];

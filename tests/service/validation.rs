@@ -86,7 +86,7 @@ async fn reads_refuse_malformed_ids_and_tokens() {
         .await
         .unwrap_err();
     assert_eq!(fields(&status), ["page_size", "page_token"]);
-    let status = client.watch_copy(proto::WatchCopyRequest { target: None }).await.unwrap_err();
+    let status = client.watch_copy(proto::WatchCopyRequest { target: None, after_sequence: None }).await.unwrap_err();
     assert_eq!(fields(&status), ["target"]);
     let status =
         client.get_copy(proto::GetCopyRequest { copy_id: uuid::Uuid::new_v4().to_string() }).await.unwrap_err();

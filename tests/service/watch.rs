@@ -25,7 +25,8 @@ async fn two_concurrent_watchers_each_see_every_change_in_order() {
     let app = TestApp::spawn_without_dispatch().await;
     let mut client = app.client("alice").await;
     let copy = TestApp::submit(&mut client, app.copy_request("watched")).await;
-    let target = || proto::WatchCopyRequest { target: Some(Target::CopyId(copy.copy_id.clone())) };
+    let target =
+        || proto::WatchCopyRequest { target: Some(Target::CopyId(copy.copy_id.clone())), after_sequence: None };
     // Both watch from QUEUED, before anything moves: each must then see the whole life.
     let first = client.watch_copy(target()).await.unwrap().into_inner();
     let second = app.client("dashboard").await.watch_copy(target()).await.unwrap().into_inner();
@@ -68,7 +69,10 @@ async fn watching_a_copy_that_ended_sends_its_state_and_ends() {
     let copy = TestApp::submit(&mut client, app.copy_request("done")).await;
     app.wait_until_ended(&mut client, &copy.copy_id).await;
     let stream = client
-        .watch_copy(proto::WatchCopyRequest { target: Some(Target::CopyId(copy.copy_id.clone())) })
+        .watch_copy(proto::WatchCopyRequest {
+            target: Some(Target::CopyId(copy.copy_id.clone())),
+            after_sequence: None,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -78,7 +82,10 @@ async fn watching_a_copy_that_ended_sends_its_state_and_ends() {
     assert_eq!(events[0].copy.as_ref().unwrap().state(), CopyState::Succeeded);
 
     let status = client
-        .watch_copy(proto::WatchCopyRequest { target: Some(Target::CopyId(uuid::Uuid::new_v4().to_string())) })
+        .watch_copy(proto::WatchCopyRequest {
+            target: Some(Target::CopyId(uuid::Uuid::new_v4().to_string())),
+            after_sequence: None,
+        })
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::NotFound);
@@ -96,8 +103,11 @@ async fn a_filter_watch_sees_live_copies_then_only_matching_changes() {
         destination_account_id: DEST_ACCOUNT.into(),
         ..Default::default()
     };
-    let mut stream =
-        client.watch_copy(proto::WatchCopyRequest { target: Some(Target::Filter(filter)) }).await.unwrap().into_inner();
+    let mut stream = client
+        .watch_copy(proto::WatchCopyRequest { target: Some(Target::Filter(filter)), after_sequence: None })
+        .await
+        .unwrap()
+        .into_inner();
     let first = stream.next().await.unwrap().unwrap();
     assert!(first.snapshot);
     assert_eq!(first.copy.unwrap().copy_id, before.copy_id);
@@ -227,7 +237,7 @@ async fn a_filter_watcher_that_falls_far_behind_still_gets_every_change_in_order
     // stop after a few kilobytes, and its watch stream falls behind the hub.
     let mut watcher = small_window_client(&app).await;
     let filter = proto::CopyFilter { destination_account_id: DEST_ACCOUNT.into(), ..Default::default() };
-    let watch = || proto::WatchCopyRequest { target: Some(Target::Filter(filter.clone())) };
+    let watch = || proto::WatchCopyRequest { target: Some(Target::Filter(filter.clone())), after_sequence: None };
     let mut stream = watcher.watch_copy(watch()).await.unwrap().into_inner();
     // A second watcher that keeps reading: once it has every change, the hub has passed all of them on, and the
     // first watcher has certainly fallen behind.
@@ -316,7 +326,7 @@ async fn a_watcher_is_told_when_its_replica_loses_the_database_and_can_watch_aga
     let (app, proxy) = TestApp::spawn_behind_proxy(Duration::from_millis(1_000)).await;
     let mut client = app.client("alice").await;
     let copy = TestApp::submit(&mut client, app.copy_request("watched")).await;
-    let watch = || proto::WatchCopyRequest { target: Some(Target::CopyId(copy.copy_id.clone())) };
+    let watch = || proto::WatchCopyRequest { target: Some(Target::CopyId(copy.copy_id.clone())), after_sequence: None };
     let mut stream = client.watch_copy(watch()).await.unwrap().into_inner();
     assert!(stream.next().await.unwrap().unwrap().snapshot);
 
@@ -391,13 +401,14 @@ async fn a_watcher_that_stops_reading_cannot_hold_the_shutdown() {
     let app = TestApp::spawn_without_dispatch().await;
     let mut watcher = small_window_client(&app).await;
     let filter = proto::CopyFilter { destination_account_id: DEST_ACCOUNT.into(), ..Default::default() };
-    let stream = watcher.watch_copy(proto::WatchCopyRequest { target: Some(Target::Filter(filter.clone())) });
+    let stream = watcher
+        .watch_copy(proto::WatchCopyRequest { target: Some(Target::Filter(filter.clone())), after_sequence: None });
     let _stalled = stream.await.unwrap().into_inner();
     // A reader that keeps up shows when the hub has passed everything on (and so filled the stalled one's buffers).
     let mut reader = app
         .client("alice")
         .await
-        .watch_copy(proto::WatchCopyRequest { target: Some(Target::Filter(filter)) })
+        .watch_copy(proto::WatchCopyRequest { target: Some(Target::Filter(filter)), after_sequence: None })
         .await
         .unwrap()
         .into_inner();
@@ -421,7 +432,8 @@ async fn a_change_made_while_the_hub_listens_again_still_reaches_the_watchers() 
     let (app, proxy) = TestApp::spawn_behind_proxy(Duration::from_millis(2_000)).await;
     let mut client = app.client("alice").await;
     let copy = TestApp::submit(&mut client, app.copy_request("relisten")).await;
-    let everything = proto::WatchCopyRequest { target: Some(Target::Filter(proto::CopyFilter::default())) };
+    let everything =
+        proto::WatchCopyRequest { target: Some(Target::Filter(proto::CopyFilter::default())), after_sequence: None };
     let mut stream = client.watch_copy(everything).await.unwrap().into_inner();
     assert!(stream.next().await.unwrap().unwrap().snapshot);
 
@@ -451,5 +463,104 @@ async fn a_change_made_while_the_hub_listens_again_still_reaches_the_watchers() 
         .expect("not an error: the hub listened again in time");
     assert_eq!(change.previous_state(), CopyState::Queued);
     assert_eq!(change.copy.unwrap().state(), CopyState::Submitting);
+    app.stop().await;
+}
+
+/// The latest change's number, as a client that has seen everything so far holds it.
+async fn latest_sequence(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT COALESCE(max(seq), 0) FROM copy_events").fetch_one(&app.pool).await.unwrap()
+}
+
+/// A filter watcher resumes after a gap holding 10,000 changes: it gets every one of them, in order, no snapshot,
+/// then the changes made after it resumed, with no gap and none twice across the switch.
+#[tokio::test]
+async fn a_resumed_filter_watch_gets_every_change_of_a_long_gap_in_order_then_live_ones() {
+    const GAP: usize = 10_000;
+    let options = crate::helpers::Options { dispatch: false, max_queued: Some(100_000), ..Default::default() };
+    let app = TestApp::spawn_with(options).await;
+    let mut client = app.client("alice").await;
+    TestApp::submit(&mut client, app.copy_request("seen")).await;
+    let seen = latest_sequence(&app).await;
+
+    // The gap: 10,000 changes committed while the client was away (one event each for copies queued behind the
+    // service, numbered in one statement under the copy events' lock, as every writer of events takes it).
+    let ids = app.queue_behind(GAP as i64, "alice", "gap").await;
+    let mut tx = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(modelcopy::store::locks::COPY_EVENTS)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO copy_events (copy_id, to_state)
+         SELECT id, 'QUEUED' FROM unnest($1::uuid[]) WITH ORDINALITY AS t (id, n) ORDER BY n",
+    )
+    .bind(&ids)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let missed: Vec<i64> = sqlx::query_scalar("SELECT seq FROM copy_events WHERE seq > $1 ORDER BY seq")
+        .bind(seen)
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(missed.len(), GAP);
+
+    let resume = proto::WatchCopyRequest {
+        target: Some(Target::Filter(proto::CopyFilter::default())),
+        after_sequence: Some(seen as u64),
+    };
+    let mut stream = client.watch_copy(resume).await.unwrap().into_inner();
+    let first = stream.next().await.expect("an event").unwrap();
+    // A change after the resume: it must come after the whole gap, once.
+    let live = TestApp::submit(&mut client, app.copy_request("live")).await;
+    let mut received = vec![first];
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while received.last().and_then(|e| e.copy.as_ref()).map(|c| c.copy_id.as_str()) != Some(&live.copy_id) {
+            received.push(stream.next().await.expect("more events").unwrap());
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the gap and the live change within 60 s; {} received", received.len()));
+
+    assert!(received.iter().all(|e| !e.snapshot), "a resumed watch sends no snapshot");
+    let sequences: Vec<i64> = received.iter().map(|e| e.sequence as i64).collect();
+    assert_eq!(&sequences[..GAP], &missed[..], "every change of the gap, in order, once");
+    assert_eq!(sequences.len(), GAP + 1, "then the live one, once: {:?}", &sequences[GAP..]);
+    assert!(sequences[GAP] > missed[GAP - 1]);
+    app.stop().await;
+}
+
+/// A watch of one copy resumed after a change it saw: the next change, no snapshot; resumed after the copy's last
+/// change once it has ended: the stream ends at once, empty. A resume from beyond the latest change is refused,
+/// naming the field.
+#[tokio::test]
+async fn a_resumed_copy_watch_starts_after_its_sequence_and_a_future_one_is_refused() {
+    let app = TestApp::spawn_without_dispatch().await;
+    let mut client = app.client("alice").await;
+    let copy = TestApp::submit(&mut client, app.copy_request("resumed")).await;
+    let queued_at = latest_sequence(&app).await;
+    let resume = |after: i64| proto::WatchCopyRequest {
+        target: Some(Target::CopyId(copy.copy_id.clone())),
+        after_sequence: Some(after as u64),
+    };
+    let mut stream = client.watch_copy(resume(queued_at)).await.unwrap().into_inner();
+    let store = Store::from_pool(app.pool.clone());
+    let id = copy.copy_id.parse().unwrap();
+    jobs::transition(&store, id, DomainState::Queued, &Change::to(DomainState::Cancelled), None).await.unwrap();
+    let events = collect(stream).await;
+    let states: Vec<_> =
+        events.iter().map(|e| (e.snapshot, e.previous_state(), e.copy.as_ref().unwrap().state())).collect();
+    assert_eq!(states, [(false, CopyState::Queued, CopyState::Cancelled)], "only the change after it");
+    let ended_at = events[0].sequence as i64;
+
+    stream = client.watch_copy(resume(ended_at)).await.unwrap().into_inner();
+    assert!(collect(stream).await.is_empty(), "it had ended by then: nothing more will come");
+
+    let beyond = latest_sequence(&app).await + 1_000;
+    let refused = client.watch_copy(resume(beyond)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains("after_sequence"), "{refused:?}");
     app.stop().await;
 }
