@@ -18,6 +18,7 @@ pub use crate::dispatch::DispatchSettings;
 use crate::domain::AccountId;
 pub use crate::rekognition::{AccountLimits, AccountSettings};
 use crate::telemetry::TelemetrySettings;
+use crate::watch::WatchSettings;
 
 /// Unknown keys are refused, in the file and in `MODELCOPY_<SECTION>__<KEY>` variables alike, naming the key: a
 /// misspelt `role_arn` must stop the service, not send it to the default credential chain.
@@ -68,6 +69,9 @@ pub struct Settings {
     /// `[admission]`: how much one replica takes on, in all and from one caller, before the audit write.
     #[serde(default)]
     pub admission: AdmissionSettings,
+    /// `[watch]`: how long the history of changes is kept for watchers that resume.
+    #[serde(default)]
+    pub watch: WatchSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +102,7 @@ impl Default for Settings {
             accounts: BTreeMap::new(),
             telemetry: TelemetrySettings::default(),
             admission: AdmissionSettings::default(),
+            watch: WatchSettings::default(),
         }
     }
 }
@@ -173,6 +178,7 @@ impl Settings {
             problems.push(format!("telemetry: {err}"));
         }
         problems.extend(self.admission.problems());
+        problems.extend(self.watch.problems());
         for (account, settings) in &self.accounts {
             let mut bad = |reason: String| problems.push(format!("accounts.{account}.{reason}"));
             if settings.region.is_empty() {

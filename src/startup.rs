@@ -109,6 +109,7 @@ impl Application {
         let timeout = Duration::from_millis(settings.dispatch.aws_timeout_ms);
         let clients = Clients::from_settings(&settings.accounts, timeout).await;
         let hub = WatchHub::start(store.for_role(Role::Watch), shutdown.clone()).await?;
+        tokio::spawn(crate::watch::retention::keep_pruning(store.clone(), settings.watch.clone(), shutdown.clone()));
 
         let limits: std::collections::BTreeMap<_, _> =
             settings.accounts.iter().map(|(id, account)| (id.clone(), account.limits.clone())).collect();

@@ -30,6 +30,13 @@ pub enum ApiError {
     Store(#[from] StoreError),
     #[error("the service is shutting down")]
     ShuttingDown,
+    /// A resumed watch needs changes that were pruned (`WatchError::Pruned`): OUT_OF_RANGE, with an ErrorInfo
+    /// (`HISTORY_PRUNED`, `oldest_held`) so a client knows to watch again for the current state.
+    #[error(
+        "after_sequence {after}: the changes after it are no longer all held (the history before {oldest_held} was \
+         pruned); watch again without after_sequence, for the current state"
+    )]
+    HistoryPruned { after: i64, oldest_held: i64 },
     /// A watch stream's replica lost contact with the database.
     #[error("lost contact with the copy store")]
     WatchLost,
@@ -53,6 +60,7 @@ impl From<WatchError> for ApiError {
             WatchError::Closed => ApiError::ShuttingDown,
             WatchError::Lost => ApiError::WatchLost,
             err @ WatchError::FutureSequence { .. } => ApiError::invalid("after_sequence", &err.to_string()),
+            WatchError::Pruned { after, oldest_held } => ApiError::HistoryPruned { after, oldest_held },
         }
     }
 }
@@ -96,9 +104,15 @@ impl From<ApiError> for Status {
                     Status::unavailable("the copy store is unavailable; retry later")
                 }
             },
+            err @ ApiError::HistoryPruned { .. } => {
+                let ApiError::HistoryPruned { oldest_held, .. } = &err else { unreachable!() };
+                let metadata = std::collections::HashMap::from([("oldest_held".to_owned(), oldest_held.to_string())]);
+                let details = ErrorDetails::with_error_info("HISTORY_PRUNED", "modelcopy", metadata);
+                Status::with_error_details(Code::OutOfRange, err.to_string(), details)
+            }
             ApiError::ShuttingDown => Status::unavailable("the service is shutting down; retry"),
             ApiError::WatchLost => Status::unavailable(
-                "this replica lost contact with the copy store; watch again (the stream resumes from a new snapshot)",
+                "this replica lost contact with the copy store; watch again (after_sequence: the last one received)",
             ),
         }
     }

@@ -108,10 +108,54 @@ pub async fn for_copy_after(store: &Store, copy_id: CopyId, after_seq: i64) -> R
     super::parse_all(rows)
 }
 
+/// The number at or below which events may have been pruned (0 if none ever was): a watcher that needs events
+/// from below it cannot be served them whole.
+pub async fn pruned_through(store: &Store) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT through_seq FROM copy_events_pruned").fetch_one(store.pool()).await?)
+}
+
+/// Events deleted per statement while pruning.
+const PRUNE_BATCH: i64 = 10_000;
+
+/// Deletes the history older than `keep` (every event numbered at or below the newest that old): the number it is
+/// pruned through now, if it moved. The mark is raised, and committed, before any event goes (see
+/// [`pruned_through`]); events go in batches, each its own statement.
+pub async fn prune(store: &Store, keep: std::time::Duration) -> Result<Option<i64>, StoreError> {
+    let through: Option<i64> = sqlx::query_scalar(
+        "UPDATE copy_events_pruned SET through_seq = s.through
+           FROM (SELECT max(seq) AS through FROM copy_events WHERE occurred_at < now() - make_interval(secs => $1)) AS s
+          WHERE s.through > copy_events_pruned.through_seq
+          RETURNING copy_events_pruned.through_seq",
+    )
+    .bind(keep.as_secs_f64())
+    .fetch_optional(store.pool())
+    .await?;
+    let Some(through) = through else { return Ok(None) };
+    loop {
+        let deleted = sqlx::query(
+            "DELETE FROM copy_events WHERE seq IN
+               (SELECT seq FROM copy_events WHERE seq <= $1 ORDER BY seq LIMIT $2)",
+        )
+        .bind(through)
+        .bind(PRUNE_BATCH)
+        .execute(store.pool())
+        .await?
+        .rows_affected();
+        if (deleted as i64) < PRUNE_BATCH {
+            return Ok(Some(through));
+        }
+    }
+}
+
 /// The number of the latest event committed (0 before the first). Events commit in the order of their numbers
 /// (see [`super::locks::COPY_EVENTS`]), so every event at or below it is committed and visible from now on.
+/// Pruned events count: once the history is pruned through N, the latest is at least N, even with no event left.
 pub async fn latest_seq(store: &Store) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar("SELECT COALESCE(max(seq), 0) FROM copy_events").fetch_one(store.pool()).await?)
+    Ok(sqlx::query_scalar(
+        "SELECT GREATEST((SELECT COALESCE(max(seq), 0) FROM copy_events), (SELECT through_seq FROM copy_events_pruned))",
+    )
+    .fetch_one(store.pool())
+    .await?)
 }
 
 /// Up to `limit` events numbered after `after_seq`, in number order (which is commit order), each with its copy as

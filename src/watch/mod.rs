@@ -8,7 +8,9 @@
 //! watcher that resumes after a change it saw ([`Start::After`]) starts that way, with no current state.
 
 pub mod hub;
+pub mod retention;
 pub mod stream;
 
 pub use hub::{HubMessage, StoredEvent, WatchHub};
+pub use retention::WatchSettings;
 pub use stream::{watch_copy, watch_filter, Start, WatchError, WatchItem};

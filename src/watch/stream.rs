@@ -38,6 +38,22 @@ pub enum WatchError {
     /// A resume from a change that has not happened yet.
     #[error("after_sequence {after} is beyond the latest change, {latest}")]
     FutureSequence { after: i64, latest: i64 },
+    /// The changes after `after` are no longer all held: the history before `oldest_held` was pruned.
+    #[error(
+        "the changes after {after} are no longer all held (the history before {oldest_held} was pruned); watch again \
+         without after_sequence, for the current state"
+    )]
+    Pruned { after: i64, oldest_held: i64 },
+}
+
+/// Fails with [`WatchError::Pruned`] if events after `after` may have been pruned. Asked after reading them: the
+/// mark is raised before events are deleted, so a mark still at or below `after` means what was read was whole.
+async fn still_held(store: &Store, after: i64) -> Result<(), WatchError> {
+    let through = events::pruned_through(store).await?;
+    if through > after {
+        return Err(WatchError::Pruned { after, oldest_held: through + 1 });
+    }
+    Ok(())
 }
 
 /// Where a watch starts.
@@ -50,14 +66,15 @@ pub enum Start {
 }
 
 impl Start {
-    /// Refuses a resume from a change that has not happened yet. Read after the hub is subscribed to, so every
-    /// change after the latest reaches the watcher from the hub.
+    /// Refuses a resume from a change that has not happened yet, or from one whose successors were pruned. Read
+    /// after the hub is subscribed to, so every change after the latest reaches the watcher from the hub.
     async fn check(self, store: &Store) -> Result<(), WatchError> {
         if let Start::After(after) = self {
             let latest = events::latest_seq(store).await?;
             if after > latest {
                 return Err(WatchError::FutureSequence { after, latest });
             }
+            still_held(store, after).await?;
         }
         Ok(())
     }
@@ -148,7 +165,9 @@ async fn catch_up_copy(
     mut last: i64,
 ) -> Result<Option<(i64, bool)>, WatchError> {
     let mut done = false;
-    for event in events::for_copy_after(store, job.id, last).await? {
+    let read = events::for_copy_after(store, job.id, last).await?;
+    still_held(store, last).await?;
+    for event in read {
         last = event.seq;
         done = event.to_state.is_terminal();
         let item = WatchItem {
@@ -252,6 +271,7 @@ async fn follow_filter(
             Ok(HubMessage::Lost) => return Err(WatchError::Lost),
             Ok(HubMessage::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => loop {
                 let page = events::after(store, floor, CATCH_UP_PAGE).await?;
+                still_held(store, floor).await?;
                 let full = page.len() as i64 == CATCH_UP_PAGE;
                 for (event, job) in page {
                     if handle(event.seq, &job, &mut floor) {

@@ -53,6 +53,8 @@ pub struct Options {
     /// A role of the destination account the service assumes there (through the simulator's STS) instead of
     /// using the account's key directly; the seed has one role there, [`DEST_ROLE`].
     pub assume_role: Option<&'static str>,
+    /// `[watch]`, when not the default.
+    pub watch: Option<modelcopy::watch::WatchSettings>,
     /// `request_timeout_ms`, when not the default.
     pub request_timeout: Option<Duration>,
     /// Whether metrics are served for Prometheus (`[telemetry] metrics_listen_addr` on a loopback port). The
@@ -83,6 +85,7 @@ impl Default for Options {
             health_port: false,
             metrics: false,
             request_timeout: None,
+            watch: None,
         }
     }
 }
@@ -150,6 +153,9 @@ impl TestApp {
         settings.admission = options.admission.unwrap_or_default();
         if let Some(timeout) = options.database_timeout {
             settings.database_timeout_ms = timeout.as_millis() as u64;
+        }
+        if let Some(watch) = options.watch {
+            settings.watch = watch;
         }
         if let Some(timeout) = options.request_timeout {
             settings.request_timeout_ms = timeout.as_millis() as u64;

@@ -564,3 +564,90 @@ async fn a_resumed_copy_watch_starts_after_its_sequence_and_a_future_one_is_refu
     assert!(refused.message().contains("after_sequence"), "{refused:?}");
     app.stop().await;
 }
+
+/// What a resume from pruned history gets: OUT_OF_RANGE, with an ErrorInfo naming the oldest change still held.
+fn assert_pruned(refused: &tonic::Status, oldest_held: i64) {
+    use tonic_types::StatusExt;
+    assert_eq!(refused.code(), tonic::Code::OutOfRange, "{refused:?}");
+    assert!(refused.message().contains("after_sequence"), "{refused:?}");
+    let info = refused.get_details_error_info().expect("an ErrorInfo");
+    assert_eq!(info.reason, "HISTORY_PRUNED");
+    assert_eq!(info.metadata.get("oldest_held"), Some(&oldest_held.to_string()), "{info:?}");
+}
+
+/// Once the history is pruned, a resume from before the mark is refused with the documented status, one from the
+/// mark on is served: every change after it, then live ones.
+#[tokio::test]
+async fn a_resume_from_pruned_history_is_out_of_range_and_one_from_the_mark_is_served() {
+    let app = TestApp::spawn_without_dispatch().await;
+    let mut client = app.client("alice").await;
+    TestApp::submit(&mut client, app.copy_request("old-1")).await;
+    let early = latest_sequence(&app).await;
+    TestApp::submit(&mut client, app.copy_request("old-2")).await;
+    let latest = latest_sequence(&app).await;
+    let store = Store::from_pool(app.pool.clone());
+    let through = events::prune(&store, Duration::ZERO).await.unwrap().expect("the history moved");
+    assert_eq!(through, latest, "everything committed before now");
+    let held: i64 = sqlx::query_scalar("SELECT count(*) FROM copy_events").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(held, 0);
+
+    let resume = |after: i64| proto::WatchCopyRequest {
+        target: Some(Target::Filter(proto::CopyFilter::default())),
+        after_sequence: Some(after as u64),
+    };
+    assert_pruned(&client.watch_copy(resume(early)).await.unwrap_err(), through + 1);
+
+    let mut stream = client.watch_copy(resume(through)).await.unwrap().into_inner();
+    // A watch of one copy whose changes were all pruned starts from the mark: its next change reaches it, even
+    // through a catch-up (a hub's resync reads from the mark, which is not refused).
+    let old = sqlx::query_scalar::<_, uuid::Uuid>("SELECT id FROM copy_jobs WHERE version_name = 'old-1'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+        .to_string();
+    let by_id = proto::WatchCopyRequest { target: Some(Target::CopyId(old.clone())), after_sequence: None };
+    let mut one = client.watch_copy(by_id).await.unwrap().into_inner();
+    let snapshot = one.next().await.unwrap().unwrap();
+    assert!(snapshot.snapshot && snapshot.sequence as i64 == through, "{snapshot:?}");
+    let live = TestApp::submit(&mut client, app.copy_request("new")).await;
+    let event = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(event.copy.unwrap().copy_id, live.copy_id);
+    assert!(!event.snapshot && event.sequence as i64 > through);
+    // The hubs' listening sessions end (as on a restart): the change below reaches the watcher by a catch-up.
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND query LIKE 'LISTEN %'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    client.cancel_copy(proto::CancelCopyRequest { copy_id: old, reason: String::new() }).await.unwrap();
+    let cancelled = tokio::time::timeout(Duration::from_secs(10), one.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(cancelled.copy.unwrap().state(), CopyState::Cancelled);
+    app.stop().await;
+}
+
+/// The service prunes by itself, every `prune_interval_secs`, what is older than `history_retention_secs`.
+#[tokio::test]
+async fn the_service_prunes_history_older_than_its_retention() {
+    let watch = modelcopy::watch::WatchSettings { history_retention_secs: 1, prune_interval_secs: 1 };
+    let options = crate::helpers::Options { dispatch: false, watch: Some(watch), ..Default::default() };
+    let app = TestApp::spawn_with(options).await;
+    let mut client = app.client("alice").await;
+    TestApp::submit(&mut client, app.copy_request("aging")).await;
+    let seq = latest_sequence(&app).await;
+    let store = Store::from_pool(app.pool.clone());
+    let mut through = 0;
+    for _ in 0..100 {
+        through = events::pruned_through(&store).await.unwrap();
+        if through >= seq {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(through >= seq, "pruned within 10 s: through {through}, the change {seq}");
+    let resume =
+        proto::WatchCopyRequest { target: Some(Target::Filter(proto::CopyFilter::default())), after_sequence: Some(0) };
+    assert_pruned(&client.watch_copy(resume).await.unwrap_err(), through + 1);
+    app.stop().await;
+}

@@ -31,8 +31,11 @@ impl TryFrom<JobAtRow> for JobAt {
     }
 }
 
+/// A copy whose changes were pruned is as new as the pruning mark: every change it had is at or below the mark,
+/// every later one will be above it (so a watcher's catch-up from there misses nothing, and is not refused).
 const SELECT_JOBS_AT: &str = "SELECT copy_jobs.*, \
-    COALESCE((SELECT MAX(seq) FROM copy_events e WHERE e.copy_id = copy_jobs.id), 0) AS last_seq FROM copy_jobs";
+    GREATEST(COALESCE((SELECT MAX(seq) FROM copy_events e WHERE e.copy_id = copy_jobs.id), 0), \
+             (SELECT through_seq FROM copy_events_pruned)) AS last_seq FROM copy_jobs";
 
 /// One copy as it is now, with its latest change's number (see [`JobAt`]).
 pub async fn get_at(store: &Store, id: CopyId) -> Result<Option<JobAt>, StoreError> {
