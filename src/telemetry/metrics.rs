@@ -15,6 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -196,14 +197,16 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Installs the process's meter provider as `settings` say: a Prometheus endpoint on `metrics_listen_addr`
-    /// and OTLP export to `otlp_endpoint`, each when set. `None` when neither is, or when a pipeline is already
-    /// installed in this process (tests start many services in one; the first one's settings hold).
+    /// and OTLP export to `otlp_endpoint`, each when set. `None` when neither is, or when another service of this
+    /// process claimed the pipeline first (tests start many services in one; the first one's settings hold; a
+    /// start that fails after claiming ends its service, and the process with it in a deployment).
     pub async fn start(settings: &TelemetrySettings, shutdown: Shutdown) -> anyhow::Result<Option<Pipeline>> {
-        static INSTALLED: Mutex<bool> = Mutex::new(false);
+        // Claimed in one step, so that two services starting at once cannot both install one.
+        static CLAIMED: AtomicBool = AtomicBool::new(false);
         if settings.metrics_listen_addr.is_none() && settings.otlp_endpoint.is_none() {
             return Ok(None);
         }
-        if *INSTALLED.lock().unwrap_or_else(|p| p.into_inner()) {
+        if CLAIMED.swap(true, Ordering::AcqRel) {
             warn!("a metrics pipeline already runs in this process; this service's metrics settings are not applied");
             return Ok(None);
         }
@@ -238,7 +241,6 @@ impl Pipeline {
         }
         let provider = provider.build();
         global::set_meter_provider(provider.clone());
-        *INSTALLED.lock().unwrap_or_else(|p| p.into_inner()) = true;
         // Made now, on this provider: the gauges are registered with the instruments, and a scrape before the first
         // call must show them too.
         let _ = instruments();
