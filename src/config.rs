@@ -19,6 +19,7 @@ use crate::domain::AccountId;
 pub use crate::rekognition::{AccountLimits, AccountSettings};
 use crate::telemetry::TelemetrySettings;
 use crate::watch::WatchSettings;
+use crate::web::WebSettings;
 
 /// Unknown keys are refused, in the file and in `MODELCOPY_<SECTION>__<KEY>` variables alike, naming the key: a
 /// misspelt `role_arn` must stop the service, not send it to the default credential chain.
@@ -72,6 +73,9 @@ pub struct Settings {
     /// `[watch]`: how long the history of changes is kept for watchers that resume.
     #[serde(default)]
     pub watch: WatchSettings,
+    /// `[web]`: gRPC-Web, the origins allowed to call from a browser, the dashboard page.
+    #[serde(default)]
+    pub web: WebSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +107,7 @@ impl Default for Settings {
             telemetry: TelemetrySettings::default(),
             admission: AdmissionSettings::default(),
             watch: WatchSettings::default(),
+            web: WebSettings::default(),
         }
     }
 }
@@ -179,6 +184,7 @@ impl Settings {
         }
         problems.extend(self.admission.problems());
         problems.extend(self.watch.problems());
+        problems.extend(self.web.problems());
         for (account, settings) in &self.accounts {
             let mut bad = |reason: String| problems.push(format!("accounts.{account}.{reason}"));
             if settings.region.is_empty() {

@@ -22,6 +22,7 @@ pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod watch;
+pub mod web;
 
 /// mimalloc for every binary and test of the crate. Why: under load, glibc's malloc, free and their consolidation
 /// of freed chunks took about a quarter of the CPU of the service's threads (perf over the accept benchmark), the

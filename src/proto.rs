@@ -1,8 +1,12 @@
-//! Code generated from `proto/modelcopy/v1/modelcopy.proto`.
+//! Code generated from `proto/modelcopy/v1/modelcopy.proto` (messages and client), and the server generated from
+//! build.rs's list of the same methods.
 #![allow(clippy::all, missing_docs)]
+
+pub mod encoded;
 
 pub mod v1 {
     tonic::include_proto!("modelcopy.v1");
+    include!(concat!(env!("OUT_DIR"), "/modelcopy.v1.ModelCopy.rs"));
 }
 pub use v1::*;
 

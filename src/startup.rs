@@ -86,7 +86,10 @@ impl Application {
         // Before anything that makes spans, so that the first of them are exported too.
         let exporter = Exporter::start(&settings.telemetry)?;
         // Calls that bring no shorter deadline get this one (`request_timeout_ms`).
-        let mut builder = Server::builder().timeout(Duration::from_millis(settings.request_timeout_ms));
+        let mut builder = Server::builder()
+            .timeout(Duration::from_millis(settings.request_timeout_ms))
+            // Browsers speak HTTP/1.1 to a plaintext port (gRPC clients still get HTTP/2).
+            .accept_http1(settings.web.needs_http1());
         if let Some(tls) = &settings.auth.tls {
             builder = builder
                 .tls_config(auth::tls::server_config(tls)?)
@@ -108,7 +111,13 @@ impl Application {
 
         let timeout = Duration::from_millis(settings.dispatch.aws_timeout_ms);
         let clients = Clients::from_settings(&settings.accounts, timeout).await;
-        let hub = WatchHub::start(store.for_role(Role::Watch), shutdown.clone()).await?;
+        let hub = WatchHub::start(
+            store.for_role(Role::Watch),
+            shutdown.clone(),
+            crate::api::convert::encoded_event,
+            settings.watch.stream_buffer,
+        )
+        .await?;
         tokio::spawn(crate::watch::retention::keep_pruning(store.clone(), settings.watch.clone(), shutdown.clone()));
 
         let limits: std::collections::BTreeMap<_, _> =
@@ -174,6 +183,7 @@ impl Application {
         let mut stop = shutdown.clone();
         let server = tokio::spawn(
             builder
+                .layer(crate::web::layers(&settings.web))
                 .add_service(api)
                 .add_service(health)
                 .add_service(reflection)

@@ -6,6 +6,7 @@ use prost_types::Timestamp;
 
 use crate::domain::{AccountId, CopyFilter, CopyId, CopyState, FieldViolation, RawCopyRequest, RawOutputConfig};
 use crate::proto;
+use crate::proto::encoded::EncodedCopyEvent;
 use crate::store::CopyJob;
 use crate::watch::WatchItem;
 
@@ -253,6 +254,11 @@ pub fn event(item: &WatchItem) -> proto::CopyEvent {
         occurred_at: Some(timestamp(item.occurred_at)),
         snapshot: item.snapshot,
     }
+}
+
+/// A change as every stream sends it, encoded once (see `proto::encoded`).
+pub fn encoded_event(item: &WatchItem) -> EncodedCopyEvent {
+    EncodedCopyEvent::new(&event(item))
 }
 
 #[cfg(test)]

@@ -37,6 +37,13 @@ pub enum ApiError {
          pruned); watch again without after_sequence, for the current state"
     )]
     HistoryPruned { after: i64, oldest_held: i64 },
+    /// A watch stream's client fell behind and was cut off (`WatchError::SlowConsumer`): RESOURCE_EXHAUSTED, with
+    /// an ErrorInfo (`SLOW_CONSUMER`, `last_sequence`) to resume after.
+    #[error(
+        "this stream fell {buffer} changes behind and was cut off; watch again with after_sequence {last_sent} (the \
+         last change sent)"
+    )]
+    SlowConsumer { last_sent: i64, buffer: usize },
     /// A watch stream's replica lost contact with the database.
     #[error("lost contact with the copy store")]
     WatchLost,
@@ -61,6 +68,7 @@ impl From<WatchError> for ApiError {
             WatchError::Lost => ApiError::WatchLost,
             err @ WatchError::FutureSequence { .. } => ApiError::invalid("after_sequence", &err.to_string()),
             WatchError::Pruned { after, oldest_held } => ApiError::HistoryPruned { after, oldest_held },
+            WatchError::SlowConsumer { last_sent, buffer } => ApiError::SlowConsumer { last_sent, buffer },
         }
     }
 }
@@ -109,6 +117,12 @@ impl From<ApiError> for Status {
                 let metadata = std::collections::HashMap::from([("oldest_held".to_owned(), oldest_held.to_string())]);
                 let details = ErrorDetails::with_error_info("HISTORY_PRUNED", "modelcopy", metadata);
                 Status::with_error_details(Code::OutOfRange, err.to_string(), details)
+            }
+            err @ ApiError::SlowConsumer { .. } => {
+                let ApiError::SlowConsumer { last_sent, .. } = &err else { unreachable!() };
+                let metadata = std::collections::HashMap::from([("last_sequence".to_owned(), last_sent.to_string())]);
+                let details = ErrorDetails::with_error_info("SLOW_CONSUMER", "modelcopy", metadata);
+                Status::with_error_details(Code::ResourceExhausted, err.to_string(), details)
             }
             ApiError::ShuttingDown => Status::unavailable("the service is shutting down; retry"),
             ApiError::WatchLost => Status::unavailable(

@@ -14,8 +14,9 @@ use super::convert;
 use super::visible_page::visible_page;
 use super::ApiError;
 use crate::admission::Admission;
-use crate::auth::{Action, Resource};
+use crate::auth::{Action, Resource, Visibility};
 use crate::domain::{AccountId, CopyRequest, FieldViolation};
+use crate::proto::encoded::EncodedCopyEvent;
 use crate::proto::model_copy_server::ModelCopy;
 use crate::proto::{self, watch_copy_request::Target};
 use crate::rekognition::AccountLimits;
@@ -51,7 +52,15 @@ fn retry_after(limits: &AccountLimits) -> Duration {
     Duration::from_secs_f64((f64::from(limits.max_queued) * 0.1 / limits.copy_per_second).clamp(1.0, 3600.0))
 }
 
-type EventStream = Pin<Box<dyn Stream<Item = Result<proto::CopyEvent, Status>> + Send>>;
+type EventStream = Pin<Box<dyn Stream<Item = Result<EncodedCopyEvent, Status>> + Send>>;
+
+/// A caller's view of copies, for the watch fan-out: the policies' decision for the caller, shared by every stream
+/// of callers with the same [`crate::auth::Principal::key`].
+impl watch::Viewer for Visibility {
+    fn sees(&self, job: &crate::store::CopyJob) -> bool {
+        Visibility::sees(self, job)
+    }
+}
 
 #[tonic::async_trait]
 impl ModelCopy for ModelCopyService {
@@ -191,6 +200,11 @@ impl ModelCopy for ModelCopyService {
                     ApiError::invalid("after_sequence", &format!("{after} is beyond any sequence number"))
                 })?),
             };
+        // Every item (snapshot or change) is shown only if the caller may watch that copy, as the policies in
+        // force say when the item is sent. A copy watched by id passed this check already; asking again costs
+        // little and follows a policy change in the middle of a watch.
+        let watcher =
+            watch::Watcher { viewer_key: call.principal.key(), viewer: Arc::new(call.visibility(Action::WatchCopy)) };
         let stream = match request.target {
             Some(Target::CopyId(raw)) => {
                 call.audit
@@ -200,7 +214,7 @@ impl ModelCopy for ModelCopyService {
                 let not_found = || ApiError::NotFound(format!("no copy {id}"));
                 let job = jobs::get(&self.store, id).await.map_err(ApiError::from)?.ok_or_else(not_found)?;
                 call.authorize_visible(Action::WatchCopy, &Resource::copy(&job), not_found)?;
-                watch::watch_copy(self.store.for_role(Role::Watch), &self.hub, id, start)
+                watch::watch_copy(self.store.for_role(Role::Watch), &self.hub, id, start, watcher)
                     .await
                     .map_err(ApiError::from)?
             }
@@ -212,25 +226,16 @@ impl ModelCopy for ModelCopyService {
                 );
                 let filter = convert::filter("filter", Some(raw)).map_err(ApiError::Invalid)?;
                 call.audit.set_reason("each copy's state and changes shown only as policies permit");
-                watch::watch_filter(self.store.for_role(Role::Watch), &self.hub, filter, start)
+                watch::watch_filter(self.store.for_role(Role::Watch), &self.hub, filter, start, watcher)
                     .await
                     .map_err(ApiError::from)?
             }
             None => return Err(ApiError::invalid("target", "set copy_id or filter").into()),
         };
-        // Every item (snapshot or change) is shown only if the caller may watch that copy, as the policies in
-        // force say when the item is sent. A copy watched by id passed this check already; asking again costs
-        // little and follows a policy change in the middle of a watch.
-        let visibility = call.visibility(Action::WatchCopy);
         let open = crate::telemetry::metrics::OpenStream::new();
-        let events = stream.filter_map(move |item| {
+        let events = stream.map(move |item| {
             let _held = (&place, &open);
-            let shown = match item {
-                Ok(item) if visibility.sees(&item.job) => Some(Ok(convert::event(&item))),
-                Ok(_) => None,
-                Err(err) => Some(Err(Status::from(ApiError::from(err)))),
-            };
-            futures::future::ready(shown)
+            item.map_err(|err| Status::from(ApiError::from(err)))
         });
         Ok(Response::new(Box::pin(events)))
     }

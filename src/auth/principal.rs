@@ -45,4 +45,15 @@ impl Principal {
     pub fn authn(&self) -> &'static str {
         self.authn
     }
+
+    /// Everything the policies may look at, as one string: callers with equal keys get equal decisions, so a
+    /// decision made for one may serve the others (the watch fan-out asks once per key and change).
+    pub fn key(&self) -> String {
+        let kind = match self.kind {
+            PrincipalKind::User => "user",
+            PrincipalKind::Service => "service",
+        };
+        // JSON: unambiguous whatever the names hold.
+        serde_json::json!([kind, self.authn, self.id, self.groups]).to_string()
+    }
 }

@@ -29,7 +29,7 @@ use sqlx::PgPool;
 pub use audit::{AuditPageToken, AuditRow};
 pub use error::StoreError;
 pub use events::CopyEvent;
-pub use jobs::{CancelOutcome, Change, CopyJob, CreateOutcome, JobAt, Lease, Report};
+pub use jobs::{CancelOutcome, Change, CopyJob, CreateOutcome, JobAt, Lease, LiveCursor, Report};
 pub use leadership::Leadership;
 pub use notifications::{Channel, Listener};
 pub use page_token::PageToken;

@@ -1,19 +1,21 @@
-//! One listener per replica on the copy events channel, re-broadcast in process.
+//! One listener per replica on the copy events channel; each change it hears of is read once and handed to the
+//! replica's watchers: those up to date through the fan-out registry ([`super::fanout`]), those still starting up
+//! through a broadcast they drain when they join.
 //!
 //! The listener is checked with a heartbeat: every `database_timeout_ms` the hub notifies itself on the channel,
 //! and if neither that notification nor anything else has come in within the same time, the hub tells every
-//! watcher it lost the database ([`HubMessage::Lost`]: their streams end with UNAVAILABLE, so clients reconnect)
-//! and opens a new listener. Why: on a partition that swallows packets, a LISTEN connection neither errors nor
+//! watcher it lost the database ([`HubMessage::Lost`]: their streams end with UNAVAILABLE, so clients resume) and
+//! opens a new listener. Why: on a partition that swallows packets, a LISTEN connection neither errors nor
 //! delivers anything, and every watcher of the replica went silent, with no error, for as long as it lasted.
 //!
-//! When the listener's connection fails (PostgreSQL restarting, a reset), the hub opens a new listener itself and
-//! only *then* asks its watchers to catch up ([`HubMessage::Resync`]); if it cannot listen again within the
-//! timeout, its watchers are told they lost it. Why: the hub used to ask for the catch-up as soon as it saw the
-//! failure, and left listening again to the driver's next read; a change committed between the watchers' catch-up
-//! and the new LISTEN was neither read nor notified, and was never sent (the fleet's fault test saw watchers skip
-//! copies' QUEUED → SUBMITTING after each restart). The listener itself never listens again on its own
-//! (`store::notifications`): it used to, inside a receive that this loop's heartbeat tick could cancel, and then the
-//! loss was never reported and nobody caught up (a watcher skipped a change right after a restart, one run in five).
+//! When the listener's connection fails (PostgreSQL restarting, a reset), the hub opens a new listener and only
+//! *then* reads what it missed from the database, after the last change it handed out, and hands that out as if it
+//! had been notified: everything committed before it listens again is in that read, everything after is notified.
+//! (It once asked for that read as soon as it saw the failure and left listening again for later; a change
+//! committed in between was neither read nor notified, and never sent.) The listener itself never listens again on
+//! its own (`store::notifications`): it used to, inside a receive that this loop's heartbeat tick could cancel, and
+//! then the loss was never reported and nobody caught up. The read is the hub's, once, rather than every
+//! watcher's: ten thousand watchers reading the same rows after each restart would be ten thousand queries.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,10 +24,15 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 use tracing::warn;
 
+use super::fanout::{Encode, Registry};
+use super::{WatchError, WatchItem};
 use crate::shutdown::Shutdown;
 use crate::store::{events, jobs, Channel, CopyEvent, CopyJob, Listener, Store, StoreError};
 
+/// Changes a starting watcher may fall behind by before it reads them from the database instead.
 const CAPACITY: usize = 1024;
+/// Changes read per query when the hub catches up.
+const CATCH_UP_PAGE: i64 = 500;
 
 /// A stored transition and the copy as it was right after it.
 #[derive(Debug)]
@@ -34,29 +41,59 @@ pub struct StoredEvent {
     pub job: CopyJob,
 }
 
+impl StoredEvent {
+    /// What a watcher is sent of it.
+    pub fn item(&self) -> WatchItem {
+        WatchItem {
+            job: self.job.clone(),
+            seq: self.event.seq,
+            previous: self.event.from_state,
+            occurred_at: self.event.occurred_at,
+            snapshot: false,
+        }
+    }
+}
+
+/// What watchers that are still starting up are told.
 #[derive(Debug, Clone)]
 pub enum HubMessage {
     Event(Arc<StoredEvent>),
-    /// Notifications may have been lost (the listening connection dropped): catch up from the database.
-    Resync,
-    /// The hub lost contact with the database (its heartbeat did not come back in time): watchers cannot be kept
-    /// up to date, and end with an error that tells their clients to reconnect.
+    /// The hub lost contact with the database: watchers cannot be kept up to date, and end with an error that
+    /// tells their clients to resume.
     Lost,
 }
 
 pub struct WatchHub {
     tx: broadcast::Sender<HubMessage>,
+    registry: Arc<Registry>,
+    encode: Encode,
+    /// Encoded changes queued per stream before its client counts as too slow and is cut off.
+    stream_buffer: usize,
     /// Watch streams never end by themselves; they end when the service shuts down, so it can.
     shutdown: Shutdown,
 }
 
 impl WatchHub {
     /// Listens before it returns, so no change committed after `start` is missed.
-    pub async fn start(store: Store, shutdown: Shutdown) -> Result<Arc<WatchHub>, StoreError> {
+    pub async fn start(
+        store: Store,
+        shutdown: Shutdown,
+        encode: Encode,
+        stream_buffer: usize,
+    ) -> Result<Arc<WatchHub>, StoreError> {
         let listener = store.listen(Channel::CopyEvents).await?;
+        let handed_out = events::latest_seq(&store).await?;
         let (tx, _) = broadcast::channel(CAPACITY);
-        let hub = Arc::new(WatchHub { tx: tx.clone(), shutdown: shutdown.clone() });
-        tokio::spawn(relay(store, listener, tx, shutdown));
+        let registry = Arc::new(Registry::default());
+        let hub = Arc::new(WatchHub {
+            tx: tx.clone(),
+            registry: registry.clone(),
+            encode,
+            stream_buffer,
+            shutdown: shutdown.clone(),
+        });
+        let relay = Relay { store, tx, registry, encode, handed_out };
+        tokio::spawn(relay.run(listener, shutdown));
         Ok(hub)
     }
 
@@ -67,119 +104,204 @@ impl WatchHub {
     pub fn shutdown(&self) -> Shutdown {
         self.shutdown.clone()
     }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn encode(&self, item: &WatchItem) -> crate::proto::encoded::EncodedCopyEvent {
+        (self.encode)(item)
+    }
+
+    pub fn stream_buffer(&self) -> usize {
+        self.stream_buffer
+    }
 }
 
-/// What a heartbeat's payload starts with; the rest names the replica's hub and the beat, so that hubs of other
-/// replicas (which receive it too) ignore it.
-const HEARTBEAT: &str = "heartbeat:";
+/// The hub's task: hears of changes, reads them, hands them out.
+struct Relay {
+    store: Store,
+    tx: broadcast::Sender<HubMessage>,
+    registry: Arc<Registry>,
+    encode: Encode,
+    /// The number of the last change handed out (or passed over while nobody watched).
+    handed_out: i64,
+}
 
-async fn relay(store: Store, listener: Listener, tx: broadcast::Sender<HubMessage>, mut shutdown: Shutdown) {
-    let every = store.timeout();
-    let me = format!("{HEARTBEAT}{}:", uuid::Uuid::new_v4().simple());
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut listener = Some(listener);
-    // The beat sent and not heard back yet, and when it was sent.
-    let mut awaited: Option<(u64, Instant)> = None;
-    let mut beats: u64 = 0;
-    // When the listener last delivered anything. A beat can come back late behind a burst of events waiting their
-    // turn; anything delivered since it was sent shows the connection alive all the same.
-    let mut heard = Instant::now();
-    loop {
-        let received = tokio::select! {
-            received = async { listener.as_mut().expect("polled only while listening").try_recv().await },
-                if listener.is_some() => received,
-            _ = ticker.tick() => {
-                match (&listener, awaited) {
-                    (Some(_), Some((_, sent))) if sent.elapsed() < every => {}
-                    (Some(_), Some((_, sent))) if heard < sent => {
-                        warn!(after = ?every, "copy event listener silent (no heartbeat back); watchers are told");
-                        let _ = tx.send(HubMessage::Lost);
-                        listener = None;
-                        awaited = None;
-                    }
-                    // Nothing awaited, or the last beat is late while other notifications keep coming: a new beat.
-                    (Some(_), _) => {
-                        beats += 1;
-                        awaited = Some((beats, Instant::now()));
-                        let (store, payload) = (store.clone(), format!("{me}{beats}"));
-                        // Apart from the loop: over a partition, sending it hangs too.
-                        tokio::spawn(async move {
-                            let _ = tokio::time::timeout(every, store.notify(Channel::CopyEvents, &payload)).await;
-                        });
-                    }
-                    // Whatever was committed while nobody listened is read from the database.
-                    (None, _) => listener = listen_again(&store, every, &tx).await,
-                }
-                continue;
-            }
-            _ = shutdown.wait() => return,
-        };
-        if let Ok(Some(_)) = received {
-            heard = Instant::now();
+impl Relay {
+    fn watched(&self) -> bool {
+        self.tx.receiver_count() > 0 || !self.registry.lock().is_empty()
+    }
+
+    fn hand_out(&mut self, stored: StoredEvent) {
+        let seq = stored.event.seq;
+        let stored = Arc::new(stored);
+        let mut groups = self.registry.lock();
+        // No receivers is fine: nobody is starting up.
+        let _ = self.tx.send(HubMessage::Event(stored.clone()));
+        groups.deliver(&stored, self.encode);
+        drop(groups);
+        self.handed_out = self.handed_out.max(seq);
+    }
+
+    /// Every watcher is told the replica lost the database; their clients resume, through any replica.
+    fn lost(&self) {
+        let _ = self.tx.send(HubMessage::Lost);
+        self.registry.end_all(|| WatchError::Lost);
+    }
+
+    /// Reads and hands out what was committed after the last change handed out. If it cannot, its watchers are
+    /// told they lost it (their clients resume from what they received).
+    async fn catch_up(&mut self, every: Duration) {
+        if !self.watched() {
+            return;
         }
-        match received {
-            Ok(Some(payload)) if payload.starts_with(HEARTBEAT) => {
-                if awaited.is_some_and(|(beat, _)| payload == format!("{me}{beat}")) {
-                    awaited = None;
-                }
-            }
-            Ok(Some(payload)) => {
-                // Nobody watching: reading the event would be wasted. A watcher that subscribes after this check
-                // reads its starting state after this event was committed, so it misses nothing.
-                if tx.receiver_count() == 0 {
-                    continue;
-                }
-                let Ok(seq) = payload.parse::<i64>() else {
-                    warn!(payload, "ignoring a malformed copy event notification");
-                    continue;
-                };
-                // Bounded: a read that hangs on a partition would keep the heartbeat from being checked.
-                let loaded =
-                    tokio::time::timeout(every, load(&store, seq)).await.unwrap_or(Err(StoreError::TimedOut(every)));
-                match loaded {
-                    Ok(Some(event)) => {
-                        // No receivers is fine: nobody is watching.
-                        let _ = tx.send(HubMessage::Event(Arc::new(event)));
+        loop {
+            let page = tokio::time::timeout(every, events::after(&self.store, self.handed_out, CATCH_UP_PAGE))
+                .await
+                .unwrap_or(Err(StoreError::TimedOut(every)));
+            match page {
+                Ok(page) => {
+                    let full = page.len() as i64 == CATCH_UP_PAGE;
+                    for (event, job) in page {
+                        self.hand_out(StoredEvent { event, job });
                     }
-                    Ok(None) => warn!(seq, "notified of an event that is not stored"),
-                    Err(err) => {
-                        warn!(%err, seq, "cannot read a notified event; watchers will catch up");
-                        let _ = tx.send(HubMessage::Resync);
+                    if !full {
+                        return;
                     }
                 }
-            }
-            // The connection dropped, or failed: listen again on a new one, then have the watchers catch up.
-            Ok(None) | Err(_) => {
-                if let Err(err) = received {
-                    warn!(%err, "copy event listener failed; listening again");
-                }
-                awaited = None;
-                listener = listen_again(&store, every, &tx).await;
-                if listener.is_none() {
-                    let _ = tx.send(HubMessage::Lost);
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                Err(err) => {
+                    warn!(%err, "cannot read the changes missed while not listening; watchers are told");
+                    self.lost();
+                    return;
                 }
             }
         }
     }
 }
 
-/// A new listener, and then (only then) the watchers told to catch up: everything committed before it listens is
-/// in their catch-up, everything after is notified. `None` if it cannot listen within `every`.
-async fn listen_again(store: &Store, every: Duration, tx: &broadcast::Sender<HubMessage>) -> Option<Listener> {
-    match tokio::time::timeout(every, store.listen(Channel::CopyEvents)).await {
-        Ok(Ok(new)) => {
-            let _ = tx.send(HubMessage::Resync);
-            Some(new)
+/// What a heartbeat's payload starts with; the rest names the replica's hub and the beat, so that hubs of other
+/// replicas (which receive it too) ignore it.
+const HEARTBEAT: &str = "heartbeat:";
+
+impl Relay {
+    async fn run(mut self, listener: Listener, mut shutdown: Shutdown) {
+        let store = self.store.clone();
+        let every = store.timeout();
+        let me = format!("{HEARTBEAT}{}:", uuid::Uuid::new_v4().simple());
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut listener = Some(listener);
+        // The beat sent and not heard back yet, and when it was sent.
+        let mut awaited: Option<(u64, Instant)> = None;
+        let mut beats: u64 = 0;
+        // When the listener last delivered anything. A beat can come back late behind a burst of events waiting
+        // their turn; anything delivered since it was sent shows the connection alive all the same.
+        let mut heard = Instant::now();
+        loop {
+            let received = tokio::select! {
+                received = async { listener.as_mut().expect("polled only while listening").try_recv().await },
+                    if listener.is_some() => received,
+                _ = ticker.tick() => {
+                    self.registry.sweep();
+                    match (&listener, awaited) {
+                        (Some(_), Some((_, sent))) if sent.elapsed() < every => {}
+                        (Some(_), Some((_, sent))) if heard < sent => {
+                            warn!(after = ?every, "copy event listener silent (no heartbeat back); watchers are told");
+                            self.lost();
+                            listener = None;
+                            awaited = None;
+                        }
+                        // Nothing awaited, or the last beat is late while other notifications keep coming: a new
+                        // beat.
+                        (Some(_), _) => {
+                            beats += 1;
+                            awaited = Some((beats, Instant::now()));
+                            let (store, payload) = (store.clone(), format!("{me}{beats}"));
+                            // Apart from the loop: over a partition, sending it hangs too.
+                            tokio::spawn(async move {
+                                let _ = tokio::time::timeout(every, store.notify(Channel::CopyEvents, &payload)).await;
+                            });
+                        }
+                        // Whatever was committed while nobody listened is read from the database.
+                        (None, _) => listener = self.listen_again(every).await,
+                    }
+                    continue;
+                }
+                _ = shutdown.wait() => {
+                    self.registry.end_all(|| WatchError::Closed);
+                    return;
+                }
+            };
+            if let Ok(Some(_)) = received {
+                heard = Instant::now();
+            }
+            match received {
+                Ok(Some(payload)) if payload.starts_with(HEARTBEAT) => {
+                    if awaited.is_some_and(|(beat, _)| payload == format!("{me}{beat}")) {
+                        awaited = None;
+                    }
+                }
+                Ok(Some(payload)) => {
+                    let Ok(seq) = payload.parse::<i64>() else {
+                        warn!(payload, "ignoring a malformed copy event notification");
+                        continue;
+                    };
+                    if seq <= self.handed_out {
+                        continue;
+                    }
+                    // Nobody watching: reading the event would be wasted. A watcher that starts after this check
+                    // reads its starting state after this event was committed, so it misses nothing.
+                    if !self.watched() {
+                        self.handed_out = seq;
+                        continue;
+                    }
+                    // Bounded: a read that hangs on a partition would keep the heartbeat from being checked.
+                    let loaded = tokio::time::timeout(every, load(&store, seq))
+                        .await
+                        .unwrap_or(Err(StoreError::TimedOut(every)));
+                    match loaded {
+                        Ok(Some(event)) => self.hand_out(event),
+                        Ok(None) => warn!(seq, "notified of an event that is not stored"),
+                        Err(err) => {
+                            warn!(%err, seq, "cannot read a notified event; reading what was missed");
+                            self.catch_up(every).await;
+                        }
+                    }
+                }
+                // The connection dropped, or failed: listen again on a new one, then catch up.
+                Ok(None) | Err(_) => {
+                    if let Err(err) = received {
+                        warn!(%err, "copy event listener failed; listening again");
+                    }
+                    awaited = None;
+                    listener = self.listen_again(every).await;
+                    if listener.is_none() {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
         }
-        Ok(Err(err)) => {
-            warn!(%err, "cannot listen for copy events yet; watchers are told, and it retries");
-            None
-        }
-        Err(_) => {
-            warn!(after = ?every, "cannot listen for copy events yet; watchers are told, and it retries");
-            None
+    }
+
+    /// A new listener, and then (only then) what was committed before it listened, read from the database. `None`
+    /// if it cannot listen within `every`: the watchers are told they lost the database.
+    async fn listen_again(&mut self, every: Duration) -> Option<Listener> {
+        match tokio::time::timeout(every, self.store.listen(Channel::CopyEvents)).await {
+            Ok(Ok(new)) => {
+                self.catch_up(every).await;
+                Some(new)
+            }
+            Ok(Err(err)) => {
+                warn!(%err, "cannot listen for copy events yet; watchers are told, and it retries");
+                self.lost();
+                None
+            }
+            Err(_) => {
+                warn!(after = ?every, "cannot listen for copy events yet; watchers are told, and it retries");
+                self.lost();
+                None
+            }
         }
     }
 }

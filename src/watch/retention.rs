@@ -21,11 +21,14 @@ pub struct WatchSettings {
     pub history_retention_secs: u64,
     /// How often older changes are pruned, in seconds.
     pub prune_interval_secs: u64,
+    /// Changes queued for one stream before its client counts as too slow: its stream ends (RESOURCE_EXHAUSTED,
+    /// with the last sequence sent) and it resumes from there, rather than hold memory or the other streams up.
+    pub stream_buffer: usize,
 }
 
 impl Default for WatchSettings {
     fn default() -> Self {
-        WatchSettings { history_retention_secs: 7 * 24 * 3600, prune_interval_secs: 600 }
+        WatchSettings { history_retention_secs: 7 * 24 * 3600, prune_interval_secs: 600, stream_buffer: 1024 }
     }
 }
 
@@ -35,6 +38,9 @@ impl WatchSettings {
         let mut problems = Vec::new();
         if self.prune_interval_secs == 0 {
             problems.push("watch.prune_interval_secs must be at least 1".into());
+        }
+        if !(1..=1_000_000).contains(&self.stream_buffer) {
+            problems.push("watch.stream_buffer must be 1 to 1000000".into());
         }
         problems
     }

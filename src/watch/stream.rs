@@ -1,16 +1,30 @@
-//! One watcher: the current state first, then every change, in order, with nothing skipped.
+//! One watcher's start: the current state (or, resuming, nothing), then every change after it from the database,
+//! then it joins the fan-out ([`super::fanout`]) with nothing skipped and nothing twice.
+//!
+//! The watcher subscribes to the hub *before* it reads anything, reads its start and then the changes after it,
+//! page by page, to the end of the history; then, holding the registry's lock, it takes what the hub sent it
+//! meanwhile and joins. Every change is in its read, or in what the hub sent before it joined, or handed to it by
+//! the registry after; its floor (the number of the last change it handled) drops what is in two of them. Changes
+//! commit in the order of their numbers (`store::locks::COPY_EVENTS`), so "every change after the floor" misses
+//! nothing.
+//!
+//! What a watcher remembers while it starts is bounded by what it watches: its floor, and a filter watcher's
+//! snapshot copies with the number each was shown at (to drop the changes the snapshot already showed). Once it
+//! has caught up, its floor is past all of those, and it joins with its floor alone.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{broadcast, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::broadcast;
 
+use super::fanout::{Member, Target, Watcher};
+use super::outlet::{Offer, Outlet, WatchStream};
 use super::{HubMessage, WatchHub};
 use crate::domain::{CopyFilter, CopyId, CopyState};
-use crate::shutdown::Shutdown;
-use crate::store::{events, jobs, CopyJob, JobAt, Store, StoreError};
+use crate::proto::encoded::EncodedCopyEvent;
+use crate::store::{events, jobs, CopyEvent, CopyJob, JobAt, LiveCursor, Store, StoreError};
 
 /// What a watcher is sent.
 #[derive(Debug, Clone)]
@@ -44,12 +58,27 @@ pub enum WatchError {
          without after_sequence, for the current state"
     )]
     Pruned { after: i64, oldest_held: i64 },
+    /// The client did not take its events as fast as they came: `buffer` were waiting. It has every change up to
+    /// `last_sent`, and resumes after it.
+    #[error(
+        "this stream fell {buffer} changes behind and was cut off; watch again with after_sequence {last_sent} \
+         (the last change sent)"
+    )]
+    SlowConsumer { last_sent: i64, buffer: usize },
+}
+
+/// A read of the database, bounded by its timeout. Why: on a partition a query neither fails nor returns, and the
+/// hub tells only the watchers that have joined it that it lost the database; a starting watcher would be left in
+/// silence.
+async fn read<T>(store: &Store, query: impl Future<Output = Result<T, StoreError>>) -> Result<T, WatchError> {
+    let every = store.timeout();
+    Ok(tokio::time::timeout(every, query).await.map_err(|_| StoreError::TimedOut(every))??)
 }
 
 /// Fails with [`WatchError::Pruned`] if events after `after` may have been pruned. Asked after reading them: the
 /// mark is raised before events are deleted, so a mark still at or below `after` means what was read was whole.
 async fn still_held(store: &Store, after: i64) -> Result<(), WatchError> {
-    let through = events::pruned_through(store).await?;
+    let through = read(store, events::pruned_through(store)).await?;
     if through > after {
         return Err(WatchError::Pruned { after, oldest_held: through + 1 });
     }
@@ -80,219 +109,291 @@ impl Start {
     }
 }
 
-/// Filter watchers start from at most this many live copies.
-pub const SNAPSHOT_LIMIT: i64 = 1000;
-/// Messages buffered per watcher before the watcher counts as behind and catches up from the database.
-const BUFFER: usize = 64;
+/// Live copies read per query for a filter watcher's snapshot.
+const SNAPSHOT_PAGE: i64 = 500;
+/// Changes read per query while a watcher catches up.
+const CATCH_UP_PAGE: i64 = 500;
 
-pub type WatchStream = ReceiverStream<Result<WatchItem, WatchError>>;
-
-/// Watches one copy, from its current state or after a change the client has seen. Fails at once with
-/// [`WatchError::NotFound`] if there is no such copy.
-pub async fn watch_copy(store: Store, hub: &WatchHub, id: CopyId, start: Start) -> Result<WatchStream, WatchError> {
+/// Watches one copy, from its current state or after a change the client has seen; the stream ends after the
+/// copy's last change. Fails at once with [`WatchError::NotFound`] if there is no such copy.
+pub async fn watch_copy(
+    store: Store,
+    hub: &Arc<WatchHub>,
+    id: CopyId,
+    start: Start,
+    watcher: Watcher,
+) -> Result<WatchStream, WatchError> {
     let rx = hub.subscribe();
     start.check(&store).await?;
     let JobAt { job, last_seq } = jobs::get_at(&store, id).await?.ok_or(WatchError::NotFound(id))?;
-    let (tx, out) = mpsc::channel(BUFFER);
-    let shutdown = hub.shutdown();
-    tokio::spawn(async move {
-        if let Err(err) = follow_copy(&store, rx, shutdown, &tx, job, (last_seq, start)).await {
-            let _ = tx.send(Err(err)).await;
-        }
-    });
-    Ok(ReceiverStream::new(out))
-}
-
-async fn follow_copy(
-    store: &Store,
-    mut rx: broadcast::Receiver<HubMessage>,
-    mut shutdown: Shutdown,
-    tx: &mpsc::Sender<Result<WatchItem, WatchError>>,
-    job: CopyJob,
-    (last_seq, start): (i64, Start),
-) -> Result<(), WatchError> {
-    let (mut last, mut done) = match start {
-        Start::Snapshot => {
-            let done = job.state.is_terminal();
-            if !send(tx, snapshot(job.clone(), last_seq)).await || done {
-                return Ok(());
-            }
-            (last_seq, done)
-        }
-        // Ended by the change the client saw, or before: nothing more will come.
-        Start::After(after) if job.state.is_terminal() && last_seq <= after => return Ok(()),
-        // What came after it, then live.
-        Start::After(after) => match catch_up_copy(store, tx, &job, after).await? {
-            Some(caught_up) => caught_up,
-            None => return Ok(()),
-        },
+    let (outlet, stream) = Outlet::pair(hub.stream_buffer());
+    let floor = match start {
+        Start::Snapshot => last_seq,
+        Start::After(after) => after,
     };
-    while !done {
-        let message = tokio::select! {
-            message = rx.recv() => message,
-            _ = tx.closed() => return Ok(()),
-            _ = shutdown.wait() => return Err(WatchError::Closed),
-        };
-        match message {
-            Ok(HubMessage::Event(stored)) if stored.event.copy_id == job.id && stored.event.seq > last => {
-                last = stored.event.seq;
-                done = stored.job.state.is_terminal();
-                if !send(tx, change(&stored)).await {
-                    return Ok(());
-                }
-            }
-            Ok(HubMessage::Event(_)) => {}
-            Ok(HubMessage::Lost) => return Err(WatchError::Lost),
-            Ok(HubMessage::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                match catch_up_copy(store, tx, &job, last).await? {
-                    Some((caught_up, ended)) => (last, done) = (caught_up.max(last), ended),
-                    None => return Ok(()),
-                }
-            }
-            Err(broadcast::error::RecvError::Closed) => return Err(WatchError::Closed),
-        }
-    }
-    Ok(())
-}
-
-/// Sends the copy's changes after `last` from the database: the number of the last one sent (`last` if none) and
-/// whether the copy has ended; `None` once the client has gone. Within one copy, sequence order is commit order:
-/// reading past `last` misses nothing.
-async fn catch_up_copy(
-    store: &Store,
-    tx: &mpsc::Sender<Result<WatchItem, WatchError>>,
-    job: &CopyJob,
-    mut last: i64,
-) -> Result<Option<(i64, bool)>, WatchError> {
-    let mut done = false;
-    let read = events::for_copy_after(store, job.id, last).await?;
-    still_held(store, last).await?;
-    for event in read {
-        last = event.seq;
-        done = event.to_state.is_terminal();
-        let item = WatchItem {
-            job: event.apply_to(job),
-            seq: event.seq,
-            previous: event.from_state,
-            occurred_at: event.occurred_at,
-            snapshot: false,
-        };
-        if !send(tx, item).await {
-            return Ok(None);
-        }
-    }
-    Ok(Some((last, done)))
+    let mut starting = Starting::new(store, hub.clone(), rx, watcher, Target::Copy(id), outlet, floor);
+    starting.copy = Some(job.clone());
+    tokio::spawn(starting.run(First::Copy { job, last_seq, start }));
+    Ok(stream)
 }
 
 /// Watches every copy matching `filter`: the live ones as they are (or, resuming, every change after the one the
 /// client saw), then every change, until the client leaves.
 pub async fn watch_filter(
     store: Store,
-    hub: &WatchHub,
+    hub: &Arc<WatchHub>,
     filter: CopyFilter,
     start: Start,
+    watcher: Watcher,
 ) -> Result<WatchStream, WatchError> {
     let rx = hub.subscribe();
     start.check(&store).await?;
-    let (floor, live) = match start {
-        // Read before the snapshot: every event up to it is in the snapshot, and every later one reaches the
-        // watcher from the hub or, if it falls behind, from the events after it.
-        Start::Snapshot => {
-            let floor = events::latest_seq(&store).await?;
-            (floor, Some(jobs::live_at(&store, &filter, SNAPSHOT_LIMIT).await?))
-        }
-        // No snapshot: the watcher catches up from the events after `after` first, as after a lag.
-        Start::After(after) => (after, None),
+    let floor = match start {
+        // Read before the snapshot: every change up to it is in the snapshot, and every later one reaches the
+        // watcher from its catch-up or the hub.
+        Start::Snapshot => events::latest_seq(&store).await?,
+        Start::After(after) => after,
     };
-    let (tx, out) = mpsc::channel(BUFFER);
-    let shutdown = hub.shutdown();
-    tokio::spawn(async move {
-        if let Err(err) = follow_filter(&store, rx, shutdown, &tx, filter, (floor, live)).await {
-            let _ = tx.send(Err(err)).await;
-        }
-    });
-    Ok(ReceiverStream::new(out))
+    let (outlet, stream) = Outlet::pair(hub.stream_buffer());
+    let first = if start == Start::Snapshot { First::Live(filter.clone()) } else { First::Nothing };
+    let starting = Starting::new(store, hub.clone(), rx, watcher, Target::Filter(filter), outlet, floor);
+    tokio::spawn(starting.run(first));
+    Ok(stream)
 }
 
-/// Events read per query while a watcher catches up.
-const CATCH_UP_PAGE: i64 = 500;
+/// What a watcher sends before the changes after its floor.
+enum First {
+    /// A resumed watch: nothing.
+    Nothing,
+    /// The live copies matching the filter, as they are.
+    Live(CopyFilter),
+    /// One copy: as it is (a snapshot), or nothing if it ended by the change the client saw.
+    Copy { job: CopyJob, last_seq: i64, start: Start },
+}
 
-/// Sends the snapshot, then every event after `floor` that matches, in number order: from the hub while the watcher
-/// keeps up, from the events table (page by page, to the end) when it fell behind. Events commit in the order of
-/// their numbers (`store::locks::COPY_EVENTS`), so "every event after the last one handled" misses nothing. What it
-/// remembers is bounded whatever the filter: the number of the last event handled, and the snapshot's copies' own
-/// numbers (at most [`SNAPSHOT_LIMIT`]), to drop the changes the snapshot already showed.
-async fn follow_filter(
-    store: &Store,
-    mut rx: broadcast::Receiver<HubMessage>,
-    mut shutdown: Shutdown,
-    tx: &mpsc::Sender<Result<WatchItem, WatchError>>,
-    filter: CopyFilter,
-    (mut floor, live): (i64, Option<Vec<JobAt>>),
-) -> Result<(), WatchError> {
-    // A resumed watch (no snapshot) starts as one that fell behind: with a catch-up.
-    let mut behind = live.is_none();
-    let live = live.unwrap_or_default();
-    let mut shown: HashMap<CopyId, i64> = HashMap::with_capacity(live.len());
-    // Oldest first, as if each had just happened.
-    for JobAt { job, last_seq: seq } in live.into_iter().rev() {
-        shown.insert(job.id, seq);
-        if !send(tx, snapshot(job, seq)).await {
-            return Ok(());
+/// Whether a watcher goes on.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    GoOn,
+    /// Its copy ended, or its client went: the stream ends cleanly.
+    Over,
+}
+
+/// What the hub sent a starting watcher while it read the database.
+enum Drained {
+    /// All of it handled: the watcher may join.
+    Caught,
+    Over,
+    /// It fell behind: what it must still send (a change its queue had no room for), then read again.
+    Behind(Option<EncodedCopyEvent>),
+    Failed(WatchError),
+}
+
+/// A watcher until it joins the fan-out.
+struct Starting {
+    store: Store,
+    hub: Arc<WatchHub>,
+    rx: broadcast::Receiver<HubMessage>,
+    watcher: Watcher,
+    target: Target,
+    outlet: Outlet,
+    /// The number of the last change handled (sent or not).
+    floor: i64,
+    last_sent: i64,
+    /// The snapshot's copies and the number each was shown at.
+    shown: HashMap<CopyId, i64>,
+    /// A copy watcher's copy, as first read: each of its events applies to it.
+    copy: Option<CopyJob>,
+}
+
+impl Starting {
+    fn new(
+        store: Store,
+        hub: Arc<WatchHub>,
+        rx: broadcast::Receiver<HubMessage>,
+        watcher: Watcher,
+        target: Target,
+        outlet: Outlet,
+        floor: i64,
+    ) -> Starting {
+        Starting { store, hub, rx, watcher, target, outlet, floor, last_sent: floor, shown: HashMap::new(), copy: None }
+    }
+
+    /// Starts the watcher and has it join the fan-out; if it cannot, its stream ends with the reason.
+    async fn run(mut self, first: First) {
+        let mut shutdown = self.hub.shutdown();
+        let mut step = tokio::select! {
+            step = self.begin(first) => step,
+            _ = shutdown.wait() => Err(WatchError::Closed),
+        };
+        loop {
+            match step {
+                Ok(Next::GoOn) => {}
+                Ok(Next::Over) => return,
+                Err(err) => return self.outlet.end(err),
+            }
+            let registry = self.hub.clone();
+            let mut groups = registry.registry().lock();
+            let behind = match self.drain() {
+                Drained::Caught => {
+                    let member = Member {
+                        target: self.target,
+                        floor: self.floor,
+                        last_sent: self.last_sent,
+                        outlet: self.outlet,
+                    };
+                    return groups.join(self.watcher, member);
+                }
+                Drained::Over => return,
+                Drained::Failed(err) => return self.outlet.end(err),
+                Drained::Behind(pending) => pending,
+            };
+            drop(groups);
+            step = tokio::select! {
+                step = self.fall_back(behind) => step,
+                _ = shutdown.wait() => Err(WatchError::Closed),
+            };
         }
     }
-    // Whether the event numbered `seq` of copy `job` is sent; `floor` moves past it either way.
-    let handle = |seq: i64, job: &CopyJob, floor: &mut i64| {
-        if seq <= *floor {
-            return false;
-        }
-        *floor = seq;
-        if shown.get(&job.id).is_some_and(|&at| seq <= at) {
-            return false;
-        }
-        filter.matches(job.state, job.request.source_account(), job.request.destination_account(), job.created_at)
-    };
-    loop {
-        let message = if std::mem::take(&mut behind) {
-            Ok(HubMessage::Resync)
-        } else {
-            tokio::select! {
-                message = rx.recv() => message,
-                _ = tx.closed() => return Ok(()),
-                _ = shutdown.wait() => return Err(WatchError::Closed),
-            }
-        };
-        match message {
-            Ok(HubMessage::Event(stored)) => {
-                if handle(stored.event.seq, &stored.job, &mut floor) && !send(tx, change(&stored)).await {
-                    return Ok(());
+
+    async fn begin(&mut self, first: First) -> Result<Next, WatchError> {
+        match first {
+            First::Nothing => {}
+            First::Live(filter) => {
+                if self.snapshot(&filter).await? == Next::Over {
+                    return Ok(Next::Over);
                 }
             }
-            Ok(HubMessage::Lost) => return Err(WatchError::Lost),
-            Ok(HubMessage::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => loop {
-                let page = events::after(store, floor, CATCH_UP_PAGE).await?;
-                still_held(store, floor).await?;
-                let full = page.len() as i64 == CATCH_UP_PAGE;
-                for (event, job) in page {
-                    if handle(event.seq, &job, &mut floor) {
-                        let item = WatchItem {
-                            seq: event.seq,
-                            previous: event.from_state,
-                            occurred_at: event.occurred_at,
-                            snapshot: false,
-                            job,
-                        };
-                        if !send(tx, item).await {
-                            return Ok(());
+            First::Copy { job, last_seq, start: Start::Snapshot } => {
+                let ended = job.state.is_terminal();
+                if self.watcher.viewer.sees(&job) && !self.send(snapshot(job, last_seq)).await {
+                    return Ok(Next::Over);
+                }
+                if ended {
+                    return Ok(Next::Over);
+                }
+            }
+            // Ended by the change the client saw, or before: nothing more will come.
+            First::Copy { job, last_seq, start: Start::After(after) }
+                if job.state.is_terminal() && last_seq <= after =>
+            {
+                return Ok(Next::Over);
+            }
+            First::Copy { .. } => {}
+        }
+        self.catch_up().await
+    }
+
+    /// Sends the live copies matching `filter`, oldest first, a page at a time, and remembers what each showed.
+    async fn snapshot(&mut self, filter: &CopyFilter) -> Result<Next, WatchError> {
+        let mut cursor = None;
+        loop {
+            let page = read(&self.store, jobs::live_page(&self.store, filter, cursor, SNAPSHOT_PAGE)).await?;
+            let full = page.len() as i64 == SNAPSHOT_PAGE;
+            cursor = page.last().map(|at| LiveCursor::after(&at.job));
+            for JobAt { job, last_seq } in page {
+                self.shown.insert(job.id, last_seq);
+                if self.watcher.viewer.sees(&job) && !self.send(snapshot(job, last_seq)).await {
+                    return Ok(Next::Over);
+                }
+            }
+            if !full {
+                return Ok(Next::GoOn);
+            }
+        }
+    }
+
+    /// Sends what is pending, then reads again.
+    async fn fall_back(&mut self, pending: Option<EncodedCopyEvent>) -> Result<Next, WatchError> {
+        if let Some(event) = pending {
+            if !self.outlet.send(event).await {
+                return Ok(Next::Over);
+            }
+        }
+        self.catch_up().await
+    }
+
+    /// Sends every change after the floor that the database holds, to its end.
+    async fn catch_up(&mut self) -> Result<Next, WatchError> {
+        loop {
+            let (page, full) = match (&self.target, &self.copy) {
+                (Target::Copy(id), Some(copy)) => {
+                    let page = read(&self.store, events::for_copy_after(&self.store, *id, self.floor)).await?;
+                    (page.into_iter().map(|event| (event.apply_to(copy), event)).collect::<Vec<_>>(), false)
+                }
+                _ => {
+                    let page = read(&self.store, events::after(&self.store, self.floor, CATCH_UP_PAGE)).await?;
+                    let full = page.len() as i64 == CATCH_UP_PAGE;
+                    (page.into_iter().map(|(event, job)| (job, event)).collect(), full)
+                }
+            };
+            still_held(&self.store, self.floor).await?;
+            for (job, event) in page {
+                if self.wants(event.seq, &job) && !self.send(change(job.clone(), &event)).await {
+                    return Ok(Next::Over);
+                }
+                if self.target.ends_with(&job) {
+                    return Ok(Next::Over);
+                }
+            }
+            if !full {
+                return Ok(Next::GoOn);
+            }
+        }
+    }
+
+    /// Handles what the hub sent while the watcher read, without waiting (the registry's lock is held).
+    fn drain(&mut self) -> Drained {
+        loop {
+            match self.rx.try_recv() {
+                Ok(HubMessage::Event(stored)) => {
+                    let seq = stored.event.seq;
+                    if seq <= self.floor {
+                        continue;
+                    }
+                    if self.wants(seq, &stored.job) {
+                        let event = self.hub.encode(&stored.item());
+                        match self.outlet.offer(event.clone()) {
+                            Offer::Queued => self.last_sent = seq,
+                            Offer::Gone => return Drained::Over,
+                            Offer::Full => {
+                                self.last_sent = seq;
+                                return Drained::Behind(Some(event));
+                            }
                         }
                     }
+                    if self.target.ends_with(&stored.job) {
+                        return Drained::Over;
+                    }
                 }
-                if !full {
-                    break;
-                }
-            },
-            Err(broadcast::error::RecvError::Closed) => return Err(WatchError::Closed),
+                Ok(HubMessage::Lost) => return Drained::Failed(WatchError::Lost),
+                Err(broadcast::error::TryRecvError::Empty) => return Drained::Caught,
+                Err(broadcast::error::TryRecvError::Lagged(_)) => return Drained::Behind(None),
+                Err(broadcast::error::TryRecvError::Closed) => return Drained::Failed(WatchError::Closed),
+            }
         }
+    }
+
+    /// Whether the change numbered `seq`, leaving the copy as `job`, is sent; the floor moves past it either way.
+    fn wants(&mut self, seq: i64, job: &CopyJob) -> bool {
+        if seq <= self.floor {
+            return false;
+        }
+        self.floor = seq;
+        if self.shown.get(&job.id).is_some_and(|&at| seq <= at) {
+            return false;
+        }
+        self.target.matches(job) && self.watcher.viewer.sees(job)
+    }
+
+    /// Queues `item`, waiting for room; false once the client has gone.
+    async fn send(&mut self, item: WatchItem) -> bool {
+        let seq = item.seq;
+        let sent = self.outlet.send(self.hub.encode(&item)).await;
+        if sent && !item.snapshot {
+            self.last_sent = seq;
+        }
+        sent
     }
 }
 
@@ -301,17 +402,6 @@ fn snapshot(job: CopyJob, seq: i64) -> WatchItem {
     WatchItem { job, seq, previous: None, occurred_at, snapshot: true }
 }
 
-fn change(stored: &Arc<super::StoredEvent>) -> WatchItem {
-    WatchItem {
-        job: stored.job.clone(),
-        seq: stored.event.seq,
-        previous: stored.event.from_state,
-        occurred_at: stored.event.occurred_at,
-        snapshot: false,
-    }
-}
-
-/// False once the client has gone.
-async fn send(tx: &mpsc::Sender<Result<WatchItem, WatchError>>, item: WatchItem) -> bool {
-    tx.send(Ok(item)).await.is_ok()
+fn change(job: CopyJob, event: &CopyEvent) -> WatchItem {
+    WatchItem { job, seq: event.seq, previous: event.from_state, occurred_at: event.occurred_at, snapshot: false }
 }

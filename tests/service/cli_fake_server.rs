@@ -6,6 +6,7 @@ use std::pin::Pin;
 use clap::Parser;
 use futures::Stream;
 use modelcopy::cli::{audit, connect, execute, render, Cli, Outcome};
+use modelcopy::proto::encoded::EncodedCopyEvent;
 use modelcopy::proto::model_copy_server::{ModelCopy, ModelCopyServer};
 use modelcopy::proto::watch_copy_request::Target;
 use modelcopy::proto::{AuditDecision, AuditPeriod, CopyState};
@@ -144,7 +145,7 @@ impl ModelCopy for Fake {
         Ok(Response::new(copy(&id, CopyState::Cancelled)))
     }
 
-    type WatchCopyStream = Pin<Box<dyn Stream<Item = Result<CopyEvent, Status>> + Send>>;
+    type WatchCopyStream = Pin<Box<dyn Stream<Item = Result<EncodedCopyEvent, Status>> + Send>>;
 
     async fn watch_copy(&self, request: Request<WatchCopyRequest>) -> Result<Response<Self::WatchCopyStream>, Status> {
         let (id, states) = match request.into_inner().target {
@@ -159,7 +160,7 @@ impl ModelCopy for Fake {
             _ => ("f".to_owned(), vec![CopyState::Queued]),
         };
         let mut previous = CopyState::Unspecified;
-        let events: Vec<Result<CopyEvent, Status>> = states
+        let events: Vec<Result<EncodedCopyEvent, Status>> = states
             .into_iter()
             .enumerate()
             .map(|(i, state)| {
@@ -170,7 +171,7 @@ impl ModelCopy for Fake {
                     ..CopyEvent::default()
                 };
                 previous = state;
-                Ok(event)
+                Ok(EncodedCopyEvent::new(&event))
             })
             .collect();
         Ok(Response::new(Box::pin(futures::stream::iter(events))))

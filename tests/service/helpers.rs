@@ -62,6 +62,8 @@ pub struct Options {
     pub metrics: bool,
     /// Whether `grpc.health.v1` is also served alone, in plaintext, on a port of its own (`health_listen_addr`).
     pub health_port: bool,
+    /// `[web]`, when not the default.
+    pub web: Option<modelcopy::web::WebSettings>,
 }
 
 /// The destination account's one role in the simulator.
@@ -86,6 +88,7 @@ impl Default for Options {
             metrics: false,
             request_timeout: None,
             watch: None,
+            web: None,
         }
     }
 }
@@ -156,6 +159,9 @@ impl TestApp {
         }
         if let Some(watch) = options.watch {
             settings.watch = watch;
+        }
+        if let Some(web) = options.web {
+            settings.web = web;
         }
         if let Some(timeout) = options.request_timeout {
             settings.request_timeout_ms = timeout.as_millis() as u64;

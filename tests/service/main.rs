@@ -34,6 +34,7 @@ mod telemetry;
 mod unreadable_rows;
 mod validation;
 mod watch;
+mod web;
 
 /// A Rekognition client acting as `account` against the test's simulator (for doing things behind the service).
 pub fn aws_sdk_client(app: &helpers::TestApp, account: &str) -> aws_sdk_rekognition::Client {

@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use modelcopy::proto::{self, watch_copy_request::Target, CopyState};
+use tonic_types::StatusExt;
 
 use modelcopy::domain::CopyState as DomainState;
 use modelcopy::store::{events, jobs, Change, Report, Store};
@@ -224,24 +225,25 @@ async fn queued_then_cancelled(app: &TestApp, n: usize) -> Vec<String> {
     ids.iter().map(ToString::to_string).collect()
 }
 
-/// A filter watcher that stops reading falls behind the hub, which drops what it cannot hold; when it reads again,
-/// it catches up from the events themselves. More than 5,000 changes are committed while it does not read: it must
-/// then receive every one, once, in order (before, a catch-up sent at most 1,000 copies as they were at that moment,
-/// and skipped the rest).
+/// A filter watcher that stops reading is cut off once its stream's queue is full, without holding up a watcher
+/// that keeps reading; its stream delivers what was queued, then RESOURCE_EXHAUSTED with the last sequence sent,
+/// and a watch resumed after that sequence gets every change that followed: every one of more than 5,000, once, in
+/// order, across the cut. (Before the fan-out, a watcher that fell behind read the changes it missed from the
+/// database itself; before that, a catch-up sent at most 1,000 copies as they were, and skipped the rest.)
 #[tokio::test]
-async fn a_filter_watcher_that_falls_far_behind_still_gets_every_change_in_order() {
+async fn a_slow_filter_watcher_is_cut_off_without_stalling_a_fast_one_and_resumes_with_every_change() {
     const COPIES: usize = 2_600;
     let app = TestApp::spawn_without_dispatch().await;
     let client = app.client("alice").await;
     // The watcher on a connection of its own with small HTTP/2 windows: once it stops reading, the service's sends
-    // stop after a few kilobytes, and its watch stream falls behind the hub.
+    // stop after a few kilobytes, and its stream's queue fills.
     let mut watcher = small_window_client(&app).await;
     let filter = proto::CopyFilter { destination_account_id: DEST_ACCOUNT.into(), ..Default::default() };
-    let watch = || proto::WatchCopyRequest { target: Some(Target::Filter(filter.clone())), after_sequence: None };
-    let mut stream = watcher.watch_copy(watch()).await.unwrap().into_inner();
-    // A second watcher that keeps reading: once it has every change, the hub has passed all of them on, and the
-    // first watcher has certainly fallen behind.
-    let mut keeping_up = client.clone().watch_copy(watch()).await.unwrap().into_inner();
+    let watch =
+        |after_sequence| proto::WatchCopyRequest { target: Some(Target::Filter(filter.clone())), after_sequence };
+    let mut stream = watcher.watch_copy(watch(None)).await.unwrap().into_inner();
+    // A second watcher that keeps reading, and must get every change while the first one is stalled.
+    let mut keeping_up = client.clone().watch_copy(watch(None)).await.unwrap().into_inner();
     let kept_up = tokio::spawn(async move {
         let mut changes = 0;
         while changes < 2 * COPIES {
@@ -253,25 +255,40 @@ async fn a_filter_watcher_that_falls_far_behind_still_gets_every_change_in_order
         }
     });
 
-    // Not reading meanwhile: 2 changes a copy, far beyond what the hub keeps for a slow watcher (1,024). Written
-    // behind the service, so that the test loads the machine with the watching, not with thousands of calls.
+    // Not reading meanwhile: 2 changes a copy, far beyond a stream's queue (1,024). Written behind the service, so
+    // that the test loads the machine with the watching, not with thousands of calls.
     let created = queued_then_cancelled(&app, COPIES).await;
-    kept_up.await.expect("the reading watcher saw every change");
+    kept_up.await.expect("the reading watcher saw every change while the other did not read");
 
     let mut seen: std::collections::HashMap<String, Vec<CopyState>> = std::collections::HashMap::new();
     let mut last_seq = 0;
-    for received in 0..2 * COPIES {
-        let event = tokio::time::timeout(Duration::from_secs(60), stream.next())
+    let mut cut = 0;
+    let mut received = 0;
+    while received < 2 * COPIES {
+        let item = tokio::time::timeout(Duration::from_secs(60), stream.next())
             .await
             .unwrap_or_else(|_| panic!("only {received} of {} changes arrived", 2 * COPIES))
-            .unwrap()
-            .unwrap();
+            .expect("an error or a change, not the end of the stream");
+        let event = match item {
+            Ok(event) => event,
+            Err(status) => {
+                assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+                let info = status.get_details_error_info().expect("an ErrorInfo");
+                assert_eq!(info.reason, "SLOW_CONSUMER");
+                assert_eq!(info.metadata["last_sequence"], last_seq.to_string(), "the last change it was sent");
+                cut += 1;
+                stream = watcher.watch_copy(watch(Some(last_seq))).await.unwrap().into_inner();
+                continue;
+            }
+        };
         assert!(!event.snapshot, "{event:?}");
         assert!(event.sequence > last_seq, "in order, once: {} after {last_seq}", event.sequence);
         last_seq = event.sequence;
         let copy = event.copy.unwrap();
         seen.entry(copy.copy_id.clone()).or_default().push(copy.state());
+        received += 1;
     }
+    assert!(cut >= 1, "the stalled watcher was cut off");
     assert_eq!(seen.len(), COPIES);
     for copy_id in &created {
         assert_eq!(seen[copy_id], [CopyState::Queued, CopyState::Cancelled], "{copy_id}");
@@ -630,7 +647,8 @@ async fn a_resume_from_pruned_history_is_out_of_range_and_one_from_the_mark_is_s
 /// The service prunes by itself, every `prune_interval_secs`, what is older than `history_retention_secs`.
 #[tokio::test]
 async fn the_service_prunes_history_older_than_its_retention() {
-    let watch = modelcopy::watch::WatchSettings { history_retention_secs: 1, prune_interval_secs: 1 };
+    let watch =
+        modelcopy::watch::WatchSettings { history_retention_secs: 1, prune_interval_secs: 1, ..Default::default() };
     let options = crate::helpers::Options { dispatch: false, watch: Some(watch), ..Default::default() };
     let app = TestApp::spawn_with(options).await;
     let mut client = app.client("alice").await;

@@ -35,7 +35,7 @@ pub use lifecycle::{
 };
 pub use queue::{claim, count_in_progress, due_in_state, queued_heads, record_attempt, release};
 pub use queue::{running_not_due, Claimed, Lease, LeaseToken};
-pub use watch::{get_at, live_at, JobAt};
+pub use watch::{get_at, live_page, JobAt, LiveCursor};
 
 /// A copy job: the request it carries out, where it stands, and the dispatcher's bookkeeping.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,6 +1,7 @@
 //! What watchers start from: a copy together with the number of its latest change. (What a watcher that fell
 //! behind missed is read from the events: [`crate::store::events::after`].)
 
+use chrono::{DateTime, Utc};
 use sqlx::{FromRow, QueryBuilder};
 
 use super::lifecycle::select_matching;
@@ -45,10 +46,33 @@ pub async fn get_at(store: &Store, id: CopyId) -> Result<Option<JobAt>, StoreErr
     row.map(JobAt::try_from).transpose()
 }
 
-/// The live copies matching `filter`, newest first, at most `limit`, each with its latest change's number.
-pub async fn live_at(store: &Store, filter: &CopyFilter, limit: i64) -> Result<Vec<JobAt>, StoreError> {
+/// Where a page of live copies starts: after this copy, in creation order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveCursor {
+    created_at: DateTime<Utc>,
+    id: CopyId,
+}
+
+impl LiveCursor {
+    pub fn after(job: &CopyJob) -> LiveCursor {
+        LiveCursor { created_at: job.created_at, id: job.id }
+    }
+}
+
+/// A page of the live copies matching `filter`, oldest first (after `cursor`, when given), at most `limit`, each
+/// with its latest change's number. Paged by key, so a watcher's snapshot of any size is read a page at a time,
+/// through the partial index of live copies.
+pub async fn live_page(
+    store: &Store,
+    filter: &CopyFilter,
+    cursor: Option<LiveCursor>,
+    limit: i64,
+) -> Result<Vec<JobAt>, StoreError> {
     let mut query = select_matching(SELECT_JOBS_AT, filter);
     query.push(" AND state = ANY(").push_bind(CopyState::LIVE.to_vec()).push(")");
-    query.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(limit);
+    if let Some(LiveCursor { created_at, id }) = cursor {
+        query.push(" AND (created_at, id) > (").push_bind(created_at).push(", ").push_bind(id.as_uuid()).push(")");
+    }
+    query.push(" ORDER BY created_at, id LIMIT ").push_bind(limit);
     parse_all(query.build_query_as::<JobAtRow>().fetch_all(store.pool()).await?)
 }
