@@ -13,5 +13,5 @@ pub mod limits;
 pub mod settings;
 
 pub use layer::AdmissionLayer;
-pub use limits::{Admission, Caller, Permit, Shed};
+pub use limits::{Admission, Caller, Permit, Shed, StreamPlace};
 pub use settings::AdmissionSettings;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
+use tokio::sync::OwnedSemaphorePermit;
 use tonic::{Request, Response, Status};
 
 use super::audit_events;
@@ -13,7 +14,7 @@ use super::context::Call;
 use super::convert;
 use super::visible_page::visible_page;
 use super::ApiError;
-use crate::admission::Admission;
+use crate::admission::{Admission, StreamPlace};
 use crate::auth::{Action, Resource, Visibility};
 use crate::domain::{AccountId, CopyRequest, FieldViolation};
 use crate::proto::encoded::EncodedCopyEvent;
@@ -193,6 +194,38 @@ impl ModelCopy for ModelCopyService {
         // Held by the stream until it ends or its client goes: a principal's streams at once are capped.
         let place = self.admission.open_stream(call.principal.id()).map_err(|shed| shed.status())?;
         let request = request.into_inner();
+        // A turn to start before anything else, and the rest of the call boxed: when thousands of watches open at
+        // once, those waiting for their turn hold little (see `WatchHub::start_turn`).
+        let turn = self.hub.start_turn().await;
+        Box::pin(self.open_watch(call, place, request, turn)).await
+    }
+
+    async fn list_audit_events(
+        &self,
+        request: Request<proto::ListAuditEventsRequest>,
+    ) -> Result<Response<proto::ListAuditEventsResponse>, Status> {
+        let call = Call::of(&request)?;
+        Ok(Response::new(audit_events::list(&self.store, &call, request.into_inner()).await?))
+    }
+
+    async fn summarize_audit(
+        &self,
+        request: Request<proto::SummarizeAuditRequest>,
+    ) -> Result<Response<proto::SummarizeAuditResponse>, Status> {
+        let call = Call::of(&request)?;
+        Ok(Response::new(audit_events::summarize(&self.store, &call, request.into_inner()).await?))
+    }
+}
+
+impl ModelCopyService {
+    /// The rest of `WatchCopy`, with the caller's turn to start.
+    async fn open_watch(
+        &self,
+        call: Call,
+        place: StreamPlace,
+        request: proto::WatchCopyRequest,
+        turn: OwnedSemaphorePermit,
+    ) -> Result<Response<EventStream>, Status> {
         let start =
             match request.after_sequence {
                 None => watch::Start::Snapshot,
@@ -214,7 +247,7 @@ impl ModelCopy for ModelCopyService {
                 let not_found = || ApiError::NotFound(format!("no copy {id}"));
                 let job = jobs::get(&self.store, id).await.map_err(ApiError::from)?.ok_or_else(not_found)?;
                 call.authorize_visible(Action::WatchCopy, &Resource::copy(&job), not_found)?;
-                watch::watch_copy(self.store.for_role(Role::Watch), &self.hub, id, start, watcher)
+                watch::watch_copy(self.store.for_role(Role::Watch), &self.hub, id, start, watcher, turn)
                     .await
                     .map_err(ApiError::from)?
             }
@@ -226,7 +259,7 @@ impl ModelCopy for ModelCopyService {
                 );
                 let filter = convert::filter("filter", Some(raw)).map_err(ApiError::Invalid)?;
                 call.audit.set_reason("each copy's state and changes shown only as policies permit");
-                watch::watch_filter(self.store.for_role(Role::Watch), &self.hub, filter, start, watcher)
+                watch::watch_filter(self.store.for_role(Role::Watch), &self.hub, filter, start, watcher, turn)
                     .await
                     .map_err(ApiError::from)?
             }
@@ -238,21 +271,5 @@ impl ModelCopy for ModelCopyService {
             item.map_err(|err| Status::from(ApiError::from(err)))
         });
         Ok(Response::new(Box::pin(events)))
-    }
-
-    async fn list_audit_events(
-        &self,
-        request: Request<proto::ListAuditEventsRequest>,
-    ) -> Result<Response<proto::ListAuditEventsResponse>, Status> {
-        let call = Call::of(&request)?;
-        Ok(Response::new(audit_events::list(&self.store, &call, request.into_inner()).await?))
-    }
-
-    async fn summarize_audit(
-        &self,
-        request: Request<proto::SummarizeAuditRequest>,
-    ) -> Result<Response<proto::SummarizeAuditResponse>, Status> {
-        let call = Call::of(&request)?;
-        Ok(Response::new(audit_events::summarize(&self.store, &call, request.into_inner()).await?))
     }
 }

@@ -15,6 +15,7 @@ use anyhow::Context;
 use clap::Args;
 use futures::{Stream, StreamExt};
 use tonic::Status;
+use tonic_types::StatusExt;
 
 use super::connect::Client;
 use super::{render, FilterArgs, Outcome, OutputFormat};
@@ -98,7 +99,8 @@ async fn open(mut client: Client, request: WatchCopyRequest) -> anyhow::Result<t
     Ok(client.watch_copy(request).await.context("WatchCopy")?.into_inner())
 }
 
-/// Watches with `open` and prints what comes, as [`print_events`]; when the watch fails UNAVAILABLE, opens it again
+/// Watches with `open` and prints what comes, as [`print_events`]; when the watch fails UNAVAILABLE (or was cut
+/// off as too slow), opens it again
 /// after the highest sequence printed, after a pause, up to [`RECONNECTS`] failures in a row.
 pub async fn resuming<O, Fut, S>(
     mut open: O,
@@ -126,7 +128,7 @@ where
             Err(err) => Err(err),
         };
         let err = match result {
-            Err(err) if unavailable(&err) => err,
+            Err(err) if resumable(&err) => err,
             other => return other,
         };
         if seen != before {
@@ -146,9 +148,18 @@ where
     }
 }
 
-/// Whether `err` is a gRPC UNAVAILABLE: the replica cannot serve the watch now, another attempt may.
-fn unavailable(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| cause.downcast_ref::<Status>().is_some_and(|s| s.code() == tonic::Code::Unavailable))
+/// Whether a watch that failed with `err` may be resumed: UNAVAILABLE (the replica cannot serve the watch now,
+/// another attempt may), or the stream was cut off because it fell behind (`SLOW_CONSUMER`: this client read too
+/// slowly for a while; a resume catches up from the history). Not any other RESOURCE_EXHAUSTED: too many streams
+/// or calls of this principal are not solved by one more.
+fn resumable(err: &anyhow::Error) -> bool {
+    err.chain().filter_map(|cause| cause.downcast_ref::<Status>()).any(|status| match status.code() {
+        tonic::Code::Unavailable => true,
+        tonic::Code::ResourceExhausted => {
+            status.get_details_error_info().is_some_and(|info| info.reason == "SLOW_CONSUMER")
+        }
+        _ => false,
+    })
 }
 
 /// Resolves on Ctrl-C; never, if the handler cannot be installed (the watch then ends only with the stream).
@@ -333,20 +344,32 @@ mod tests {
                 event(7, CopyState::Queued, CopyState::Submitting),
                 Err(Status::unavailable("lost contact with the copy store; watch again")),
             ],
-            vec![event(9, CopyState::Submitting, CopyState::Copying), Err(Status::internal("boom"))],
+            vec![event(9, CopyState::Submitting, CopyState::Copying), Err(slow_consumer(9))],
+            vec![event(11, CopyState::Copying, CopyState::Copying), Err(too_many_streams())],
         ]
         .into_iter();
         let open = |request: WatchCopyRequest| {
             asked.lock().unwrap().push(request.after_sequence);
-            let stream = streams.next().expect("no more than two watches");
+            let stream = streams.next().expect("no more than three watches");
             async move { anyhow::Ok(futures::stream::iter(stream)) }
         };
         let mut out = Vec::new();
         let request = WatchCopyRequest { target: Some(Target::CopyId("c1".into())), after_sequence: None };
         let error = resuming(open, request, OutputFormat::Text, &mut out, std::future::pending()).await.unwrap_err();
-        assert_eq!(*asked.lock().unwrap(), [None, Some(7)], "watched again after #7");
-        assert!(render::error_report(&error).contains("INTERNAL: boom"), "{error:#}");
+        assert_eq!(*asked.lock().unwrap(), [None, Some(7), Some(9)], "watched again after #7, then after #9");
+        assert!(render::error_report(&error).contains("too many streams"), "not resumed: {error:#}");
         let text = String::from_utf8(out).unwrap();
-        assert_eq!(text.lines().count(), 3, "each event printed once: {text}");
+        assert_eq!(text.lines().count(), 4, "each event printed once: {text}");
+    }
+
+    /// What the service says when it cuts a stream off.
+    fn slow_consumer(last: u64) -> Status {
+        let metadata = std::collections::HashMap::from([("last_sequence".to_owned(), last.to_string())]);
+        let details = tonic_types::ErrorDetails::with_error_info("SLOW_CONSUMER", "modelcopy", metadata);
+        Status::with_error_details(tonic::Code::ResourceExhausted, "fell behind", details)
+    }
+
+    fn too_many_streams() -> Status {
+        Status::resource_exhausted("too many streams of this principal")
     }
 }

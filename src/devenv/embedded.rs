@@ -69,6 +69,8 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
     }
     settings.database_url = database_url;
     settings.listen_addr = options.listen;
+    // The dashboard is off by default in production; here it is the quickest way to see copies move.
+    settings.web.dashboard = true;
     for account in &seed.accounts {
         settings.accounts.insert(
             AccountId::parse(account.account_id.as_str()).context("a demo account id")?,
@@ -97,6 +99,10 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
     for app in &apps {
         println!("  gRPC API              http://{}", app.local_addr());
     }
+    println!(
+        "  Dashboard             http://{}/dashboard/#principal=alice (any principal name: dev mode)",
+        apps[0].local_addr()
+    );
     println!("  Authentication        OFF (dev-metadata: --principal names the caller, unchecked)");
     if let Some(policies) = &settings.authz.policies {
         println!("  Policies              {} (reloaded when it changes)", policies.display());

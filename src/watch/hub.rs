@@ -33,6 +33,8 @@ use crate::store::{events, jobs, Channel, CopyEvent, CopyJob, Listener, Store, S
 const CAPACITY: usize = 1024;
 /// Changes read per query when the hub catches up.
 const CATCH_UP_PAGE: i64 = 500;
+/// Watchers starting at once in the replica (see `stream`): enough to keep the watch pool's connections busy.
+const STARTING: usize = 32;
 
 /// A stored transition and the copy as it was right after it.
 #[derive(Debug)]
@@ -69,6 +71,8 @@ pub struct WatchHub {
     encode: Encode,
     /// Encoded changes queued per stream before its client counts as too slow and is cut off.
     stream_buffer: usize,
+    /// Turns to start: a watcher reads and sends its start-up only with one (see [`WatchHub::start_turn`]).
+    starting: Arc<tokio::sync::Semaphore>,
     /// Watch streams never end by themselves; they end when the service shuts down, so it can.
     shutdown: Shutdown,
 }
@@ -90,6 +94,7 @@ impl WatchHub {
             registry: registry.clone(),
             encode,
             stream_buffer,
+            starting: Arc::new(tokio::sync::Semaphore::new(STARTING)),
             shutdown: shutdown.clone(),
         });
         let relay = Relay { store, tx, registry, encode, handed_out };
@@ -115,6 +120,18 @@ impl WatchHub {
 
     pub fn stream_buffer(&self) -> usize {
         self.stream_buffer
+    }
+
+    /// A turn to start a watcher: held from its first read of the database until it joins the fan-out, or until
+    /// it must wait for its client to take what it sends.
+    ///
+    /// Why: when thousands of dashboards connect at once (a replica restarted, a network came back), thousands of
+    /// watchers started together, each holding the memory of its whole start-up (10 KB) while it waited for a
+    /// connection of the pool; the allocator kept that memory long after they had started (heaptrack: the start-up
+    /// tasks were nine tenths of the replica's heap at its peak, 2,000 streams opening). A watcher waiting for its
+    /// turn holds little.
+    pub async fn start_turn(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.starting.clone().acquire_owned().await.expect("never closed")
     }
 }
 

@@ -17,7 +17,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, OwnedSemaphorePermit};
 
 use super::fanout::{Member, Target, Watcher};
 use super::outlet::{Offer, Outlet, WatchStream};
@@ -67,18 +67,23 @@ pub enum WatchError {
     SlowConsumer { last_sent: i64, buffer: usize },
 }
 
-/// A read of the database, bounded by its timeout. Why: on a partition a query neither fails nor returns, and the
-/// hub tells only the watchers that have joined it that it lost the database; a starting watcher would be left in
-/// silence.
-async fn read<T>(store: &Store, query: impl Future<Output = Result<T, StoreError>>) -> Result<T, WatchError> {
+/// One read of the database by a starting watcher, bounded by the database timeout. Why bounded: on a partition a
+/// query neither fails nor returns, and the hub tells only the watchers that have joined it that it lost the
+/// database; a starting watcher would be left in silence. The query's future is boxed, so that the watcher's own
+/// future (which lives until it joins) does not carry it.
+async fn read<T, Q, F>(store: &Store, query: Q) -> Result<T, WatchError>
+where
+    Q: FnOnce() -> F,
+    F: Future<Output = Result<T, StoreError>>,
+{
     let every = store.timeout();
-    Ok(tokio::time::timeout(every, query).await.map_err(|_| StoreError::TimedOut(every))??)
+    Ok(tokio::time::timeout(every, Box::pin(query())).await.map_err(|_| StoreError::TimedOut(every))??)
 }
 
 /// Fails with [`WatchError::Pruned`] if events after `after` may have been pruned. Asked after reading them: the
 /// mark is raised before events are deleted, so a mark still at or below `after` means what was read was whole.
 async fn still_held(store: &Store, after: i64) -> Result<(), WatchError> {
-    let through = read(store, events::pruned_through(store)).await?;
+    let through = read(store, || events::pruned_through(store)).await?;
     if through > after {
         return Err(WatchError::Pruned { after, oldest_held: through + 1 });
     }
@@ -99,7 +104,7 @@ impl Start {
     /// after the hub is subscribed to, so every change after the latest reaches the watcher from the hub.
     async fn check(self, store: &Store) -> Result<(), WatchError> {
         if let Start::After(after) = self {
-            let latest = events::latest_seq(store).await?;
+            let latest = read(store, || events::latest_seq(store)).await?;
             if after > latest {
                 return Err(WatchError::FutureSequence { after, latest });
             }
@@ -115,23 +120,25 @@ const SNAPSHOT_PAGE: i64 = 500;
 const CATCH_UP_PAGE: i64 = 500;
 
 /// Watches one copy, from its current state or after a change the client has seen; the stream ends after the
-/// copy's last change. Fails at once with [`WatchError::NotFound`] if there is no such copy.
+/// copy's last change. `turn` is the caller's turn to start ([`WatchHub::start_turn`]). Fails at once with
+/// [`WatchError::NotFound`] if there is no such copy.
 pub async fn watch_copy(
     store: Store,
     hub: &Arc<WatchHub>,
     id: CopyId,
     start: Start,
     watcher: Watcher,
+    turn: OwnedSemaphorePermit,
 ) -> Result<WatchStream, WatchError> {
     let rx = hub.subscribe();
     start.check(&store).await?;
-    let JobAt { job, last_seq } = jobs::get_at(&store, id).await?.ok_or(WatchError::NotFound(id))?;
+    let JobAt { job, last_seq } = read(&store, || jobs::get_at(&store, id)).await?.ok_or(WatchError::NotFound(id))?;
     let (outlet, stream) = Outlet::pair(hub.stream_buffer());
     let floor = match start {
         Start::Snapshot => last_seq,
         Start::After(after) => after,
     };
-    let mut starting = Starting::new(store, hub.clone(), rx, watcher, Target::Copy(id), outlet, floor);
+    let mut starting = Starting::new(store, hub.clone(), rx, watcher, Target::Copy(id), outlet, floor, turn);
     starting.copy = Some(job.clone());
     tokio::spawn(starting.run(First::Copy { job, last_seq, start }));
     Ok(stream)
@@ -145,18 +152,19 @@ pub async fn watch_filter(
     filter: CopyFilter,
     start: Start,
     watcher: Watcher,
+    turn: OwnedSemaphorePermit,
 ) -> Result<WatchStream, WatchError> {
     let rx = hub.subscribe();
     start.check(&store).await?;
     let floor = match start {
         // Read before the snapshot: every change up to it is in the snapshot, and every later one reaches the
         // watcher from its catch-up or the hub.
-        Start::Snapshot => events::latest_seq(&store).await?,
+        Start::Snapshot => read(&store, || events::latest_seq(&store)).await?,
         Start::After(after) => after,
     };
     let (outlet, stream) = Outlet::pair(hub.stream_buffer());
     let first = if start == Start::Snapshot { First::Live(filter.clone()) } else { First::Nothing };
-    let starting = Starting::new(store, hub.clone(), rx, watcher, Target::Filter(filter), outlet, floor);
+    let starting = Starting::new(store, hub.clone(), rx, watcher, Target::Filter(filter), outlet, floor, turn);
     tokio::spawn(starting.run(first));
     Ok(stream)
 }
@@ -204,6 +212,8 @@ struct Starting {
     shown: HashMap<CopyId, i64>,
     /// A copy watcher's copy, as first read: each of its events applies to it.
     copy: Option<CopyJob>,
+    /// Its turn to start ([`WatchHub::start_turn`]); given back early if it must wait for its client.
+    turn: Option<OwnedSemaphorePermit>,
 }
 
 impl Starting {
@@ -215,8 +225,22 @@ impl Starting {
         target: Target,
         outlet: Outlet,
         floor: i64,
+        turn: OwnedSemaphorePermit,
     ) -> Starting {
-        Starting { store, hub, rx, watcher, target, outlet, floor, last_sent: floor, shown: HashMap::new(), copy: None }
+        let shown = HashMap::new();
+        Starting {
+            store,
+            hub,
+            rx,
+            watcher,
+            target,
+            outlet,
+            floor,
+            last_sent: floor,
+            shown,
+            copy: None,
+            turn: Some(turn),
+        }
     }
 
     /// Starts the watcher and has it join the fan-out; if it cannot, its stream ends with the reason.
@@ -288,7 +312,7 @@ impl Starting {
     async fn snapshot(&mut self, filter: &CopyFilter) -> Result<Next, WatchError> {
         let mut cursor = None;
         loop {
-            let page = read(&self.store, jobs::live_page(&self.store, filter, cursor, SNAPSHOT_PAGE)).await?;
+            let page = read(&self.store, || jobs::live_page(&self.store, filter, cursor, SNAPSHOT_PAGE)).await?;
             let full = page.len() as i64 == SNAPSHOT_PAGE;
             cursor = page.last().map(|at| LiveCursor::after(&at.job));
             for JobAt { job, last_seq } in page {
@@ -306,6 +330,8 @@ impl Starting {
     /// Sends what is pending, then reads again.
     async fn fall_back(&mut self, pending: Option<EncodedCopyEvent>) -> Result<Next, WatchError> {
         if let Some(event) = pending {
+            // Its client is slow to take what it is sent: the turn goes back while it waits.
+            self.turn = None;
             if !self.outlet.send(event).await {
                 return Ok(Next::Over);
             }
@@ -318,11 +344,11 @@ impl Starting {
         loop {
             let (page, full) = match (&self.target, &self.copy) {
                 (Target::Copy(id), Some(copy)) => {
-                    let page = read(&self.store, events::for_copy_after(&self.store, *id, self.floor)).await?;
+                    let page = read(&self.store, || events::for_copy_after(&self.store, *id, self.floor)).await?;
                     (page.into_iter().map(|event| (event.apply_to(copy), event)).collect::<Vec<_>>(), false)
                 }
                 _ => {
-                    let page = read(&self.store, events::after(&self.store, self.floor, CATCH_UP_PAGE)).await?;
+                    let page = read(&self.store, || events::after(&self.store, self.floor, CATCH_UP_PAGE)).await?;
                     let full = page.len() as i64 == CATCH_UP_PAGE;
                     (page.into_iter().map(|(event, job)| (job, event)).collect(), full)
                 }
@@ -389,7 +415,16 @@ impl Starting {
     /// Queues `item`, waiting for room; false once the client has gone.
     async fn send(&mut self, item: WatchItem) -> bool {
         let seq = item.seq;
-        let sent = self.outlet.send(self.hub.encode(&item)).await;
+        let event = self.hub.encode(&item);
+        let sent = match self.outlet.offer(event.clone()) {
+            Offer::Queued => true,
+            Offer::Gone => false,
+            // A client slow to take its start-up must not keep others from starting: the turn goes back.
+            Offer::Full => {
+                self.turn = None;
+                self.outlet.send(event).await
+            }
+        };
         if sent && !item.snapshot {
             self.last_sent = seq;
         }

@@ -133,7 +133,17 @@ impl Pki {
         self.dir.join(name)
     }
 
-    fn auth(&self, require_client_cert: bool) -> AuthSettings {
+    /// A token for alice@example.com (group "vision"), valid for ten minutes.
+    pub(crate) fn token(&self) -> String {
+        self.signer.token(json!({}))
+    }
+
+    /// The CA that signed the service's certificate, as PEM.
+    pub(crate) fn ca_pem(&self) -> &str {
+        &self.ca.pem
+    }
+
+    pub(crate) fn auth(&self, require_client_cert: bool) -> AuthSettings {
         AuthSettings {
             mode: AuthMode::Authenticated,
             tls: Some(TlsSettings {
@@ -169,7 +179,7 @@ impl Drop for Pki {
 }
 
 /// A client trusting `ca` (PEM), presenting `identity` and sending `token`.
-async fn client(
+pub(crate) async fn client(
     app: &TestApp,
     ca: &str,
     identity: Option<(String, String)>,

@@ -19,6 +19,7 @@ mod cli;
 mod cli_fake_server;
 mod config_check;
 mod copy_flow;
+mod dashboard;
 mod deploy;
 mod flood_bench;
 mod group_commit;
@@ -34,6 +35,7 @@ mod telemetry;
 mod unreadable_rows;
 mod validation;
 mod watch;
+mod watch_bench;
 mod web;
 
 /// A Rekognition client acting as `account` against the test's simulator (for doing things behind the service).

@@ -669,3 +669,45 @@ async fn the_service_prunes_history_older_than_its_retention() {
     assert_pruned(&client.watch_copy(resume).await.unwrap_err(), through + 1);
     app.stop().await;
 }
+
+/// Watchers start a few at a time (`WatchHub::start_turn`: 32 turns), so that thousands opening at once do not
+/// each hold their start-up's memory while they wait for the database. A watcher whose client does not take its
+/// snapshot gives its turn back while it waits: 40 such clients (more than there are turns) must not keep a 41st
+/// watcher from starting.
+#[tokio::test]
+async fn watchers_stuck_on_their_snapshot_do_not_keep_others_from_starting() {
+    let watch = modelcopy::watch::WatchSettings { stream_buffer: 8, ..Default::default() };
+    let app =
+        TestApp::spawn_with(crate::helpers::Options { dispatch: false, watch: Some(watch), ..Default::default() })
+            .await;
+    // A snapshot far larger than a stream's queue and a small window hold.
+    app.queue_behind(400, "alice", "live").await;
+    let everything =
+        || proto::WatchCopyRequest { target: Some(Target::Filter(proto::CopyFilter::default())), after_sequence: None };
+    let mut stuck = Vec::new();
+    for _ in 0..40 {
+        let mut client = small_window_client(&app).await;
+        let opened = tokio::time::timeout(Duration::from_secs(30), client.watch_copy(everything()))
+            .await
+            .expect("a stuck watcher's turn went back: this one started")
+            .unwrap();
+        // Never read.
+        stuck.push((client, opened.into_inner()));
+    }
+    let mut reader = app.client("alice").await;
+    let mut stream = tokio::time::timeout(Duration::from_secs(30), reader.watch_copy(everything()))
+        .await
+        .expect("started while 40 others are stuck")
+        .unwrap()
+        .into_inner();
+    for received in 0..400 {
+        let event = tokio::time::timeout(Duration::from_secs(30), stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("only {received} of 400 snapshot copies"))
+            .unwrap()
+            .unwrap();
+        assert!(event.snapshot);
+    }
+    drop(stuck);
+    app.stop().await;
+}
