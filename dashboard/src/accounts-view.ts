@@ -3,23 +3,9 @@
  * submitted or copied. An account stays listed at zero once seen, so a queue draining to nothing is visible.
  */
 import type { CopyBook } from "./copies";
-import { cell } from "./dom";
+import { cell, KeyedRows } from "./dom";
 
-export class AccountsView {
-  private readonly rows = new Map<string, HTMLTableRowElement>();
-
-  constructor(
-    private readonly body: HTMLTableSectionElement,
-    private readonly empty: HTMLElement,
-  ) {
-    this.clear();
-  }
-
-  clear(): void {
-    this.rows.clear();
-    this.body.replaceChildren();
-    this.empty.hidden = false;
-  }
+export class AccountsView extends KeyedRows {
 
   show(book: CopyBook, accounts: string[]): void {
     for (const account of accounts) {

@@ -4,25 +4,11 @@
  * `data-state` and `data-history` carry what the row shows in a form tests and scripts can read.
  */
 import { newestFirst, type Applied, type SeenCopy } from "./copies";
-import { cell, span } from "./dom";
+import { cell, KeyedRows, span } from "./dom";
 import { accountOf, projectOf, stateName, timeElement } from "./format";
 
-export class CopiesView {
-  private readonly rows = new Map<string, HTMLTableRowElement>();
+export class CopiesView extends KeyedRows {
   private readonly shown = new WeakMap<HTMLTableRowElement, SeenCopy>();
-
-  constructor(
-    private readonly body: HTMLTableSectionElement,
-    private readonly empty: HTMLElement,
-  ) {
-    this.clear();
-  }
-
-  clear(): void {
-    this.rows.clear();
-    this.body.replaceChildren();
-    this.empty.hidden = false;
-  }
 
   show({ seen, evicted }: Applied): void {
     const id = seen.copy.copyId;

@@ -20,3 +20,24 @@ export function required<T extends HTMLElement>(id: string, type: new () => T): 
   if (!(element instanceof type)) throw new Error(`index.html lacks #${id} (${type.name})`);
   return element;
 }
+
+/**
+ * A table body whose rows are found by a key (an account, a copy id), with the line that says it is empty shown
+ * while it has none. The views keep their rows in it so that a change rewrites a row rather than the table.
+ */
+export class KeyedRows {
+  protected readonly rows = new Map<string, HTMLTableRowElement>();
+
+  constructor(
+    protected readonly body: HTMLTableSectionElement,
+    protected readonly empty: HTMLElement,
+  ) {
+    this.clear();
+  }
+
+  clear(): void {
+    this.rows.clear();
+    this.body.replaceChildren();
+    this.empty.hidden = false;
+  }
+}

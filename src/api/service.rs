@@ -247,7 +247,7 @@ impl ModelCopyService {
                 let not_found = || ApiError::NotFound(format!("no copy {id}"));
                 let job = jobs::get(&self.store, id).await.map_err(ApiError::from)?.ok_or_else(not_found)?;
                 call.authorize_visible(Action::WatchCopy, &Resource::copy(&job), not_found)?;
-                watch::watch_copy(self.store.for_role(Role::Watch), &self.hub, id, start, watcher, turn)
+                watch::watch(self.store.for_role(Role::Watch), &self.hub, watch::Target::Copy(id), start, watcher, turn)
                     .await
                     .map_err(ApiError::from)?
             }
@@ -259,9 +259,16 @@ impl ModelCopyService {
                 );
                 let filter = convert::filter("filter", Some(raw)).map_err(ApiError::Invalid)?;
                 call.audit.set_reason("each copy's state and changes shown only as policies permit");
-                watch::watch_filter(self.store.for_role(Role::Watch), &self.hub, filter, start, watcher, turn)
-                    .await
-                    .map_err(ApiError::from)?
+                watch::watch(
+                    self.store.for_role(Role::Watch),
+                    &self.hub,
+                    watch::Target::Filter(filter),
+                    start,
+                    watcher,
+                    turn,
+                )
+                .await
+                .map_err(ApiError::from)?
             }
             None => return Err(ApiError::invalid("target", "set copy_id or filter").into()),
         };

@@ -18,4 +18,4 @@ pub use fanout::{Encode, Target, Viewer, Watcher};
 pub use hub::{HubMessage, StoredEvent, WatchHub};
 pub use outlet::WatchStream;
 pub use retention::WatchSettings;
-pub use stream::{watch_copy, watch_filter, Start, WatchError, WatchItem};
+pub use stream::{watch, Start, WatchError, WatchItem};

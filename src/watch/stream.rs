@@ -119,52 +119,41 @@ const SNAPSHOT_PAGE: i64 = 500;
 /// Changes read per query while a watcher catches up.
 const CATCH_UP_PAGE: i64 = 500;
 
-/// Watches one copy, from its current state or after a change the client has seen; the stream ends after the
-/// copy's last change. `turn` is the caller's turn to start ([`WatchHub::start_turn`]). Fails at once with
-/// [`WatchError::NotFound`] if there is no such copy.
-pub async fn watch_copy(
+/// Watches `target`, from its current state or after a change the client has seen (`start`), with the caller's
+/// turn to start ([`WatchHub::start_turn`]). One copy: its state, then each change; the stream ends after its last
+/// (fails at once with [`WatchError::NotFound`] if there is no such copy). A filter: the matching live copies as
+/// they are, then every change, until the client leaves.
+pub async fn watch(
     store: Store,
     hub: &Arc<WatchHub>,
-    id: CopyId,
+    target: Target,
     start: Start,
     watcher: Watcher,
     turn: OwnedSemaphorePermit,
 ) -> Result<WatchStream, WatchError> {
     let rx = hub.subscribe();
     start.check(&store).await?;
-    let JobAt { job, last_seq } = read(&store, || jobs::get_at(&store, id)).await?.ok_or(WatchError::NotFound(id))?;
-    let (outlet, stream) = Outlet::pair(hub.stream_buffer());
-    let floor = match start {
-        Start::Snapshot => last_seq,
-        Start::After(after) => after,
-    };
-    let mut starting = Starting::new(store, hub.clone(), rx, watcher, Target::Copy(id), outlet, floor, turn);
-    starting.copy = Some(job.clone());
-    tokio::spawn(starting.run(First::Copy { job, last_seq, start }));
-    Ok(stream)
-}
-
-/// Watches every copy matching `filter`: the live ones as they are (or, resuming, every change after the one the
-/// client saw), then every change, until the client leaves.
-pub async fn watch_filter(
-    store: Store,
-    hub: &Arc<WatchHub>,
-    filter: CopyFilter,
-    start: Start,
-    watcher: Watcher,
-    turn: OwnedSemaphorePermit,
-) -> Result<WatchStream, WatchError> {
-    let rx = hub.subscribe();
-    start.check(&store).await?;
-    let floor = match start {
+    let (first, floor, copy) = match (&target, start) {
+        (Target::Copy(id), _) => {
+            let id = *id;
+            let JobAt { job, last_seq } =
+                read(&store, || jobs::get_at(&store, id)).await?.ok_or(WatchError::NotFound(id))?;
+            let floor = match start {
+                Start::Snapshot => last_seq,
+                Start::After(after) => after,
+            };
+            (First::Copy { job: job.clone(), last_seq, start }, floor, Some(job))
+        }
         // Read before the snapshot: every change up to it is in the snapshot, and every later one reaches the
         // watcher from its catch-up or the hub.
-        Start::Snapshot => read(&store, || events::latest_seq(&store)).await?,
-        Start::After(after) => after,
+        (Target::Filter(filter), Start::Snapshot) => {
+            (First::Live(filter.clone()), read(&store, || events::latest_seq(&store)).await?, None)
+        }
+        (Target::Filter(_), Start::After(after)) => (First::Nothing, after, None),
     };
     let (outlet, stream) = Outlet::pair(hub.stream_buffer());
-    let first = if start == Start::Snapshot { First::Live(filter.clone()) } else { First::Nothing };
-    let starting = Starting::new(store, hub.clone(), rx, watcher, Target::Filter(filter), outlet, floor, turn);
+    let mut starting = Starting::new(store, hub.clone(), rx, watcher, target, outlet, floor, turn);
+    starting.copy = copy;
     tokio::spawn(starting.run(first));
     Ok(stream)
 }
