@@ -72,6 +72,18 @@ pub struct Member {
     pub outlet: Outlet,
 }
 
+impl Member {
+    /// Whether the change numbered `seq`, leaving the copy as `job`, is one this watcher follows; its floor moves
+    /// past it either way, so a change reaching it twice (from the database and from the hub) is handled once.
+    pub fn follows(&mut self, seq: i64, job: &CopyJob) -> bool {
+        if seq <= self.floor {
+            return false;
+        }
+        self.floor = seq;
+        self.target.matches(job)
+    }
+}
+
 struct Group {
     viewer: Arc<dyn Viewer>,
     members: Vec<Member>,
@@ -133,11 +145,7 @@ impl Groups {
             let mut sees: Option<bool> = None;
             let viewer = &group.viewer;
             group.members.retain_mut(|member| {
-                if seq <= member.floor {
-                    return true;
-                }
-                member.floor = seq;
-                if !member.target.matches(job) {
+                if !member.follows(seq, job) {
                     return true;
                 }
                 if *sees.get_or_insert_with(|| viewer.sees(job)) {

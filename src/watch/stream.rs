@@ -152,8 +152,9 @@ pub async fn watch(
         (Target::Filter(_), Start::After(after)) => (First::Nothing, after, None),
     };
     let (outlet, stream) = Outlet::pair(hub.stream_buffer());
-    let mut starting = Starting::new(store, hub.clone(), rx, watcher, target, outlet, floor, turn);
-    starting.copy = copy;
+    let member = Member { target, floor, last_sent: floor, outlet };
+    let starting =
+        Starting { store, hub: hub.clone(), rx, watcher, member, shown: HashMap::new(), copy, turn: Some(turn) };
     tokio::spawn(starting.run(first));
     Ok(stream)
 }
@@ -192,11 +193,8 @@ struct Starting {
     hub: Arc<WatchHub>,
     rx: broadcast::Receiver<HubMessage>,
     watcher: Watcher,
-    target: Target,
-    outlet: Outlet,
-    /// The number of the last change handled (sent or not).
-    floor: i64,
-    last_sent: i64,
+    /// What it will be in the registry: its target, floor, last change sent and outlet.
+    member: Member,
     /// The snapshot's copies and the number each was shown at.
     shown: HashMap<CopyId, i64>,
     /// A copy watcher's copy, as first read: each of its events applies to it.
@@ -206,32 +204,6 @@ struct Starting {
 }
 
 impl Starting {
-    fn new(
-        store: Store,
-        hub: Arc<WatchHub>,
-        rx: broadcast::Receiver<HubMessage>,
-        watcher: Watcher,
-        target: Target,
-        outlet: Outlet,
-        floor: i64,
-        turn: OwnedSemaphorePermit,
-    ) -> Starting {
-        let shown = HashMap::new();
-        Starting {
-            store,
-            hub,
-            rx,
-            watcher,
-            target,
-            outlet,
-            floor,
-            last_sent: floor,
-            shown,
-            copy: None,
-            turn: Some(turn),
-        }
-    }
-
     /// Starts the watcher and has it join the fan-out; if it cannot, its stream ends with the reason.
     async fn run(mut self, first: First) {
         let mut shutdown = self.hub.shutdown();
@@ -243,22 +215,14 @@ impl Starting {
             match step {
                 Ok(Next::GoOn) => {}
                 Ok(Next::Over) => return,
-                Err(err) => return self.outlet.end(err),
+                Err(err) => return self.member.outlet.end(err),
             }
             let registry = self.hub.clone();
             let mut groups = registry.registry().lock();
             let behind = match self.drain() {
-                Drained::Caught => {
-                    let member = Member {
-                        target: self.target,
-                        floor: self.floor,
-                        last_sent: self.last_sent,
-                        outlet: self.outlet,
-                    };
-                    return groups.join(self.watcher, member);
-                }
+                Drained::Caught => return groups.join(self.watcher, self.member),
                 Drained::Over => return,
-                Drained::Failed(err) => return self.outlet.end(err),
+                Drained::Failed(err) => return self.member.outlet.end(err),
                 Drained::Behind(pending) => pending,
             };
             drop(groups);
@@ -321,7 +285,7 @@ impl Starting {
         if let Some(event) = pending {
             // Its client is slow to take what it is sent: the turn goes back while it waits.
             self.turn = None;
-            if !self.outlet.send(event).await {
+            if !self.member.outlet.send(event).await {
                 return Ok(Next::Over);
             }
         }
@@ -331,23 +295,24 @@ impl Starting {
     /// Sends every change after the floor that the database holds, to its end.
     async fn catch_up(&mut self) -> Result<Next, WatchError> {
         loop {
-            let (page, full) = match (&self.target, &self.copy) {
+            let floor = self.member.floor;
+            let (page, full) = match (&self.member.target, &self.copy) {
                 (Target::Copy(id), Some(copy)) => {
-                    let page = read(&self.store, || events::for_copy_after(&self.store, *id, self.floor)).await?;
+                    let page = read(&self.store, || events::for_copy_after(&self.store, *id, floor)).await?;
                     (page.into_iter().map(|event| (event.apply_to(copy), event)).collect::<Vec<_>>(), false)
                 }
                 _ => {
-                    let page = read(&self.store, || events::after(&self.store, self.floor, CATCH_UP_PAGE)).await?;
+                    let page = read(&self.store, || events::after(&self.store, floor, CATCH_UP_PAGE)).await?;
                     let full = page.len() as i64 == CATCH_UP_PAGE;
                     (page.into_iter().map(|(event, job)| (job, event)).collect(), full)
                 }
             };
-            still_held(&self.store, self.floor).await?;
+            still_held(&self.store, floor).await?;
             for (job, event) in page {
                 if self.wants(event.seq, &job) && !self.send(change(job.clone(), &event)).await {
                     return Ok(Next::Over);
                 }
-                if self.target.ends_with(&job) {
+                if self.member.target.ends_with(&job) {
                     return Ok(Next::Over);
                 }
             }
@@ -363,21 +328,21 @@ impl Starting {
             match self.rx.try_recv() {
                 Ok(HubMessage::Event(stored)) => {
                     let seq = stored.event.seq;
-                    if seq <= self.floor {
+                    if seq <= self.member.floor {
                         continue;
                     }
                     if self.wants(seq, &stored.job) {
                         let event = self.hub.encode(&stored.item());
-                        match self.outlet.offer(event.clone()) {
-                            Offer::Queued => self.last_sent = seq,
+                        match self.member.outlet.offer(event.clone()) {
+                            Offer::Queued => self.member.last_sent = seq,
                             Offer::Gone => return Drained::Over,
                             Offer::Full => {
-                                self.last_sent = seq;
+                                self.member.last_sent = seq;
                                 return Drained::Behind(Some(event));
                             }
                         }
                     }
-                    if self.target.ends_with(&stored.job) {
+                    if self.member.target.ends_with(&stored.job) {
                         return Drained::Over;
                     }
                 }
@@ -389,33 +354,30 @@ impl Starting {
         }
     }
 
-    /// Whether the change numbered `seq`, leaving the copy as `job`, is sent; the floor moves past it either way.
+    /// Whether the change numbered `seq`, leaving the copy as `job`, is sent: one the watcher follows
+    /// ([`Member::follows`], which moves its floor past it either way), that its snapshot did not already show, of
+    /// a copy its caller may see.
     fn wants(&mut self, seq: i64, job: &CopyJob) -> bool {
-        if seq <= self.floor {
-            return false;
-        }
-        self.floor = seq;
-        if self.shown.get(&job.id).is_some_and(|&at| seq <= at) {
-            return false;
-        }
-        self.target.matches(job) && self.watcher.viewer.sees(job)
+        let follows = self.member.follows(seq, job);
+        let shown = self.shown.get(&job.id).is_some_and(|&at| seq <= at);
+        follows && !shown && self.watcher.viewer.sees(job)
     }
 
     /// Queues `item`, waiting for room; false once the client has gone.
     async fn send(&mut self, item: WatchItem) -> bool {
         let seq = item.seq;
         let event = self.hub.encode(&item);
-        let sent = match self.outlet.offer(event.clone()) {
+        let sent = match self.member.outlet.offer(event.clone()) {
             Offer::Queued => true,
             Offer::Gone => false,
             // A client slow to take its start-up must not keep others from starting: the turn goes back.
             Offer::Full => {
                 self.turn = None;
-                self.outlet.send(event).await
+                self.member.outlet.send(event).await
             }
         };
         if sent && !item.snapshot {
-            self.last_sent = seq;
+            self.member.last_sent = seq;
         }
         sent
     }
