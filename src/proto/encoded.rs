@@ -27,14 +27,6 @@ impl EncodedCopyEvent {
         EncodedCopyEvent(event.encode_to_vec().into())
     }
 
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// The event again, for tests and tools that look inside.
     pub fn decode(&self) -> Result<CopyEvent, prost::DecodeError> {
         CopyEvent::decode(self.0.clone())
