@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use futures::StreamExt as _;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tonic::server::NamedService;
@@ -145,7 +146,9 @@ impl Application {
             .layer(AuthLayer::new(authenticator, policies.clone()));
         let listener = TcpListener::bind(settings.listen_addr).await?;
         let addr = listener.local_addr()?;
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let incoming = TcpIncoming::from(listener)
+            .with_nodelay(Some(true))
+            .map(|accepted| accepted.map(crate::connection::Gathered));
         let service = ModelCopyServer::new(ModelCopyService::new(store.clone(), hub, limits, admission.clone()));
         // The API behind its layers; health and reflection beside it, without them (see `health`).
         let api = Layered(layers.service(service));

@@ -87,9 +87,11 @@ enum AuditCommand {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+fn main() -> anyhow::Result<()> {
+    modelcopy::runtime::build()?.block_on(run(Args::parse()))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     modelcopy::telemetry::init_as("info", args.log_format);
     match args.command {
         Command::Serve { config } => {

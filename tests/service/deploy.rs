@@ -47,6 +47,40 @@ impl Drop for Running {
     }
 }
 
+/// What the crate's build reads from the checkout, beside what cargo finds by itself: build.rs's inputs (the
+/// protos, the dashboard's built page), the migrations and policies compiled in, and the build's flags.
+const BUILD_INPUTS: [&str; 9] = [
+    "Cargo.toml",
+    "Cargo.lock",
+    "build.rs",
+    ".cargo",
+    "proto",
+    "migrations",
+    "deploy/policies",
+    "src",
+    "dashboard/dist",
+];
+
+/// No Docker engine runs here, so the image's build stage is checked against what the build reads: each input is
+/// copied in before `cargo build`. (A build stage without `dashboard/dist` fails in build.rs.)
+#[test]
+fn the_image_build_stage_copies_everything_the_build_reads() {
+    let dockerfile = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/Dockerfile")).unwrap();
+    let build_stage = dockerfile.split("cargo build").next().unwrap();
+    let copied: Vec<&str> = build_stage
+        .lines()
+        .filter_map(|line| line.strip_prefix("COPY "))
+        .flat_map(|args| {
+            let words: Vec<&str> = args.split_whitespace().filter(|word| !word.starts_with("--")).collect();
+            words[..words.len() - 1].to_vec()
+        })
+        .collect();
+    for input in BUILD_INPUTS {
+        assert!(copied.contains(&input), "deploy/Dockerfile's build stage does not copy {input}: it copies {copied:?}");
+        assert!(Path::new(env!("CARGO_MANIFEST_DIR")).join(input).exists(), "{input} is not in the checkout");
+    }
+}
+
 /// The migration Job's command, then the Deployment's: the replica serves TLS, answers its probes in plaintext on
 /// the health port (ready, alive), and stops cleanly on SIGTERM, as the kubelet stops it.
 #[tokio::test]

@@ -11,15 +11,16 @@
 //! the changes, less the same span idle, over changes × watchers); its resident memory idle (before any stream),
 //! with the streams open, and the difference per stream.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use modelcopy::cli::connect::CallMetadata;
 use modelcopy::proto::{self, model_copy_client::ModelCopyClient, watch_copy_request::Target};
+use prost::Message as _;
+
+mod lean_client;
 
 use crate::accept_bench::Durable;
 use crate::helpers::{seed, DEST_ACCOUNT, REGION, SOURCE_ACCOUNT};
@@ -27,6 +28,10 @@ use crate::support::{self, DEST_PROJECT, SOURCE_PROJECT};
 
 const STREAMS_PER_CONNECTION: usize = 100;
 const PACE: Duration = Duration::from_millis(250);
+/// The first changes after the streams open are not counted in the delays (their CPU time is): each stream's
+/// first event allocates what its later ones reuse, on both sides, after the idle span has let the caches go
+/// cold. Their last delivery is shown on its own.
+const WARM_UP: usize = 1;
 
 fn counts() -> Vec<usize> {
     std::env::var("MODELCOPY_BENCH_WATCHERS")
@@ -34,8 +39,11 @@ fn counts() -> Vec<usize> {
         .unwrap_or_else(|_| vec![1, 1_000, 10_000])
 }
 
+/// The changes asked for, the warm-up included.
 fn events() -> usize {
-    std::env::var("MODELCOPY_BENCH_EVENTS").map(|n| n.parse().expect("a count of changes")).unwrap_or(40)
+    let changes = std::env::var("MODELCOPY_BENCH_EVENTS").map(|n| n.parse().expect("a count of changes")).unwrap_or(40);
+    assert!(changes > WARM_UP, "more changes than the warm-up");
+    changes
 }
 
 /// A `modelcopy serve` process; killed when dropped.
@@ -106,6 +114,10 @@ impl Server {
         Server { child, endpoint, wrapped }
     }
 
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+    }
+
     fn proc(&self, file: &str) -> String {
         std::fs::read_to_string(format!("/proc/{}/{file}", self.child.id())).unwrap()
     }
@@ -115,12 +127,7 @@ impl Server {
         if self.wrapped {
             return Duration::ZERO;
         }
-        let stat = self.proc("stat");
-        let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
-        // After the command's name: state is field 3, utime 14 and stime 15 (1-based, of the whole line).
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        let per_second = 100; // USER_HZ on Linux
-        Duration::from_millis(ticks * 1000 / per_second)
+        cpu_time(&self.proc("stat"))
     }
 
     /// Resident memory, in KiB.
@@ -132,6 +139,20 @@ impl Server {
         let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
+}
+
+/// User + system CPU time from a `/proc/<pid>/stat` line.
+fn cpu_time(stat: &str) -> Duration {
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    // After the command's name: state is field 3, utime 14 and stime 15 (1-based, of the whole line).
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let per_second = 100; // USER_HZ on Linux
+    Duration::from_millis(ticks * 1000 / per_second)
+}
+
+/// This process's (the client's) CPU time so far.
+fn client_cpu() -> Duration {
+    cpu_time(&std::fs::read_to_string("/proc/self/stat").unwrap())
 }
 
 type Client = ModelCopyClient<tonic::service::interceptor::InterceptedService<tonic::transport::Channel, CallMetadata>>;
@@ -159,17 +180,27 @@ struct SeenCopy {
     version_name: String,
 }
 
+const WATCH_PATH: &str = "/modelcopy.v1.ModelCopy/WatchCopy";
+
+/// A filter watch of every copy.
+fn watch_request() -> proto::WatchCopyRequest {
+    proto::WatchCopyRequest { target: Some(Target::Filter(proto::CopyFilter::default())), after_sequence: None }
+}
+
 /// A filter watch of every copy, decoded as [`Seen`].
 async fn watch_all(channel: tonic::transport::Channel) -> tonic::Streaming<Seen> {
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.expect("the connection is ready");
-    let request =
-        proto::WatchCopyRequest { target: Some(Target::Filter(proto::CopyFilter::default())), after_sequence: None };
-    let mut request = tonic::Request::new(request);
+    let mut request = tonic::Request::new(watch_request());
     request.metadata_mut().insert("x-modelcopy-principal", "dashboards".parse().unwrap());
-    let path = http::uri::PathAndQuery::from_static("/modelcopy.v1.ModelCopy/WatchCopy");
+    let path = http::uri::PathAndQuery::from_static(WATCH_PATH);
     let codec = tonic_prost::ProstCodec::<proto::WatchCopyRequest, Seen>::default();
     grpc.server_streaming(request, path, codec).await.expect("a watch").into_inner()
+}
+
+/// The number of the change that made copy `name`, `bench-<k>`.
+fn change_number(name: &str) -> Option<usize> {
+    name.strip_prefix("bench-")?.parse().ok()
 }
 
 fn request(name: String) -> proto::CopyModelVersionRequest {
@@ -185,78 +216,142 @@ fn request(name: String) -> proto::CopyModelVersionRequest {
     }
 }
 
+/// What one watcher received: when each change (by its number) came.
+struct Receipt {
+    at: Vec<Option<Instant>>,
+    left: usize,
+}
+
+impl Receipt {
+    fn new(changes: usize) -> Receipt {
+        Receipt { at: vec![None; changes], left: changes }
+    }
+
+    /// Notes `event` received now; false once every change has come.
+    fn note(&mut self, event: Seen) -> bool {
+        let at = Instant::now();
+        let copy = event.copy.expect("a copy");
+        if let Some(k) = change_number(&copy.version_name).filter(|&k| k < self.at.len()) {
+            if self.at[k].is_none() {
+                self.at[k] = Some(at);
+                self.left -= 1;
+            }
+        }
+        self.left > 0
+    }
+}
+
+/// Which client watches: `MODELCOPY_BENCH_CLIENT=tonic` for tonic's, else the lean one (`lean_client`).
+fn tonic_client() -> bool {
+    std::env::var("MODELCOPY_BENCH_CLIENT").is_ok_and(|client| client == "tonic")
+}
+
+/// Opens `watchers` streams, 100 a connection, on a thread of their own (a current-thread runtime), which reads
+/// until each stream has all `changes` or ends. Resolves the first receiver once every stream is open, the second
+/// with the receipts.
+///
+/// Why one thread: the streams are independent, and a client spread over both cores bounced the connections'
+/// shared read buffers and its tasks between them (perf: a tenth of its time in `shared_v_drop`), time taken from
+/// the server it measures.
+fn watch_on_a_thread(
+    endpoint: String,
+    watchers: usize,
+    changes: usize,
+) -> (tokio::sync::oneshot::Receiver<()>, tokio::sync::oneshot::Receiver<Vec<Receipt>>) {
+    let (opened_tx, opened_rx) = tokio::sync::oneshot::channel();
+    let (receipts_tx, receipts_rx) = tokio::sync::oneshot::channel();
+    let per_connection = move |c: usize| STREAMS_PER_CONNECTION.min(watchers - c * STREAMS_PER_CONNECTION);
+    let connections = watchers.div_ceil(STREAMS_PER_CONNECTION);
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let mut tasks = Vec::with_capacity(watchers);
+            if tonic_client() {
+                // A task a stream, each with tonic's decoding.
+                let mut opened = Vec::with_capacity(watchers);
+                for c in 0..connections {
+                    let channel = channel(&endpoint).await;
+                    for _ in 0..per_connection(c) {
+                        let channel = channel.clone();
+                        let (open_tx, open_rx) = tokio::sync::oneshot::channel();
+                        opened.push(open_rx);
+                        tasks.push(tokio::spawn(async move {
+                            let mut stream = watch_all(channel).await;
+                            let _ = open_tx.send(());
+                            let mut receipt = Receipt::new(changes);
+                            while let Some(Ok(event)) = stream.next().await {
+                                if !receipt.note(event) {
+                                    break;
+                                }
+                            }
+                            vec![receipt]
+                        }));
+                    }
+                }
+                for open in opened {
+                    open.await.expect("every stream opened");
+                }
+            } else {
+                // A task a connection, reading its streams.
+                let addr = endpoint.trim_start_matches("http://").parse().expect("a socket address");
+                let metadata = [("x-modelcopy-principal", "dashboards")];
+                for c in 0..connections {
+                    let streams =
+                        lean_client::open(addr, WATCH_PATH, &watch_request(), &metadata, per_connection(c)).await;
+                    let receipts = (0..streams.len()).map(|_| Receipt::new(changes)).collect();
+                    tasks.push(tokio::spawn(lean_client::read(streams, receipts, |receipt, message| {
+                        receipt.note(Seen::decode(message).expect("a CopyEvent"))
+                    })));
+                }
+            }
+            let _ = opened_tx.send(());
+            let mut receipts = Vec::with_capacity(watchers);
+            for task in tasks {
+                receipts.extend(task.await.unwrap());
+            }
+            let _ = receipts_tx.send(receipts);
+        });
+    });
+    (opened_rx, receipts_rx)
+}
+
 struct Figures {
+    /// The last delivery of the warm-up changes.
+    warm_up_last: Duration,
     watchers: usize,
     p50: Duration,
     p99: Duration,
     max: Duration,
     missing: usize,
     cpu_per_event: Duration,
+    client_cpu_per_event: Duration,
     idle_kib: u64,
     open_kib: u64,
 }
 
 async fn run(durable: &Durable, watchers: usize, changes: usize) -> Figures {
     let (url, _pool) = durable.database(&format!("bench_watch_{watchers}")).await;
-    let server = Server::start(&url, watchers + 10);
+    let mut server = Server::start(&url, watchers + 10);
     let mut asker = client(&server.endpoint).await;
     // One call first, so that the idle figure is of a server that has served.
     asker.list_copies(proto::ListCopiesRequest::default()).await.unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_kib = server.rss_kib();
 
-    let names: Arc<HashMap<String, usize>> = Arc::new((0..changes).map(|k| (format!("bench-{k}"), k)).collect());
-    // Watchers give up on a change that has not come by then: the streams' opening, the idle span and the changes,
-    // with room to spare.
     let span = PACE * changes as u32;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120) + 2 * span;
-    let mut tasks = Vec::with_capacity(watchers);
-    let connections = watchers.div_ceil(STREAMS_PER_CONNECTION);
-    let mut opened = Vec::with_capacity(watchers);
-    for c in 0..connections {
-        let channel = channel(&server.endpoint).await;
-        for _ in 0..STREAMS_PER_CONNECTION.min(watchers - c * STREAMS_PER_CONNECTION) {
-            let channel = channel.clone();
-            let names = names.clone();
-            let (open_tx, open_rx) = tokio::sync::oneshot::channel();
-            opened.push(open_rx);
-            tasks.push(tokio::spawn(async move {
-                let mut stream = watch_all(channel).await;
-                let _ = open_tx.send(());
-                let mut received: Vec<Option<Instant>> = vec![None; names.len()];
-                let mut left = names.len();
-                while left > 0 {
-                    match tokio::time::timeout_at(deadline, stream.next()).await {
-                        Ok(Some(Ok(event))) => {
-                            let at = Instant::now();
-                            let copy = event.copy.expect("a copy");
-                            if let Some(&k) = names.get(&copy.version_name) {
-                                if received[k].is_none() {
-                                    received[k] = Some(at);
-                                    left -= 1;
-                                }
-                            }
-                        }
-                        _ => break,
-                    }
-                }
-                received
-            }));
-        }
-    }
-    for open in opened {
-        open.await.expect("every stream opened");
-    }
+    let (opened, received) = watch_on_a_thread(server.endpoint.clone(), watchers, changes);
+    opened.await.expect("every stream opened");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let open_kib = server.rss_kib();
 
     // The same span idle, then with the changes.
     println!("{watchers} streams open; idle for {span:?}");
-    let idle_from = server.cpu();
+    let (idle_from, client_idle_from) = (server.cpu(), client_cpu());
     tokio::time::sleep(span).await;
     let idle_cpu = server.cpu().saturating_sub(idle_from);
+    let client_idle_cpu = client_cpu().saturating_sub(client_idle_from);
     println!("{watchers} streams open; changes begin");
-    let busy_from = server.cpu();
+    let (busy_from, client_busy_from) = (server.cpu(), client_cpu());
     let mut acked = Vec::with_capacity(changes);
     for k in 0..changes {
         let started = Instant::now();
@@ -264,28 +359,54 @@ async fn run(durable: &Durable, watchers: usize, changes: usize) -> Figures {
         acked.push(Instant::now());
         tokio::time::sleep(PACE.saturating_sub(started.elapsed())).await;
     }
-    // Until every watcher has every change (or gave up).
+    // Until every watcher has every change; the watchers are given a minute more, then their streams end with
+    // the server.
+    let mut received = std::pin::pin!(received);
+    let done = tokio::time::timeout(Duration::from_secs(60), &mut received).await;
+    let busy_cpu = server.cpu().saturating_sub(busy_from);
+    let client_busy_cpu = client_cpu().saturating_sub(client_busy_from);
+    let receipts = match done {
+        Ok(receipts) => receipts,
+        Err(_) => {
+            server.kill();
+            received.await
+        }
+    };
     let mut delays = Vec::with_capacity(watchers * changes);
     let mut missing = 0;
-    for task in tasks {
-        for (k, at) in task.await.unwrap().into_iter().enumerate() {
+    // Per change, its first and last delivery: what came before the fan-out began, and the fan-out's own span.
+    let mut first = vec![Duration::MAX; changes];
+    let mut last = vec![Duration::ZERO; changes];
+    for receipt in receipts.expect("the watchers' thread reports") {
+        for (k, at) in receipt.at.into_iter().enumerate() {
             match at {
-                Some(at) => delays.push(at.saturating_duration_since(acked[k])),
+                Some(at) => {
+                    let delay = at.saturating_duration_since(acked[k]);
+                    first[k] = first[k].min(delay);
+                    last[k] = last[k].max(delay);
+                    if k >= WARM_UP {
+                        delays.push(delay);
+                    }
+                }
                 None => missing += 1,
             }
         }
     }
-    let busy_cpu = server.cpu().saturating_sub(busy_from);
     delays.sort();
+    let ms = |d: &Duration| format!("{:.0}", d.as_secs_f64() * 1e3);
+    println!("  per change, first delivery (ms): {}", first.iter().map(ms).collect::<Vec<_>>().join(" "));
+    println!("  per change, last delivery (ms):  {}", last.iter().map(ms).collect::<Vec<_>>().join(" "));
     let pick = |q: f64| delays.get(((delays.len() as f64 * q) as usize).min(delays.len().saturating_sub(1))).copied();
     let delivered = (watchers * changes - missing).max(1) as u32;
     Figures {
+        warm_up_last: last[..WARM_UP].iter().max().copied().unwrap_or_default(),
         watchers,
         p50: pick(0.50).unwrap_or_default(),
         p99: pick(0.99).unwrap_or_default(),
         max: delays.last().copied().unwrap_or_default(),
         missing,
         cpu_per_event: busy_cpu.saturating_sub(idle_cpu) / delivered,
+        client_cpu_per_event: client_busy_cpu.saturating_sub(client_idle_cpu) / delivered,
         idle_kib,
         open_kib,
     }
@@ -296,20 +417,26 @@ async fn run(durable: &Durable, watchers: usize, changes: usize) -> Figures {
 async fn watch_fanout_benchmark() {
     let durable = Durable::start().await;
     let changes = events();
-    println!("watch fan-out: {changes} changes, one every {PACE:?}; {STREAMS_PER_CONNECTION} streams a connection");
-    println!("| streams | p50 | p99 | max | not received | server CPU per delivered event | RSS idle | RSS with streams | per stream |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let client = if tonic_client() { "tonic, a task a stream" } else { "lean (h2), a task a connection" };
+    println!(
+        "watch fan-out: {changes} changes ({WARM_UP} warm-up), one every {PACE:?}; {STREAMS_PER_CONNECTION} streams a \
+         connection; client {client}, on one thread"
+    );
+    println!("| streams | p50 | p99 | max | warm-up's last | not received | server CPU per delivered event | client CPU per event | RSS idle | RSS with streams | per stream |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for watchers in counts() {
         let f = run(&durable, watchers, changes).await;
         let per_stream = (f.open_kib.saturating_sub(f.idle_kib) as f64) / f.watchers as f64;
         println!(
-            "| {} | {:.1} ms | {:.1} ms | {:.1} ms | {} | {:.1} µs | {:.1} MB | {:.1} MB | {:.1} KB |",
+            "| {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {} | {:.1} µs | {:.1} µs | {:.1} MB | {:.1} MB | {:.1} KB |",
             f.watchers,
             f.p50.as_secs_f64() * 1e3,
             f.p99.as_secs_f64() * 1e3,
             f.max.as_secs_f64() * 1e3,
+            f.warm_up_last.as_secs_f64() * 1e3,
             f.missing,
             f.cpu_per_event.as_secs_f64() * 1e6,
+            f.client_cpu_per_event.as_secs_f64() * 1e6,
             f.idle_kib as f64 / 1024.0,
             f.open_kib as f64 / 1024.0,
             per_stream,
