@@ -66,7 +66,7 @@ impl From<WatchError> for ApiError {
             WatchError::Store(err) => ApiError::Store(err),
             WatchError::Closed => ApiError::ShuttingDown,
             WatchError::Lost => ApiError::WatchLost,
-            err @ WatchError::FutureSequence { .. } => ApiError::invalid("after_sequence", &err.to_string()),
+            err @ WatchError::FutureSequence { .. } => ApiError::invalid("after_sequence", err.to_string()),
             WatchError::Pruned { after, oldest_held } => ApiError::HistoryPruned { after, oldest_held },
             WatchError::SlowConsumer { last_sent, buffer } => ApiError::SlowConsumer { last_sent, buffer },
         }

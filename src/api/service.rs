@@ -230,7 +230,7 @@ impl ModelCopyService {
             match request.after_sequence {
                 None => watch::Start::Snapshot,
                 Some(after) => watch::Start::After(i64::try_from(after).map_err(|_| {
-                    ApiError::invalid("after_sequence", &format!("{after} is beyond any sequence number"))
+                    ApiError::invalid("after_sequence", format!("{after} is beyond any sequence number"))
                 })?),
             };
         // Every item (snapshot or change) is shown only if the caller may watch that copy, as the policies in
