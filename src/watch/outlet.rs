@@ -36,10 +36,31 @@ struct Shared {
     stream_dropped: bool,
 }
 
+impl Shared {
+    /// Queues `event` if the stream is there and has room, and gives back the stream's waker, to wake once the lock
+    /// is let go; else gives back the event with why not.
+    fn push(&mut self, event: EncodedCopyEvent) -> Result<Option<Waker>, (Offer, EncodedCopyEvent)> {
+        if self.stream_dropped {
+            return Err((Offer::Gone, event));
+        }
+        if self.queue.len() >= self.capacity {
+            return Err((Offer::Full, event));
+        }
+        self.queue.push_back(event);
+        Ok(self.reader.take())
+    }
+}
+
 type Link = Arc<Mutex<Shared>>;
 
 fn lock(link: &Link) -> MutexGuard<'_, Shared> {
     link.lock().expect("never held across a panic")
+}
+
+fn wake(waker: Option<Waker>) {
+    if let Some(waker) = waker {
+        waker.wake();
+    }
 }
 
 /// Keeps `slot` holding a waker that wakes the task of `cx`, cloning it only when it changed.
@@ -82,22 +103,15 @@ impl Outlet {
 
     /// Queues `event` if there is room, without waiting.
     pub fn offer(&self, event: EncodedCopyEvent) -> Offer {
-        let reader = {
-            let mut shared = lock(&self.link);
-            if shared.stream_dropped {
-                return Offer::Gone;
+        let pushed = lock(&self.link).push(event);
+        match pushed {
+            // Woken outside the lock, which the stream's task is about to take.
+            Ok(reader) => {
+                wake(reader);
+                Offer::Queued
             }
-            if shared.queue.len() >= shared.capacity {
-                return Offer::Full;
-            }
-            shared.queue.push_back(event);
-            shared.reader.take()
-        };
-        // Woken outside the lock, which the stream's task is about to take.
-        if let Some(reader) = reader {
-            reader.wake();
+            Err((why, _)) => why,
         }
-        Offer::Queued
     }
 
     /// Queues `event`, waiting for room: for the watcher's own start-up (its snapshot and catch-up), where waiting
@@ -106,20 +120,20 @@ impl Outlet {
         let mut event = Some(event);
         std::future::poll_fn(|cx| {
             let mut shared = lock(&self.link);
-            if shared.stream_dropped {
-                return Poll::Ready(false);
+            match shared.push(event.take().expect("sent once")) {
+                Ok(reader) => {
+                    drop(shared);
+                    wake(reader);
+                    Poll::Ready(true)
+                }
+                // Registered under the lock that the stream takes to make room: no wake-up is missed.
+                Err((Offer::Full, back)) => {
+                    event = Some(back);
+                    register(&mut shared.writer, cx);
+                    Poll::Pending
+                }
+                Err(_) => Poll::Ready(false),
             }
-            if shared.queue.len() >= shared.capacity {
-                register(&mut shared.writer, cx);
-                return Poll::Pending;
-            }
-            shared.queue.push_back(event.take().expect("sent once"));
-            let reader = shared.reader.take();
-            drop(shared);
-            if let Some(reader) = reader {
-                reader.wake();
-            }
-            Poll::Ready(true)
         })
         .await
     }
@@ -146,9 +160,7 @@ impl Drop for Outlet {
             shared.outlet_dropped = true;
             shared.reader.take()
         };
-        if let Some(reader) = reader {
-            reader.wake();
-        }
+        wake(reader);
     }
 }
 
@@ -169,9 +181,7 @@ impl Stream for WatchStream {
         if let Some(event) = shared.queue.pop_front() {
             let writer = shared.writer.take();
             drop(shared);
-            if let Some(writer) = writer {
-                writer.wake();
-            }
+            wake(writer);
             return Poll::Ready(Some(Ok(event)));
         }
         if shared.outlet_dropped {
@@ -192,9 +202,7 @@ impl Drop for WatchStream {
             shared.stream_dropped = true;
             (shared.writer.take(), std::mem::take(&mut shared.queue))
         };
-        if let Some(writer) = writer {
-            writer.wake();
-        }
+        wake(writer);
     }
 }
 

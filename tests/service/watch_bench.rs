@@ -1,15 +1,17 @@
 //! The watch fan-out benchmark (issue 12, goals P5 and P6):
 //! `cargo test --release --test service -- --ignored --nocapture watch_fanout_benchmark`
-//! (`MODELCOPY_BENCH_WATCHERS=1,1000,10000` sets the stream counts; `MODELCOPY_BENCH_EVENTS=40` the changes).
+//! (`MODELCOPY_BENCH_WATCHERS=1,1000,10000` sets the stream counts; `MODELCOPY_BENCH_EVENTS=40` the changes, the
+//! warm-up included; `MODELCOPY_BENCH_CLIENT=tonic` watches with tonic's client).
 //!
 //! For each count of streams, a fresh `modelcopy serve` (the release binary, its own process, so that its CPU time
 //! and memory are its own) on a durable PostgreSQL (fsync on), dispatch off. N filter watchers on every copy, 100
-//! streams to an HTTP/2 connection, all from this process (a Rust client: tonic, one task a stream). Then copies are
-//! asked for one at a time, every 250 ms; for each, the delay from its CopyModelVersion's answer reaching the client
-//! to each watcher receiving its QUEUED event (0 when the event came first). Reported: p50, p99 and max of those
-//! delays over every (copy, watcher); the server's CPU time per delivered event (its user + system time during
-//! the changes, less the same span idle, over changes × watchers); its resident memory idle (before any stream),
-//! with the streams open, and the difference per stream.
+//! streams to an HTTP/2 connection, all from this process, on one thread (the lean client of `lean_client`, or
+//! tonic's, one task a stream). Then copies are asked for one at a time, every 250 ms; for each, the delay from its
+//! CopyModelVersion's answer reaching the client to each watcher receiving its QUEUED event (0 when the event came
+//! first). Reported: p50, p99 and max of those delays over every (copy, watcher) but the warm-up's; the server's
+//! and the client's CPU time per delivered event (user + system time during the changes, less the same span idle,
+//! over changes × watchers); the server's resident memory idle (before any stream), with the streams open, and the
+//! difference per stream.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
