@@ -58,7 +58,7 @@ struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        self.kill();
         let _ = self.child.wait();
     }
 }
@@ -164,7 +164,7 @@ async fn channel(endpoint: &str) -> tonic::transport::Channel {
 }
 
 async fn client(endpoint: &str) -> Client {
-    ModelCopyClient::with_interceptor(channel(endpoint).await, CallMetadata::new(Some("dashboards"), None).unwrap())
+    ModelCopyClient::with_interceptor(channel(endpoint).await, CallMetadata::new(Some(PRINCIPAL), None).unwrap())
 }
 
 /// Of a `CopyEvent`, what the watchers measure with: its copy's version name (prost skips the other fields).
@@ -182,6 +182,9 @@ struct SeenCopy {
     version_name: String,
 }
 
+/// Who asks for the copies and watches them (dev-mode authentication).
+const PRINCIPAL: &str = "dashboards";
+
 const WATCH_PATH: &str = "/modelcopy.v1.ModelCopy/WatchCopy";
 
 /// A filter watch of every copy.
@@ -194,7 +197,7 @@ async fn watch_all(channel: tonic::transport::Channel) -> tonic::Streaming<Seen>
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.expect("the connection is ready");
     let mut request = tonic::Request::new(watch_request());
-    request.metadata_mut().insert("x-modelcopy-principal", "dashboards".parse().unwrap());
+    request.metadata_mut().insert("x-modelcopy-principal", PRINCIPAL.parse().unwrap());
     let path = http::uri::PathAndQuery::from_static(WATCH_PATH);
     let codec = tonic_prost::ProstCodec::<proto::WatchCopyRequest, Seen>::default();
     grpc.server_streaming(request, path, codec).await.expect("a watch").into_inner()
@@ -296,7 +299,7 @@ fn watch_on_a_thread(
             } else {
                 // A task a connection, reading its streams.
                 let addr = endpoint.trim_start_matches("http://").parse().expect("a socket address");
-                let metadata = [("x-modelcopy-principal", "dashboards")];
+                let metadata = [("x-modelcopy-principal", PRINCIPAL)];
                 for c in 0..connections {
                     let streams =
                         lean_client::open(addr, WATCH_PATH, &watch_request(), &metadata, per_connection(c)).await;
