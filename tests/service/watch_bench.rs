@@ -1,17 +1,19 @@
 //! The watch fan-out benchmark (issue 12, goals P5 and P6):
 //! `cargo test --release --test service -- --ignored --nocapture watch_fanout_benchmark`
 //! (`MODELCOPY_BENCH_WATCHERS=1,1000,10000` sets the stream counts; `MODELCOPY_BENCH_EVENTS=40` the changes, the
-//! warm-up included; `MODELCOPY_BENCH_CLIENT=tonic` watches with tonic's client).
+//! warm-up included; `MODELCOPY_BENCH_CLIENT=h2` or `=tonic` watches with another client).
 //!
 //! For each count of streams, a fresh `modelcopy serve` (the release binary, its own process, so that its CPU time
 //! and memory are its own) on a durable PostgreSQL (fsync on), dispatch off. N filter watchers on every copy, 100
-//! streams to an HTTP/2 connection, all from this process, on one thread (the lean client of `lean_client`, or
-//! tonic's, one task a stream). Then copies are asked for one at a time, every 250 ms; for each, the delay from its
+//! streams to an HTTP/2 connection, all from this process, on one thread (by default the frame-level client of
+//! `wire_client`, a task a connection; or `lean_client`'s, on `h2`; or tonic's, a task a stream). The streams stay
+//! open to the end. Then copies are asked for one at a time, every 250 ms; for each, the delay from its
 //! CopyModelVersion's answer reaching the client to each watcher receiving its QUEUED event (0 when the event came
 //! first). Reported: p50, p99 and max of those delays over every (copy, watcher) but the warm-up's; the server's
 //! and the client's CPU time per delivered event (user + system time during the changes, less the same span idle,
 //! over changes × watchers); the server's resident memory idle (before any stream), with the streams open, and the
-//! difference per stream.
+//! difference per stream. Per change, it prints the first and last delivery and the CPU time each side spent on it
+//! (the scheduler's nanosecond account), which is how the slow changes were traced to their cause.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -23,6 +25,7 @@ use modelcopy::proto::{self, model_copy_client::ModelCopyClient, watch_copy_requ
 use prost::Message as _;
 
 mod lean_client;
+mod wire_client;
 
 use crate::accept_bench::Durable;
 use crate::helpers::{seed, DEST_ACCOUNT, REGION, SOURCE_ACCOUNT};
@@ -132,6 +135,11 @@ impl Server {
         cpu_time(&self.proc("stat"))
     }
 
+    /// CPU time so far, to the nanosecond (see [`threads_cpu`]).
+    fn cpu_ns(&self) -> Duration {
+        threads_cpu(&self.child.id().to_string())
+    }
+
     /// Resident memory, in KiB.
     fn rss_kib(&self) -> u64 {
         if self.wrapped {
@@ -150,6 +158,17 @@ fn cpu_time(stat: &str) -> Duration {
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     let per_second = 100; // USER_HZ on Linux
     Duration::from_millis(ticks * 1000 / per_second)
+}
+
+/// The CPU time so far of every thread of process `pid` (`self` for this one), to the nanosecond: the scheduler's
+/// own account (`/proc/<pid>/task/*/schedstat`), where `stat` counts in ticks of 10 ms.
+fn threads_cpu(pid: &str) -> Duration {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    let ns = tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok())
+        .filter_map(|line| line.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(ns)
 }
 
 /// This process's (the client's) CPU time so far.
@@ -246,14 +265,43 @@ impl Receipt {
     }
 }
 
-/// Which client watches: `MODELCOPY_BENCH_CLIENT=tonic` for tonic's, else the lean one (`lean_client`).
-fn tonic_client() -> bool {
-    std::env::var("MODELCOPY_BENCH_CLIENT").is_ok_and(|client| client == "tonic")
+/// Which client watches (`MODELCOPY_BENCH_CLIENT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Watching {
+    /// `wire_client`, the default.
+    Wire,
+    /// `lean_client`: `h2`.
+    H2,
+    /// tonic's client, a task a stream.
+    Tonic,
+}
+
+impl Watching {
+    fn chosen() -> Watching {
+        match std::env::var("MODELCOPY_BENCH_CLIENT").as_deref() {
+            Err(_) | Ok("wire") => Watching::Wire,
+            Ok("h2") => Watching::H2,
+            Ok("tonic") => Watching::Tonic,
+            Ok(other) => panic!("MODELCOPY_BENCH_CLIENT={other}: wire, h2 or tonic"),
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Watching::Wire => "wire (frames off the socket), a task a connection",
+            Watching::H2 => "h2, a task a connection",
+            Watching::Tonic => "tonic, a task a stream",
+        }
+    }
 }
 
 /// Opens `watchers` streams, 100 a connection, on a thread of their own (a current-thread runtime), which reads
 /// until each stream has all `changes` or ends. Resolves the first receiver once every stream is open, the second
-/// with the receipts.
+/// with the receipts. The streams stay open until the third, `close`, is dropped.
+///
+/// Why they stay open: a client that closed each connection as soon as its streams had every change had the
+/// server tear down those streams while it still sent the last change to the others (that change's last delivery
+/// 46–52 ms against 20–35 for the others, its CPU time twice theirs): the benchmark's end, not the fan-out.
 ///
 /// Why one thread: the streams are independent, and a client spread over both cores bounced the connections'
 /// shared read buffers and its tasks between them (perf: a tenth of its time in `shared_v_drop`), time taken from
@@ -262,16 +310,23 @@ fn watch_on_a_thread(
     endpoint: String,
     watchers: usize,
     changes: usize,
-) -> (tokio::sync::oneshot::Receiver<()>, tokio::sync::oneshot::Receiver<Vec<Receipt>>) {
+) -> (tokio::sync::oneshot::Receiver<()>, tokio::sync::oneshot::Receiver<Vec<Receipt>>, tokio::sync::oneshot::Sender<()>)
+{
     let (opened_tx, opened_rx) = tokio::sync::oneshot::channel();
     let (receipts_tx, receipts_rx) = tokio::sync::oneshot::channel();
+    let (close_tx, close_rx) = tokio::sync::oneshot::channel::<()>();
     let per_connection = move |c: usize| STREAMS_PER_CONNECTION.min(watchers - c * STREAMS_PER_CONNECTION);
     let connections = watchers.div_ceil(STREAMS_PER_CONNECTION);
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async move {
             let mut tasks = Vec::with_capacity(watchers);
-            if tonic_client() {
+            let addr = || endpoint.trim_start_matches("http://").parse().expect("a socket address");
+            let metadata = [("x-modelcopy-principal", PRINCIPAL)];
+            let note =
+                |receipt: &mut Receipt, message: &[u8]| receipt.note(Seen::decode(message).expect("a CopyEvent"));
+            let watching = Watching::chosen();
+            if watching == Watching::Tonic {
                 // A task a stream, each with tonic's decoding.
                 let mut opened = Vec::with_capacity(watchers);
                 for c in 0..connections {
@@ -289,7 +344,7 @@ fn watch_on_a_thread(
                                     break;
                                 }
                             }
-                            vec![receipt]
+                            (vec![receipt], Box::new(stream) as Open)
                         }));
                     }
                 }
@@ -298,26 +353,48 @@ fn watch_on_a_thread(
                 }
             } else {
                 // A task a connection, reading its streams.
-                let addr = endpoint.trim_start_matches("http://").parse().expect("a socket address");
-                let metadata = [("x-modelcopy-principal", PRINCIPAL)];
                 for c in 0..connections {
-                    let streams =
-                        lean_client::open(addr, WATCH_PATH, &watch_request(), &metadata, per_connection(c)).await;
-                    let receipts = (0..streams.len()).map(|_| Receipt::new(changes)).collect();
-                    tasks.push(tokio::spawn(lean_client::read(streams, receipts, |receipt, message| {
-                        receipt.note(Seen::decode(message).expect("a CopyEvent"))
-                    })));
+                    let receipts = (0..per_connection(c)).map(|_| Receipt::new(changes)).collect();
+                    let (request, count) = (watch_request(), per_connection(c));
+                    tasks.push(if watching == Watching::H2 {
+                        let streams = lean_client::open(addr(), WATCH_PATH, &request, &metadata, count).await;
+                        let read = lean_client::read(streams, receipts, note);
+                        tokio::spawn(async move { read.await.map_open() })
+                    } else {
+                        let connection =
+                            wire_client::Connection::open(addr(), WATCH_PATH, &request, &metadata, count).await;
+                        let read = connection.read(receipts, note);
+                        tokio::spawn(async move { read.await.map_open() })
+                    });
                 }
             }
             let _ = opened_tx.send(());
             let mut receipts = Vec::with_capacity(watchers);
+            let mut open = Vec::with_capacity(tasks.len());
             for task in tasks {
-                receipts.extend(task.await.unwrap());
+                let (some, still) = task.await.unwrap();
+                receipts.extend(some);
+                open.push(still);
             }
             let _ = receipts_tx.send(receipts);
+            let _ = close_rx.await;
+            drop(open);
         });
     });
-    (opened_rx, receipts_rx)
+    (opened_rx, receipts_rx, close_tx)
+}
+
+/// What keeps a client's streams open.
+type Open = Box<dyn std::any::Any + Send>;
+
+trait MapOpen {
+    fn map_open(self) -> (Vec<Receipt>, Open);
+}
+
+impl<S: Send + 'static> MapOpen for (Vec<Receipt>, S) {
+    fn map_open(self) -> (Vec<Receipt>, Open) {
+        (self.0, Box::new(self.1))
+    }
 }
 
 struct Figures {
@@ -344,7 +421,7 @@ async fn run(durable: &Durable, watchers: usize, changes: usize) -> Figures {
     let idle_kib = server.rss_kib();
 
     let span = PACE * changes as u32;
-    let (opened, received) = watch_on_a_thread(server.endpoint.clone(), watchers, changes);
+    let (opened, received, close) = watch_on_a_thread(server.endpoint.clone(), watchers, changes);
     opened.await.expect("every stream opened");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let open_kib = server.rss_kib();
@@ -358,7 +435,10 @@ async fn run(durable: &Durable, watchers: usize, changes: usize) -> Figures {
     println!("{watchers} streams open; changes begin");
     let (busy_from, client_busy_from) = (server.cpu(), client_cpu());
     let mut acked = Vec::with_capacity(changes);
+    // Before each change, and after the last one's fan-out: each change's CPU time, the server's and the client's.
+    let mut cpu_marks = Vec::with_capacity(changes + 1);
     for k in 0..changes {
+        cpu_marks.push((server.cpu_ns(), threads_cpu("self")));
         let started = Instant::now();
         asker.copy_model_version(request(format!("bench-{k}"))).await.expect("a copy");
         acked.push(Instant::now());
@@ -368,6 +448,7 @@ async fn run(durable: &Durable, watchers: usize, changes: usize) -> Figures {
     // the server.
     let mut received = std::pin::pin!(received);
     let done = tokio::time::timeout(Duration::from_secs(60), &mut received).await;
+    cpu_marks.push((server.cpu_ns(), threads_cpu("self")));
     let busy_cpu = server.cpu().saturating_sub(busy_from);
     let client_busy_cpu = client_cpu().saturating_sub(client_busy_from);
     let receipts = match done {
@@ -377,6 +458,7 @@ async fn run(durable: &Durable, watchers: usize, changes: usize) -> Figures {
             received.await
         }
     };
+    drop(close);
     let mut delays = Vec::with_capacity(watchers * changes);
     let mut missing = 0;
     // Per change, its first and last delivery: what came before the fan-out began, and the fan-out's own span.
@@ -401,6 +483,11 @@ async fn run(durable: &Durable, watchers: usize, changes: usize) -> Figures {
     let ms = |d: &Duration| format!("{:.0}", d.as_secs_f64() * 1e3);
     println!("  per change, first delivery (ms): {}", first.iter().map(ms).collect::<Vec<_>>().join(" "));
     println!("  per change, last delivery (ms):  {}", last.iter().map(ms).collect::<Vec<_>>().join(" "));
+    let spent = |side: fn(&(Duration, Duration)) -> Duration| {
+        cpu_marks.windows(2).map(|w| ms(&side(&w[1]).saturating_sub(side(&w[0])))).collect::<Vec<_>>().join(" ")
+    };
+    println!("  per change, server CPU (ms):     {}", spent(|m| m.0));
+    println!("  per change, client CPU (ms):     {}", spent(|m| m.1));
     let pick = |q: f64| delays.get(((delays.len() as f64 * q) as usize).min(delays.len().saturating_sub(1))).copied();
     let delivered = (watchers * changes - missing).max(1) as u32;
     Figures {
@@ -422,7 +509,7 @@ async fn run(durable: &Durable, watchers: usize, changes: usize) -> Figures {
 async fn watch_fanout_benchmark() {
     let durable = Durable::start().await;
     let changes = events();
-    let client = if tonic_client() { "tonic, a task a stream" } else { "lean (h2), a task a connection" };
+    let client = Watching::chosen().describe();
     println!(
         "watch fan-out: {changes} changes ({WARM_UP} warm-up), one every {PACE:?}; {STREAMS_PER_CONNECTION} streams a \
          connection; client {client}, on one thread"
