@@ -2,8 +2,8 @@
 //! queued ones, fairly between principals, never faster than the account's gate allows nor beyond its copies in
 //! progress.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_rekognition::Client;
@@ -15,8 +15,10 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::fairness::RoundRobin;
 use super::gate::Gate;
+use super::step::Look;
 use super::{step, Dispatcher};
-use crate::domain::{AccountId, CopyState, ProjectArn};
+use crate::domain::{AccountId, CopyId, CopyState, ProjectArn};
+use crate::rekognition::status::NEWEST_PAGE;
 use crate::rekognition::AccountLimits;
 use crate::shutdown::Shutdown;
 use crate::store::{jobs, CopyJob, StoreError};
@@ -34,7 +36,14 @@ pub struct AccountDispatcher {
     wake: Arc<Notify>,
     fairness: RoundRobin,
     steps: JoinSet<()>,
+    /// Running copies that a listing of their project's newest versions did not show (the project has more than a
+    /// page of versions, and theirs are older): looked at by name. Forgotten once they end, or when the set grows
+    /// past [`BEYOND_REMEMBERED`] (each is then listed once more before it is named again).
+    beyond: Arc<Mutex<HashSet<CopyId>>>,
 }
+
+/// The most copies remembered as beyond their project's newest page.
+const BEYOND_REMEMBERED: usize = 100_000;
 
 impl AccountDispatcher {
     pub fn new(dispatcher: Dispatcher, account: AccountId, limits: AccountLimits, wake: Arc<Notify>) -> Self {
@@ -49,6 +58,7 @@ impl AccountDispatcher {
             wake,
             fairness: RoundRobin::default(),
             steps: JoinSet::new(),
+            beyond: Arc::default(),
         }
     }
 
@@ -96,46 +106,78 @@ impl AccountDispatcher {
         Ok(wait.max(Duration::from_millis(1)))
     }
 
-    /// Describes the running copies that are due, up to ten per call per destination project; a call's free
-    /// places carry copies of the same project that are not due yet, which cuts calls per copy at no cost.
-    /// `Err(wait)` when the gate stopped it before it was done.
+    /// Looks at the running copies that are due, per destination project, in as few calls as it can: when the
+    /// project has more running copies than one call can name (ten), one listing of its newest versions (a
+    /// hundred) sees them all, due or not; else, and for copies older than that page, up to ten by name per call,
+    /// a call's free places carrying copies of the same project that are not due yet. Either way a copy not due
+    /// yet is looked at early at no cost. `Err(wait)` when the gate stopped it before it was done.
     async fn follow(&mut self, client: &Client) -> Result<Result<(), Duration>, StoreError> {
-        let store = &self.dispatcher.store;
+        let store = self.dispatcher.store.clone();
+        let store = &store;
         let due = jobs::due_in_state(store, &self.account, CopyState::Copying, FOLLOW_PER_ROUND).await?;
         let mut by_project: BTreeMap<ProjectArn, Vec<CopyJob>> = BTreeMap::new();
         for job in due {
             by_project.entry(job.request.destination_project().clone()).or_default().push(job);
         }
-        for (project, mut running) in by_project {
-            let free = (VERSIONS_PER_DESCRIBE - running.len() % VERSIONS_PER_DESCRIBE) % VERSIONS_PER_DESCRIBE;
-            if free > 0 {
-                running.extend(jobs::running_not_due(store, &project, free as i64).await?);
-            }
-            for batch in running.chunks(VERSIONS_PER_DESCRIBE) {
-                let ticket = match self.gate.admit_describe() {
-                    Ok(ticket) => ticket,
-                    Err(until) => return Ok(Err(until)),
-                };
-                let ids: Vec<_> = batch.iter().map(|job| job.id).collect();
-                let claimed =
-                    jobs::claim(store, &ids, &self.dispatcher.owner, self.dispatcher.settings.lease()).await?;
-                if claimed.is_empty() {
-                    continue;
+        for (project, due) in by_project {
+            let beyond = self.beyond.lock().expect("never held across a panic").clone();
+            let (mut named, listable): (Vec<_>, Vec<_>) = due.into_iter().partition(|job| beyond.contains(&job.id));
+            // The project's other running copies, not due yet: a look carries them early at no cost.
+            let others = jobs::running_not_due(store, &project, NEWEST_PAGE as i64).await?;
+            let (mut spare, others): (Vec<_>, Vec<_>) = others.into_iter().partition(|job| beyond.contains(&job.id));
+            if !listable.is_empty() && listable.len() + others.len() > VERSIONS_PER_DESCRIBE {
+                let listed: Vec<_> = listable.into_iter().chain(others).take(NEWEST_PAGE).collect();
+                if let Err(until) = self.look(client, &project, Look::Newest, &listed).await? {
+                    return Ok(Err(until));
                 }
-                let (dispatcher, client) = (self.dispatcher.clone(), client.clone());
-                let project = project.clone();
-                let span = tracing::info_span!("follow", account = %self.account, copies = claimed.len());
-                link_to_requests(&span, claimed.iter().map(|claimed| &claimed.job));
-                self.steps.spawn(
-                    async move {
-                        if let Err(err) = step::follow(&dispatcher, &client, ticket, &project, claimed).await {
-                            warn!(%err, "follow step failed; its leases will lapse");
-                        }
-                    }
-                    .instrument(span),
-                );
+            } else {
+                named.extend(listable);
+                spare.extend(others);
+            }
+            let free = (VERSIONS_PER_DESCRIBE - named.len() % VERSIONS_PER_DESCRIBE) % VERSIONS_PER_DESCRIBE;
+            if !named.is_empty() {
+                named.extend(spare.into_iter().take(free));
+            }
+            for batch in named.chunks(VERSIONS_PER_DESCRIBE) {
+                if let Err(until) = self.look(client, &project, Look::Named, batch).await? {
+                    return Ok(Err(until));
+                }
             }
         }
+        Ok(Ok(()))
+    }
+
+    /// Claims `batch` and starts one follow step for it, if the gate allows a call now.
+    async fn look(
+        &mut self,
+        client: &Client,
+        project: &ProjectArn,
+        look: Look,
+        batch: &[CopyJob],
+    ) -> Result<Result<(), Duration>, StoreError> {
+        let ticket = match self.gate.admit_describe() {
+            Ok(ticket) => ticket,
+            Err(until) => return Ok(Err(until)),
+        };
+        let store = &self.dispatcher.store;
+        let ids: Vec<_> = batch.iter().map(|job| job.id).collect();
+        let claimed = jobs::claim(store, &ids, &self.dispatcher.owner, self.dispatcher.settings.lease()).await?;
+        if claimed.is_empty() {
+            return Ok(Ok(()));
+        }
+        let (dispatcher, client) = (self.dispatcher.clone(), client.clone());
+        let (project, beyond) = (project.clone(), self.beyond.clone());
+        let span = tracing::info_span!("follow", account = %self.account, copies = claimed.len(), ?look);
+        link_to_requests(&span, claimed.iter().map(|claimed| &claimed.job));
+        self.steps.spawn(
+            async move {
+                match step::follow(&dispatcher, &client, ticket, &project, look, claimed).await {
+                    Ok(followed) => remember_beyond(&beyond, followed),
+                    Err(err) => warn!(%err, "follow step failed; its leases will lapse"),
+                }
+            }
+            .instrument(span),
+        );
         Ok(Ok(()))
     }
 
@@ -189,6 +231,19 @@ impl AccountDispatcher {
         }
         Ok(Ok(()))
     }
+}
+
+/// After a follow step: the copies a listing did not show are named from now on, and the ones that ended are
+/// forgotten.
+fn remember_beyond(beyond: &Mutex<HashSet<CopyId>>, followed: step::Followed) {
+    let mut beyond = beyond.lock().expect("never held across a panic");
+    for id in &followed.ended {
+        beyond.remove(id);
+    }
+    if beyond.len() + followed.unseen.len() > BEYOND_REMEMBERED {
+        beyond.clear();
+    }
+    beyond.extend(followed.unseen);
 }
 
 /// Makes a submit step part of the trace of the request that created its copy: a child of that call's span.

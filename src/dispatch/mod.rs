@@ -18,6 +18,7 @@ pub mod account;
 pub mod backoff;
 pub mod fairness;
 pub mod gate;
+pub mod schedule;
 pub mod settings;
 pub mod step;
 pub mod supervise;

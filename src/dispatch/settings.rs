@@ -12,8 +12,11 @@ pub struct DispatchSettings {
     pub enabled: bool,
     /// How often the dispatcher looks for due work when nothing wakes it earlier.
     pub poll_interval_ms: u64,
-    /// How long after a DescribeProjectVersions a running copy is described again.
+    /// The shortest time after a look at a running copy (a DescribeProjectVersions) before the next: how often a
+    /// young copy is looked at. An older one is looked at once it has grown a quarter older (`dispatch::schedule`).
     pub status_poll_interval_ms: u64,
+    /// The longest time between two looks at a running copy, however old.
+    pub status_poll_max_interval_ms: u64,
     /// Jobs this replica works on at once.
     pub max_in_flight: usize,
     /// How long a claimed job stays this replica's before another may take it over.
@@ -37,6 +40,7 @@ impl Default for DispatchSettings {
             enabled: true,
             poll_interval_ms: 1_000,
             status_poll_interval_ms: 2_000,
+            status_poll_max_interval_ms: 300_000,
             max_in_flight: 32,
             lease_secs: 120,
             max_attempts: 8,
@@ -54,6 +58,9 @@ impl DispatchSettings {
     }
     pub fn status_poll_interval(&self) -> Duration {
         Duration::from_millis(self.status_poll_interval_ms)
+    }
+    pub fn status_poll_max_interval(&self) -> Duration {
+        Duration::from_millis(self.status_poll_max_interval_ms)
     }
     pub fn lease(&self) -> Duration {
         Duration::from_secs(self.lease_secs)

@@ -6,8 +6,10 @@ use std::time::Duration;
 use aws_sdk_rekognition::Client;
 use tracing::{info, warn};
 
+use chrono::{DateTime, Utc};
+
 use super::gate::{Gate, Ticket};
-use super::{backoff, Dispatcher};
+use super::{backoff, schedule, Dispatcher};
 use crate::domain::{CopyId, CopyState, ProjectArn, ProjectVersionStatus};
 use crate::rekognition::{copy, status, AwsCallError, VersionStatus};
 use crate::store::jobs::{Claimed, LeaseToken};
@@ -51,8 +53,17 @@ pub async fn submit(
         CopyState::Submitting => step.submit_once(client, gate, ticket, job).await?,
         _ => Outcome::NotOurs,
     };
-    step.release(id, &outcome).await?;
+    step.release(id, None, &outcome).await?;
     Ok(outcome)
+}
+
+/// How a follow step looks at its copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look {
+    /// By their version names (at most ten).
+    Named,
+    /// By listing the project's newest versions (`status::describe_newest`).
+    Newest,
 }
 
 /// Describes the claimed running copies of one destination project in one call, with the describe slot `ticket`,
@@ -62,17 +73,32 @@ pub async fn follow(
     client: &Client,
     ticket: Ticket,
     project: &ProjectArn,
+    look: Look,
     running: Vec<Claimed>,
-) -> Result<(), StoreError> {
-    let names: Vec<_> = running.iter().map(|claimed| claimed.job.request.version_name()).collect();
-    let described = ticket.call(status::describe_versions(client, project, &names)).await;
+) -> Result<Followed, StoreError> {
+    let described = match look {
+        Look::Named => {
+            let names: Vec<_> = running.iter().map(|claimed| claimed.job.request.version_name()).collect();
+            ticket.call(status::describe_versions(client, project, &names)).await.map(|versions| (versions, false))
+        }
+        Look::Newest => {
+            ticket.call(status::describe_newest(client, project)).await.map(|newest| (newest.versions, newest.more))
+        }
+    };
+    let mut followed = Followed::default();
     for Claimed { job, token } in &running {
         let step = Step { dispatcher, token };
         let outcome = match &described {
-            Ok(versions) => match find(versions, job) {
+            Ok((versions, more)) => match find(versions, job) {
                 Some(found) => step.record_status(job, CopyState::Copying, found).await?,
-                // Not listed yet (Rekognition is eventually consistent): look again later.
-                None => Outcome::StillCopying,
+                None => {
+                    if *more {
+                        followed.unseen.push(job.id);
+                    }
+                    // Not listed yet (Rekognition is eventually consistent), or not among the newest: look again
+                    // later.
+                    Outcome::StillCopying
+                }
             },
             // A copy under way is not failed because this service cannot get credentials to look at it: the
             // copy goes on at AWS whatever our credentials, and is looked at again once they work.
@@ -81,9 +107,22 @@ pub async fn follow(
             }
             Err(err) => Outcome::RetryLater { attempt: 1, code: err.code.clone() },
         };
-        step.release(job.id, &outcome).await?;
+        if let Outcome::Ended(_) = outcome {
+            followed.ended.push(job.id);
+        }
+        step.release(job.id, job.submitted_at, &outcome).await?;
     }
-    Ok(())
+    Ok(followed)
+}
+
+/// What a follow step saw.
+#[derive(Debug, Default)]
+pub struct Followed {
+    /// Copies a [`Look::Newest`] could not see because the project has more versions than one page and theirs
+    /// were not among the newest: they are looked at by name.
+    pub unseen: Vec<CopyId>,
+    /// Copies that ended.
+    pub ended: Vec<CopyId>,
 }
 
 /// What a step's writes need: the dispatcher, and the token of the claim it works under.
@@ -93,11 +132,20 @@ struct Step<'a> {
 }
 
 impl Step<'_> {
-    async fn release(&self, id: CopyId, outcome: &Outcome) -> Result<(), StoreError> {
+    /// Gives the job's lease back with the time it is next due; a running copy's by its age, from when it was
+    /// submitted (`submitted_at`, `None` for one submitted just now).
+    async fn release(
+        &self,
+        id: CopyId,
+        submitted_at: Option<DateTime<Utc>>,
+        outcome: &Outcome,
+    ) -> Result<(), StoreError> {
         let dispatcher = self.dispatcher;
         let due_in = match outcome {
             Outcome::RetryLater { attempt, .. } => backoff::delay(&dispatcher.settings, *attempt),
-            Outcome::Submitted | Outcome::StillCopying => dispatcher.settings.status_poll_interval(),
+            Outcome::Submitted | Outcome::StillCopying => {
+                schedule::next_look(&dispatcher.settings, submitted_at, Utc::now())
+            }
             Outcome::Ended(_) | Outcome::NotOurs => Duration::ZERO,
         };
         jobs::release(&dispatcher.store, id, self.token, due_in).await

@@ -56,6 +56,28 @@ pub async fn describe_versions(
     Ok(page.project_version_descriptions().iter().filter_map(VersionStatus::read).collect())
 }
 
+/// The newest versions of `project`, as one page of DescribeProjectVersions without version names.
+#[derive(Debug, Clone)]
+pub struct Newest {
+    pub versions: Vec<VersionStatus>,
+    /// Older versions exist beyond this page: a version not on it may be one of them.
+    pub more: bool,
+}
+
+/// Versions listed per call when a project is listed: Rekognition's largest page.
+pub const NEWEST_PAGE: usize = 100;
+
+/// Lists the newest [`NEWEST_PAGE`] versions of `project` (Rekognition lists newest first) in one call: when many
+/// copies into one project run at once, one call sees them all, where naming them takes a call per ten.
+pub async fn describe_newest(client: &Client, project: &ProjectArn) -> Result<Newest, AwsCallError> {
+    let page =
+        client.describe_project_versions().project_arn(project.as_str()).max_results(NEWEST_PAGE as i32).send().await?;
+    Ok(Newest {
+        versions: page.project_version_descriptions().iter().filter_map(VersionStatus::read).collect(),
+        more: page.next_token().is_some_and(|token| !token.is_empty()),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

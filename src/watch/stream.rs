@@ -142,7 +142,7 @@ pub async fn watch(
                 Start::Snapshot => last_seq,
                 Start::After(after) => after,
             };
-            (First::Copy { job: job.clone(), last_seq, start }, floor, Some(job))
+            (First::Copy { job: Box::new(job.clone()), last_seq, start }, floor, Some(job))
         }
         // Read before the snapshot: every change up to it is in the snapshot, and every later one reaches the
         // watcher from its catch-up or the hub.
@@ -165,8 +165,9 @@ enum First {
     Nothing,
     /// The live copies matching the filter, as they are.
     Live(CopyFilter),
-    /// One copy: as it is (a snapshot), or nothing if it ended by the change the client saw.
-    Copy { job: CopyJob, last_seq: i64, start: Start },
+    /// One copy: as it is (a snapshot), or nothing if it ended by the change the client saw. Boxed: a copy is
+    /// many times the size of the other variants.
+    Copy { job: Box<CopyJob>, last_seq: i64, start: Start },
 }
 
 /// Whether a watcher goes on.
@@ -243,7 +244,7 @@ impl Starting {
             }
             First::Copy { job, last_seq, start: Start::Snapshot } => {
                 let ended = job.state.is_terminal();
-                if self.watcher.viewer.sees(&job) && !self.send(snapshot(job, last_seq)).await {
+                if self.watcher.viewer.sees(&job) && !self.send(snapshot(*job, last_seq)).await {
                     return Ok(Next::Over);
                 }
                 if ended {

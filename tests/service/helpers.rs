@@ -34,6 +34,8 @@ pub struct Options {
     pub dispatch: bool,
     /// Every account's queue limit, when not the default.
     pub max_queued: Option<u32>,
+    /// Every account's copies in progress at once, when not the default.
+    pub max_in_progress: Option<u32>,
     /// How callers authenticate; dev mode (the principal named in metadata) unless a test says otherwise.
     pub auth: AuthSettings,
     /// The Cedar policies in force (the text of one file); deploy/policies/dev.cedar (permit everything) if `None`.
@@ -75,6 +77,7 @@ impl Default for Options {
             copy_duration: Duration::from_millis(300),
             dispatch: true,
             max_queued: None,
+            max_in_progress: None,
             auth: AuthSettings { mode: AuthMode::DevMetadata, ..AuthSettings::default() },
             policies: None,
             otlp_endpoint: None,
@@ -195,6 +198,7 @@ impl TestApp {
                         copy_per_second: 50.0,
                         describe_per_second: 100.0,
                         max_queued: options.max_queued.unwrap_or(AccountLimits::default().max_queued),
+                        max_in_progress: options.max_in_progress.unwrap_or(AccountLimits::default().max_in_progress),
                         ..AccountLimits::default()
                     },
                 },

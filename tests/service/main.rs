@@ -22,6 +22,7 @@ mod copy_flow;
 mod dashboard;
 mod deploy;
 mod flood_bench;
+mod following;
 mod group_commit;
 mod health;
 mod idempotency;
