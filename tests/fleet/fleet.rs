@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use modelcopy::cli::connect::Client;
 use modelcopy::proto;
-use modelcopy::simulator::{self, OperationQuotas, OperationStats, Quotas, Rate, Seed, SimConfig, SimHandle};
+use modelcopy::simulator::{
+    self, DurationDistribution, OperationQuotas, OperationStats, Quotas, Rate, Seed, SimConfig, SimHandle,
+};
 use sqlx::PgPool;
 
 use modelcopy::devenv::{Lifetime, LocalPostgres};
@@ -41,6 +43,8 @@ pub struct FleetOptions {
     pub destinations: Vec<String>,
     pub limits: Limits,
     pub copy_duration: Duration,
+    /// Copies' durations drawn from this instead of `copy_duration`, when set.
+    pub copy_durations: Option<DurationDistribution>,
     pub status_poll_ms: u64,
     /// `MODELCOPY_*` settings every replica gets on top of the fleet's file.
     pub env: Vec<(&'static str, String)>,
@@ -141,6 +145,7 @@ impl Fleet {
         let quotas = Quotas { default: account_quotas, per_account: BTreeMap::new() };
         let sim = simulator::start(SimConfig {
             copy_duration: options.copy_duration,
+            copy_durations: options.copy_durations.clone(),
             fail_version_prefix: None,
             seed: seed.clone(),
             quotas,

@@ -5,6 +5,7 @@
 mod support;
 
 mod fleet;
+mod status_calls;
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,7 @@ fn options(replicas: usize, margin: f64) -> FleetOptions {
         destinations: DESTINATIONS.iter().map(|d| d.to_string()).collect(),
         limits: Limits { copy_per_second: 2.0, describe_per_second: 5.0, max_in_progress: 10, pacing_margin: margin },
         copy_duration: Duration::from_secs(2),
+        copy_durations: None,
         status_poll_ms: 500,
         env: Vec::new(),
         keep_logs: false,
