@@ -87,15 +87,11 @@ impl Application {
         // Before anything that makes spans, so that the first of them are exported too.
         let exporter = Exporter::start(&settings.telemetry)?;
         // Calls that bring no shorter deadline get this one (`request_timeout_ms`).
-        let mut builder = Server::builder()
+        let builder = Server::builder()
             .timeout(Duration::from_millis(settings.request_timeout_ms))
             // Browsers speak HTTP/1.1 to a plaintext port (gRPC clients still get HTTP/2).
             .accept_http1(settings.web.needs_http1());
-        if let Some(tls) = &settings.auth.tls {
-            builder = builder
-                .tls_config(auth::tls::server_config(tls)?)
-                .context("auth.tls: the certificate and key cannot serve TLS")?;
-        }
+        let tls = settings.auth.tls.as_ref().map(auth::tls::acceptor).transpose()?;
         let timeout = Duration::from_millis(settings.database_timeout_ms);
         let statement_timeout = Duration::from_millis(settings.statement_timeout_ms);
         let store =
@@ -146,9 +142,7 @@ impl Application {
             .layer(AuthLayer::new(authenticator, policies.clone()));
         let listener = TcpListener::bind(settings.listen_addr).await?;
         let addr = listener.local_addr()?;
-        let incoming = TcpIncoming::from(listener)
-            .with_nodelay(Some(true))
-            .map(|accepted| accepted.map(crate::connection::Gathered));
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let service = ModelCopyServer::new(ModelCopyService::new(store.clone(), hub, limits, admission.clone()));
         // The API behind its layers; health and reflection beside it, without them (see `health`).
         let api = Layered(layers.service(service));
@@ -184,15 +178,24 @@ impl Application {
             jwks.watch(shutdown.clone());
         }
         let mut stop = shutdown.clone();
-        let server = tokio::spawn(
-            builder
-                .layer(crate::web::layers(&settings.web))
-                .add_service(api)
-                .add_service(health)
-                .add_service(reflection)
-                .add_service(reflection_v1alpha)
-                .serve_with_incoming_shutdown(incoming, async move { stop.wait().await }),
-        );
+        let router = builder
+            .layer(crate::web::layers(&settings.web))
+            .add_service(api)
+            .add_service(health)
+            .add_service(reflection)
+            .add_service(reflection_v1alpha);
+        let stopped = async move { stop.wait().await };
+        // Either way HTTP/2 writes to a gathered connection (`connection`).
+        let server = match tls {
+            Some(acceptor) => {
+                let incoming = crate::connection::tls(incoming, acceptor, auth::tls::HANDSHAKE_TIMEOUT);
+                tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopped))
+            }
+            None => {
+                let incoming = incoming.map(|accepted| accepted.map(crate::connection::Gathered));
+                tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopped))
+            }
+        };
         let scheme = if settings.auth.tls.is_some() { "https" } else { "http" };
         info!(%addr, scheme, "modelcopy serving");
         let grace = Duration::from_millis(settings.shutdown_grace_ms);
