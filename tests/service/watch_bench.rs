@@ -25,6 +25,7 @@ use modelcopy::proto::{self, model_copy_client::ModelCopyClient, watch_copy_requ
 use prost::Message as _;
 
 mod lean_client;
+mod tls;
 mod wire_client;
 
 use crate::accept_bench::Durable;
@@ -74,6 +75,7 @@ impl Server {
              database_url = \"{database_url}\"\n\
              database_max_connections = 8\n\
              [auth]\nmode = \"dev-metadata\"\n\
+             {tls}\
              [authz]\npolicies = \"{policies}\"\n\
              [dispatch]\nenabled = false\n\
              [admission]\nmax_concurrent_calls = 100000\nper_principal_per_second = 1000000.0\n\
@@ -81,6 +83,7 @@ impl Server {
              [accounts.{DEST_ACCOUNT}]\nregion = \"{REGION}\"\nendpoint_url = \"http://127.0.0.1:9\"\n\
              access_key_id = \"AKIAUNUSED0000000000\"\nsecret_access_key = \"unused\"\n",
             policies = support::DEV_POLICIES,
+            tls = tls::chosen().map(|tls| tls.server_table()).unwrap_or_default(),
         );
         let path = dir.join("settings.toml");
         std::fs::write(&path, config).unwrap();
@@ -115,7 +118,8 @@ impl Server {
             }
         }
         let endpoint = endpoint.expect("the server said where it listens");
-        let endpoint = if endpoint.starts_with("http") { endpoint } else { format!("http://{endpoint}") };
+        let scheme = if tls::chosen().is_some() { "https" } else { "http" };
+        let endpoint = if endpoint.starts_with("http") { endpoint } else { format!("{scheme}://{endpoint}") };
         Server { child, endpoint, wrapped }
     }
 
@@ -179,7 +183,11 @@ fn client_cpu() -> Duration {
 type Client = ModelCopyClient<tonic::service::interceptor::InterceptedService<tonic::transport::Channel, CallMetadata>>;
 
 async fn channel(endpoint: &str) -> tonic::transport::Channel {
-    tonic::transport::Endpoint::from_shared(endpoint.to_owned()).unwrap().connect().await.unwrap()
+    let mut endpoint = tonic::transport::Endpoint::from_shared(endpoint.to_owned()).unwrap();
+    if let Some(tls) = tls::chosen() {
+        endpoint = endpoint.tls_config(tls.tonic()).unwrap();
+    }
+    endpoint.connect().await.unwrap()
 }
 
 async fn client(endpoint: &str) -> Client {
@@ -321,7 +329,7 @@ fn watch_on_a_thread(
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async move {
             let mut tasks = Vec::with_capacity(watchers);
-            let addr = || endpoint.trim_start_matches("http://").parse().expect("a socket address");
+            let addr = || endpoint.split("://").last().unwrap().parse().expect("a socket address");
             let metadata = [("x-modelcopy-principal", PRINCIPAL)];
             let note =
                 |receipt: &mut Receipt, message: &[u8]| receipt.note(Seen::decode(message).expect("a CopyEvent"));
@@ -356,13 +364,21 @@ fn watch_on_a_thread(
                 for c in 0..connections {
                     let receipts = (0..per_connection(c)).map(|_| Receipt::new(changes)).collect();
                     let (request, count) = (watch_request(), per_connection(c));
+                    assert!(watching == Watching::Wire || tls::chosen().is_none(), "TLS: the wire or tonic client");
                     tasks.push(if watching == Watching::H2 {
                         let streams = lean_client::open(addr(), WATCH_PATH, &request, &metadata, count).await;
                         let read = lean_client::read(streams, receipts, note);
                         tokio::spawn(async move { read.await.map_open() })
                     } else {
-                        let connection =
-                            wire_client::Connection::open(addr(), WATCH_PATH, &request, &metadata, count).await;
+                        let connection = wire_client::Connection::open(
+                            addr(),
+                            tls::chosen(),
+                            WATCH_PATH,
+                            &request,
+                            &metadata,
+                            count,
+                        )
+                        .await;
                         let read = connection.read(receipts, note);
                         tokio::spawn(async move { read.await.map_open() })
                     });
@@ -510,6 +526,7 @@ async fn watch_fanout_benchmark() {
     let durable = Durable::start().await;
     let changes = events();
     let client = Watching::chosen().describe();
+    let client = if tls::chosen().is_some() { format!("{client}, over TLS") } else { client.to_owned() };
     println!(
         "watch fan-out: {changes} changes ({WARM_UP} warm-up), one every {PACE:?}; {STREAMS_PER_CONNECTION} streams a \
          connection; client {client}, on one thread"

@@ -18,8 +18,14 @@ use std::net::SocketAddr;
 
 use bytes::{BufMut, BytesMut};
 use prost::Message;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use super::tls::BenchTls;
+
+/// The connection's bytes: TCP, or TLS over it.
+trait Socket: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Socket for T {}
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const HEADER_LEN: usize = 9;
@@ -55,7 +61,7 @@ mod setting {
 
 /// One HTTP/2 connection of gRPC server streams, opened and reading.
 pub struct Connection {
-    tcp: TcpStream,
+    tcp: Box<dyn Socket>,
     /// What is read from the socket, of a fixed size: allocated once, so that reading allocates nothing (a
     /// growing buffer had the client fault in fresh huge pages, 50–70 ms of its CPU, on the second change).
     input: Box<[u8]>,
@@ -111,6 +117,7 @@ impl Connection {
     /// returns once every call's response has begun (a refused or reset call panics: the benchmark is wrong).
     pub async fn open(
         addr: SocketAddr,
+        tls: Option<&BenchTls>,
         path: &str,
         request: &impl Message,
         metadata: &[(&'static str, &str)],
@@ -155,7 +162,13 @@ impl Connection {
             put_header(&mut out, message.len(), frame::DATA, flag::END_STREAM, stream);
             out.put_slice(&message);
         }
-        let mut tcp = tcp;
+        let mut tcp: Box<dyn Socket> = match tls {
+            Some(tls) => {
+                let name = tokio_rustls::rustls::pki_types::ServerName::try_from("localhost").unwrap();
+                Box::new(tls.connector().connect(name, tcp).await.expect("a TLS session"))
+            }
+            None => Box::new(tcp),
+        };
         tcp.write_all(&out).await.expect("the requests sent");
 
         let mut connection = Connection {
