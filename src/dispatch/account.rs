@@ -120,11 +120,10 @@ impl AccountDispatcher {
             by_project.entry(job.request.destination_project().clone()).or_default().push(job);
         }
         for (project, due) in by_project {
-            let beyond = self.beyond.lock().expect("never held across a panic").clone();
-            let (mut named, listable): (Vec<_>, Vec<_>) = due.into_iter().partition(|job| beyond.contains(&job.id));
+            let (mut named, listable) = self.split_beyond(due);
             // The project's other running copies, not due yet: a look carries them early at no cost.
             let others = jobs::running_not_due(store, &project, NEWEST_PAGE as i64).await?;
-            let (mut spare, others): (Vec<_>, Vec<_>) = others.into_iter().partition(|job| beyond.contains(&job.id));
+            let (mut spare, others) = self.split_beyond(others);
             if !listable.is_empty() && listable.len() + others.len() > VERSIONS_PER_DESCRIBE {
                 let listed: Vec<_> = listable.into_iter().chain(others).take(NEWEST_PAGE).collect();
                 if let Err(until) = self.look(client, &project, Look::Newest, &listed).await? {
@@ -145,6 +144,12 @@ impl AccountDispatcher {
             }
         }
         Ok(Ok(()))
+    }
+
+    /// Splits `jobs` into the copies to look at by name (beyond their project's newest page) and the others.
+    fn split_beyond(&self, jobs: Vec<CopyJob>) -> (Vec<CopyJob>, Vec<CopyJob>) {
+        let beyond = self.beyond.lock().expect("never held across a panic");
+        jobs.into_iter().partition(|job| beyond.contains(&job.id))
     }
 
     /// Claims `batch` and starts one follow step for it, if the gate allows a call now.

@@ -4,9 +4,8 @@
 use std::time::Duration;
 
 use aws_sdk_rekognition::Client;
-use tracing::{info, warn};
-
 use chrono::{DateTime, Utc};
+use tracing::{info, warn};
 
 use super::gate::{Gate, Ticket};
 use super::{backoff, schedule, Dispatcher};

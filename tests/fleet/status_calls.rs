@@ -55,6 +55,19 @@ impl Calls {
     fn total(&self) -> u64 {
         self.copy + self.describe
     }
+
+    /// The table's row for `client`, whose `completed` copies took `took`.
+    fn row(&self, client: &str, completed: u64, took: f64) -> String {
+        let per_copy = |calls: u64| calls as f64 / completed as f64;
+        format!(
+            "| {client} | {completed} | {} | {} | {} | {:.2} | {:.3} | {took:.0} s |",
+            self.copy,
+            self.describe,
+            self.refused,
+            per_copy(self.total()),
+            per_copy(self.describe)
+        )
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,28 +122,11 @@ async fn status_calls_benchmark() {
     let naive_completed = report["completed"].as_u64().unwrap();
     assert_eq!((completed, naive_completed), (n as u64, n as u64), "every copy completed on both sides: {report}");
     let (service, peer) = (Calls::of(&fleet, SERVICE_ACCOUNT), Calls::of(&fleet, NAIVE_ACCOUNT));
-    let per_copy = |calls: u64, copies: u64| calls as f64 / copies as f64;
     println!("status calls: {n} copies of 30–45 s a side, 5 s status poll; quotas 5 copy/s, {describe} describe/s");
     println!("| client | copies completed | CopyProjectVersion | DescribeProjectVersions | refused | calls per copy | status calls per copy | took |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    println!(
-        "| service | {completed} | {} | {} | {} | {:.2} | {:.3} | {:.0} s |",
-        service.copy,
-        service.describe,
-        service.refused,
-        per_copy(service.total(), completed),
-        per_copy(service.describe, completed),
-        took.as_secs_f64()
-    );
-    println!(
-        "| naive boto3 | {naive_completed} | {} | {} | {} | {:.2} | {:.3} | {} s |",
-        peer.copy,
-        peer.describe,
-        peer.refused,
-        per_copy(peer.total(), naive_completed),
-        per_copy(peer.describe, naive_completed),
-        report["seconds"]
-    );
-    let ratio = per_copy(service.total(), completed) / per_copy(peer.total(), naive_completed);
+    println!("{}", service.row("service", completed, took.as_secs_f64()));
+    println!("{}", peer.row("naive boto3", naive_completed, report["seconds"].as_f64().unwrap_or_default()));
+    let ratio = (service.total() as f64 / completed as f64) / (peer.total() as f64 / naive_completed as f64);
     println!("ratio (service ÷ naive, calls per completed copy): {ratio:.3}");
 }
