@@ -73,8 +73,10 @@ impl<T: Connected> Connected for Gathered<T> {
 }
 
 /// The TLS connections of `incoming`, handshaken with `acceptor` (each within `timeout`, several at once, so that a
-/// slow client holds up nobody), gathered. A failed or late handshake drops its connection, as tonic's does. The
-/// accepting stops when the stream given back is dropped (the server stopped).
+/// slow client holds up nobody), gathered. A failed or late handshake drops its connection, as tonic's does. An
+/// error accepting a connection is handed on, so that the server treats it as it does without TLS (tonic goes on
+/// after a transient one and stops on any other, instead of accepting again at once, which would spin on, say,
+/// too many open files). The accepting stops when the stream given back is dropped (the server stopped).
 pub fn tls<I>(
     incoming: I,
     acceptor: TlsAcceptor,
@@ -94,7 +96,11 @@ where
                         let acceptor = acceptor.clone();
                         handshakes.spawn(tokio::time::timeout(timeout, async move { acceptor.accept(tcp).await }));
                     }
-                    Some(Err(err)) => debug!(%err, "a connection could not be accepted"),
+                    Some(Err(err)) => {
+                        if ready.send(Err(err)).await.is_err() {
+                            return;
+                        }
+                    }
                     None => return,
                 },
                 Some(done) = handshakes.join_next() => match done {
@@ -180,6 +186,16 @@ mod tests {
         let mut rest = Vec::new();
         let read = tokio::time::timeout(Duration::from_secs(5), stalled.read_to_end(&mut rest)).await;
         assert!(matches!(read, Ok(Ok(0))), "{read:?}");
+    }
+
+    #[tokio::test]
+    async fn an_error_accepting_a_connection_is_handed_to_the_server() {
+        let (acceptor, _) = pair();
+        let incoming = futures::stream::iter([Err(io::Error::other("too many open files"))]);
+        let mut accepted = std::pin::pin!(tls(incoming, acceptor, Duration::from_secs(1)));
+        let handed = accepted.next().await.expect("the error").expect_err("an error");
+        assert_eq!(handed.to_string(), "too many open files");
+        assert!(accepted.next().await.is_none(), "the incoming stream ended, and so does this one");
     }
 
     #[tokio::test]
