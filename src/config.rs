@@ -194,9 +194,11 @@ impl Settings {
                 bad("access_key_id and secret_access_key go together".into());
             }
             let limits = &settings.limits;
-            for (name, rate) in
-                [("copy_per_second", limits.copy_per_second), ("describe_per_second", limits.describe_per_second)]
-            {
+            for (name, rate) in [
+                ("copy_per_second", limits.copy_per_second),
+                ("describe_per_second", limits.describe_per_second),
+                ("delete_per_second", limits.delete_per_second),
+            ] {
                 // `!(0 < rate <= MAX)` rather than `rate <= 0 || rate > MAX`: NaN fails every comparison.
                 if !(rate > 0.0 && rate <= AccountLimits::MAX_RATE) {
                     bad(format!(

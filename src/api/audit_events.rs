@@ -193,6 +193,7 @@ fn summary_row(row: &SummaryRow) -> proto::AuditSummaryRow {
         succeeded: count(row.succeeded),
         failed: count(row.failed),
         cancelled: count(row.cancelled),
+        expired: count(row.expired),
     }
 }
 

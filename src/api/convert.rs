@@ -56,6 +56,7 @@ pub fn raw_copy_request(request: proto::CopyModelVersionRequest) -> RawCopyReque
         tags: request.tags,
         kms_key_id: request.kms_key_id,
         idempotency_token: request.idempotency_token,
+        delete_after: request.delete_after.map(|d| (d.seconds, d.nanos)),
     }
 }
 
@@ -77,6 +78,7 @@ pub fn raw_audit_json(raw: &RawCopyRequest) -> serde_json::Value {
         "tag_count": raw.tags.len(),
         "kms_key_id": raw.kms_key_id.as_deref().map(cut),
         "idempotency_token": cut(&raw.idempotency_token),
+        "delete_after": raw.delete_after.map(|(seconds, nanos)| serde_json::json!({"seconds": seconds, "nanos": nanos})),
     })
 }
 
@@ -120,6 +122,7 @@ pub fn state_to_proto(state: CopyState) -> proto::CopyState {
         CopyState::Succeeded => proto::CopyState::Succeeded,
         CopyState::Failed => proto::CopyState::Failed,
         CopyState::Cancelled => proto::CopyState::Cancelled,
+        CopyState::Expired => proto::CopyState::Expired,
     }
 }
 
@@ -132,6 +135,7 @@ fn state_from_proto(value: i32) -> Option<CopyState> {
         proto::CopyState::Succeeded => Some(CopyState::Succeeded),
         proto::CopyState::Failed => Some(CopyState::Failed),
         proto::CopyState::Cancelled => Some(CopyState::Cancelled),
+        proto::CopyState::Expired => Some(CopyState::Expired),
     }
 }
 
@@ -206,13 +210,8 @@ pub fn filter(prefix: &str, raw: Option<proto::CopyFilter>) -> Result<CopyFilter
 
 pub fn copy(job: &CopyJob) -> proto::Copy {
     let report = &job.report;
-    let error = match (&report.error_code, &report.error_message) {
-        (None, None) => None,
-        (code, message) => Some(proto::AwsError {
-            code: code.clone().unwrap_or_default(),
-            message: message.clone().unwrap_or_default(),
-        }),
-    };
+    let error = aws_error(&report.error_code, &report.error_message);
+    let expiry_error = aws_error(&report.expiry_error_code, &report.expiry_error_message);
     let request = &job.request;
     let text = |value: &str| value.to_owned();
     proto::Copy {
@@ -243,6 +242,20 @@ pub fn copy(job: &CopyJob) -> proto::Copy {
         completed_at: job.completed_at.map(timestamp),
         attempts: job.attempts,
         audit_event_id: job.audit_id.map_or(0, |id| id.max(0) as u64),
+        delete_after: request.delete_after().map(|d| prost_types::Duration { seconds: d.as_secs() as i64, nanos: 0 }),
+        expires_at: job.expires_at.map(timestamp),
+        expiry_error,
+    }
+}
+
+/// An AWS error as the API shows it, if either half was recorded.
+fn aws_error(code: &Option<String>, message: &Option<String>) -> Option<proto::AwsError> {
+    match (code, message) {
+        (None, None) => None,
+        (code, message) => Some(proto::AwsError {
+            code: code.clone().unwrap_or_default(),
+            message: message.clone().unwrap_or_default(),
+        }),
     }
 }
 

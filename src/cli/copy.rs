@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::connect::Client;
-use super::{parse_tag, render, watch, Outcome, OutputFormat};
+use super::{parse_duration, parse_tag, render, watch, Outcome, OutputFormat};
 use crate::proto::{CopyModelVersionRequest, OutputConfig};
 
 #[derive(Debug, Args)]
@@ -40,6 +40,10 @@ pub struct CopyArgs {
     /// KMS key (id, ARN, alias or alias ARN) that encrypts the copied model.
     #[arg(long)]
     pub kms_key_id: Option<String>,
+    /// Delete the copied version this long after the copy succeeds: 90s, 30m, 12h, 7d (a running model is not
+    /// stopped: the deletion is refused and reported on the copy).
+    #[arg(long, value_parser = parse_duration)]
+    pub delete_after: Option<prost_types::Duration>,
     /// Makes a retry safe: the same token returns the copy queued the first time.
     #[arg(long)]
     pub idempotency_token: Option<String>,
@@ -68,6 +72,7 @@ impl CopyArgs {
             tags,
             kms_key_id: self.kms_key_id.clone(),
             idempotency_token: self.idempotency_token.clone().unwrap_or_default(),
+            delete_after: self.delete_after,
         })
     }
 }

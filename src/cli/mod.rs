@@ -105,6 +105,7 @@ pub enum StateArg {
     Succeeded,
     Failed,
     Cancelled,
+    Expired,
 }
 
 impl From<StateArg> for CopyState {
@@ -116,6 +117,7 @@ impl From<StateArg> for CopyState {
             StateArg::Succeeded => CopyState::Succeeded,
             StateArg::Failed => CopyState::Failed,
             StateArg::Cancelled => CopyState::Cancelled,
+            StateArg::Expired => CopyState::Expired,
         }
     }
 }
@@ -210,6 +212,25 @@ pub fn parse_tag(text: &str) -> Result<(String, String), String> {
     }
 }
 
+/// Parses a duration as a whole number of seconds with a unit: `90s`, `30m`, `12h`, `7d` (a bare number is
+/// seconds). The server checks its range.
+pub fn parse_duration(text: &str) -> Result<prost_types::Duration, String> {
+    let digits = text.trim_end_matches(['s', 'm', 'h', 'd']);
+    let unit: i64 = match &text[digits.len()..] {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("expected a number with one unit of s, m, h or d (like 7d), got {text:?}")),
+    };
+    let seconds = digits
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(|| format!("expected a whole number with a unit of s, m, h or d (like 7d), got {text:?}"))?;
+    Ok(prost_types::Duration { seconds, nanos: 0 })
+}
+
 /// Parses an RFC 3339 time such as `2024-05-01T12:00:00Z` or `2024-05-01T14:00:00+02:00`.
 pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text)
@@ -231,6 +252,19 @@ mod tests {
     use clap::CommandFactory;
 
     use super::*;
+
+    #[test]
+    fn durations_read_with_their_unit() {
+        let seconds = |text| parse_duration(text).map(|d| d.seconds);
+        assert_eq!(seconds("90"), Ok(90));
+        assert_eq!(seconds("90s"), Ok(90));
+        assert_eq!(seconds("30m"), Ok(1800));
+        assert_eq!(seconds("12h"), Ok(43_200));
+        assert_eq!(seconds("7d"), Ok(604_800));
+        for bad in ["", "d", "1.5h", "7w", "1dd", "-", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 
     fn global_arg(id: &str) -> clap::Arg {
         Cli::command()

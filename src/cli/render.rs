@@ -26,6 +26,7 @@ pub fn state_name(state: i32) -> String {
         Ok(CopyState::Succeeded) => "succeeded".to_owned(),
         Ok(CopyState::Failed) => "failed".to_owned(),
         Ok(CopyState::Cancelled) => "cancelled".to_owned(),
+        Ok(CopyState::Expired) => "expired".to_owned(),
         Err(_) => format!("unknown({state})"),
     }
 }
@@ -116,11 +117,14 @@ pub fn copy_details(copy: &Copy) -> String {
     rows.push(("rekognition", rekognition));
     rows.push(("new version", copy.destination_project_version_arn.clone()));
     rows.push(("error", copy.error.as_ref().map(aws_error_text).unwrap_or_default()));
+    rows.push(("delete after", copy.delete_after.map(|d| format!("{}s", d.seconds)).unwrap_or_default()));
+    rows.push(("not deleted", copy.expiry_error.as_ref().map(aws_error_text).unwrap_or_default()));
     for (label, time) in [
         ("created", &copy.created_at),
         ("updated", &copy.updated_at),
         ("submitted", &copy.submitted_at),
         ("completed", &copy.completed_at),
+        ("expires", &copy.expires_at),
     ] {
         if time.is_some() {
             rows.push((label, time_text(time.as_ref())));
@@ -197,6 +201,9 @@ pub fn copy_json(copy: &Copy) -> Value {
         "submitted_at": time_json(copy.submitted_at.as_ref()),
         "completed_at": time_json(copy.completed_at.as_ref()),
         "attempts": copy.attempts,
+        "delete_after_seconds": copy.delete_after.map(|d| d.seconds),
+        "expires_at": time_json(copy.expires_at.as_ref()),
+        "expiry_error": copy.expiry_error.as_ref().map(|e| json!({ "code": e.code, "message": e.message })),
     })
 }
 
@@ -386,6 +393,45 @@ mod tests {
         };
         let text = copy_details(&copy);
         assert!(text.contains("error          ResourceNotFoundException: no such project\n"), "{text}");
+    }
+
+    #[test]
+    fn copy_details_show_when_a_copy_expires_and_why_it_was_not_deleted() {
+        let copy = Copy {
+            state: CopyState::Succeeded as i32,
+            delete_after: Some(prost_types::Duration { seconds: 604_800, nanos: 0 }),
+            // 2024-05-08T12:00:00Z
+            expires_at: at(1_715_169_600),
+            expiry_error: Some(AwsError { code: "ResourceInUseException".into(), message: "RUNNING".into() }),
+            ..sample_copy()
+        };
+        let text = copy_details(&copy);
+        assert!(
+            text.contains(
+                "delete after   604800s
+"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "expires        2024-05-08T12:00:00Z
+"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "not deleted    ResourceInUseException: RUNNING
+"
+            ),
+            "{text}"
+        );
+        let json = copy_json(&copy);
+        assert_eq!(json["delete_after_seconds"], 604_800);
+        assert_eq!(json["expires_at"], "2024-05-08T12:00:00Z");
+        assert_eq!(json["expiry_error"]["code"], "ResourceInUseException");
+        assert_eq!(state_name(CopyState::Expired as i32), "expired");
     }
 
     #[test]

@@ -203,7 +203,8 @@ where
 pub fn single_copy_outcome(copy_id: &str, end: WatchEnd) -> anyhow::Result<Outcome> {
     match end {
         WatchEnd::Stopped => Ok(Outcome::Interrupted),
-        WatchEnd::Ended(Some(CopyState::Succeeded)) => Ok(Outcome::Done),
+        // An expired copy succeeded, and was deleted later as asked.
+        WatchEnd::Ended(Some(CopyState::Succeeded | CopyState::Expired)) => Ok(Outcome::Done),
         WatchEnd::Ended(Some(CopyState::Failed | CopyState::Cancelled)) => Ok(Outcome::CopyDidNotSucceed),
         WatchEnd::Ended(last) => anyhow::bail!(
             "WatchCopy: the stream ended before copy {copy_id} did (last state seen: {})",

@@ -27,6 +27,8 @@ use crate::store::{jobs, CopyJob, StoreError};
 const VERSIONS_PER_DESCRIBE: usize = 10;
 /// Running copies looked at per round.
 const FOLLOW_PER_ROUND: i64 = 1_000;
+/// Expired copies taken per round (each is one call, paced by the account's delete lane).
+const EXPIRE_PER_ROUND: i64 = 100;
 
 pub struct AccountDispatcher {
     dispatcher: Dispatcher,
@@ -101,6 +103,9 @@ impl AccountDispatcher {
             wait = wait.min(until);
         }
         if let Err(until) = self.submit(client).await? {
+            wait = wait.min(until);
+        }
+        if let Err(until) = self.expire(client).await? {
             wait = wait.min(until);
         }
         Ok(wait.max(Duration::from_millis(1)))
@@ -233,6 +238,33 @@ impl AccountDispatcher {
                     .instrument(span),
                 );
             }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Deletes the versions of succeeded copies whose `delete_after` has passed, one call each, as the account's
+    /// delete lane allows (see [`super::expiry`]).
+    async fn expire(&mut self, client: &Client) -> Result<Result<(), Duration>, StoreError> {
+        let store = &self.dispatcher.store;
+        for job in jobs::due_to_expire(store, &self.account, EXPIRE_PER_ROUND).await? {
+            let ticket = match self.gate.admit_delete() {
+                Ok(ticket) => ticket,
+                Err(until) => return Ok(Err(until)),
+            };
+            let lease = self.dispatcher.settings.lease();
+            let Some(claimed) = jobs::claim(store, &[job.id], &self.dispatcher.owner, lease).await?.pop() else {
+                continue;
+            };
+            let (dispatcher, client) = (self.dispatcher.clone(), client.clone());
+            let span = tracing::info_span!("expire", copy_id = %job.id);
+            self.steps.spawn(
+                async move {
+                    if let Err(err) = super::expiry::expire(&dispatcher, &client, ticket, claimed).await {
+                        warn!(%err, "expiry step failed; its lease will lapse");
+                    }
+                }
+                .instrument(span),
+            );
         }
         Ok(Ok(()))
     }

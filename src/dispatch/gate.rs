@@ -38,10 +38,12 @@ use super::term::Term;
 use crate::domain::AccountId;
 use crate::rekognition::{AccountLimits, AwsCallError};
 
-/// One lane per operation: CopyProjectVersion and DescribeProjectVersions have quotas of their own.
+/// One lane per operation: CopyProjectVersion, DescribeProjectVersions and DeleteProjectVersion have quotas of
+/// their own.
 pub struct Gate {
     copy: Arc<Lane>,
     describe: Arc<Lane>,
+    delete: Arc<Lane>,
 }
 
 impl Gate {
@@ -56,6 +58,7 @@ impl Gate {
         Gate {
             copy: lane("CopyProjectVersion", limits.copy_per_second),
             describe: lane("DescribeProjectVersions", limits.describe_per_second),
+            delete: lane("DeleteProjectVersion", limits.delete_per_second),
         }
     }
 
@@ -67,6 +70,11 @@ impl Gate {
     /// A slot for one more DescribeProjectVersions, or how long to wait before asking again.
     pub fn admit_describe(&self) -> Result<Ticket, Duration> {
         self.describe.try_take()
+    }
+
+    /// A slot for one more DeleteProjectVersion (an expired copy's), or how long to wait before asking again.
+    pub fn admit_delete(&self) -> Result<Ticket, Duration> {
+        self.delete.try_take()
     }
 
     /// Waits for a slot and makes one DescribeProjectVersions with it, for a step that needs one it was not admitted

@@ -4,7 +4,8 @@
 //! the leader runs an [`account::AccountDispatcher`], which alone calls Rekognition for the
 //! account, paced by the account's [`gate::Gate`], fair between principals ([`fairness`]), following running
 //! copies in batches. Each call is one step of one job ([`step`]), taken under a short lease on the job, so that a
-//! job is never worked twice, and a job whose replica died returns when its lease lapses.
+//! job is never worked twice, and a job whose replica died returns when its lease lapses. Succeeded copies whose
+//! `delete_after` has passed are deleted the same way, one call each ([`expiry`]).
 //!
 //! Leadership is the holder of the account's PostgreSQL advisory lock ([`crate::store::leadership`]), on one
 //! session per replica. Rekognition's quotas are per account, so the simplest way to keep N replicas inside them
@@ -16,6 +17,7 @@
 
 pub mod account;
 pub mod backoff;
+pub mod expiry;
 pub mod fairness;
 pub mod gate;
 pub mod schedule;

@@ -17,6 +17,9 @@ pub struct DispatchSettings {
     pub status_poll_interval_ms: u64,
     /// The longest time between two looks at a running copy, however old.
     pub status_poll_max_interval_ms: u64,
+    /// How long after Rekognition refused to delete an expired copy's version (a running model, a missing
+    /// permission) the service tries again. It never stops a model; the refusal is reported on the copy meanwhile.
+    pub expiry_retry_interval_ms: u64,
     /// Jobs this replica works on at once.
     pub max_in_flight: usize,
     /// How long a claimed job stays this replica's before another may take it over.
@@ -41,6 +44,7 @@ impl Default for DispatchSettings {
             poll_interval_ms: 1_000,
             status_poll_interval_ms: 2_000,
             status_poll_max_interval_ms: 300_000,
+            expiry_retry_interval_ms: 3_600_000,
             max_in_flight: 32,
             lease_secs: 120,
             max_attempts: 8,
@@ -61,6 +65,9 @@ impl DispatchSettings {
     }
     pub fn status_poll_max_interval(&self) -> Duration {
         Duration::from_millis(self.status_poll_max_interval_ms)
+    }
+    pub fn expiry_retry_interval(&self) -> Duration {
+        Duration::from_millis(self.expiry_retry_interval_ms)
     }
     pub fn lease(&self) -> Duration {
         Duration::from_secs(self.lease_secs)

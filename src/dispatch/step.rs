@@ -237,6 +237,7 @@ impl Step<'_> {
             destination_version_arn: Some(found.version_arn.clone()),
             error_code: failed.then(|| ProjectVersionStatus::CopyingFailed.as_str().to_owned()),
             error_message: if failed { found.message.clone() } else { None },
+            ..Report::default()
         };
         let change = Change { report, ..Change::to(to) };
         self.apply(job.id, from, &change, outcome).await

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use sha2::{Digest as _, Sha256};
 
 use crate::domain::{
-    AccountId, DomainError, FieldViolation, IdempotencyToken, KmsKeyId, OutputConfig, ProjectArn, ProjectVersionArn,
-    Region, S3Bucket, S3KeyPrefix, Tags, VersionName,
+    AccountId, DeleteAfter, DomainError, FieldViolation, IdempotencyToken, KmsKeyId, OutputConfig, ProjectArn,
+    ProjectVersionArn, Region, S3Bucket, S3KeyPrefix, Tags, VersionName,
 };
 
 /// The request exactly as the caller sent it (decoupled from protobuf; the api layer fills it).
@@ -27,6 +27,8 @@ pub struct RawCopyRequest {
     pub kms_key_id: Option<String>,
     /// `""` = none.
     pub idempotency_token: String,
+    /// A protobuf Duration's `(seconds, nanos)`; `None` = the field was absent (the copy is kept).
+    pub delete_after: Option<(i64, i32)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,6 +48,7 @@ pub struct CopyRequest {
     tags: Tags,
     kms_key_id: Option<KmsKeyId>,
     idempotency_token: Option<IdempotencyToken>,
+    delete_after: Option<DeleteAfter>,
 }
 
 /// Accumulates violations while each field is parsed, so one bad field does not hide the next.
@@ -104,6 +107,8 @@ impl CopyRequest {
         let tags = Tags::parse(raw.tags).map_err(|violations| v.0.extend(violations)).ok();
         let kms_key_id = v.optional("kms_key_id", raw.kms_key_id.unwrap_or_default(), KmsKeyId::parse);
         let idempotency_token = v.optional("idempotency_token", raw.idempotency_token, IdempotencyToken::parse);
+        let delete_after =
+            raw.delete_after.and_then(|(seconds, nanos)| v.check("delete_after", DeleteAfter::parse(seconds, nanos)));
 
         // Cross-field rules, documented by AWS; only meaningful once both sides parsed.
         if let (Some(source), Some(destination)) = (&source_project, &destination_project) {
@@ -141,6 +146,7 @@ impl CopyRequest {
                 tags,
                 kms_key_id,
                 idempotency_token,
+                delete_after,
             }),
             _ => {
                 // Every `None` above pushed its violation, so the list cannot be empty here.
@@ -180,6 +186,11 @@ impl CopyRequest {
 
     pub fn idempotency_token(&self) -> Option<&IdempotencyToken> {
         self.idempotency_token.as_ref()
+    }
+
+    /// How long after the copy succeeds its version is deleted; `None` = kept.
+    pub fn delete_after(&self) -> Option<DeleteAfter> {
+        self.delete_after
     }
 
     /// The account the model is copied from (the source project's).
@@ -228,6 +239,12 @@ impl CopyRequest {
                 put(key.as_str().as_bytes());
             }
         }
+        // Added after v1's fields, and only when present: the digest of a request without it is v1's, so digests
+        // stored before the field existed still match their retries.
+        if let Some(delete_after) = self.delete_after {
+            put(b"delete_after");
+            put(&delete_after.as_secs().to_be_bytes());
+        }
         hasher.finalize().into()
     }
 
@@ -242,6 +259,7 @@ impl CopyRequest {
             "tags": self.tags,
             "kms_key_id": self.kms_key_id,
             "idempotency_token": self.idempotency_token,
+            "delete_after": self.delete_after,
         })
     }
 }
@@ -269,6 +287,7 @@ mod tests {
             tags: [("key1".to_string(), "val1".to_string())].into(),
             kms_key_id: Some("arn:1234abcd-12ab-34cd-56ef-1234567890ab".into()),
             idempotency_token: "token-1".into(),
+            delete_after: None,
         }
     }
 
@@ -477,7 +496,9 @@ mod tests {
     #[test]
     fn digest_changes_with_each_parameter() {
         let base = CopyRequest::parse(valid()).unwrap().digest();
-        let changes: [fn(&mut RawCopyRequest); 7] = [
+        let changes: [fn(&mut RawCopyRequest); 9] = [
+            |r| r.delete_after = Some((3600, 0)),
+            |r| r.delete_after = Some((1, 0)),
             |r| r.version_name = "other".into(),
             |r| r.output_config.as_mut().unwrap().s3_bucket = "other-bucket".into(),
             |r| r.output_config.as_mut().unwrap().s3_key_prefix = "other/".into(),
@@ -500,6 +521,51 @@ mod tests {
             let digest = CopyRequest::parse(raw).unwrap().digest();
             assert_ne!(digest, base, "change {i} left the digest unchanged");
         }
+    }
+
+    /// Digests stored before `delete_after` existed must still match a retry without it: the request's digest
+    /// without the field is exactly the v1 encoding (computed here independently).
+    #[test]
+    fn digest_without_delete_after_is_the_v1_encoding() {
+        let mut raw = valid();
+        raw.tags.clear();
+        raw.kms_key_id = None;
+        let request = CopyRequest::parse(raw).unwrap();
+        let mut hasher = Sha256::new();
+        for field in [
+            &b"modelcopy.CopyRequest.v1"[..],
+            SOURCE.as_bytes(),
+            VERSION.as_bytes(),
+            DESTINATION.as_bytes(),
+            b"DestinationVersionName_cross_account",
+            b"bucket-name",
+            b"path_to_folder",
+            &0u64.to_be_bytes(),
+            b"-",
+        ] {
+            hasher.update((field.len() as u64).to_be_bytes());
+            hasher.update(field);
+        }
+        assert_eq!(request.digest(), <[u8; 32]>::from(hasher.finalize()));
+    }
+
+    #[test]
+    fn a_fractional_or_empty_delete_after_is_named() {
+        let mut raw = valid();
+        raw.delete_after = Some((5, 1));
+        let violation = only_violation(raw);
+        assert_eq!(
+            (violation.field.as_str(), violation.description.as_str()),
+            ("delete_after", "must be whole seconds")
+        );
+        let mut raw = valid();
+        raw.delete_after = Some((0, 0));
+        assert_eq!(only_violation(raw).field, "delete_after");
+        let mut raw = valid();
+        raw.delete_after = Some((86_400, 0));
+        let request = CopyRequest::parse(raw).unwrap();
+        assert_eq!(request.delete_after().unwrap().as_secs(), 86_400);
+        assert_eq!(request.to_json()["delete_after"], "86400s");
     }
 
     #[test]
@@ -526,6 +592,7 @@ mod tests {
                 "tags": {"key1": "val1"},
                 "kms_key_id": "arn:1234abcd-12ab-34cd-56ef-1234567890ab",
                 "idempotency_token": "token-1",
+                "delete_after": null,
             })
         );
     }

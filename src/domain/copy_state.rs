@@ -3,6 +3,11 @@
 //! Every allowed transition is listed in [`CopyState::can_become`]; the store refuses any other, and each
 //! transition is one row of the copy's history. `SUBMITTING` is entered, and committed, *before*
 //! CopyProjectVersion is called: that commit is the point after which a copy can no longer be cancelled.
+//!
+//! A copy *ends* in SUCCEEDED, FAILED or CANCELLED ([`CopyState::is_terminal`]): nothing more happens to the copy
+//! itself. A succeeded copy with a `delete_after` has one more step, its version's deletion, which the service
+//! makes when that time has passed: SUCCEEDED -> EXPIRED once deleted, or SUCCEEDED -> SUCCEEDED recording that
+//! Rekognition refused (see `dispatch::expiry`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -21,6 +26,8 @@ pub enum CopyState {
     Failed,
     /// Cancelled before submission.
     Cancelled,
+    /// Succeeded, then its version was deleted by the service once its `delete_after` had passed.
+    Expired,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,27 +38,29 @@ pub struct IllegalTransition {
 }
 
 impl CopyState {
-    pub const ALL: [CopyState; 6] = [
+    pub const ALL: [CopyState; 7] = [
         CopyState::Queued,
         CopyState::Submitting,
         CopyState::Copying,
         CopyState::Succeeded,
         CopyState::Failed,
         CopyState::Cancelled,
+        CopyState::Expired,
     ];
 
     /// The states a copy is still in while it may change: [`CopyState::is_terminal`]'s complement.
     pub const LIVE: [CopyState; 3] = [CopyState::Queued, CopyState::Submitting, CopyState::Copying];
 
-    /// The states a copy never leaves.
+    /// The states of a copy that has ended. Only a succeeded copy's expiry moves it on (see the module's notes).
     pub fn is_terminal(self) -> bool {
-        matches!(self, CopyState::Succeeded | CopyState::Failed | CopyState::Cancelled)
+        matches!(self, CopyState::Succeeded | CopyState::Failed | CopyState::Cancelled | CopyState::Expired)
     }
 
     /// The one place that says which transitions exist.
     ///
     /// `Copying -> Copying` records a change of Rekognition's own status or message while the copy runs.
     /// `Submitting -> Succeeded` covers a copy found already complete when a submission is confirmed.
+    /// `Succeeded -> Expired` is the deletion of its version; `Succeeded -> Succeeded` records a refused one.
     pub fn can_become(self, next: CopyState) -> bool {
         use CopyState::*;
         matches!(
@@ -64,6 +73,8 @@ impl CopyState {
                 | (Copying, Copying)
                 | (Copying, Succeeded)
                 | (Copying, Failed)
+                | (Succeeded, Succeeded)
+                | (Succeeded, Expired)
         )
     }
 
@@ -84,6 +95,7 @@ impl CopyState {
             CopyState::Succeeded => "SUCCEEDED",
             CopyState::Failed => "FAILED",
             CopyState::Cancelled => "CANCELLED",
+            CopyState::Expired => "EXPIRED",
         }
     }
 }
@@ -126,10 +138,11 @@ mod tests {
     }
 
     #[test]
-    fn terminal_states_have_no_way_out() {
+    fn ended_copies_move_only_by_expiring() {
         for from in CopyState::ALL.into_iter().filter(|s| s.is_terminal()) {
             for to in CopyState::ALL {
-                assert!(!from.can_become(to), "{from} -> {to}");
+                let expiry = from == Succeeded && matches!(to, Succeeded | Expired);
+                assert_eq!(from.can_become(to), expiry, "{from} -> {to}");
             }
         }
     }

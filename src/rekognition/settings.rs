@@ -40,6 +40,8 @@ pub struct AccountLimits {
     pub copy_per_second: f64,
     /// DescribeProjectVersions calls per second.
     pub describe_per_second: f64,
+    /// DeleteProjectVersion calls per second (expired copies' deletions).
+    pub delete_per_second: f64,
     /// Calls that may go at once after a quiet spell. 1 keeps every one-second window at or under the rate.
     pub burst: u32,
     /// Copies submitted or in progress at once.
@@ -64,6 +66,7 @@ impl Default for AccountLimits {
         AccountLimits {
             copy_per_second: 2.0,
             describe_per_second: 5.0,
+            delete_per_second: 1.0,
             burst: 1,
             max_in_progress: 10,
             max_queued: 10_000,

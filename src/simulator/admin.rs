@@ -7,7 +7,9 @@
 //! - `POST /_sim/faults` — inject a [`Fault`] for the next N calls;
 //! - `GET|PUT /_sim/faults/random` — the random fault settings ([`RandomFaults`]);
 //! - `GET|PUT /_sim/quotas` — the quotas ([`Quotas`]); a put refills every bucket;
-//! - `POST /_sim/reset` — clear the call log, the stats and pending faults.
+//! - `POST /_sim/reset` — clear the call log, the stats and pending faults;
+//! - `PUT /_sim/version-status` — `{"ProjectVersionArn": …, "Status": "RUNNING"}`: a model started (or stopped) out
+//!   of band, as StartProjectVersion would (DeleteProjectVersion then refuses it).
 
 use std::sync::Arc;
 
@@ -31,6 +33,19 @@ pub fn routes() -> Router<Arc<Engine>> {
         .route("/_sim/faults/random", get(random_faults).put(set_random_faults))
         .route("/_sim/quotas", get(quotas).put(set_quotas))
         .route("/_sim/reset", post(reset))
+        .route("/_sim/version-status", axum::routing::put(set_version_status))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct VersionStatusChange {
+    project_version_arn: String,
+    status: String,
+}
+
+async fn set_version_status(State(engine): State<Arc<Engine>>, Json(change): Json<VersionStatusChange>) -> Response {
+    tracing::info!(arn = %change.project_version_arn, status = %change.status, "version status set");
+    applied(engine.set_version_status(&change.project_version_arn, &change.status))
 }
 
 async fn calls(State(engine): State<Arc<Engine>>) -> Json<Vec<CallRecord>> {

@@ -240,6 +240,23 @@ impl Engine {
         lock(&self.faults).clear_pending();
     }
 
+    /// Sets a version's status from now on, as StartProjectVersion, StopProjectVersion or the console would out of
+    /// band (the simulator does not implement those): `RUNNING` makes DeleteProjectVersion refuse it, `STOPPED`
+    /// lets it go. Refuses a version that does not exist or a status botocore does not name.
+    pub fn set_version_status(&self, arn: &str, status: &str) -> Result<(), String> {
+        let arn = super::arn::ProjectVersionArn::parse(arn).map_err(|err| err.to_string())?;
+        let status = super::lifecycle::VersionStatus::parse(status).ok_or_else(|| format!("no status {status:?}"))?;
+        let mut store = lock(&self.store);
+        let project = store.project_named_mut(&arn.project).ok_or_else(|| format!("no project of {arn}"))?;
+        let version = project
+            .versions
+            .named_mut(&arn.version_name)
+            .filter(|version| version.arn == arn)
+            .ok_or_else(|| format!("no version {arn}"))?;
+        version.lifecycle = super::lifecycle::Lifecycle::Fixed(status);
+        Ok(())
+    }
+
     pub fn project_count(&self) -> usize {
         lock(&self.store).project_count()
     }

@@ -81,7 +81,8 @@
 //!   may put, list or delete its policies (`AccessDeniedException` for others, before existence is checked).
 //! - `DeleteProjectVersion` refuses a version that is `COPYING_IN_PROGRESS` (as it refuses training and running
 //!   ones) with `ResourceInUseException`; it removes the version at once and answers `DELETING`, so the name is
-//!   free again immediately.
+//!   free again immediately. StartProjectVersion and StopProjectVersion are not served: `PUT /_sim/version-status`
+//!   (`SimHandle::set_version_status`) sets a version's status from then on, as they (or the console) would.
 //! - `LimitExceededException` comes after every other copy check (only a copy that would start counts), and the
 //!   limit counts copies *into* the account (the caller's), failed-to-be ones included while in progress.
 //! - Quotas apply to the caller's account after it authenticates; rejected calls take no token. A per-account

@@ -156,6 +156,12 @@ impl SimHandle {
         self.engine.set_random_faults(faults)
     }
 
+    /// Sets a version's status from now on (see [`Engine::set_version_status`]): a model started or stopped out of
+    /// band.
+    pub fn set_version_status(&self, arn: &str, status: &str) -> Result<(), String> {
+        self.engine.set_version_status(arn, status)
+    }
+
     /// How many projects the simulator holds (seeded and created).
     pub fn project_count(&self) -> usize {
         self.engine.project_count()

@@ -79,6 +79,10 @@ impl Versions {
         self.by_name.get(name).and_then(|key| self.by_key.get(key))
     }
 
+    pub fn named_mut(&mut self, name: &str) -> Option<&mut Version> {
+        self.by_name.get(name).and_then(|key| self.by_key.get_mut(key))
+    }
+
     /// Adds a version; the caller has checked that its name is free.
     pub fn insert(&mut self, version: Version) {
         let key = version.page_key();

@@ -74,8 +74,8 @@ pub(super) async fn insert(
     Ok(sqlx::query_scalar(
         "INSERT INTO copy_events
             (copy_id, from_state, to_state, rekognition_status, rekognition_status_message,
-             destination_version_arn, error_code, error_message, detail)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             destination_version_arn, error_code, error_message, detail, expiry_error_code, expiry_error_message)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          RETURNING seq",
     )
     .bind(job.id.as_uuid())
@@ -87,6 +87,8 @@ pub(super) async fn insert(
     .bind(&job.report.error_code)
     .bind(&job.report.error_message)
     .bind(detail)
+    .bind(&job.report.expiry_error_code)
+    .bind(&job.report.expiry_error_message)
     .fetch_one(&mut **tx)
     .await?)
 }

@@ -111,6 +111,26 @@ def test_duplicate_version_name_is_resource_in_use(sim):
         copy(client, name)
 
 
+def test_a_running_model_cannot_be_deleted_until_it_is_stopped(sim):
+    """What the service's expiry meets (issue 13): DeleteProjectVersion of a running version is refused as AWS does;
+    the admin endpoint stands in for StartProjectVersion / StopProjectVersion, which the simulator does not serve."""
+    client = sim.client()
+    name = unique()
+    arn = copy(client, name)["ProjectVersionArn"]
+    assert poll_until_copy_ends(client, DEST, name)["Status"] == "COPYING_COMPLETED"
+    sim.admin("PUT", "/_sim/version-status", {"ProjectVersionArn": arn, "Status": "RUNNING"})
+    with pytest.raises(client.exceptions.ResourceInUseException) as refused:
+        client.delete_project_version(ProjectVersionArn=arn)
+    assert "RUNNING" in refused.value.response["Error"]["Message"]
+    assert describe_version(client, DEST, name)["Status"] == "RUNNING"
+
+    sim.admin("PUT", "/_sim/version-status", {"ProjectVersionArn": arn, "Status": "STOPPED"})
+    assert client.delete_project_version(ProjectVersionArn=arn)["Status"] == "DELETING"
+    assert client.describe_project_versions(ProjectArn=DEST, VersionNames=[name])["ProjectVersionDescriptions"] == []
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.delete_project_version(ProjectVersionArn=arn)
+
+
 def test_destination_of_another_account_is_access_denied(sim):
     client = sim.client()
     with pytest.raises(client.exceptions.AccessDeniedException):

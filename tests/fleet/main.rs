@@ -262,6 +262,7 @@ fn rank(state: i32) -> i32 {
         Submitting => 2,
         Copying => 3,
         Succeeded | Failed | Cancelled => 4,
+        Expired => 5,
         Unspecified => 0,
     }
 }

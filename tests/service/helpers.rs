@@ -177,6 +177,7 @@ impl TestApp {
         settings.dispatch.backoff_min_ms = 50;
         settings.dispatch.backoff_max_ms = 200;
         settings.dispatch.max_attempts = 5;
+        settings.dispatch.expiry_retry_interval_ms = 300;
         settings.dispatch.aws_timeout_ms = 5_000;
         for account in &seed.accounts {
             settings.accounts.insert(
@@ -197,6 +198,7 @@ impl TestApp {
                     limits: AccountLimits {
                         copy_per_second: 50.0,
                         describe_per_second: 100.0,
+                        delete_per_second: 50.0,
                         max_queued: options.max_queued.unwrap_or(AccountLimits::default().max_queued),
                         max_in_progress: options.max_in_progress.unwrap_or(AccountLimits::default().max_in_progress),
                         ..AccountLimits::default()
@@ -328,6 +330,7 @@ impl TestApp {
             tags: [("team".to_string(), "vision".to_string())].into(),
             kms_key_id: None,
             idempotency_token: String::new(),
+            delete_after: None,
         }
     }
 

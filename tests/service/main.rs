@@ -21,6 +21,7 @@ mod config_check;
 mod copy_flow;
 mod dashboard;
 mod deploy;
+mod expiry;
 mod flood_bench;
 mod following;
 mod group_commit;

@@ -368,6 +368,7 @@ async fn the_summary_counts_match_a_known_workload() {
                 succeeded: n("succeeded"),
                 failed: n("failed"),
                 cancelled: n("cancelled"),
+                expired: n("expired"),
             }
         })
         .collect();

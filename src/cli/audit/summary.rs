@@ -55,7 +55,7 @@ impl SummaryArgs {
     }
 }
 
-const HEADER: [&str; 12] = [
+const HEADER: [&str; 13] = [
     "period",
     "principal",
     "source",
@@ -68,6 +68,7 @@ const HEADER: [&str; 12] = [
     "succeeded",
     "failed",
     "cancelled",
+    "expired",
 ];
 
 pub async fn execute(
@@ -97,7 +98,7 @@ pub async fn execute(
 }
 
 /// A row's cells for the table: the period as a date, absent names as `-`.
-fn cells(row: &AuditSummaryRow, period: PeriodArg) -> [String; 12] {
+fn cells(row: &AuditSummaryRow, period: PeriodArg) -> [String; 13] {
     let start = event::time(row.period_start.as_ref()).unwrap_or_default();
     let period = match period {
         PeriodArg::Month => start.get(..7),
@@ -123,11 +124,12 @@ fn cells(row: &AuditSummaryRow, period: PeriodArg) -> [String; 12] {
         row.succeeded.to_string(),
         row.failed.to_string(),
         row.cancelled.to_string(),
+        row.expired.to_string(),
     ]
 }
 
 /// Names left-aligned in fixed columns, counts right-aligned under their headers.
-fn table_line(cells: &[String; 12]) -> String {
+fn table_line(cells: &[String; 13]) -> String {
     const NAME_WIDTHS: [usize; 4] = [10, 16, 12, 12];
     let mut line = String::new();
     for (i, cell) in cells.iter().enumerate() {
@@ -157,6 +159,7 @@ fn row_json(row: &AuditSummaryRow) -> serde_json::Value {
         "succeeded": row.succeeded,
         "failed": row.failed,
         "cancelled": row.cancelled,
+        "expired": row.expired,
     })
 }
 

@@ -157,7 +157,8 @@ pub async fn summarize(
                 count(*) FILTER (WHERE decision = 'FAILED') AS errored,
                 count(*) FILTER (WHERE created AND state = $5) AS succeeded,
                 count(*) FILTER (WHERE created AND state = $6) AS failed,
-                count(*) FILTER (WHERE created AND state = $7) AS cancelled
+                count(*) FILTER (WHERE created AND state = $7) AS cancelled,
+                count(*) FILTER (WHERE created AND state = $8) AS expired
            FROM requests
           GROUP BY 1, 2, 3, 4
           ORDER BY 1, 2, 3, 4
@@ -170,6 +171,7 @@ pub async fn summarize(
     .bind(CopyState::Succeeded)
     .bind(CopyState::Failed)
     .bind(CopyState::Cancelled)
+    .bind(CopyState::Expired)
     .fetch_all(store.pool())
     .await?)
 }

@@ -13,7 +13,8 @@
 //! - `allowed` counts requests that created a copy; a retry answered with the same copy is `replayed`;
 //! - `denied` (authentication or authorization refused it), `invalid` (the request was refused as it stood:
 //!   malformed, a reused idempotency token, a full queue) and `errored` (the service failed) are requests;
-//! - `succeeded`, `failed`, `cancelled` count the copies those allowed requests created, by their current state.
+//! - `succeeded`, `failed`, `cancelled`, `expired` count the copies those allowed requests created, by their current
+//!   state (a succeeded copy deleted after its `delete_after` counts as expired, no longer as succeeded).
 //!
 //! The route is the copy's when there is one, else read from the request's ARNs; a request refused before its
 //! body was read (no credentials) has no route, and neither does a malformed ARN: those count under empty accounts.
@@ -58,4 +59,5 @@ pub struct SummaryRow {
     pub succeeded: i64,
     pub failed: i64,
     pub cancelled: i64,
+    pub expired: i64,
 }

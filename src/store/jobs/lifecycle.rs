@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use sqlx::{Postgres, QueryBuilder};
+use sqlx::{Postgres, QueryBuilder, Transaction};
 use uuid::Uuid;
 
 use super::{parse_all, Change, CopyJob, JobRow, LeaseToken};
@@ -121,8 +121,29 @@ pub async fn transition(
     // and waited for the account's queue counter, which this UPDATE's trigger had locked.
     let mut tx =
         store.pool().begin_with(format!("BEGIN; SELECT pg_advisory_xact_lock({})", locks::COPY_EVENTS)).await?;
+    let Some(job) = transition_in(&mut tx, id, from, change, lease).await? else {
+        return Ok(None);
+    };
+    tx.commit().await?;
+    if !from.is_terminal() && job.state.is_terminal() {
+        record_ended(&job);
+    }
+    Ok(Some(job))
+}
+
+/// [`transition`]'s writes, in `tx`, which must hold the copy events' lock (taken before any row lock). The caller
+/// has checked that `from` may become `change.to`.
+pub(super) async fn transition_in(
+    tx: &mut Transaction<'_, Postgres>,
+    id: CopyId,
+    from: CopyState,
+    change: &Change,
+    lease: Option<&LeaseToken>,
+) -> Result<Option<CopyJob>, StoreError> {
     // Leaving SUBMITTING other than by failing means Rekognition took the copy: that is when it was submitted.
     let submitted = from == CopyState::Submitting && change.to != CopyState::Failed;
+    // The copy ends now (a succeeded copy's expiry comes after its end and does not move `completed_at`).
+    let ends = !from.is_terminal() && change.to.is_terminal();
     let updated: Option<JobRow> = sqlx::query_as(
         "UPDATE copy_jobs SET
             state = $3,
@@ -133,6 +154,10 @@ pub async fn transition(
             error_message = COALESCE($8, error_message),
             submitted_at = CASE WHEN $10 THEN now() ELSE submitted_at END,
             completed_at = CASE WHEN $11 THEN now() ELSE completed_at END,
+            expires_at = CASE WHEN $11 AND $14 THEN now() + make_interval(secs => delete_after_secs::float8)
+                              ELSE expires_at END,
+            expiry_error_code = CASE WHEN $15 THEN NULL ELSE COALESCE($12, expiry_error_code) END,
+            expiry_error_message = CASE WHEN $15 THEN NULL ELSE COALESCE($13, expiry_error_message) END,
             updated_at = now()
           WHERE id = $1 AND state = $2 AND ($9::text IS NULL OR lease_owner = $9)
           RETURNING *",
@@ -147,18 +172,18 @@ pub async fn transition(
     .bind(&change.report.error_message)
     .bind(lease.map(LeaseToken::as_str))
     .bind(submitted)
-    .bind(change.to.is_terminal())
-    .fetch_optional(&mut *tx)
+    .bind(ends)
+    .bind(&change.report.expiry_error_code)
+    .bind(&change.report.expiry_error_message)
+    .bind(change.to == CopyState::Succeeded)
+    .bind(change.to == CopyState::Expired)
+    .fetch_optional(&mut **tx)
     .await?;
     // Not in `from` any more (or no longer ours): nothing written, and the transaction ends unused.
     let Some(job) = updated.map(CopyJob::try_from).transpose()? else {
         return Ok(None);
     };
-    events::insert(&mut tx, &job, Some(from), change.detail.as_deref()).await?;
-    tx.commit().await?;
-    if job.state.is_terminal() {
-        record_ended(&job);
-    }
+    events::insert(tx, &job, Some(from), change.detail.as_deref()).await?;
     Ok(Some(job))
 }
 

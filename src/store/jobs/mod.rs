@@ -4,12 +4,14 @@
 //! - [`lifecycle`]: what the API does to a copy (create with its audit record, read, list, cancel) and the one
 //!   place a job changes state ([`transition`]);
 //! - [`queue`]: what the dispatcher asks (due work, claims under a lease, counts against an account's limits);
-//! - [`watch`]: what watchers read (a copy with the number of its latest change, and what changed since).
+//! - [`watch`]: what watchers read (a copy with the number of its latest change, and what changed since);
+//! - [`expiry`]: succeeded copies due to be deleted, and their audited expiry.
 //!
 //! A row is read into a plain [`JobRow`] and then parsed into a [`CopyJob`] with the same checked constructors a
 //! request goes through: a row that does not parse (written by hand, or by a version with other rules) is a
 //! [`StoreError::Corrupt`] naming the copy, never a panic and never a half-valid job.
 
+pub mod expiry;
 pub mod figures;
 pub mod lifecycle;
 pub mod queue;
@@ -29,6 +31,7 @@ use crate::domain::{
 };
 use crate::telemetry::TraceParent;
 
+pub use expiry::{due_to_expire, record_with_audit};
 pub use figures::{account_figures, AccountFigures};
 pub use lifecycle::{
     cancel_with_audit, create_with_audit, get, get_many, list, transition, CancelOutcome, CreateOutcome,
@@ -59,6 +62,8 @@ pub struct CopyJob {
     pub updated_at: DateTime<Utc>,
     pub submitted_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// When the copied version is to be deleted (`completed_at` + the request's `delete_after`), once it succeeded.
+    pub expires_at: Option<DateTime<Utc>>,
     /// The audit row of the request that created the copy (NULL only for copies older than the audit chain).
     pub audit_id: Option<i64>,
     /// The W3C `traceparent` of the request that created the copy, when it had a valid one.
@@ -77,6 +82,9 @@ pub struct Report {
     /// The AWS error code and message of a failed copy.
     pub error_code: Option<String>,
     pub error_message: Option<String>,
+    /// The AWS error code and message of the last refused deletion of a succeeded copy's version.
+    pub expiry_error_code: Option<String>,
+    pub expiry_error_message: Option<String>,
 }
 
 /// One transition of a job: the new state and what changed with it.
@@ -103,6 +111,8 @@ pub(super) struct ReportRow {
     destination_version_arn: Option<String>,
     error_code: Option<String>,
     error_message: Option<String>,
+    expiry_error_code: Option<String>,
+    expiry_error_message: Option<String>,
 }
 
 impl ReportRow {
@@ -118,6 +128,8 @@ impl ReportRow {
                 .map_err(|e| format!("destination_version_arn {e}"))?,
             error_code: self.error_code,
             error_message: self.error_message,
+            expiry_error_code: self.expiry_error_code,
+            expiry_error_message: self.expiry_error_message,
         })
     }
 }
@@ -139,6 +151,7 @@ pub(in crate::store) struct JobRow {
     s3_key_prefix: String,
     tags: Json<BTreeMap<String, String>>,
     kms_key_id: Option<String>,
+    delete_after_secs: Option<i64>,
     state: String,
     #[sqlx(flatten)]
     report: ReportRow,
@@ -150,6 +163,7 @@ pub(in crate::store) struct JobRow {
     updated_at: DateTime<Utc>,
     submitted_at: Option<DateTime<Utc>>,
     completed_at: Option<DateTime<Utc>>,
+    expires_at: Option<DateTime<Utc>>,
     audit_id: Option<i64>,
     trace_parent: Option<String>,
 }
@@ -179,6 +193,7 @@ impl TryFrom<JobRow> for CopyJob {
             tags: row.tags.0,
             kms_key_id: row.kms_key_id,
             idempotency_token: row.idempotency_token.unwrap_or_default(),
+            delete_after: row.delete_after_secs.map(|secs| (secs, 0)),
         };
         let request = CopyRequest::parse(raw)
             .map_err(|violations| corrupt(violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))?;
@@ -203,6 +218,7 @@ impl TryFrom<JobRow> for CopyJob {
             updated_at: row.updated_at,
             submitted_at: row.submitted_at,
             completed_at: row.completed_at,
+            expires_at: row.expires_at,
             audit_id: row.audit_id,
             trace_parent: row.trace_parent.as_deref().and_then(TraceParent::parse),
         })
@@ -240,6 +256,7 @@ pub(crate) mod tests_support {
             updated_at: now,
             submitted_at: None,
             completed_at: None,
+            expires_at: None,
             audit_id: None,
             trace_parent: None,
         }
@@ -265,6 +282,7 @@ mod tests {
             s3_key_prefix: "models/".into(),
             tags: Json(BTreeMap::from([("team".into(), "vision".into())])),
             kms_key_id: None,
+            delete_after_secs: None,
             state: "COPYING".into(),
             report: ReportRow {
                 rekognition_status: Some("COPYING_IN_PROGRESS".into()),
@@ -274,6 +292,8 @@ mod tests {
                 ),
                 error_code: None,
                 error_message: None,
+                expiry_error_code: None,
+                expiry_error_message: None,
             },
             attempts: 1,
             next_attempt_at: now,
@@ -283,6 +303,7 @@ mod tests {
             updated_at: now,
             submitted_at: Some(now),
             completed_at: None,
+            expires_at: None,
             audit_id: Some(7),
             trace_parent: Some("not a traceparent".into()),
         }

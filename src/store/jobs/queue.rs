@@ -193,7 +193,7 @@ pub const UNREADABLE_RETRY: Duration = Duration::from_secs(3600);
 
 /// The rows that parse. Each that does not is logged, naming it, released if it was claimed, and put off for
 /// [`UNREADABLE_RETRY`].
-async fn readable(store: &Store, rows: Vec<JobRow>) -> Result<Vec<CopyJob>, StoreError> {
+pub(super) async fn readable(store: &Store, rows: Vec<JobRow>) -> Result<Vec<CopyJob>, StoreError> {
     let mut jobs = Vec::with_capacity(rows.len());
     let mut unreadable = Vec::new();
     for row in rows {

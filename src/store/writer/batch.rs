@@ -34,16 +34,23 @@ pub(super) async fn commit(
     mut tx: Transaction<'_, Postgres>,
     ops: Vec<Op>,
 ) -> Result<Vec<Result<Done, StoreError>>, StoreError> {
-    let (head, known) = Known::read(&mut tx, &ops).await?;
+    let answers = write(&mut tx, ops).await?;
+    tx.commit().await?;
+    Ok(answers)
+}
+
+/// [`commit`]'s writes, in `tx`, which holds the chain's lock, without committing: the answers hold once the
+/// caller commits.
+pub(super) async fn write(tx: &mut PgConnection, ops: Vec<Op>) -> Result<Vec<Result<Done, StoreError>>, StoreError> {
+    let (head, known) = Known::read(&mut *tx, &ops).await?;
     let mut plan = Plan::decide(ops, known);
     let rows = chain_rows(&head, &plan.audit);
     for job in &mut plan.new_jobs {
         job.audit_id = rows[job.audit].content.id;
     }
     let calls: Vec<Option<Uuid>> = plan.audit.iter().map(|(record, _)| record.call).collect();
-    let inserted = insert(&mut tx, &rows, &calls, &plan.new_jobs).await?;
-    let cancelled = cancel(&mut tx, &plan.cancels).await?;
-    tx.commit().await?;
+    let inserted = insert(&mut *tx, &rows, &calls, &plan.new_jobs).await?;
+    let cancelled = cancel(&mut *tx, &plan.cancels).await?;
     Ok(plan.answer(&rows, inserted, cancelled))
 }
 
@@ -449,8 +456,8 @@ fn calls_cte(param: usize) -> String {
 /// The audit rows of a batch ([`INSERT_AUDIT`]) with their calls ($16).
 static INSERT_AUDIT_AND_CALLS: LazyLock<String> = LazyLock::new(|| format!("WITH {} {INSERT_AUDIT}", calls_cte(16)));
 
-/// The audit rows, the new copies ($16–$30, $32, $33; state $31) and their first history rows, in one statement,
-/// with the rows' calls ($34).
+/// The audit rows, the new copies ($16–$30, $32, $33, $35; state $31) and their first history rows, in one
+/// statement, with the rows' calls ($34).
 /// Foreign keys are checked at the statement's end, when all three are in. It returns only what PostgreSQL chose
 /// (the columns' defaults): the rest of each copy is what the batch sent, so it is not read back and parsed again
 /// (parsing the returned rows was a third of the writer's time in the accept benchmark).
@@ -461,16 +468,16 @@ static INSERT_AUDIT_AND_COPIES: LazyLock<String> = LazyLock::new(|| {
          INSERT INTO copy_jobs
              (id, principal, idempotency_token, request_digest, source_project_arn, source_project_version_arn,
               destination_project_arn, version_name, s3_bucket, s3_key_prefix, tags, kms_key_id,
-              source_account, destination_account, region, state, trace_parent, audit_id)
+              source_account, destination_account, region, state, trace_parent, audit_id, delete_after_secs)
          SELECT t.id, t.principal, t.token, t.digest, t.source_project, t.source_version, t.destination_project,
                 t.version_name, t.bucket, t.key_prefix, t.tags::jsonb, t.kms_key_id, t.source_account,
-                t.destination_account, t.region, $31, t.trace_parent, t.audit_id
+                t.destination_account, t.region, $31, t.trace_parent, t.audit_id, t.delete_after_secs
            FROM unnest($16::uuid[], $17::text[], $18::text[], $19::bytea[], $20::text[], $21::text[], $22::text[],
                        $23::text[], $24::text[], $25::text[], $26::text[], $27::text[], $28::text[], $29::text[],
-                       $30::text[], $32::text[], $33::int8[])
+                       $30::text[], $32::text[], $33::int8[], $35::int8[])
              AS t (id, principal, token, digest, source_project, source_version, destination_project, version_name,
                    bucket, key_prefix, tags, kms_key_id, source_account, destination_account, region, trace_parent,
-                   audit_id)
+                   audit_id, delete_after_secs)
          RETURNING id, attempts, next_attempt_at, created_at, updated_at",
         calls_cte(34)
     )
@@ -530,8 +537,12 @@ async fn insert(
             .bind(jobs.iter().map(|j| j.trace.as_ref().map(|t| t.as_str().to_owned())).collect::<Vec<_>>())
             .bind(jobs.iter().map(|j| j.audit_id).collect::<Vec<_>>());
     }
-    // Last: $16 after the audit rows alone, $34 after the copies.
+    // Then: $16 after the audit rows alone, $34 after the copies.
     query = query.bind(calls.to_vec());
+    if !jobs.is_empty() {
+        let delete_after = |j: &NewJob| j.request.delete_after().map(|d| d.as_secs() as i64);
+        query = query.bind(jobs.iter().map(delete_after).collect::<Vec<_>>());
+    }
     let mut defaults: HashMap<Uuid, Defaults> =
         query.fetch_all(&mut *tx).await?.into_iter().map(|d| (d.0, d)).collect();
     jobs.iter()
@@ -554,6 +565,7 @@ async fn insert(
                 updated_at,
                 submitted_at: None,
                 completed_at: None,
+                expires_at: None,
                 audit_id: Some(job.audit_id),
                 trace_parent: job.trace.clone(),
             })
@@ -582,9 +594,11 @@ async fn cancel(tx: &mut PgConnection, cancels: &[Cancel]) -> Result<Vec<CopyJob
          events AS (
              INSERT INTO copy_events
                  (copy_id, from_state, to_state, rekognition_status, rekognition_status_message,
-                  destination_version_arn, error_code, error_message, detail)
+                  destination_version_arn, error_code, error_message, detail, expiry_error_code,
+                  expiry_error_message)
              SELECT c.id, $4, c.state, c.rekognition_status, c.rekognition_status_message,
-                    c.destination_version_arn, c.error_code, c.error_message, r.detail
+                    c.destination_version_arn, c.error_code, c.error_message, r.detail, c.expiry_error_code,
+                    c.expiry_error_message
                FROM cancelled AS c JOIN unnest($1::uuid[], $2::text[]) AS r (id, detail) ON r.id = c.id
          )
          SELECT * FROM cancelled",

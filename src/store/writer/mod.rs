@@ -175,6 +175,40 @@ impl Writer {
     }
 }
 
+/// Opens a transaction on `conn` holding the audit chain's lock, for a write that must append its audit row in a
+/// transaction of its own making (a copy's expiry: the copy's transition and the service's record of it commit
+/// together). Such writes are rare, so they skip the writer's batches; they take the same lock, so the one chain
+/// stays in order. Lock order as everywhere: the chain's, then the copy events', then rows.
+///
+/// Bounded as the writer's own transactions are (see [`Writer::start`]), at `timeout`: a transaction holding the
+/// chain's lock must not outlive a lost connection, since every replica's audited writes wait on that lock.
+pub(in crate::store) async fn begin_audited(
+    conn: &mut PgConnection,
+    timeout: Duration,
+) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, StoreError> {
+    let millis = timeout.as_millis().max(1);
+    Ok(conn
+        .begin_with(format!(
+            "BEGIN; SET LOCAL statement_timeout = {millis}; SET LOCAL idle_in_transaction_session_timeout = {millis};
+             SELECT pg_advisory_xact_lock({}); SELECT pg_advisory_xact_lock({})",
+            super::locks::AUDIT_CHAIN,
+            super::locks::COPY_EVENTS
+        ))
+        .await?)
+}
+
+/// Appends `record` to the chain inside `tx` (opened by [`begin_audited`]); its id. Written as the writer writes
+/// one ([`Op::Append`]), NULs made storable, and stored only if the caller commits.
+pub(in crate::store) async fn append_in(tx: &mut PgConnection, record: AuditRecord) -> Result<i64, StoreError> {
+    let mut op = Op::Append(record);
+    op.make_storable();
+    match batch::write(tx, vec![op]).await?.pop() {
+        Some(Ok(Done::Appended(id))) => Ok(id),
+        Some(Err(err)) => Err(err),
+        other => Err(StoreError::Corrupt(format!("an audit append was answered with {other:?}"))),
+    }
+}
+
 fn storable_text(text: &mut String) {
     if text.contains(NUL) {
         *text = text.replace(NUL, &NUL_STORED_AS.to_string());
