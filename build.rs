@@ -50,6 +50,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             method("list_audit_events", "ListAuditEvents", "ListAuditEventsRequest", "ListAuditEventsResponse").build(),
         )
         .method(method("summarize_audit", "SummarizeAudit", "SummarizeAuditRequest", "SummarizeAuditResponse").build())
+        .method(method("create_rollout", "CreateRollout", "CreateRolloutRequest", "CreateRolloutResponse").build())
+        .method(method("get_rollout", "GetRollout", "GetRolloutRequest", "Rollout").build())
+        .method(method("list_rollouts", "ListRollouts", "ListRolloutsRequest", "ListRolloutsResponse").build())
+        .method(method("cancel_rollout", "CancelRollout", "CancelRolloutRequest", "Rollout").build())
         .build();
     tonic_build::manual::Builder::new().build_client(false).compile(&[service]);
 

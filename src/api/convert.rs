@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
 
-use crate::domain::{AccountId, CopyFilter, CopyId, CopyState, FieldViolation, RawCopyRequest, RawOutputConfig};
+use crate::domain::{
+    AccountId, CopyFilter, CopyId, CopyState, FieldViolation, RawCopyRequest, RawOutputConfig, RolloutId,
+};
 use crate::proto;
 use crate::proto::encoded::EncodedCopyEvent;
 use crate::store::CopyJob;
@@ -93,6 +95,7 @@ pub fn filter_json(raw: Option<&proto::CopyFilter>) -> serde_json::Value {
         "destination_account_id": raw.destination_account_id,
         "created_after": time_json(raw.created_after.as_ref()),
         "created_before": time_json(raw.created_before.as_ref()),
+        "rollout_id": raw.rollout_id,
     })
 }
 
@@ -202,10 +205,17 @@ pub fn filter(prefix: &str, raw: Option<proto::CopyFilter>) -> Result<CopyFilter
         raw.created_before.as_ref(),
         &mut violations,
     );
+    let rollout = if raw.rollout_id.is_empty() {
+        None
+    } else {
+        RolloutId::parse(&raw.rollout_id)
+            .map_err(|e| violations.push(FieldViolation::from_error(format!("{prefix}.rollout_id"), e)))
+            .ok()
+    };
     if !violations.is_empty() {
         return Err(violations);
     }
-    Ok(CopyFilter { states, source_account, destination_account, created_after, created_before })
+    Ok(CopyFilter { states, source_account, destination_account, created_after, created_before, rollout })
 }
 
 pub fn copy(job: &CopyJob) -> proto::Copy {
@@ -245,6 +255,7 @@ pub fn copy(job: &CopyJob) -> proto::Copy {
         delete_after: request.delete_after().map(|d| prost_types::Duration { seconds: d.as_secs() as i64, nanos: 0 }),
         expires_at: job.expires_at.map(timestamp),
         expiry_error,
+        rollout_id: job.rollout.map(|id| id.to_string()).unwrap_or_default(),
     }
 }
 
@@ -295,9 +306,13 @@ mod tests {
             destination_account_id: "222222222222".into(),
             created_after: Some(Timestamp { seconds: 100, nanos: 0 }),
             created_before: Some(Timestamp { seconds: 50, nanos: 0 }),
+            rollout_id: "r-1".into(),
         };
         let fields: Vec<String> = filter("filter", Some(raw)).unwrap_err().into_iter().map(|v| v.field).collect();
-        assert_eq!(fields, ["filter.states[0]", "filter.source_account_id", "filter.created_before"]);
+        assert_eq!(
+            fields,
+            ["filter.states[0]", "filter.source_account_id", "filter.created_before", "filter.rollout_id"]
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use tracing::error;
 
-use crate::domain::{AccountId, CopyId, FieldViolation};
+use crate::domain::{AccountId, CopyId, FieldViolation, RolloutId};
 use crate::store::StoreError;
 use crate::watch::WatchError;
 
@@ -24,6 +24,8 @@ pub enum ApiError {
     FailedPrecondition(String),
     #[error("idempotency_token was already used for copy {copy_id} with different parameters")]
     IdempotencyMismatch { copy_id: CopyId },
+    #[error("idempotency_token was already used for rollout {rollout_id} with different parameters")]
+    RolloutIdempotencyMismatch { rollout_id: RolloutId },
     #[error("the queue of account {account} is full ({depth} copies waiting); retry in {}s", .retry_after.as_secs())]
     QueueFull { account: AccountId, depth: i64, retry_after: std::time::Duration },
     #[error(transparent)]
@@ -88,11 +90,13 @@ impl From<ApiError> for Status {
             ApiError::NotFound(message) => Status::not_found(message),
             ApiError::PermissionDenied(message) => Status::permission_denied(message),
             ApiError::FailedPrecondition(message) => Status::failed_precondition(message),
-            err @ ApiError::IdempotencyMismatch { .. } => Status::with_error_details(
-                Code::AlreadyExists,
-                err.to_string(),
-                ErrorDetails::with_bad_request_violation("idempotency_token", err.to_string()),
-            ),
+            err @ (ApiError::IdempotencyMismatch { .. } | ApiError::RolloutIdempotencyMismatch { .. }) => {
+                Status::with_error_details(
+                    Code::AlreadyExists,
+                    err.to_string(),
+                    ErrorDetails::with_bad_request_violation("idempotency_token", err.to_string()),
+                )
+            }
             err @ ApiError::QueueFull { .. } => {
                 let ApiError::QueueFull { retry_after, .. } = &err else { unreachable!() };
                 let details = ErrorDetails::with_retry_info(Some(*retry_after));

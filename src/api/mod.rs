@@ -7,6 +7,7 @@ pub mod audit_events;
 pub mod context;
 pub mod convert;
 pub mod error;
+pub mod rollouts;
 pub mod service;
 pub mod visible_page;
 

@@ -9,11 +9,11 @@ use futures::{Stream, StreamExt};
 use tokio::sync::OwnedSemaphorePermit;
 use tonic::{Request, Response, Status};
 
-use super::audit_events;
 use super::context::Call;
 use super::convert;
 use super::visible_page::visible_page;
 use super::ApiError;
+use super::{audit_events, rollouts};
 use crate::admission::{Admission, StreamPlace};
 use crate::auth::{Action, Resource, Visibility};
 use crate::domain::{AccountId, CopyRequest, FieldViolation};
@@ -49,7 +49,7 @@ impl ModelCopyService {
 }
 
 /// What a caller is told to wait when an account's queue is full: the time a tenth of the queue takes to drain.
-fn retry_after(limits: &AccountLimits) -> Duration {
+pub(super) fn retry_after(limits: &AccountLimits) -> Duration {
     Duration::from_secs_f64((f64::from(limits.max_queued) * 0.1 / limits.copy_per_second).clamp(1.0, 3600.0))
 }
 
@@ -214,6 +214,40 @@ impl ModelCopy for ModelCopyService {
     ) -> Result<Response<proto::SummarizeAuditResponse>, Status> {
         let call = Call::of(&request)?;
         Ok(Response::new(audit_events::summarize(&self.store, &call, request.into_inner()).await?))
+    }
+
+    async fn create_rollout(
+        &self,
+        request: Request<proto::CreateRolloutRequest>,
+    ) -> Result<Response<proto::CreateRolloutResponse>, Status> {
+        let call = Call::of(&request)?;
+        let trace = request.extensions().get::<TraceParent>().cloned();
+        let created = rollouts::create(&self.store, &self.accounts, &call, request.into_inner(), trace).await;
+        Ok(Response::new(created?))
+    }
+
+    async fn get_rollout(
+        &self,
+        request: Request<proto::GetRolloutRequest>,
+    ) -> Result<Response<proto::Rollout>, Status> {
+        let call = Call::of(&request)?;
+        Ok(Response::new(rollouts::get(&self.store, &call, request.into_inner()).await?))
+    }
+
+    async fn list_rollouts(
+        &self,
+        request: Request<proto::ListRolloutsRequest>,
+    ) -> Result<Response<proto::ListRolloutsResponse>, Status> {
+        let call = Call::of(&request)?;
+        Ok(Response::new(rollouts::list(&self.store, &call, request.into_inner()).await?))
+    }
+
+    async fn cancel_rollout(
+        &self,
+        request: Request<proto::CancelRolloutRequest>,
+    ) -> Result<Response<proto::Rollout>, Status> {
+        let call = Call::of(&request)?;
+        Ok(Response::new(rollouts::cancel(&self.store, &call, request.into_inner()).await?))
     }
 }
 

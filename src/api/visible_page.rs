@@ -40,7 +40,7 @@ pub async fn visible_page(
     page_size: usize,
     visibility: &Visibility,
 ) -> Result<VisiblePage, StoreError> {
-    let token = |job: &CopyJob| PageToken { created_at: job.created_at, id: job.id };
+    let token = |job: &CopyJob| PageToken { created_at: job.created_at, id: job.id.as_uuid() };
     let mut batch = page_size as i64 + 1;
     let mut page = VisiblePage { copies: Vec::new(), next: None, hidden: 0, policy_ids: BTreeSet::new() };
     let mut cursor = after;

@@ -38,6 +38,11 @@ impl Action {
             "CancelCopy" => Action::CancelCopy,
             "WatchCopy" => Action::WatchCopy,
             "ListAuditEvents" | "SummarizeAudit" => Action::ListAuditEvents,
+            // A rollout is authorized copy by copy, with the copies' own actions (`api::rollouts`).
+            "CreateRollout" => Action::CopyModelVersion,
+            "GetRollout" => Action::GetCopy,
+            "ListRollouts" => Action::ListCopies,
+            "CancelRollout" => Action::CancelCopy,
             _ => return None,
         })
     }

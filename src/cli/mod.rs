@@ -16,6 +16,7 @@ pub mod get;
 pub mod list;
 pub mod paging;
 pub mod render;
+pub mod rollout;
 pub mod watch;
 
 use std::io::Write;
@@ -92,6 +93,8 @@ pub enum Command {
     Cancel(cancel::CancelArgs),
     /// Print state changes as they happen: of one copy, or of every copy that matches the filters.
     Watch(watch::WatchArgs),
+    /// Copy one version to many destinations in one request, and follow it: create, get, list, cancel, watch.
+    Rollout(rollout::RolloutArgs),
     /// Compliance reports from the audit log: list, export (CSV, JSON Lines), summary.
     Audit(audit::AuditArgs),
 }
@@ -134,6 +137,9 @@ pub struct FilterArgs {
     /// Only copies into this 12-digit AWS account.
     #[arg(long)]
     pub destination_account: Option<String>,
+    /// Only the copies of this rollout.
+    #[arg(long)]
+    pub rollout: Option<String>,
 }
 
 impl FilterArgs {
@@ -145,6 +151,7 @@ impl FilterArgs {
             destination_account_id: self.destination_account.clone().unwrap_or_default(),
             created_after: None,
             created_before: None,
+            rollout_id: self.rollout.clone().unwrap_or_default(),
         }
     }
 }
@@ -193,6 +200,7 @@ pub async fn execute(cli: &Cli, out: &mut impl Write) -> anyhow::Result<Outcome>
         Command::Cancel(args) => cancel::execute(&mut client, args, format, out).await,
         Command::Watch(args) => watch::execute(&mut client, args, format, out).await,
         Command::Audit(args) => audit::execute(&mut client, args, format, out).await,
+        Command::Rollout(args) => rollout::execute(&mut client, args, format, out).await,
     }
 }
 

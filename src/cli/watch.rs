@@ -163,7 +163,7 @@ fn resumable(err: &anyhow::Error) -> bool {
 }
 
 /// Resolves on Ctrl-C; never, if the handler cannot be installed (the watch then ends only with the stream).
-async fn ctrl_c() {
+pub(super) async fn ctrl_c() {
     if tokio::signal::ctrl_c().await.is_err() {
         std::future::pending::<()>().await;
     }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{AccountId, CopyState};
+use super::{AccountId, CopyState, RolloutId};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CopyFilter {
@@ -14,6 +14,8 @@ pub struct CopyFilter {
     pub created_after: Option<DateTime<Utc>>,
     /// Exclusive.
     pub created_before: Option<DateTime<Utc>>,
+    /// Only the copies of this rollout.
+    pub rollout: Option<RolloutId>,
 }
 
 impl CopyFilter {
@@ -24,12 +26,14 @@ impl CopyFilter {
         source_account: &AccountId,
         destination_account: &AccountId,
         created_at: DateTime<Utc>,
+        rollout: Option<RolloutId>,
     ) -> bool {
         (self.states.is_empty() || self.states.contains(&state))
             && self.source_account.as_ref().is_none_or(|a| a == source_account)
             && self.destination_account.as_ref().is_none_or(|a| a == destination_account)
             && self.created_after.is_none_or(|t| created_at >= t)
             && self.created_before.is_none_or(|t| created_at < t)
+            && self.rollout.is_none_or(|r| rollout == Some(r))
     }
 }
 
@@ -45,9 +49,19 @@ mod tests {
     }
 
     #[test]
+    fn a_rollout_filter_matches_its_copies_only() {
+        let (src, dst) = ids();
+        let rollout = crate::domain::RolloutId::new();
+        let filter = CopyFilter { rollout: Some(rollout), ..Default::default() };
+        assert!(filter.matches(CopyState::Queued, &src, &dst, Utc::now(), Some(rollout)));
+        assert!(!filter.matches(CopyState::Queued, &src, &dst, Utc::now(), Some(crate::domain::RolloutId::new())));
+        assert!(!filter.matches(CopyState::Queued, &src, &dst, Utc::now(), None));
+    }
+
+    #[test]
     fn empty_filter_matches_everything() {
         let (src, dst) = ids();
-        assert!(CopyFilter::default().matches(CopyState::Failed, &src, &dst, Utc::now()));
+        assert!(CopyFilter::default().matches(CopyState::Failed, &src, &dst, Utc::now(), None));
     }
 
     #[test]
@@ -59,9 +73,9 @@ mod tests {
         };
         let (src, dst) = ids();
         let now = Utc::now();
-        assert!(filter.matches(CopyState::Copying, &src, &dst, now));
-        assert!(!filter.matches(CopyState::Succeeded, &src, &dst, now));
-        assert!(!filter.matches(CopyState::Queued, &src, &src, now));
+        assert!(filter.matches(CopyState::Copying, &src, &dst, now, None));
+        assert!(!filter.matches(CopyState::Succeeded, &src, &dst, now, None));
+        assert!(!filter.matches(CopyState::Queued, &src, &src, now, None));
     }
 
     #[test]
@@ -69,8 +83,8 @@ mod tests {
         let (src, dst) = ids();
         let t = Utc::now();
         let filter = CopyFilter { created_after: Some(t), created_before: Some(t), ..Default::default() };
-        assert!(!filter.matches(CopyState::Queued, &src, &dst, t));
+        assert!(!filter.matches(CopyState::Queued, &src, &dst, t, None));
         let filter = CopyFilter { created_after: Some(t), ..Default::default() };
-        assert!(filter.matches(CopyState::Queued, &src, &dst, t));
+        assert!(filter.matches(CopyState::Queued, &src, &dst, t, None));
     }
 }

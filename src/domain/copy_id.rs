@@ -1,53 +1,7 @@
-//! A copy's identifier: a UUIDv7, so ids sort by creation time and index well.
+//! A copy's identifier, and a rollout's: UUIDv7s, so ids sort by creation time and index well.
 
-use std::fmt;
-use std::str::FromStr;
-
-use uuid::Uuid;
-
-use super::DomainError;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CopyId(Uuid);
-
-impl CopyId {
-    pub fn new() -> Self {
-        CopyId(Uuid::now_v7())
-    }
-
-    pub fn parse(s: &str) -> Result<Self, DomainError> {
-        Uuid::parse_str(s).map(CopyId).map_err(|_| DomainError("must be a copy id (a UUID such as 0193c1a2-…)".into()))
-    }
-
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-}
-
-impl Default for CopyId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl From<Uuid> for CopyId {
-    fn from(id: Uuid) -> Self {
-        CopyId(id)
-    }
-}
-
-impl FromStr for CopyId {
-    type Err = DomainError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        CopyId::parse(s)
-    }
-}
-
-impl fmt::Display for CopyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+uuid_newtype!(CopyId, "a copy id");
+uuid_newtype!(RolloutId, "a rollout id");
 
 #[cfg(test)]
 mod tests {

@@ -9,6 +9,56 @@
 /// Implements the plumbing every string newtype shares: `as_str`, `Display`, `AsRef<str>`, `FromStr`,
 /// `TryFrom<String>`, `From<Self> for String`, and serde as the plain string (deserializing goes through `parse`,
 /// so even a value read from a file is checked).
+/// A UUIDv7 identifier: `new`, `parse` (naming `$what` when it refuses), `as_uuid`, `Default`, `From<Uuid>`,
+/// `FromStr`, `Display`.
+macro_rules! uuid_newtype {
+    ($name:ident, $what:literal) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(::uuid::Uuid);
+
+        impl $name {
+            pub fn new() -> Self {
+                $name(::uuid::Uuid::now_v7())
+            }
+
+            pub fn parse(s: &str) -> Result<Self, $crate::domain::DomainError> {
+                ::uuid::Uuid::parse_str(s).map($name).map_err(|_| {
+                    $crate::domain::DomainError(concat!("must be ", $what, " (a UUID such as 0193c1a2-…)").into())
+                })
+            }
+
+            pub fn as_uuid(&self) -> ::uuid::Uuid {
+                self.0
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl From<::uuid::Uuid> for $name {
+            fn from(id: ::uuid::Uuid) -> Self {
+                $name(id)
+            }
+        }
+
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::domain::DomainError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::parse(s)
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
 macro_rules! string_newtype {
     ($name:ident, $field:tt) => {
         impl $name {
@@ -76,13 +126,14 @@ mod error;
 mod idempotency_token;
 mod kms_key_id;
 mod output_config;
+mod rollout_request;
 mod tags;
 mod version_name;
 
 pub use account_id::AccountId;
 pub use arn::{ProjectArn, ProjectVersionArn, Region};
 pub use copy_filter::CopyFilter;
-pub use copy_id::CopyId;
+pub use copy_id::{CopyId, RolloutId};
 pub use copy_request::{CopyRequest, RawCopyRequest, RawOutputConfig};
 pub use copy_state::{CopyState, IllegalTransition};
 pub use delete_after::DeleteAfter;
@@ -90,6 +141,7 @@ pub use error::{DomainError, FieldViolation};
 pub use idempotency_token::IdempotencyToken;
 pub use kms_key_id::KmsKeyId;
 pub use output_config::{OutputConfig, S3Bucket, S3KeyPrefix};
+pub use rollout_request::{RawRolloutDefaults, RawRolloutDestination, RawRolloutRequest, RolloutRequest};
 pub use tags::{TagKey, TagValue, Tags};
 pub use version_name::VersionName;
 

@@ -17,6 +17,7 @@ pub mod leadership;
 pub mod locks;
 pub mod notifications;
 pub mod page_token;
+pub mod rollouts;
 mod sql_types;
 pub mod writer;
 

@@ -52,6 +52,7 @@ impl Target {
                 job.request.source_account(),
                 job.request.destination_account(),
                 job.created_at,
+                job.rollout,
             ),
         }
     }

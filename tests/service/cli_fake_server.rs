@@ -89,6 +89,35 @@ impl ModelCopy for Fake {
         }))
     }
 
+    // The rollout commands are tried against the real service (`rollouts.rs`).
+    async fn create_rollout(
+        &self,
+        _: Request<modelcopy::proto::CreateRolloutRequest>,
+    ) -> Result<Response<modelcopy::proto::CreateRolloutResponse>, Status> {
+        Err(Status::unimplemented("not in the fake"))
+    }
+
+    async fn get_rollout(
+        &self,
+        _: Request<modelcopy::proto::GetRolloutRequest>,
+    ) -> Result<Response<modelcopy::proto::Rollout>, Status> {
+        Err(Status::unimplemented("not in the fake"))
+    }
+
+    async fn list_rollouts(
+        &self,
+        _: Request<modelcopy::proto::ListRolloutsRequest>,
+    ) -> Result<Response<modelcopy::proto::ListRolloutsResponse>, Status> {
+        Err(Status::unimplemented("not in the fake"))
+    }
+
+    async fn cancel_rollout(
+        &self,
+        _: Request<modelcopy::proto::CancelRolloutRequest>,
+    ) -> Result<Response<modelcopy::proto::Rollout>, Status> {
+        Err(Status::unimplemented("not in the fake"))
+    }
+
     async fn copy_model_version(
         &self,
         request: Request<CopyModelVersionRequest>,

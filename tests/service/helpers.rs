@@ -66,6 +66,10 @@ pub struct Options {
     pub health_port: bool,
     /// `[web]`, when not the default.
     pub web: Option<modelcopy::web::WebSettings>,
+    /// More destination accounts (12-digit ids), each with its own `detector-prod` project, a key, and a policy on
+    /// the source project that lets it copy from there, as [`DEST_ACCOUNT`] has (at most four: a project holds
+    /// five policies).
+    pub more_destinations: Vec<&'static str>,
 }
 
 /// The destination account's one role in the simulator.
@@ -92,20 +96,32 @@ impl Default for Options {
             request_timeout: None,
             watch: None,
             web: None,
+            more_destinations: Vec::new(),
         }
     }
 }
 
-/// The source account's `detector` with v1 and v2, and the destination account's empty `detector-prod`.
-pub fn seed() -> Seed {
+/// The source account's `detector` with v1 and v2, and the destination account's empty `detector-prod` (and each
+/// of `more_destinations`').
+pub fn seed_with(more_destinations: &[&str]) -> Seed {
+    let more = more_destinations.iter().enumerate().map(|(i, id)| {
+        let key = format!("AKIATESTMORE{:08}", i + 3);
+        account(id, &key, Some(&account_secret(id)))
+    });
     support::copy_seed(
         account(SOURCE_ACCOUNT, "AKIATESTSOURCE000001", Some(&account_secret(SOURCE_ACCOUNT))),
         &["v1", "v2"],
-        vec![SeedAccount {
+        std::iter::once(SeedAccount {
             roles: vec![DEST_ROLE.to_owned()],
             ..account(DEST_ACCOUNT, "AKIATESTDEST00000002", Some(&account_secret(DEST_ACCOUNT)))
-        }],
+        })
+        .chain(more)
+        .collect(),
     )
+}
+
+pub fn seed() -> Seed {
+    seed_with(&[])
 }
 
 impl TestApp {
@@ -120,19 +136,17 @@ impl TestApp {
             Some(database) => database,
             None => support::fresh_database("svc").await,
         };
-        let seed = seed();
-        // Cross-account copies need the source project's policy, as on AWS; this one lets the destination
-        // account copy from the source project.
+        let seed = seed_with(&options.more_destinations);
+        // Cross-account copies need the source project's policy, as on AWS; these let each destination account
+        // copy from the source project.
+        let policies = std::iter::once(("allow-destination".to_owned(), DEST_ACCOUNT))
+            .chain(options.more_destinations.iter().map(|id| (format!("allow-{id}"), *id)))
+            .map(|(name, id)| SeedProjectPolicy::allow_copy(SOURCE_ACCOUNT, REGION, SOURCE_PROJECT, &name, id))
+            .collect();
         let sim = simulator::start(SimConfig {
             copy_duration: options.copy_duration,
             seed: seed.clone(),
-            project_policies: vec![SeedProjectPolicy::allow_copy(
-                SOURCE_ACCOUNT,
-                REGION,
-                SOURCE_PROJECT,
-                "allow-destination",
-                DEST_ACCOUNT,
-            )],
+            project_policies: policies,
             require_project_policy: true,
             quotas: options.quotas,
             ..SimConfig::default()

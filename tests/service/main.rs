@@ -33,6 +33,7 @@ mod listener;
 mod listing;
 mod pacing;
 mod reporting;
+mod rollouts;
 mod telemetry;
 mod unreadable_rows;
 mod validation;

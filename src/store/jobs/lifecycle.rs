@@ -45,6 +45,7 @@ pub async fn create_with_audit(
         max_queued,
         audit,
         trace: trace.cloned(),
+        rollout: None,
     }));
     match store.writer.write(op).await? {
         Done::Created(outcome) => Ok(outcome),
@@ -75,7 +76,7 @@ pub async fn list(
     let mut query = select_matching("SELECT * FROM copy_jobs", filter);
     if let Some(after) = after {
         query.push(" AND (created_at, id) < (").push_bind(after.created_at);
-        query.push(", ").push_bind(after.id.as_uuid()).push(")");
+        query.push(", ").push_bind(after.id).push(")");
     }
     query.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(limit);
     parse_all(query.build_query_as::<JobRow>().fetch_all(store.pool()).await?)
@@ -99,6 +100,9 @@ pub(super) fn select_matching(select: &'static str, filter: &CopyFilter) -> Quer
     }
     if let Some(before) = filter.created_before {
         query.push(" AND created_at < ").push_bind(before);
+    }
+    if let Some(rollout) = filter.rollout {
+        query.push(" AND rollout_id = ").push_bind(rollout.as_uuid());
     }
     query
 }

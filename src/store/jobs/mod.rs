@@ -27,7 +27,7 @@ use uuid::Uuid;
 pub(super) use super::parse_all;
 use super::StoreError;
 use crate::domain::{
-    CopyId, CopyRequest, CopyState, ProjectVersionArn, ProjectVersionStatus, RawCopyRequest, RawOutputConfig,
+    CopyId, CopyRequest, CopyState, ProjectVersionArn, ProjectVersionStatus, RawCopyRequest, RawOutputConfig, RolloutId,
 };
 use crate::telemetry::TraceParent;
 
@@ -68,6 +68,8 @@ pub struct CopyJob {
     pub audit_id: Option<i64>,
     /// The W3C `traceparent` of the request that created the copy, when it had a valid one.
     pub trace_parent: Option<TraceParent>,
+    /// The rollout the copy is part of, if any.
+    pub rollout: Option<RolloutId>,
 }
 
 /// What Rekognition and AWS have said of a copy: the fields a transition may change besides the state. A job
@@ -166,6 +168,7 @@ pub(in crate::store) struct JobRow {
     expires_at: Option<DateTime<Utc>>,
     audit_id: Option<i64>,
     trace_parent: Option<String>,
+    rollout_id: Option<Uuid>,
 }
 
 impl JobRow {
@@ -221,6 +224,7 @@ impl TryFrom<JobRow> for CopyJob {
             expires_at: row.expires_at,
             audit_id: row.audit_id,
             trace_parent: row.trace_parent.as_deref().and_then(TraceParent::parse),
+            rollout: row.rollout_id.map(RolloutId::from),
         })
     }
 }
@@ -259,6 +263,7 @@ pub(crate) mod tests_support {
             expires_at: None,
             audit_id: None,
             trace_parent: None,
+            rollout: None,
         }
     }
 }
@@ -306,6 +311,7 @@ mod tests {
             expires_at: None,
             audit_id: Some(7),
             trace_parent: Some("not a traceparent".into()),
+            rollout_id: None,
         }
     }
 

@@ -13,7 +13,7 @@ use sqlx::{Connection, PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::{Done, NewCopy, Op};
-use crate::domain::{CopyId, CopyRequest, CopyState};
+use crate::domain::{CopyId, CopyRequest, CopyState, RolloutId};
 use crate::store::audit::chain::{self, RowContent};
 use crate::store::audit::{grpc_code, AuditRecord, AuditRow};
 use crate::store::jobs::{CancelOutcome, CopyJob, CreateOutcome, JobRow, Report};
@@ -209,6 +209,7 @@ struct NewJob {
     /// Its audit row, as an index into [`Plan::audit`]; the row's id once the chain's head is known.
     audit: usize,
     audit_id: i64,
+    rollout: Option<(RolloutId, i32)>,
 }
 
 /// A copy this batch cancels.
@@ -278,7 +279,7 @@ impl Plan {
                     None => Answer::Appended { audit: plan.push_audit(record, printed) },
                 },
                 Op::Create(new) => {
-                    let NewCopy { request, principal, max_queued, mut audit, trace } = *new;
+                    let NewCopy { request, principal, max_queued, mut audit, trace, rollout } = *new;
                     let digest = request.digest().to_vec();
                     let key = request.idempotency_token().map(|t| (principal.clone(), t.as_str().to_owned()));
                     match key.as_ref().and_then(|key| known.by_token.get(key)) {
@@ -323,6 +324,7 @@ impl Plan {
                                     trace,
                                     audit,
                                     audit_id: 0,
+                                    rollout,
                                 });
                                 if let Some(key) = key {
                                     known.by_token.insert(key, Named::New(job));
@@ -456,7 +458,7 @@ fn calls_cte(param: usize) -> String {
 /// The audit rows of a batch ([`INSERT_AUDIT`]) with their calls ($16).
 static INSERT_AUDIT_AND_CALLS: LazyLock<String> = LazyLock::new(|| format!("WITH {} {INSERT_AUDIT}", calls_cte(16)));
 
-/// The audit rows, the new copies ($16–$30, $32, $33, $35; state $31) and their first history rows, in one
+/// The audit rows, the new copies ($16–$30, $32, $33, $35–$37; state $31) and their first history rows, in one
 /// statement, with the rows' calls ($34).
 /// Foreign keys are checked at the statement's end, when all three are in. It returns only what PostgreSQL chose
 /// (the columns' defaults): the rest of each copy is what the batch sent, so it is not read back and parsed again
@@ -468,16 +470,18 @@ static INSERT_AUDIT_AND_COPIES: LazyLock<String> = LazyLock::new(|| {
          INSERT INTO copy_jobs
              (id, principal, idempotency_token, request_digest, source_project_arn, source_project_version_arn,
               destination_project_arn, version_name, s3_bucket, s3_key_prefix, tags, kms_key_id,
-              source_account, destination_account, region, state, trace_parent, audit_id, delete_after_secs)
+              source_account, destination_account, region, state, trace_parent, audit_id, delete_after_secs,
+              rollout_id, rollout_index)
          SELECT t.id, t.principal, t.token, t.digest, t.source_project, t.source_version, t.destination_project,
                 t.version_name, t.bucket, t.key_prefix, t.tags::jsonb, t.kms_key_id, t.source_account,
-                t.destination_account, t.region, $31, t.trace_parent, t.audit_id, t.delete_after_secs
+                t.destination_account, t.region, $31, t.trace_parent, t.audit_id, t.delete_after_secs, t.rollout_id,
+                t.rollout_index
            FROM unnest($16::uuid[], $17::text[], $18::text[], $19::bytea[], $20::text[], $21::text[], $22::text[],
                        $23::text[], $24::text[], $25::text[], $26::text[], $27::text[], $28::text[], $29::text[],
-                       $30::text[], $32::text[], $33::int8[], $35::int8[])
+                       $30::text[], $32::text[], $33::int8[], $35::int8[], $36::uuid[], $37::int4[])
              AS t (id, principal, token, digest, source_project, source_version, destination_project, version_name,
                    bucket, key_prefix, tags, kms_key_id, source_account, destination_account, region, trace_parent,
-                   audit_id, delete_after_secs)
+                   audit_id, delete_after_secs, rollout_id, rollout_index)
          RETURNING id, attempts, next_attempt_at, created_at, updated_at",
         calls_cte(34)
     )
@@ -542,6 +546,8 @@ async fn insert(
     if !jobs.is_empty() {
         let delete_after = |j: &NewJob| j.request.delete_after().map(|d| d.as_secs() as i64);
         query = query.bind(jobs.iter().map(delete_after).collect::<Vec<_>>());
+        query = query.bind(jobs.iter().map(|j| j.rollout.map(|(id, _)| id.as_uuid())).collect::<Vec<_>>());
+        query = query.bind(jobs.iter().map(|j| j.rollout.map(|(_, index)| index)).collect::<Vec<_>>());
     }
     let mut defaults: HashMap<Uuid, Defaults> =
         query.fetch_all(&mut *tx).await?.into_iter().map(|d| (d.0, d)).collect();
@@ -568,6 +574,7 @@ async fn insert(
                 expires_at: None,
                 audit_id: Some(job.audit_id),
                 trace_parent: job.trace.clone(),
+                rollout: job.rollout.map(|(id, _)| id),
             })
         })
         .collect()
@@ -681,7 +688,14 @@ mod tests {
         })
         .expect("a valid request");
         let audit = record("CopyModelVersion", None);
-        Op::Create(Box::new(NewCopy { request, principal: "alice".into(), max_queued, audit, trace: None }))
+        Op::Create(Box::new(NewCopy {
+            request,
+            principal: "alice".into(),
+            max_queued,
+            audit,
+            trace: None,
+            rollout: None,
+        }))
     }
 
     /// The stored chain: ids from 1 without a gap, each row's hash its content's, each linked to the one before.

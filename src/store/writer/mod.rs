@@ -30,7 +30,7 @@ use tracing::error;
 use super::audit::AuditRecord;
 use super::jobs::{CancelOutcome, CreateOutcome};
 use super::StoreError;
-use crate::domain::{CopyId, CopyRequest};
+use crate::domain::{CopyId, CopyRequest, RolloutId};
 use crate::telemetry::TraceParent;
 
 /// Writes waiting beyond this many make callers wait to hand theirs over: memory stays bounded under any load.
@@ -99,6 +99,8 @@ pub(super) struct NewCopy {
     pub max_queued: i64,
     pub audit: AuditRecord,
     pub trace: Option<TraceParent>,
+    /// The rollout it is part of, and its place among the rollout's destinations.
+    pub rollout: Option<(RolloutId, i32)>,
 }
 
 /// What became of one write.
@@ -200,13 +202,21 @@ pub(in crate::store) async fn begin_audited(
 /// Appends `record` to the chain inside `tx` (opened by [`begin_audited`]); its id. Written as the writer writes
 /// one ([`Op::Append`]), NULs made storable, and stored only if the caller commits.
 pub(in crate::store) async fn append_in(tx: &mut PgConnection, record: AuditRecord) -> Result<i64, StoreError> {
-    let mut op = Op::Append(record);
-    op.make_storable();
-    match batch::write(tx, vec![op]).await?.pop() {
+    match write_in(tx, vec![Op::Append(record)]).await?.pop() {
         Some(Ok(Done::Appended(id))) => Ok(id),
         Some(Err(err)) => Err(err),
         other => Err(StoreError::Corrupt(format!("an audit append was answered with {other:?}"))),
     }
+}
+
+/// Writes `ops` inside `tx` (opened by [`begin_audited`]) as one batch of the writer would, in order; stored only if
+/// the caller commits. For writes of many parts that stand or fall together (a rollout's copies).
+pub(in crate::store) async fn write_in(
+    tx: &mut PgConnection,
+    mut ops: Vec<Op>,
+) -> Result<Vec<Result<Done, StoreError>>, StoreError> {
+    ops.iter_mut().for_each(Op::make_storable);
+    batch::write(tx, ops).await
 }
 
 fn storable_text(text: &mut String) {

@@ -21,7 +21,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file modelcopy/v1/modelcopy.proto.
  */
 export const file_modelcopy_v1_modelcopy: GenFile = /*@__PURE__*/
-  fileDesc("Chxtb2RlbGNvcHkvdjEvbW9kZWxjb3B5LnByb3RvEgxtb2RlbGNvcHkudjEiOAoMT3V0cHV0Q29uZmlnEhEKCXMzX2J1Y2tldBgBIAEoCRIVCg1zM19rZXlfcHJlZml4GAIgASgJIqMDChdDb3B5TW9kZWxWZXJzaW9uUmVxdWVzdBIaChJzb3VyY2VfcHJvamVjdF9hcm4YASABKAkSIgoac291cmNlX3Byb2plY3RfdmVyc2lvbl9hcm4YAiABKAkSHwoXZGVzdGluYXRpb25fcHJvamVjdF9hcm4YAyABKAkSFAoMdmVyc2lvbl9uYW1lGAQgASgJEjEKDW91dHB1dF9jb25maWcYBSABKAsyGi5tb2RlbGNvcHkudjEuT3V0cHV0Q29uZmlnEj0KBHRhZ3MYBiADKAsyLy5tb2RlbGNvcHkudjEuQ29weU1vZGVsVmVyc2lvblJlcXVlc3QuVGFnc0VudHJ5EhcKCmttc19rZXlfaWQYByABKAlIAIgBARIZChFpZGVtcG90ZW5jeV90b2tlbhgIIAEoCRIvCgxkZWxldGVfYWZ0ZXIYCSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24aKwoJVGFnc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDQoLX2ttc19rZXlfaWQiTgoYQ29weU1vZGVsVmVyc2lvblJlc3BvbnNlEiAKBGNvcHkYASABKAsyEi5tb2RlbGNvcHkudjEuQ29weRIQCghyZXBsYXllZBgCIAEoCCIpCghBd3NFcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkipQcKBENvcHkSDwoHY29weV9pZBgBIAEoCRImCgVzdGF0ZRgCIAEoDjIXLm1vZGVsY29weS52MS5Db3B5U3RhdGUSEQoJcHJpbmNpcGFsGAMgASgJEhkKEWlkZW1wb3RlbmN5X3Rva2VuGAQgASgJEhoKEnNvdXJjZV9wcm9qZWN0X2FybhgFIAEoCRIiChpzb3VyY2VfcHJvamVjdF92ZXJzaW9uX2FybhgGIAEoCRIfChdkZXN0aW5hdGlvbl9wcm9qZWN0X2FybhgHIAEoCRIUCgx2ZXJzaW9uX25hbWUYCCABKAkSMQoNb3V0cHV0X2NvbmZpZxgJIAEoCzIaLm1vZGVsY29weS52MS5PdXRwdXRDb25maWcSKgoEdGFncxgKIAMoCzIcLm1vZGVsY29weS52MS5Db3B5LlRhZ3NFbnRyeRIXCgprbXNfa2V5X2lkGAsgASgJSACIAQESGgoScmVrb2duaXRpb25fc3RhdHVzGAwgASgJEiIKGnJla29nbml0aW9uX3N0YXR1c19tZXNzYWdlGA0gASgJEicKH2Rlc3RpbmF0aW9uX3Byb2plY3RfdmVyc2lvbl9hcm4YDiABKAkSJQoFZXJyb3IYDyABKAsyFi5tb2RlbGNvcHkudjEuQXdzRXJyb3ISLgoKY3JlYXRlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMc3VibWl0dGVkX2F0GBIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb21wbGV0ZWRfYXQYEyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGF0dGVtcHRzGBQgASgNEhYKDmF1ZGl0X2V2ZW50X2lkGBUgASgEEi8KDGRlbGV0ZV9hZnRlchgWIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIuCgpleHBpcmVzX2F0GBcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCgxleHBpcnlfZXJyb3IYGCABKAsyFi5tb2RlbGNvcHkudjEuQXdzRXJyb3IaKwoJVGFnc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDQoLX2ttc19rZXlfaWQiIQoOR2V0Q29weVJlcXVlc3QSDwoHY29weV9pZBgBIAEoCSLXAQoKQ29weUZpbHRlchInCgZzdGF0ZXMYASADKA4yFy5tb2RlbGNvcHkudjEuQ29weVN0YXRlEhkKEXNvdXJjZV9hY2NvdW50X2lkGAIgASgJEh4KFmRlc3RpbmF0aW9uX2FjY291bnRfaWQYAyABKAkSMQoNY3JlYXRlZF9hZnRlchgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOY3JlYXRlZF9iZWZvcmUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImQKEUxpc3RDb3BpZXNSZXF1ZXN0EigKBmZpbHRlchgBIAEoCzIYLm1vZGVsY29weS52MS5Db3B5RmlsdGVyEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIlEKEkxpc3RDb3BpZXNSZXNwb25zZRIiCgZjb3BpZXMYASADKAsyEi5tb2RlbGNvcHkudjEuQ29weRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiNAoRQ2FuY2VsQ29weVJlcXVlc3QSDwoHY29weV9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiiwEKEFdhdGNoQ29weVJlcXVlc3QSEQoHY29weV9pZBgBIAEoCUgAEioKBmZpbHRlchgCIAEoCzIYLm1vZGVsY29weS52MS5Db3B5RmlsdGVySAASGwoOYWZ0ZXJfc2VxdWVuY2UYAyABKARIAYgBAUIICgZ0YXJnZXRCEQoPX2FmdGVyX3NlcXVlbmNlIrMBCglDb3B5RXZlbnQSEAoIc2VxdWVuY2UYASABKAQSIAoEY29weRgCIAEoCzISLm1vZGVsY29weS52MS5Db3B5Ei8KDnByZXZpb3VzX3N0YXRlGAMgASgOMhcubW9kZWxjb3B5LnYxLkNvcHlTdGF0ZRIvCgtvY2N1cnJlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIc25hcHNob3QYBSABKAgi4gEKEEF1ZGl0RXZlbnRGaWx0ZXISMgoOb2NjdXJyZWRfYWZ0ZXIYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD29jY3VycmVkX2JlZm9yZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcHJpbmNpcGFsGAMgASgJEg4KBmFjdGlvbhgEIAEoCRIuCglkZWNpc2lvbnMYBSADKA4yGy5tb2RlbGNvcHkudjEuQXVkaXREZWNpc2lvbhISCgphY2NvdW50X2lkGAYgASgJIm8KFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSLgoGZmlsdGVyGAEgASgLMh4ubW9kZWxjb3B5LnYxLkF1ZGl0RXZlbnRGaWx0ZXISEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAki0gMKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAQSLwoLb2NjdXJyZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKCXByaW5jaXBhbBgDIAEoCUgAiAEBEg0KBWF1dGhuGAQgASgJEhEKBHBlZXIYBSABKAlIAYgBARIOCgZhY3Rpb24YBiABKAkSLQoIZGVjaXNpb24YByABKA4yGy5tb2RlbGNvcHkudjEuQXVkaXREZWNpc2lvbhITCgZyZWFzb24YCCABKAlIAogBARIRCglncnBjX2NvZGUYCSABKAkSGQoMcmVxdWVzdF9qc29uGAogASgJSAOIAQESGwoOcmVxdWVzdF9kaWdlc3QYCyABKAxIBIgBARIUCgdjb3B5X2lkGAwgASgJSAWIAQESEgoKcG9saWN5X2lkcxgNIAMoCRIWCglwcmV2X2hhc2gYDiABKAxIBogBARIMCgRoYXNoGA8gASgMQgwKCl9wcmluY2lwYWxCBwoFX3BlZXJCCQoHX3JlYXNvbkIPCg1fcmVxdWVzdF9qc29uQhEKD19yZXF1ZXN0X2RpZ2VzdEIKCghfY29weV9pZEIMCgpfcHJldl9oYXNoIlwKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEigKBmV2ZW50cxgBIAMoCzIYLm1vZGVsY29weS52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKrAQoVU3VtbWFyaXplQXVkaXRSZXF1ZXN0EikKBnBlcmlvZBgBIAEoDjIZLm1vZGVsY29weS52MS5BdWRpdFBlcmlvZBIyCg5vY2N1cnJlZF9hZnRlchgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPb2NjdXJyZWRfYmVmb3JlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKtAgoPQXVkaXRTdW1tYXJ5Um93EjAKDHBlcmlvZF9zdGFydBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcHJpbmNpcGFsGAIgASgJEhkKEXNvdXJjZV9hY2NvdW50X2lkGAMgASgJEh4KFmRlc3RpbmF0aW9uX2FjY291bnRfaWQYBCABKAkSDwoHYWxsb3dlZBgFIAEoBBIQCghyZXBsYXllZBgGIAEoBBIOCgZkZW5pZWQYByABKAQSDwoHaW52YWxpZBgIIAEoBBIPCgdlcnJvcmVkGAkgASgEEhEKCXN1Y2NlZWRlZBgKIAEoBBIOCgZmYWlsZWQYCyABKAQSEQoJY2FuY2VsbGVkGAwgASgEEg8KB2V4cGlyZWQYDSABKAQiWAoWU3VtbWFyaXplQXVkaXRSZXNwb25zZRIrCgRyb3dzGAEgAygLMh0ubW9kZWxjb3B5LnYxLkF1ZGl0U3VtbWFyeVJvdxIRCgl0cnVuY2F0ZWQYAiABKAgq1AEKCUNvcHlTdGF0ZRIaChZDT1BZX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRQ09QWV9TVEFURV9RVUVVRUQQARIZChVDT1BZX1NUQVRFX1NVQk1JVFRJTkcQAhIWChJDT1BZX1NUQVRFX0NPUFlJTkcQAxIYChRDT1BZX1NUQVRFX1NVQ0NFRURFRBAEEhUKEUNPUFlfU1RBVEVfRkFJTEVEEAUSGAoUQ09QWV9TVEFURV9DQU5DRUxMRUQQBhIWChJDT1BZX1NUQVRFX0VYUElSRUQQByqdAQoNQXVkaXREZWNpc2lvbhIeChpBVURJVF9ERUNJU0lPTl9VTlNQRUNJRklFRBAAEhoKFkFVRElUX0RFQ0lTSU9OX0FMTE9XRUQQARIZChVBVURJVF9ERUNJU0lPTl9ERU5JRUQQAhIaChZBVURJVF9ERUNJU0lPTl9JTlZBTElEEAMSGQoVQVVESVRfREVDSVNJT05fRkFJTEVEEAQqcAoLQXVkaXRQZXJpb2QSHAoYQVVESVRfUEVSSU9EX1VOU1BFQ0lGSUVEEAASFAoQQVVESVRfUEVSSU9EX0RBWRABEhUKEUFVRElUX1BFUklPRF9XRUVLEAISFgoSQVVESVRfUEVSSU9EX01PTlRIEAMyxAQKCU1vZGVsQ29weRJhChBDb3B5TW9kZWxWZXJzaW9uEiUubW9kZWxjb3B5LnYxLkNvcHlNb2RlbFZlcnNpb25SZXF1ZXN0GiYubW9kZWxjb3B5LnYxLkNvcHlNb2RlbFZlcnNpb25SZXNwb25zZRI7CgdHZXRDb3B5EhwubW9kZWxjb3B5LnYxLkdldENvcHlSZXF1ZXN0GhIubW9kZWxjb3B5LnYxLkNvcHkSTwoKTGlzdENvcGllcxIfLm1vZGVsY29weS52MS5MaXN0Q29waWVzUmVxdWVzdBogLm1vZGVsY29weS52MS5MaXN0Q29waWVzUmVzcG9uc2USQQoKQ2FuY2VsQ29weRIfLm1vZGVsY29weS52MS5DYW5jZWxDb3B5UmVxdWVzdBoSLm1vZGVsY29weS52MS5Db3B5EkYKCVdhdGNoQ29weRIeLm1vZGVsY29weS52MS5XYXRjaENvcHlSZXF1ZXN0GhcubW9kZWxjb3B5LnYxLkNvcHlFdmVudDABEl4KD0xpc3RBdWRpdEV2ZW50cxIkLm1vZGVsY29weS52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiUubW9kZWxjb3B5LnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlElsKDlN1bW1hcml6ZUF1ZGl0EiMubW9kZWxjb3B5LnYxLlN1bW1hcml6ZUF1ZGl0UmVxdWVzdBokLm1vZGVsY29weS52MS5TdW1tYXJpemVBdWRpdFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Chxtb2RlbGNvcHkvdjEvbW9kZWxjb3B5LnByb3RvEgxtb2RlbGNvcHkudjEiOAoMT3V0cHV0Q29uZmlnEhEKCXMzX2J1Y2tldBgBIAEoCRIVCg1zM19rZXlfcHJlZml4GAIgASgJIqMDChdDb3B5TW9kZWxWZXJzaW9uUmVxdWVzdBIaChJzb3VyY2VfcHJvamVjdF9hcm4YASABKAkSIgoac291cmNlX3Byb2plY3RfdmVyc2lvbl9hcm4YAiABKAkSHwoXZGVzdGluYXRpb25fcHJvamVjdF9hcm4YAyABKAkSFAoMdmVyc2lvbl9uYW1lGAQgASgJEjEKDW91dHB1dF9jb25maWcYBSABKAsyGi5tb2RlbGNvcHkudjEuT3V0cHV0Q29uZmlnEj0KBHRhZ3MYBiADKAsyLy5tb2RlbGNvcHkudjEuQ29weU1vZGVsVmVyc2lvblJlcXVlc3QuVGFnc0VudHJ5EhcKCmttc19rZXlfaWQYByABKAlIAIgBARIZChFpZGVtcG90ZW5jeV90b2tlbhgIIAEoCRIvCgxkZWxldGVfYWZ0ZXIYCSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24aKwoJVGFnc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDQoLX2ttc19rZXlfaWQiTgoYQ29weU1vZGVsVmVyc2lvblJlc3BvbnNlEiAKBGNvcHkYASABKAsyEi5tb2RlbGNvcHkudjEuQ29weRIQCghyZXBsYXllZBgCIAEoCCIpCghBd3NFcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkiuQcKBENvcHkSDwoHY29weV9pZBgBIAEoCRImCgVzdGF0ZRgCIAEoDjIXLm1vZGVsY29weS52MS5Db3B5U3RhdGUSEQoJcHJpbmNpcGFsGAMgASgJEhkKEWlkZW1wb3RlbmN5X3Rva2VuGAQgASgJEhoKEnNvdXJjZV9wcm9qZWN0X2FybhgFIAEoCRIiChpzb3VyY2VfcHJvamVjdF92ZXJzaW9uX2FybhgGIAEoCRIfChdkZXN0aW5hdGlvbl9wcm9qZWN0X2FybhgHIAEoCRIUCgx2ZXJzaW9uX25hbWUYCCABKAkSMQoNb3V0cHV0X2NvbmZpZxgJIAEoCzIaLm1vZGVsY29weS52MS5PdXRwdXRDb25maWcSKgoEdGFncxgKIAMoCzIcLm1vZGVsY29weS52MS5Db3B5LlRhZ3NFbnRyeRIXCgprbXNfa2V5X2lkGAsgASgJSACIAQESGgoScmVrb2duaXRpb25fc3RhdHVzGAwgASgJEiIKGnJla29nbml0aW9uX3N0YXR1c19tZXNzYWdlGA0gASgJEicKH2Rlc3RpbmF0aW9uX3Byb2plY3RfdmVyc2lvbl9hcm4YDiABKAkSJQoFZXJyb3IYDyABKAsyFi5tb2RlbGNvcHkudjEuQXdzRXJyb3ISLgoKY3JlYXRlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMc3VibWl0dGVkX2F0GBIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb21wbGV0ZWRfYXQYEyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGF0dGVtcHRzGBQgASgNEhYKDmF1ZGl0X2V2ZW50X2lkGBUgASgEEi8KDGRlbGV0ZV9hZnRlchgWIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIuCgpleHBpcmVzX2F0GBcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCgxleHBpcnlfZXJyb3IYGCABKAsyFi5tb2RlbGNvcHkudjEuQXdzRXJyb3ISEgoKcm9sbG91dF9pZBgZIAEoCRorCglUYWdzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUINCgtfa21zX2tleV9pZCIhCg5HZXRDb3B5UmVxdWVzdBIPCgdjb3B5X2lkGAEgASgJIusBCgpDb3B5RmlsdGVyEicKBnN0YXRlcxgBIAMoDjIXLm1vZGVsY29weS52MS5Db3B5U3RhdGUSGQoRc291cmNlX2FjY291bnRfaWQYAiABKAkSHgoWZGVzdGluYXRpb25fYWNjb3VudF9pZBgDIAEoCRIxCg1jcmVhdGVkX2FmdGVyGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5jcmVhdGVkX2JlZm9yZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcm9sbG91dF9pZBgGIAEoCSJkChFMaXN0Q29waWVzUmVxdWVzdBIoCgZmaWx0ZXIYASABKAsyGC5tb2RlbGNvcHkudjEuQ29weUZpbHRlchIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJRChJMaXN0Q29waWVzUmVzcG9uc2USIgoGY29waWVzGAEgAygLMhIubW9kZWxjb3B5LnYxLkNvcHkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjQKEUNhbmNlbENvcHlSZXF1ZXN0Eg8KB2NvcHlfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIosBChBXYXRjaENvcHlSZXF1ZXN0EhEKB2NvcHlfaWQYASABKAlIABIqCgZmaWx0ZXIYAiABKAsyGC5tb2RlbGNvcHkudjEuQ29weUZpbHRlckgAEhsKDmFmdGVyX3NlcXVlbmNlGAMgASgESAGIAQFCCAoGdGFyZ2V0QhEKD19hZnRlcl9zZXF1ZW5jZSKzAQoJQ29weUV2ZW50EhAKCHNlcXVlbmNlGAEgASgEEiAKBGNvcHkYAiABKAsyEi5tb2RlbGNvcHkudjEuQ29weRIvCg5wcmV2aW91c19zdGF0ZRgDIAEoDjIXLm1vZGVsY29weS52MS5Db3B5U3RhdGUSLwoLb2NjdXJyZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHNuYXBzaG90GAUgASgIIuIBChBBdWRpdEV2ZW50RmlsdGVyEjIKDm9jY3VycmVkX2FmdGVyGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9vY2N1cnJlZF9iZWZvcmUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXByaW5jaXBhbBgDIAEoCRIOCgZhY3Rpb24YBCABKAkSLgoJZGVjaXNpb25zGAUgAygOMhsubW9kZWxjb3B5LnYxLkF1ZGl0RGVjaXNpb24SEgoKYWNjb3VudF9pZBgGIAEoCSJvChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0Ei4KBmZpbHRlchgBIAEoCzIeLm1vZGVsY29weS52MS5BdWRpdEV2ZW50RmlsdGVyEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJItIDCgpBdWRpdEV2ZW50EgoKAmlkGAEgASgEEi8KC29jY3VycmVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCglwcmluY2lwYWwYAyABKAlIAIgBARINCgVhdXRobhgEIAEoCRIRCgRwZWVyGAUgASgJSAGIAQESDgoGYWN0aW9uGAYgASgJEi0KCGRlY2lzaW9uGAcgASgOMhsubW9kZWxjb3B5LnYxLkF1ZGl0RGVjaXNpb24SEwoGcmVhc29uGAggASgJSAKIAQESEQoJZ3JwY19jb2RlGAkgASgJEhkKDHJlcXVlc3RfanNvbhgKIAEoCUgDiAEBEhsKDnJlcXVlc3RfZGlnZXN0GAsgASgMSASIAQESFAoHY29weV9pZBgMIAEoCUgFiAEBEhIKCnBvbGljeV9pZHMYDSADKAkSFgoJcHJldl9oYXNoGA4gASgMSAaIAQESDAoEaGFzaBgPIAEoDEIMCgpfcHJpbmNpcGFsQgcKBV9wZWVyQgkKB19yZWFzb25CDwoNX3JlcXVlc3RfanNvbkIRCg9fcmVxdWVzdF9kaWdlc3RCCgoIX2NvcHlfaWRCDAoKX3ByZXZfaGFzaCJcChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRIoCgZldmVudHMYASADKAsyGC5tb2RlbGNvcHkudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiqwEKFVN1bW1hcml6ZUF1ZGl0UmVxdWVzdBIpCgZwZXJpb2QYASABKA4yGS5tb2RlbGNvcHkudjEuQXVkaXRQZXJpb2QSMgoOb2NjdXJyZWRfYWZ0ZXIYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD29jY3VycmVkX2JlZm9yZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAirQIKD0F1ZGl0U3VtbWFyeVJvdxIwCgxwZXJpb2Rfc3RhcnQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXByaW5jaXBhbBgCIAEoCRIZChFzb3VyY2VfYWNjb3VudF9pZBgDIAEoCRIeChZkZXN0aW5hdGlvbl9hY2NvdW50X2lkGAQgASgJEg8KB2FsbG93ZWQYBSABKAQSEAoIcmVwbGF5ZWQYBiABKAQSDgoGZGVuaWVkGAcgASgEEg8KB2ludmFsaWQYCCABKAQSDwoHZXJyb3JlZBgJIAEoBBIRCglzdWNjZWVkZWQYCiABKAQSDgoGZmFpbGVkGAsgASgEEhEKCWNhbmNlbGxlZBgMIAEoBBIPCgdleHBpcmVkGA0gASgEIlgKFlN1bW1hcml6ZUF1ZGl0UmVzcG9uc2USKwoEcm93cxgBIAMoCzIdLm1vZGVsY29weS52MS5BdWRpdFN1bW1hcnlSb3cSEQoJdHJ1bmNhdGVkGAIgASgIIo0CChJSb2xsb3V0RGVzdGluYXRpb24SHwoXZGVzdGluYXRpb25fcHJvamVjdF9hcm4YASABKAkSFAoMdmVyc2lvbl9uYW1lGAIgASgJEjEKDW91dHB1dF9jb25maWcYAyABKAsyGi5tb2RlbGNvcHkudjEuT3V0cHV0Q29uZmlnEjgKBHRhZ3MYBCADKAsyKi5tb2RlbGNvcHkudjEuUm9sbG91dERlc3RpbmF0aW9uLlRhZ3NFbnRyeRIXCgprbXNfa2V5X2lkGAUgASgJSACIAQEaKwoJVGFnc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDQoLX2ttc19rZXlfaWQi5gEKD1JvbGxvdXREZWZhdWx0cxIUCgx2ZXJzaW9uX25hbWUYASABKAkSMQoNb3V0cHV0X2NvbmZpZxgCIAEoCzIaLm1vZGVsY29weS52MS5PdXRwdXRDb25maWcSNQoEdGFncxgDIAMoCzInLm1vZGVsY29weS52MS5Sb2xsb3V0RGVmYXVsdHMuVGFnc0VudHJ5EhcKCmttc19rZXlfaWQYBCABKAlIAIgBARorCglUYWdzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUINCgtfa21zX2tleV9pZCKLAgoUQ3JlYXRlUm9sbG91dFJlcXVlc3QSGgoSc291cmNlX3Byb2plY3RfYXJuGAEgASgJEiIKGnNvdXJjZV9wcm9qZWN0X3ZlcnNpb25fYXJuGAIgASgJEi8KCGRlZmF1bHRzGAMgASgLMh0ubW9kZWxjb3B5LnYxLlJvbGxvdXREZWZhdWx0cxI2CgxkZXN0aW5hdGlvbnMYBCADKAsyIC5tb2RlbGNvcHkudjEuUm9sbG91dERlc3RpbmF0aW9uEhkKEWlkZW1wb3RlbmN5X3Rva2VuGAUgASgJEi8KDGRlbGV0ZV9hZnRlchgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJRChVDcmVhdGVSb2xsb3V0UmVzcG9uc2USJgoHcm9sbG91dBgBIAEoCzIVLm1vZGVsY29weS52MS5Sb2xsb3V0EhAKCHJlcGxheWVkGAIgASgIIoYBCg1Sb2xsb3V0Q291bnRzEg0KBXRvdGFsGAEgASgNEg4KBnF1ZXVlZBgCIAEoDRIPCgdydW5uaW5nGAMgASgNEhEKCXN1Y2NlZWRlZBgEIAEoDRIOCgZmYWlsZWQYBSABKA0SEQoJY2FuY2VsbGVkGAYgASgNEg8KB2V4cGlyZWQYByABKA0isgMKB1JvbGxvdXQSEgoKcm9sbG91dF9pZBgBIAEoCRIpCgVzdGF0ZRgCIAEoDjIaLm1vZGVsY29weS52MS5Sb2xsb3V0U3RhdGUSEQoJcHJpbmNpcGFsGAMgASgJEhkKEWlkZW1wb3RlbmN5X3Rva2VuGAQgASgJEhoKEnNvdXJjZV9wcm9qZWN0X2FybhgFIAEoCRIiChpzb3VyY2VfcHJvamVjdF92ZXJzaW9uX2FybhgGIAEoCRIrCgZjb3VudHMYByABKAsyGy5tb2RlbGNvcHkudjEuUm9sbG91dENvdW50cxIiCgZjb3BpZXMYCCADKAsyEi5tb2RlbGNvcHkudjEuQ29weRIuCgpjcmVhdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjYW5jZWxsZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmF1ZGl0X2V2ZW50X2lkGAsgASgEEi8KDGRlbGV0ZV9hZnRlchgMIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiInChFHZXRSb2xsb3V0UmVxdWVzdBISCgpyb2xsb3V0X2lkGAEgASgJIjwKE0xpc3RSb2xsb3V0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiWAoUTGlzdFJvbGxvdXRzUmVzcG9uc2USJwoIcm9sbG91dHMYASADKAsyFS5tb2RlbGNvcHkudjEuUm9sbG91dBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiOgoUQ2FuY2VsUm9sbG91dFJlcXVlc3QSEgoKcm9sbG91dF9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkq1AEKCUNvcHlTdGF0ZRIaChZDT1BZX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRQ09QWV9TVEFURV9RVUVVRUQQARIZChVDT1BZX1NUQVRFX1NVQk1JVFRJTkcQAhIWChJDT1BZX1NUQVRFX0NPUFlJTkcQAxIYChRDT1BZX1NUQVRFX1NVQ0NFRURFRBAEEhUKEUNPUFlfU1RBVEVfRkFJTEVEEAUSGAoUQ09QWV9TVEFURV9DQU5DRUxMRUQQBhIWChJDT1BZX1NUQVRFX0VYUElSRUQQByqdAQoNQXVkaXREZWNpc2lvbhIeChpBVURJVF9ERUNJU0lPTl9VTlNQRUNJRklFRBAAEhoKFkFVRElUX0RFQ0lTSU9OX0FMTE9XRUQQARIZChVBVURJVF9ERUNJU0lPTl9ERU5JRUQQAhIaChZBVURJVF9ERUNJU0lPTl9JTlZBTElEEAMSGQoVQVVESVRfREVDSVNJT05fRkFJTEVEEAQqcAoLQXVkaXRQZXJpb2QSHAoYQVVESVRfUEVSSU9EX1VOU1BFQ0lGSUVEEAASFAoQQVVESVRfUEVSSU9EX0RBWRABEhUKEUFVRElUX1BFUklPRF9XRUVLEAISFgoSQVVESVRfUEVSSU9EX01PTlRIEAMqwAEKDFJvbGxvdXRTdGF0ZRIdChlST0xMT1VUX1NUQVRFX1VOU1BFQ0lGSUVEEAASGQoVUk9MTE9VVF9TVEFURV9SVU5OSU5HEAESGwoXUk9MTE9VVF9TVEFURV9TVUNDRUVERUQQAhIiCh5ST0xMT1VUX1NUQVRFX1BBUlRJQUxMWV9GQUlMRUQQAxIYChRST0xMT1VUX1NUQVRFX0ZBSUxFRBAEEhsKF1JPTExPVVRfU1RBVEVfQ0FOQ0VMTEVEEAUyhwcKCU1vZGVsQ29weRJhChBDb3B5TW9kZWxWZXJzaW9uEiUubW9kZWxjb3B5LnYxLkNvcHlNb2RlbFZlcnNpb25SZXF1ZXN0GiYubW9kZWxjb3B5LnYxLkNvcHlNb2RlbFZlcnNpb25SZXNwb25zZRI7CgdHZXRDb3B5EhwubW9kZWxjb3B5LnYxLkdldENvcHlSZXF1ZXN0GhIubW9kZWxjb3B5LnYxLkNvcHkSTwoKTGlzdENvcGllcxIfLm1vZGVsY29weS52MS5MaXN0Q29waWVzUmVxdWVzdBogLm1vZGVsY29weS52MS5MaXN0Q29waWVzUmVzcG9uc2USQQoKQ2FuY2VsQ29weRIfLm1vZGVsY29weS52MS5DYW5jZWxDb3B5UmVxdWVzdBoSLm1vZGVsY29weS52MS5Db3B5EkYKCVdhdGNoQ29weRIeLm1vZGVsY29weS52MS5XYXRjaENvcHlSZXF1ZXN0GhcubW9kZWxjb3B5LnYxLkNvcHlFdmVudDABEl4KD0xpc3RBdWRpdEV2ZW50cxIkLm1vZGVsY29weS52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiUubW9kZWxjb3B5LnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlElsKDlN1bW1hcml6ZUF1ZGl0EiMubW9kZWxjb3B5LnYxLlN1bW1hcml6ZUF1ZGl0UmVxdWVzdBokLm1vZGVsY29weS52MS5TdW1tYXJpemVBdWRpdFJlc3BvbnNlElgKDUNyZWF0ZVJvbGxvdXQSIi5tb2RlbGNvcHkudjEuQ3JlYXRlUm9sbG91dFJlcXVlc3QaIy5tb2RlbGNvcHkudjEuQ3JlYXRlUm9sbG91dFJlc3BvbnNlEkQKCkdldFJvbGxvdXQSHy5tb2RlbGNvcHkudjEuR2V0Um9sbG91dFJlcXVlc3QaFS5tb2RlbGNvcHkudjEuUm9sbG91dBJVCgxMaXN0Um9sbG91dHMSIS5tb2RlbGNvcHkudjEuTGlzdFJvbGxvdXRzUmVxdWVzdBoiLm1vZGVsY29weS52MS5MaXN0Um9sbG91dHNSZXNwb25zZRJKCg1DYW5jZWxSb2xsb3V0EiIubW9kZWxjb3B5LnYxLkNhbmNlbFJvbGxvdXRSZXF1ZXN0GhUubW9kZWxjb3B5LnYxLlJvbGxvdXRiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Where Rekognition writes the copied model's training and evaluation results (OutputConfig).
@@ -323,6 +323,13 @@ export type Copy = Message<"modelcopy.v1.Copy"> & {
    * @generated from field: modelcopy.v1.AwsError expiry_error = 24;
    */
   expiryError?: AwsError | undefined;
+
+  /**
+   * The rollout this copy is part of; empty for a copy asked for alone.
+   *
+   * @generated from field: string rollout_id = 25;
+   */
+  rolloutId: string;
 };
 
 /**
@@ -383,6 +390,13 @@ export type CopyFilter = Message<"modelcopy.v1.CopyFilter"> & {
    * @generated from field: google.protobuf.Timestamp created_before = 5;
    */
   createdBefore?: Timestamp | undefined;
+
+  /**
+   * Only the copies of this rollout.
+   *
+   * @generated from field: string rollout_id = 6;
+   */
+  rolloutId: string;
 };
 
 /**
@@ -937,6 +951,386 @@ export const SummarizeAuditResponseSchema: GenMessage<SummarizeAuditResponse> = 
   messageDesc(file_modelcopy_v1_modelcopy, 18);
 
 /**
+ * Where one copy of a rollout goes. Unset fields take the rollout's defaults.
+ *
+ * @generated from message modelcopy.v1.RolloutDestination
+ */
+export type RolloutDestination = Message<"modelcopy.v1.RolloutDestination"> & {
+  /**
+   * Required.
+   *
+   * @generated from field: string destination_project_arn = 1;
+   */
+  destinationProjectArn: string;
+
+  /**
+   * Defaults to RolloutDefaults.version_name.
+   *
+   * @generated from field: string version_name = 2;
+   */
+  versionName: string;
+
+  /**
+   * Defaults to RolloutDefaults.output_config.
+   *
+   * @generated from field: modelcopy.v1.OutputConfig output_config = 3;
+   */
+  outputConfig?: OutputConfig | undefined;
+
+  /**
+   * Replaces RolloutDefaults.tags when not empty.
+   *
+   * @generated from field: map<string, string> tags = 4;
+   */
+  tags: { [key: string]: string };
+
+  /**
+   * Defaults to RolloutDefaults.kms_key_id.
+   *
+   * @generated from field: optional string kms_key_id = 5;
+   */
+  kmsKeyId?: string | undefined;
+};
+
+/**
+ * Describes the message modelcopy.v1.RolloutDestination.
+ * Use `create(RolloutDestinationSchema)` to create a new message.
+ */
+export const RolloutDestinationSchema: GenMessage<RolloutDestination> = /*@__PURE__*/
+  messageDesc(file_modelcopy_v1_modelcopy, 19);
+
+/**
+ * What each destination of a rollout takes unless it says otherwise.
+ *
+ * @generated from message modelcopy.v1.RolloutDefaults
+ */
+export type RolloutDefaults = Message<"modelcopy.v1.RolloutDefaults"> & {
+  /**
+   * @generated from field: string version_name = 1;
+   */
+  versionName: string;
+
+  /**
+   * @generated from field: modelcopy.v1.OutputConfig output_config = 2;
+   */
+  outputConfig?: OutputConfig | undefined;
+
+  /**
+   * @generated from field: map<string, string> tags = 3;
+   */
+  tags: { [key: string]: string };
+
+  /**
+   * @generated from field: optional string kms_key_id = 4;
+   */
+  kmsKeyId?: string | undefined;
+};
+
+/**
+ * Describes the message modelcopy.v1.RolloutDefaults.
+ * Use `create(RolloutDefaultsSchema)` to create a new message.
+ */
+export const RolloutDefaultsSchema: GenMessage<RolloutDefaults> = /*@__PURE__*/
+  messageDesc(file_modelcopy_v1_modelcopy, 20);
+
+/**
+ * @generated from message modelcopy.v1.CreateRolloutRequest
+ */
+export type CreateRolloutRequest = Message<"modelcopy.v1.CreateRolloutRequest"> & {
+  /**
+   * The version to copy and its project, as in CopyModelVersionRequest. Required.
+   *
+   * @generated from field: string source_project_arn = 1;
+   */
+  sourceProjectArn: string;
+
+  /**
+   * @generated from field: string source_project_version_arn = 2;
+   */
+  sourceProjectVersionArn: string;
+
+  /**
+   * @generated from field: modelcopy.v1.RolloutDefaults defaults = 3;
+   */
+  defaults?: RolloutDefaults | undefined;
+
+  /**
+   * 1 to 100 destinations; no two with the same project and version name. Each becomes a copy whose fields are
+   * checked as a CopyModelVersionRequest's (violations are named destinations[i].field).
+   *
+   * @generated from field: repeated modelcopy.v1.RolloutDestination destinations = 4;
+   */
+  destinations: RolloutDestination[];
+
+  /**
+   * As CopyModelVersionRequest's, for the whole rollout: its copies carry none of their own.
+   *
+   * @generated from field: string idempotency_token = 5;
+   */
+  idempotencyToken: string;
+
+  /**
+   * As CopyModelVersionRequest's, for every copy of the rollout.
+   *
+   * @generated from field: google.protobuf.Duration delete_after = 6;
+   */
+  deleteAfter?: Duration | undefined;
+};
+
+/**
+ * Describes the message modelcopy.v1.CreateRolloutRequest.
+ * Use `create(CreateRolloutRequestSchema)` to create a new message.
+ */
+export const CreateRolloutRequestSchema: GenMessage<CreateRolloutRequest> = /*@__PURE__*/
+  messageDesc(file_modelcopy_v1_modelcopy, 21);
+
+/**
+ * @generated from message modelcopy.v1.CreateRolloutResponse
+ */
+export type CreateRolloutResponse = Message<"modelcopy.v1.CreateRolloutResponse"> & {
+  /**
+   * @generated from field: modelcopy.v1.Rollout rollout = 1;
+   */
+  rollout?: Rollout | undefined;
+
+  /**
+   * True when the idempotency token matched an earlier request: nothing new was queued.
+   *
+   * @generated from field: bool replayed = 2;
+   */
+  replayed: boolean;
+};
+
+/**
+ * Describes the message modelcopy.v1.CreateRolloutResponse.
+ * Use `create(CreateRolloutResponseSchema)` to create a new message.
+ */
+export const CreateRolloutResponseSchema: GenMessage<CreateRolloutResponse> = /*@__PURE__*/
+  messageDesc(file_modelcopy_v1_modelcopy, 22);
+
+/**
+ * How many of a rollout's copies are in each state.
+ *
+ * @generated from message modelcopy.v1.RolloutCounts
+ */
+export type RolloutCounts = Message<"modelcopy.v1.RolloutCounts"> & {
+  /**
+   * @generated from field: uint32 total = 1;
+   */
+  total: number;
+
+  /**
+   * @generated from field: uint32 queued = 2;
+   */
+  queued: number;
+
+  /**
+   * Submitting or copying.
+   *
+   * @generated from field: uint32 running = 3;
+   */
+  running: number;
+
+  /**
+   * @generated from field: uint32 succeeded = 4;
+   */
+  succeeded: number;
+
+  /**
+   * @generated from field: uint32 failed = 5;
+   */
+  failed: number;
+
+  /**
+   * @generated from field: uint32 cancelled = 6;
+   */
+  cancelled: number;
+
+  /**
+   * @generated from field: uint32 expired = 7;
+   */
+  expired: number;
+};
+
+/**
+ * Describes the message modelcopy.v1.RolloutCounts.
+ * Use `create(RolloutCountsSchema)` to create a new message.
+ */
+export const RolloutCountsSchema: GenMessage<RolloutCounts> = /*@__PURE__*/
+  messageDesc(file_modelcopy_v1_modelcopy, 23);
+
+/**
+ * @generated from message modelcopy.v1.Rollout
+ */
+export type Rollout = Message<"modelcopy.v1.Rollout"> & {
+  /**
+   * @generated from field: string rollout_id = 1;
+   */
+  rolloutId: string;
+
+  /**
+   * @generated from field: modelcopy.v1.RolloutState state = 2;
+   */
+  state: RolloutState;
+
+  /**
+   * @generated from field: string principal = 3;
+   */
+  principal: string;
+
+  /**
+   * @generated from field: string idempotency_token = 4;
+   */
+  idempotencyToken: string;
+
+  /**
+   * @generated from field: string source_project_arn = 5;
+   */
+  sourceProjectArn: string;
+
+  /**
+   * @generated from field: string source_project_version_arn = 6;
+   */
+  sourceProjectVersionArn: string;
+
+  /**
+   * Over every copy of the rollout (the caller may not see them all).
+   *
+   * @generated from field: modelcopy.v1.RolloutCounts counts = 7;
+   */
+  counts?: RolloutCounts | undefined;
+
+  /**
+   * The copies the caller may see, in the order of the request's destinations.
+   *
+   * @generated from field: repeated modelcopy.v1.Copy copies = 8;
+   */
+  copies: Copy[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 9;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * Set by CancelRollout.
+   *
+   * @generated from field: google.protobuf.Timestamp cancelled_at = 10;
+   */
+  cancelledAt?: Timestamp | undefined;
+
+  /**
+   * The audit record (AuditEvent.id) of the request that created it.
+   *
+   * @generated from field: uint64 audit_event_id = 11;
+   */
+  auditEventId: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Duration delete_after = 12;
+   */
+  deleteAfter?: Duration | undefined;
+};
+
+/**
+ * Describes the message modelcopy.v1.Rollout.
+ * Use `create(RolloutSchema)` to create a new message.
+ */
+export const RolloutSchema: GenMessage<Rollout> = /*@__PURE__*/
+  messageDesc(file_modelcopy_v1_modelcopy, 24);
+
+/**
+ * @generated from message modelcopy.v1.GetRolloutRequest
+ */
+export type GetRolloutRequest = Message<"modelcopy.v1.GetRolloutRequest"> & {
+  /**
+   * @generated from field: string rollout_id = 1;
+   */
+  rolloutId: string;
+};
+
+/**
+ * Describes the message modelcopy.v1.GetRolloutRequest.
+ * Use `create(GetRolloutRequestSchema)` to create a new message.
+ */
+export const GetRolloutRequestSchema: GenMessage<GetRolloutRequest> = /*@__PURE__*/
+  messageDesc(file_modelcopy_v1_modelcopy, 25);
+
+/**
+ * @generated from message modelcopy.v1.ListRolloutsRequest
+ */
+export type ListRolloutsRequest = Message<"modelcopy.v1.ListRolloutsRequest"> & {
+  /**
+   * 1 to 100; 0 means 20.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * next_page_token of the previous page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message modelcopy.v1.ListRolloutsRequest.
+ * Use `create(ListRolloutsRequestSchema)` to create a new message.
+ */
+export const ListRolloutsRequestSchema: GenMessage<ListRolloutsRequest> = /*@__PURE__*/
+  messageDesc(file_modelcopy_v1_modelcopy, 26);
+
+/**
+ * @generated from message modelcopy.v1.ListRolloutsResponse
+ */
+export type ListRolloutsResponse = Message<"modelcopy.v1.ListRolloutsResponse"> & {
+  /**
+   * @generated from field: repeated modelcopy.v1.Rollout rollouts = 1;
+   */
+  rollouts: Rollout[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message modelcopy.v1.ListRolloutsResponse.
+ * Use `create(ListRolloutsResponseSchema)` to create a new message.
+ */
+export const ListRolloutsResponseSchema: GenMessage<ListRolloutsResponse> = /*@__PURE__*/
+  messageDesc(file_modelcopy_v1_modelcopy, 27);
+
+/**
+ * @generated from message modelcopy.v1.CancelRolloutRequest
+ */
+export type CancelRolloutRequest = Message<"modelcopy.v1.CancelRolloutRequest"> & {
+  /**
+   * @generated from field: string rollout_id = 1;
+   */
+  rolloutId: string;
+
+  /**
+   * Kept in each cancelled copy's history and the audit log. Optional, up to 1024 characters.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message modelcopy.v1.CancelRolloutRequest.
+ * Use `create(CancelRolloutRequestSchema)` to create a new message.
+ */
+export const CancelRolloutRequestSchema: GenMessage<CancelRolloutRequest> = /*@__PURE__*/
+  messageDesc(file_modelcopy_v1_modelcopy, 28);
+
+/**
  * The service's life cycle of a copy.
  *
  * @generated from enum modelcopy.v1.CopyState
@@ -1084,6 +1478,59 @@ export const AuditPeriodSchema: GenEnum<AuditPeriod> = /*@__PURE__*/
   enumDesc(file_modelcopy_v1_modelcopy, 2);
 
 /**
+ * Where a rollout stands, from its copies' states.
+ *
+ * @generated from enum modelcopy.v1.RolloutState
+ */
+export enum RolloutState {
+  /**
+   * @generated from enum value: ROLLOUT_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Some copies have not ended yet.
+   *
+   * @generated from enum value: ROLLOUT_STATE_RUNNING = 1;
+   */
+  RUNNING = 1,
+
+  /**
+   * Every copy succeeded (expired copies count: they succeeded first).
+   *
+   * @generated from enum value: ROLLOUT_STATE_SUCCEEDED = 2;
+   */
+  SUCCEEDED = 2,
+
+  /**
+   * Every copy ended; some failed, some succeeded.
+   *
+   * @generated from enum value: ROLLOUT_STATE_PARTIALLY_FAILED = 3;
+   */
+  PARTIALLY_FAILED = 3,
+
+  /**
+   * Every copy ended and none succeeded.
+   *
+   * @generated from enum value: ROLLOUT_STATE_FAILED = 4;
+   */
+  FAILED = 4,
+
+  /**
+   * CancelRollout was called and every copy has ended.
+   *
+   * @generated from enum value: ROLLOUT_STATE_CANCELLED = 5;
+   */
+  CANCELLED = 5,
+}
+
+/**
+ * Describes the enum modelcopy.v1.RolloutState.
+ */
+export const RolloutStateSchema: GenEnum<RolloutState> = /*@__PURE__*/
+  enumDesc(file_modelcopy_v1_modelcopy, 3);
+
+/**
  * @generated from service modelcopy.v1.ModelCopy
  */
 export const ModelCopy: GenService<{
@@ -1165,6 +1612,52 @@ export const ModelCopy: GenService<{
     methodKind: "unary";
     input: typeof SummarizeAuditRequestSchema;
     output: typeof SummarizeAuditResponseSchema;
+  },
+  /**
+   * Copies one source version to several destinations in one request: one ordinary copy per destination (listed,
+   * watched and cancelled like any other, tied to the rollout), queued together or not at all. Each destination is
+   * authorized as a CopyModelVersion of its own; one refused destination refuses the whole rollout, naming it.
+   * With an idempotency token, a retry returns the same rollout (replayed = true); the token with other parameters
+   * is ALREADY_EXISTS.
+   *
+   * @generated from rpc modelcopy.v1.ModelCopy.CreateRollout
+   */
+  createRollout: {
+    methodKind: "unary";
+    input: typeof CreateRolloutRequestSchema;
+    output: typeof CreateRolloutResponseSchema;
+  },
+  /**
+   * One rollout by id, with the copies of it the caller may see. NOT_FOUND if there is none, or if the caller may
+   * see none of its copies.
+   *
+   * @generated from rpc modelcopy.v1.ModelCopy.GetRollout
+   */
+  getRollout: {
+    methodKind: "unary";
+    input: typeof GetRolloutRequestSchema;
+    output: typeof RolloutSchema;
+  },
+  /**
+   * Rollouts with at least one copy the caller may see, newest first, paged.
+   *
+   * @generated from rpc modelcopy.v1.ModelCopy.ListRollouts
+   */
+  listRollouts: {
+    methodKind: "unary";
+    input: typeof ListRolloutsRequestSchema;
+    output: typeof ListRolloutsResponseSchema;
+  },
+  /**
+   * Cancels every copy of the rollout that is still QUEUED (each authorized as a CancelCopy); copies already
+   * submitted go on. The rollout then ends CANCELLED once its copies have ended. Cancelling again changes nothing.
+   *
+   * @generated from rpc modelcopy.v1.ModelCopy.CancelRollout
+   */
+  cancelRollout: {
+    methodKind: "unary";
+    input: typeof CancelRolloutRequestSchema;
+    output: typeof RolloutSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_modelcopy_v1_modelcopy, 0);
