@@ -76,6 +76,9 @@ pub struct Settings {
     /// `[web]`: gRPC-Web, the origins allowed to call from a browser, the dashboard page.
     #[serde(default)]
     pub web: WebSettings,
+    /// `[preflight]`: checks with Rekognition before a copy or rollout is queued.
+    #[serde(default)]
+    pub preflight: crate::preflight::PreflightSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +111,7 @@ impl Default for Settings {
             admission: AdmissionSettings::default(),
             watch: WatchSettings::default(),
             web: WebSettings::default(),
+            preflight: Default::default(),
         }
     }
 }
@@ -185,6 +189,7 @@ impl Settings {
         problems.extend(self.admission.problems());
         problems.extend(self.watch.problems());
         problems.extend(self.web.problems());
+        problems.extend(self.preflight.problems());
         for (account, settings) in &self.accounts {
             let mut bad = |reason: String| problems.push(format!("accounts.{account}.{reason}"));
             if settings.region.is_empty() {

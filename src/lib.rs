@@ -15,6 +15,7 @@ pub mod devenv;
 pub mod dispatch;
 pub mod domain;
 pub mod health;
+pub mod preflight;
 pub mod proto;
 pub mod rekognition;
 pub mod runtime;

@@ -120,7 +120,7 @@ impl Application {
         let limits: std::collections::BTreeMap<_, _> =
             settings.accounts.iter().map(|(id, account)| (id.clone(), account.limits.clone())).collect();
         let dispatcher =
-            Dispatcher::new(store.for_role(Role::Dispatch), clients, settings.dispatch.clone(), limits.clone());
+            Dispatcher::new(store.for_role(Role::Dispatch), clients.clone(), settings.dispatch.clone(), limits.clone());
         let dispatching = settings.dispatch.enabled.then(|| Arc::new(AtomicBool::new(false)));
         let dispatcher = match &dispatching {
             Some(running) => tokio::spawn(crate::dispatch::supervise::keep_dispatching(
@@ -143,7 +143,9 @@ impl Application {
         let listener = TcpListener::bind(settings.listen_addr).await?;
         let addr = listener.local_addr()?;
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        let service = ModelCopyServer::new(ModelCopyService::new(store.clone(), hub, limits, admission.clone()));
+        let preflight = crate::preflight::Preflight::new(store.clone(), clients.clone(), settings.preflight.clone());
+        let service =
+            ModelCopyServer::new(ModelCopyService::new(store.clone(), hub, limits, admission.clone(), preflight));
         // The API behind its layers; health and reflection beside it, without them (see `health`).
         let api = Layered(layers.service(service));
         let (reporter, health) = tonic_health::server::health_reporter();

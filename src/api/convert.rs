@@ -259,6 +259,18 @@ pub fn copy(job: &CopyJob) -> proto::Copy {
     }
 }
 
+/// What preflight concluded, as the API answers it (a failure is an error, never an answer).
+pub fn preflight(verdict: &crate::preflight::Verdict) -> proto::Preflight {
+    use crate::preflight::Verdict;
+    use proto::preflight::Outcome;
+    let (outcome, note) = match verdict {
+        Verdict::Passed { note } => (Outcome::Passed, note.clone().unwrap_or_default()),
+        Verdict::Skipped { note } => (Outcome::Skipped, note.clone()),
+        Verdict::Failed(_) => (Outcome::Unspecified, String::new()),
+    };
+    proto::Preflight { outcome: outcome as i32, note }
+}
+
 /// An AWS error as the API shows it, if either half was recorded.
 fn aws_error(code: &Option<String>, message: &Option<String>) -> Option<proto::AwsError> {
     match (code, message) {

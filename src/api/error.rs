@@ -22,6 +22,9 @@ pub enum ApiError {
     PermissionDenied(String),
     #[error("{0}")]
     FailedPrecondition(String),
+    /// Preflight found that the copy cannot work: FAILED_PRECONDITION with a PreconditionFailure naming each check.
+    #[error("preflight: {}", .0.iter().map(|v| format!("{} {}: {}", v.kind, v.subject, v.description)).collect::<Vec<_>>().join("; "))]
+    Preflight(Vec<crate::preflight::Violation>),
     #[error("idempotency_token was already used for copy {copy_id} with different parameters")]
     IdempotencyMismatch { copy_id: CopyId },
     #[error("idempotency_token was already used for rollout {rollout_id} with different parameters")]
@@ -90,6 +93,14 @@ impl From<ApiError> for Status {
             ApiError::NotFound(message) => Status::not_found(message),
             ApiError::PermissionDenied(message) => Status::permission_denied(message),
             ApiError::FailedPrecondition(message) => Status::failed_precondition(message),
+            err @ ApiError::Preflight(_) => {
+                let ApiError::Preflight(violations) = &err else { unreachable!() };
+                let mut details = ErrorDetails::new();
+                for v in violations.iter().take(MAX_VIOLATIONS) {
+                    details.add_precondition_failure_violation(v.kind, &v.subject, &v.description);
+                }
+                Status::with_error_details(Code::FailedPrecondition, err.to_string(), details)
+            }
             err @ (ApiError::IdempotencyMismatch { .. } | ApiError::RolloutIdempotencyMismatch { .. }) => {
                 Status::with_error_details(
                     Code::AlreadyExists,

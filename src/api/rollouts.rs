@@ -73,6 +73,7 @@ fn raw_audit_json(raw: &RawRolloutRequest) -> serde_json::Value {
 pub async fn create(
     store: &Store,
     accounts: &BTreeMap<AccountId, AccountLimits>,
+    checker: &crate::preflight::Preflight,
     call: &Call,
     raw: proto::CreateRolloutRequest,
     trace: Option<TraceParent>,
@@ -107,6 +108,15 @@ pub async fn create(
             },
         )?;
     }
+    let retry = match request.idempotency_token() {
+        Some(token) => rollouts::token_used(store, principal, token.as_str()).await?,
+        None => false,
+    };
+    let checked = super::service::preflight(checker, retry, request.copies()).await?;
+    let checked_proto = convert::preflight(&checked);
+    if !checked_proto.note.is_empty() {
+        call.audit.set_reason(format!("preflight: {}", checked_proto.note));
+    }
     let record = call.audit.finish(tonic::Code::Ok, None);
     let max_queued = |account: &AccountId| accounts.get(account).map_or(0, |limits| i64::from(limits.max_queued));
     let outcome = rollouts::create_with_audit(store, &request, principal, max_queued, record, trace.as_ref()).await?;
@@ -122,7 +132,11 @@ pub async fn create(
         }
     };
     call.audit.mark_written();
-    Ok(proto::CreateRolloutResponse { rollout: Some(rollout_proto(&rollout, |_| true)), replayed })
+    Ok(proto::CreateRolloutResponse {
+        rollout: Some(rollout_proto(&rollout, |_| true)),
+        replayed,
+        preflight: Some(checked_proto),
+    })
 }
 
 fn rollout_id(raw: &str) -> Result<RolloutId, ApiError> {

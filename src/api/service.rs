@@ -17,6 +17,7 @@ use super::{audit_events, rollouts};
 use crate::admission::{Admission, StreamPlace};
 use crate::auth::{Action, Resource, Visibility};
 use crate::domain::{AccountId, CopyRequest, FieldViolation};
+use crate::preflight::Preflight;
 use crate::proto::encoded::EncodedCopyEvent;
 use crate::proto::model_copy_server::ModelCopy;
 use crate::proto::{self, watch_copy_request::Target};
@@ -35,6 +36,8 @@ pub struct ModelCopyService {
     accounts: Arc<BTreeMap<AccountId, AccountLimits>>,
     /// The replica's admission limits: here, each principal's open watch streams.
     admission: Arc<Admission>,
+    /// The checks made with Rekognition before a copy or rollout is queued.
+    preflight: Preflight,
 }
 
 impl ModelCopyService {
@@ -43,8 +46,26 @@ impl ModelCopyService {
         hub: Arc<WatchHub>,
         accounts: BTreeMap<AccountId, AccountLimits>,
         admission: Arc<Admission>,
+        preflight: Preflight,
     ) -> Self {
-        ModelCopyService { store, hub, accounts: Arc::new(accounts), admission }
+        ModelCopyService { store, hub, accounts: Arc::new(accounts), admission, preflight }
+    }
+}
+
+/// Runs preflight on `copies` unless `token` already named an earlier request of `principal`'s (a retry is
+/// answered with what it made, whatever has changed since); a failed check is the request's error.
+pub(super) async fn preflight(
+    checker: &Preflight,
+    retry: bool,
+    copies: &[CopyRequest],
+) -> Result<crate::preflight::Verdict, ApiError> {
+    use crate::preflight::Verdict;
+    if retry {
+        return Ok(Verdict::Skipped { note: "a retry of an earlier request: not checked again".into() });
+    }
+    match checker.check(copies).await {
+        Verdict::Failed(violations) => Err(ApiError::Preflight(violations)),
+        verdict => Ok(verdict),
     }
 }
 
@@ -82,6 +103,16 @@ impl ModelCopy for ModelCopyService {
             return Err(ApiError::invalid("destination_project_arn", why).into());
         };
         call.authorize(Action::CopyModelVersion, &Resource::requested_copy(&copy_request, call.principal.id()))?;
+        let retry = match copy_request.idempotency_token() {
+            Some(token) => {
+                jobs::token_used(&self.store, call.principal.id(), token.as_str()).await.map_err(ApiError::from)?
+            }
+            None => false,
+        };
+        let checked = preflight(&self.preflight, retry, std::slice::from_ref(&copy_request)).await?;
+        if let Some(note) = Some(convert::preflight(&checked).note).filter(|n| !n.is_empty()) {
+            call.audit.set_reason(format!("preflight: {note}"));
+        }
 
         let record = call.audit.finish(tonic::Code::Ok, None);
         let max_queued = i64::from(limits.max_queued);
@@ -103,7 +134,8 @@ impl ModelCopy for ModelCopyService {
             }
         };
         call.audit.mark_written();
-        Ok(Response::new(proto::CopyModelVersionResponse { copy: Some(convert::copy(&job)), replayed }))
+        let preflight = Some(convert::preflight(&checked));
+        Ok(Response::new(proto::CopyModelVersionResponse { copy: Some(convert::copy(&job)), replayed, preflight }))
     }
 
     async fn get_copy(&self, request: Request<proto::GetCopyRequest>) -> Result<Response<proto::Copy>, Status> {
@@ -222,7 +254,8 @@ impl ModelCopy for ModelCopyService {
     ) -> Result<Response<proto::CreateRolloutResponse>, Status> {
         let call = Call::of(&request)?;
         let trace = request.extensions().get::<TraceParent>().cloned();
-        let created = rollouts::create(&self.store, &self.accounts, &call, request.into_inner(), trace).await;
+        let created =
+            rollouts::create(&self.store, &self.accounts, &self.preflight, &call, request.into_inner(), trace).await;
         Ok(Response::new(created?))
     }
 

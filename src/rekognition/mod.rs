@@ -9,6 +9,7 @@ pub mod clients;
 pub mod copy;
 pub mod delete;
 pub mod error;
+pub mod projects;
 pub mod settings;
 pub mod status;
 

@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod leadership;
 pub mod locks;
 pub mod notifications;
+pub mod pace;
 pub mod page_token;
 pub mod rollouts;
 mod sql_types;

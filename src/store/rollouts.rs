@@ -252,6 +252,15 @@ pub async fn create_with_audit(
     Ok(CreateRolloutOutcome::Created(RolloutWithCopies { rollout: row.try_into()?, copies }))
 }
 
+/// Whether `principal` has a rollout named by `token` (a retry, which preflight need not check again).
+pub async fn token_used(store: &Store, principal: &str, token: &str) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM rollouts WHERE principal = $1 AND idempotency_token = $2)")
+        .bind(principal)
+        .bind(token)
+        .fetch_one(store.pool())
+        .await?)
+}
+
 async fn copies_of(conn: &mut sqlx::PgConnection, id: RolloutId) -> Result<Vec<CopyJob>, StoreError> {
     let rows: Vec<JobRow> = sqlx::query_as("SELECT * FROM copy_jobs WHERE rollout_id = $1 ORDER BY rollout_index")
         .bind(id.as_uuid())

@@ -162,6 +162,9 @@ impl Fleet {
              mode = \"dev-metadata\"\n\
              [authz]\n\
              policies = \"{dev_policies}\"\n\
+             [preflight]\n\
+             # The fleet measures dispatch; preflight would add its own calls to the ones counted.\n\
+             enabled = false\n\
              [dispatch]\n\
              poll_interval_ms = 200\n\
              leadership_timeout_ms = 1000\n\

@@ -137,6 +137,7 @@ impl ModelCopy for Fake {
             // The id names the watch script the copy follows.
             copy: Some(copy(&request.version_name, CopyState::Queued)),
             replayed: request.idempotency_token == "seen",
+            preflight: None,
         }))
     }
 

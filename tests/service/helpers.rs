@@ -70,6 +70,12 @@ pub struct Options {
     /// the source project that lets it copy from there, as [`DEST_ACCOUNT`] has (at most four: a project holds
     /// five policies).
     pub more_destinations: Vec<&'static str>,
+    /// Of `more_destinations`, those the source project's policies do not let copy.
+    pub without_policy: Vec<&'static str>,
+    /// Seeded accounts the service holds no settings (credentials) for.
+    pub unconfigured: Vec<&'static str>,
+    /// `[preflight]`; off unless a test asks (it adds Rekognition calls that other tests count).
+    pub preflight: Option<modelcopy::preflight::PreflightSettings>,
 }
 
 /// The destination account's one role in the simulator.
@@ -97,6 +103,9 @@ impl Default for Options {
             watch: None,
             web: None,
             more_destinations: Vec::new(),
+            without_policy: Vec::new(),
+            unconfigured: Vec::new(),
+            preflight: None,
         }
     }
 }
@@ -140,7 +149,13 @@ impl TestApp {
         // Cross-account copies need the source project's policy, as on AWS; these let each destination account
         // copy from the source project.
         let policies = std::iter::once(("allow-destination".to_owned(), DEST_ACCOUNT))
-            .chain(options.more_destinations.iter().map(|id| (format!("allow-{id}"), *id)))
+            .chain(
+                options
+                    .more_destinations
+                    .iter()
+                    .filter(|id| !options.without_policy.contains(id))
+                    .map(|id| (format!("allow-{id}"), *id)),
+            )
             .map(|(name, id)| SeedProjectPolicy::allow_copy(SOURCE_ACCOUNT, REGION, SOURCE_PROJECT, &name, id))
             .collect();
         let sim = simulator::start(SimConfig {
@@ -192,8 +207,11 @@ impl TestApp {
         settings.dispatch.backoff_max_ms = 200;
         settings.dispatch.max_attempts = 5;
         settings.dispatch.expiry_retry_interval_ms = 300;
+        settings.preflight = options
+            .preflight
+            .unwrap_or(modelcopy::preflight::PreflightSettings { enabled: false, ..Default::default() });
         settings.dispatch.aws_timeout_ms = 5_000;
-        for account in &seed.accounts {
+        for account in seed.accounts.iter().filter(|a| !options.unconfigured.contains(&a.account_id.as_str())) {
             settings.accounts.insert(
                 account.account_id.parse().expect("a seeded account id"),
                 AccountSettings {

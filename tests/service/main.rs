@@ -32,6 +32,7 @@ mod leases;
 mod listener;
 mod listing;
 mod pacing;
+mod preflight;
 mod reporting;
 mod rollouts;
 mod telemetry;

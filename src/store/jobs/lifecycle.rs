@@ -53,6 +53,15 @@ pub async fn create_with_audit(
     }
 }
 
+/// Whether `principal` has a copy named by `token` (a retry, which preflight need not check again).
+pub async fn token_used(store: &Store, principal: &str, token: &str) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM copy_jobs WHERE principal = $1 AND idempotency_token = $2)")
+        .bind(principal)
+        .bind(token)
+        .fetch_one(store.pool())
+        .await?)
+}
+
 pub async fn get(store: &Store, id: CopyId) -> Result<Option<CopyJob>, StoreError> {
     let row: Option<JobRow> =
         sqlx::query_as("SELECT * FROM copy_jobs WHERE id = $1").bind(id.as_uuid()).fetch_optional(store.pool()).await?;

@@ -34,7 +34,7 @@ use crate::telemetry::TraceParent;
 pub use expiry::{due_to_expire, record_with_audit};
 pub use figures::{account_figures, AccountFigures};
 pub use lifecycle::{
-    cancel_with_audit, create_with_audit, get, get_many, list, transition, CancelOutcome, CreateOutcome,
+    cancel_with_audit, create_with_audit, get, get_many, list, token_used, transition, CancelOutcome, CreateOutcome,
 };
 pub use queue::{claim, count_in_progress, due_in_state, queued_heads, record_attempt, release};
 pub use queue::{running_not_due, Claimed, Lease, LeaseToken};

@@ -21,7 +21,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file modelcopy/v1/modelcopy.proto.
  */
 export const file_modelcopy_v1_modelcopy: GenFile = /*@__PURE__*/
-  fileDesc("Chxtb2RlbGNvcHkvdjEvbW9kZWxjb3B5LnByb3RvEgxtb2RlbGNvcHkudjEiOAoMT3V0cHV0Q29uZmlnEhEKCXMzX2J1Y2tldBgBIAEoCRIVCg1zM19rZXlfcHJlZml4GAIgASgJIqMDChdDb3B5TW9kZWxWZXJzaW9uUmVxdWVzdBIaChJzb3VyY2VfcHJvamVjdF9hcm4YASABKAkSIgoac291cmNlX3Byb2plY3RfdmVyc2lvbl9hcm4YAiABKAkSHwoXZGVzdGluYXRpb25fcHJvamVjdF9hcm4YAyABKAkSFAoMdmVyc2lvbl9uYW1lGAQgASgJEjEKDW91dHB1dF9jb25maWcYBSABKAsyGi5tb2RlbGNvcHkudjEuT3V0cHV0Q29uZmlnEj0KBHRhZ3MYBiADKAsyLy5tb2RlbGNvcHkudjEuQ29weU1vZGVsVmVyc2lvblJlcXVlc3QuVGFnc0VudHJ5EhcKCmttc19rZXlfaWQYByABKAlIAIgBARIZChFpZGVtcG90ZW5jeV90b2tlbhgIIAEoCRIvCgxkZWxldGVfYWZ0ZXIYCSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24aKwoJVGFnc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDQoLX2ttc19rZXlfaWQiTgoYQ29weU1vZGVsVmVyc2lvblJlc3BvbnNlEiAKBGNvcHkYASABKAsyEi5tb2RlbGNvcHkudjEuQ29weRIQCghyZXBsYXllZBgCIAEoCCIpCghBd3NFcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkiuQcKBENvcHkSDwoHY29weV9pZBgBIAEoCRImCgVzdGF0ZRgCIAEoDjIXLm1vZGVsY29weS52MS5Db3B5U3RhdGUSEQoJcHJpbmNpcGFsGAMgASgJEhkKEWlkZW1wb3RlbmN5X3Rva2VuGAQgASgJEhoKEnNvdXJjZV9wcm9qZWN0X2FybhgFIAEoCRIiChpzb3VyY2VfcHJvamVjdF92ZXJzaW9uX2FybhgGIAEoCRIfChdkZXN0aW5hdGlvbl9wcm9qZWN0X2FybhgHIAEoCRIUCgx2ZXJzaW9uX25hbWUYCCABKAkSMQoNb3V0cHV0X2NvbmZpZxgJIAEoCzIaLm1vZGVsY29weS52MS5PdXRwdXRDb25maWcSKgoEdGFncxgKIAMoCzIcLm1vZGVsY29weS52MS5Db3B5LlRhZ3NFbnRyeRIXCgprbXNfa2V5X2lkGAsgASgJSACIAQESGgoScmVrb2duaXRpb25fc3RhdHVzGAwgASgJEiIKGnJla29nbml0aW9uX3N0YXR1c19tZXNzYWdlGA0gASgJEicKH2Rlc3RpbmF0aW9uX3Byb2plY3RfdmVyc2lvbl9hcm4YDiABKAkSJQoFZXJyb3IYDyABKAsyFi5tb2RlbGNvcHkudjEuQXdzRXJyb3ISLgoKY3JlYXRlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMc3VibWl0dGVkX2F0GBIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb21wbGV0ZWRfYXQYEyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGF0dGVtcHRzGBQgASgNEhYKDmF1ZGl0X2V2ZW50X2lkGBUgASgEEi8KDGRlbGV0ZV9hZnRlchgWIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIuCgpleHBpcmVzX2F0GBcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCgxleHBpcnlfZXJyb3IYGCABKAsyFi5tb2RlbGNvcHkudjEuQXdzRXJyb3ISEgoKcm9sbG91dF9pZBgZIAEoCRorCglUYWdzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUINCgtfa21zX2tleV9pZCIhCg5HZXRDb3B5UmVxdWVzdBIPCgdjb3B5X2lkGAEgASgJIusBCgpDb3B5RmlsdGVyEicKBnN0YXRlcxgBIAMoDjIXLm1vZGVsY29weS52MS5Db3B5U3RhdGUSGQoRc291cmNlX2FjY291bnRfaWQYAiABKAkSHgoWZGVzdGluYXRpb25fYWNjb3VudF9pZBgDIAEoCRIxCg1jcmVhdGVkX2FmdGVyGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5jcmVhdGVkX2JlZm9yZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcm9sbG91dF9pZBgGIAEoCSJkChFMaXN0Q29waWVzUmVxdWVzdBIoCgZmaWx0ZXIYASABKAsyGC5tb2RlbGNvcHkudjEuQ29weUZpbHRlchIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJRChJMaXN0Q29waWVzUmVzcG9uc2USIgoGY29waWVzGAEgAygLMhIubW9kZWxjb3B5LnYxLkNvcHkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjQKEUNhbmNlbENvcHlSZXF1ZXN0Eg8KB2NvcHlfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIosBChBXYXRjaENvcHlSZXF1ZXN0EhEKB2NvcHlfaWQYASABKAlIABIqCgZmaWx0ZXIYAiABKAsyGC5tb2RlbGNvcHkudjEuQ29weUZpbHRlckgAEhsKDmFmdGVyX3NlcXVlbmNlGAMgASgESAGIAQFCCAoGdGFyZ2V0QhEKD19hZnRlcl9zZXF1ZW5jZSKzAQoJQ29weUV2ZW50EhAKCHNlcXVlbmNlGAEgASgEEiAKBGNvcHkYAiABKAsyEi5tb2RlbGNvcHkudjEuQ29weRIvCg5wcmV2aW91c19zdGF0ZRgDIAEoDjIXLm1vZGVsY29weS52MS5Db3B5U3RhdGUSLwoLb2NjdXJyZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHNuYXBzaG90GAUgASgIIuIBChBBdWRpdEV2ZW50RmlsdGVyEjIKDm9jY3VycmVkX2FmdGVyGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9vY2N1cnJlZF9iZWZvcmUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXByaW5jaXBhbBgDIAEoCRIOCgZhY3Rpb24YBCABKAkSLgoJZGVjaXNpb25zGAUgAygOMhsubW9kZWxjb3B5LnYxLkF1ZGl0RGVjaXNpb24SEgoKYWNjb3VudF9pZBgGIAEoCSJvChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0Ei4KBmZpbHRlchgBIAEoCzIeLm1vZGVsY29weS52MS5BdWRpdEV2ZW50RmlsdGVyEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJItIDCgpBdWRpdEV2ZW50EgoKAmlkGAEgASgEEi8KC29jY3VycmVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCglwcmluY2lwYWwYAyABKAlIAIgBARINCgVhdXRobhgEIAEoCRIRCgRwZWVyGAUgASgJSAGIAQESDgoGYWN0aW9uGAYgASgJEi0KCGRlY2lzaW9uGAcgASgOMhsubW9kZWxjb3B5LnYxLkF1ZGl0RGVjaXNpb24SEwoGcmVhc29uGAggASgJSAKIAQESEQoJZ3JwY19jb2RlGAkgASgJEhkKDHJlcXVlc3RfanNvbhgKIAEoCUgDiAEBEhsKDnJlcXVlc3RfZGlnZXN0GAsgASgMSASIAQESFAoHY29weV9pZBgMIAEoCUgFiAEBEhIKCnBvbGljeV9pZHMYDSADKAkSFgoJcHJldl9oYXNoGA4gASgMSAaIAQESDAoEaGFzaBgPIAEoDEIMCgpfcHJpbmNpcGFsQgcKBV9wZWVyQgkKB19yZWFzb25CDwoNX3JlcXVlc3RfanNvbkIRCg9fcmVxdWVzdF9kaWdlc3RCCgoIX2NvcHlfaWRCDAoKX3ByZXZfaGFzaCJcChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRIoCgZldmVudHMYASADKAsyGC5tb2RlbGNvcHkudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiqwEKFVN1bW1hcml6ZUF1ZGl0UmVxdWVzdBIpCgZwZXJpb2QYASABKA4yGS5tb2RlbGNvcHkudjEuQXVkaXRQZXJpb2QSMgoOb2NjdXJyZWRfYWZ0ZXIYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD29jY3VycmVkX2JlZm9yZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAirQIKD0F1ZGl0U3VtbWFyeVJvdxIwCgxwZXJpb2Rfc3RhcnQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXByaW5jaXBhbBgCIAEoCRIZChFzb3VyY2VfYWNjb3VudF9pZBgDIAEoCRIeChZkZXN0aW5hdGlvbl9hY2NvdW50X2lkGAQgASgJEg8KB2FsbG93ZWQYBSABKAQSEAoIcmVwbGF5ZWQYBiABKAQSDgoGZGVuaWVkGAcgASgEEg8KB2ludmFsaWQYCCABKAQSDwoHZXJyb3JlZBgJIAEoBBIRCglzdWNjZWVkZWQYCiABKAQSDgoGZmFpbGVkGAsgASgEEhEKCWNhbmNlbGxlZBgMIAEoBBIPCgdleHBpcmVkGA0gASgEIlgKFlN1bW1hcml6ZUF1ZGl0UmVzcG9uc2USKwoEcm93cxgBIAMoCzIdLm1vZGVsY29weS52MS5BdWRpdFN1bW1hcnlSb3cSEQoJdHJ1bmNhdGVkGAIgASgIIo0CChJSb2xsb3V0RGVzdGluYXRpb24SHwoXZGVzdGluYXRpb25fcHJvamVjdF9hcm4YASABKAkSFAoMdmVyc2lvbl9uYW1lGAIgASgJEjEKDW91dHB1dF9jb25maWcYAyABKAsyGi5tb2RlbGNvcHkudjEuT3V0cHV0Q29uZmlnEjgKBHRhZ3MYBCADKAsyKi5tb2RlbGNvcHkudjEuUm9sbG91dERlc3RpbmF0aW9uLlRhZ3NFbnRyeRIXCgprbXNfa2V5X2lkGAUgASgJSACIAQEaKwoJVGFnc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDQoLX2ttc19rZXlfaWQi5gEKD1JvbGxvdXREZWZhdWx0cxIUCgx2ZXJzaW9uX25hbWUYASABKAkSMQoNb3V0cHV0X2NvbmZpZxgCIAEoCzIaLm1vZGVsY29weS52MS5PdXRwdXRDb25maWcSNQoEdGFncxgDIAMoCzInLm1vZGVsY29weS52MS5Sb2xsb3V0RGVmYXVsdHMuVGFnc0VudHJ5EhcKCmttc19rZXlfaWQYBCABKAlIAIgBARorCglUYWdzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUINCgtfa21zX2tleV9pZCKLAgoUQ3JlYXRlUm9sbG91dFJlcXVlc3QSGgoSc291cmNlX3Byb2plY3RfYXJuGAEgASgJEiIKGnNvdXJjZV9wcm9qZWN0X3ZlcnNpb25fYXJuGAIgASgJEi8KCGRlZmF1bHRzGAMgASgLMh0ubW9kZWxjb3B5LnYxLlJvbGxvdXREZWZhdWx0cxI2CgxkZXN0aW5hdGlvbnMYBCADKAsyIC5tb2RlbGNvcHkudjEuUm9sbG91dERlc3RpbmF0aW9uEhkKEWlkZW1wb3RlbmN5X3Rva2VuGAUgASgJEi8KDGRlbGV0ZV9hZnRlchgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJRChVDcmVhdGVSb2xsb3V0UmVzcG9uc2USJgoHcm9sbG91dBgBIAEoCzIVLm1vZGVsY29weS52MS5Sb2xsb3V0EhAKCHJlcGxheWVkGAIgASgIIoYBCg1Sb2xsb3V0Q291bnRzEg0KBXRvdGFsGAEgASgNEg4KBnF1ZXVlZBgCIAEoDRIPCgdydW5uaW5nGAMgASgNEhEKCXN1Y2NlZWRlZBgEIAEoDRIOCgZmYWlsZWQYBSABKA0SEQoJY2FuY2VsbGVkGAYgASgNEg8KB2V4cGlyZWQYByABKA0isgMKB1JvbGxvdXQSEgoKcm9sbG91dF9pZBgBIAEoCRIpCgVzdGF0ZRgCIAEoDjIaLm1vZGVsY29weS52MS5Sb2xsb3V0U3RhdGUSEQoJcHJpbmNpcGFsGAMgASgJEhkKEWlkZW1wb3RlbmN5X3Rva2VuGAQgASgJEhoKEnNvdXJjZV9wcm9qZWN0X2FybhgFIAEoCRIiChpzb3VyY2VfcHJvamVjdF92ZXJzaW9uX2FybhgGIAEoCRIrCgZjb3VudHMYByABKAsyGy5tb2RlbGNvcHkudjEuUm9sbG91dENvdW50cxIiCgZjb3BpZXMYCCADKAsyEi5tb2RlbGNvcHkudjEuQ29weRIuCgpjcmVhdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjYW5jZWxsZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmF1ZGl0X2V2ZW50X2lkGAsgASgEEi8KDGRlbGV0ZV9hZnRlchgMIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiInChFHZXRSb2xsb3V0UmVxdWVzdBISCgpyb2xsb3V0X2lkGAEgASgJIjwKE0xpc3RSb2xsb3V0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiWAoUTGlzdFJvbGxvdXRzUmVzcG9uc2USJwoIcm9sbG91dHMYASADKAsyFS5tb2RlbGNvcHkudjEuUm9sbG91dBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiOgoUQ2FuY2VsUm9sbG91dFJlcXVlc3QSEgoKcm9sbG91dF9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkq1AEKCUNvcHlTdGF0ZRIaChZDT1BZX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRQ09QWV9TVEFURV9RVUVVRUQQARIZChVDT1BZX1NUQVRFX1NVQk1JVFRJTkcQAhIWChJDT1BZX1NUQVRFX0NPUFlJTkcQAxIYChRDT1BZX1NUQVRFX1NVQ0NFRURFRBAEEhUKEUNPUFlfU1RBVEVfRkFJTEVEEAUSGAoUQ09QWV9TVEFURV9DQU5DRUxMRUQQBhIWChJDT1BZX1NUQVRFX0VYUElSRUQQByqdAQoNQXVkaXREZWNpc2lvbhIeChpBVURJVF9ERUNJU0lPTl9VTlNQRUNJRklFRBAAEhoKFkFVRElUX0RFQ0lTSU9OX0FMTE9XRUQQARIZChVBVURJVF9ERUNJU0lPTl9ERU5JRUQQAhIaChZBVURJVF9ERUNJU0lPTl9JTlZBTElEEAMSGQoVQVVESVRfREVDSVNJT05fRkFJTEVEEAQqcAoLQXVkaXRQZXJpb2QSHAoYQVVESVRfUEVSSU9EX1VOU1BFQ0lGSUVEEAASFAoQQVVESVRfUEVSSU9EX0RBWRABEhUKEUFVRElUX1BFUklPRF9XRUVLEAISFgoSQVVESVRfUEVSSU9EX01PTlRIEAMqwAEKDFJvbGxvdXRTdGF0ZRIdChlST0xMT1VUX1NUQVRFX1VOU1BFQ0lGSUVEEAASGQoVUk9MTE9VVF9TVEFURV9SVU5OSU5HEAESGwoXUk9MTE9VVF9TVEFURV9TVUNDRUVERUQQAhIiCh5ST0xMT1VUX1NUQVRFX1BBUlRJQUxMWV9GQUlMRUQQAxIYChRST0xMT1VUX1NUQVRFX0ZBSUxFRBAEEhsKF1JPTExPVVRfU1RBVEVfQ0FOQ0VMTEVEEAUyhwcKCU1vZGVsQ29weRJhChBDb3B5TW9kZWxWZXJzaW9uEiUubW9kZWxjb3B5LnYxLkNvcHlNb2RlbFZlcnNpb25SZXF1ZXN0GiYubW9kZWxjb3B5LnYxLkNvcHlNb2RlbFZlcnNpb25SZXNwb25zZRI7CgdHZXRDb3B5EhwubW9kZWxjb3B5LnYxLkdldENvcHlSZXF1ZXN0GhIubW9kZWxjb3B5LnYxLkNvcHkSTwoKTGlzdENvcGllcxIfLm1vZGVsY29weS52MS5MaXN0Q29waWVzUmVxdWVzdBogLm1vZGVsY29weS52MS5MaXN0Q29waWVzUmVzcG9uc2USQQoKQ2FuY2VsQ29weRIfLm1vZGVsY29weS52MS5DYW5jZWxDb3B5UmVxdWVzdBoSLm1vZGVsY29weS52MS5Db3B5EkYKCVdhdGNoQ29weRIeLm1vZGVsY29weS52MS5XYXRjaENvcHlSZXF1ZXN0GhcubW9kZWxjb3B5LnYxLkNvcHlFdmVudDABEl4KD0xpc3RBdWRpdEV2ZW50cxIkLm1vZGVsY29weS52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiUubW9kZWxjb3B5LnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlElsKDlN1bW1hcml6ZUF1ZGl0EiMubW9kZWxjb3B5LnYxLlN1bW1hcml6ZUF1ZGl0UmVxdWVzdBokLm1vZGVsY29weS52MS5TdW1tYXJpemVBdWRpdFJlc3BvbnNlElgKDUNyZWF0ZVJvbGxvdXQSIi5tb2RlbGNvcHkudjEuQ3JlYXRlUm9sbG91dFJlcXVlc3QaIy5tb2RlbGNvcHkudjEuQ3JlYXRlUm9sbG91dFJlc3BvbnNlEkQKCkdldFJvbGxvdXQSHy5tb2RlbGNvcHkudjEuR2V0Um9sbG91dFJlcXVlc3QaFS5tb2RlbGNvcHkudjEuUm9sbG91dBJVCgxMaXN0Um9sbG91dHMSIS5tb2RlbGNvcHkudjEuTGlzdFJvbGxvdXRzUmVxdWVzdBoiLm1vZGVsY29weS52MS5MaXN0Um9sbG91dHNSZXNwb25zZRJKCg1DYW5jZWxSb2xsb3V0EiIubW9kZWxjb3B5LnYxLkNhbmNlbFJvbGxvdXRSZXF1ZXN0GhUubW9kZWxjb3B5LnYxLlJvbGxvdXRiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Chxtb2RlbGNvcHkvdjEvbW9kZWxjb3B5LnByb3RvEgxtb2RlbGNvcHkudjEiOAoMT3V0cHV0Q29uZmlnEhEKCXMzX2J1Y2tldBgBIAEoCRIVCg1zM19rZXlfcHJlZml4GAIgASgJIqMDChdDb3B5TW9kZWxWZXJzaW9uUmVxdWVzdBIaChJzb3VyY2VfcHJvamVjdF9hcm4YASABKAkSIgoac291cmNlX3Byb2plY3RfdmVyc2lvbl9hcm4YAiABKAkSHwoXZGVzdGluYXRpb25fcHJvamVjdF9hcm4YAyABKAkSFAoMdmVyc2lvbl9uYW1lGAQgASgJEjEKDW91dHB1dF9jb25maWcYBSABKAsyGi5tb2RlbGNvcHkudjEuT3V0cHV0Q29uZmlnEj0KBHRhZ3MYBiADKAsyLy5tb2RlbGNvcHkudjEuQ29weU1vZGVsVmVyc2lvblJlcXVlc3QuVGFnc0VudHJ5EhcKCmttc19rZXlfaWQYByABKAlIAIgBARIZChFpZGVtcG90ZW5jeV90b2tlbhgIIAEoCRIvCgxkZWxldGVfYWZ0ZXIYCSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24aKwoJVGFnc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDQoLX2ttc19rZXlfaWQiegoYQ29weU1vZGVsVmVyc2lvblJlc3BvbnNlEiAKBGNvcHkYASABKAsyEi5tb2RlbGNvcHkudjEuQ29weRIQCghyZXBsYXllZBgCIAEoCBIqCglwcmVmbGlnaHQYAyABKAsyFy5tb2RlbGNvcHkudjEuUHJlZmxpZ2h0IpgBCglQcmVmbGlnaHQSMAoHb3V0Y29tZRgBIAEoDjIfLm1vZGVsY29weS52MS5QcmVmbGlnaHQuT3V0Y29tZRIMCgRub3RlGAIgASgJIksKB091dGNvbWUSFwoTT1VUQ09NRV9VTlNQRUNJRklFRBAAEhIKDk9VVENPTUVfUEFTU0VEEAESEwoPT1VUQ09NRV9TS0lQUEVEEAIiKQoIQXdzRXJyb3ISDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJIrkHCgRDb3B5Eg8KB2NvcHlfaWQYASABKAkSJgoFc3RhdGUYAiABKA4yFy5tb2RlbGNvcHkudjEuQ29weVN0YXRlEhEKCXByaW5jaXBhbBgDIAEoCRIZChFpZGVtcG90ZW5jeV90b2tlbhgEIAEoCRIaChJzb3VyY2VfcHJvamVjdF9hcm4YBSABKAkSIgoac291cmNlX3Byb2plY3RfdmVyc2lvbl9hcm4YBiABKAkSHwoXZGVzdGluYXRpb25fcHJvamVjdF9hcm4YByABKAkSFAoMdmVyc2lvbl9uYW1lGAggASgJEjEKDW91dHB1dF9jb25maWcYCSABKAsyGi5tb2RlbGNvcHkudjEuT3V0cHV0Q29uZmlnEioKBHRhZ3MYCiADKAsyHC5tb2RlbGNvcHkudjEuQ29weS5UYWdzRW50cnkSFwoKa21zX2tleV9pZBgLIAEoCUgAiAEBEhoKEnJla29nbml0aW9uX3N0YXR1cxgMIAEoCRIiChpyZWtvZ25pdGlvbl9zdGF0dXNfbWVzc2FnZRgNIAEoCRInCh9kZXN0aW5hdGlvbl9wcm9qZWN0X3ZlcnNpb25fYXJuGA4gASgJEiUKBWVycm9yGA8gASgLMhYubW9kZWxjb3B5LnYxLkF3c0Vycm9yEi4KCmNyZWF0ZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHN1Ym1pdHRlZF9hdBgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY29tcGxldGVkX2F0GBMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghhdHRlbXB0cxgUIAEoDRIWCg5hdWRpdF9ldmVudF9pZBgVIAEoBBIvCgxkZWxldGVfYWZ0ZXIYFiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoKZXhwaXJlc19hdBgXIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoMZXhwaXJ5X2Vycm9yGBggASgLMhYubW9kZWxjb3B5LnYxLkF3c0Vycm9yEhIKCnJvbGxvdXRfaWQYGSABKAkaKwoJVGFnc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDQoLX2ttc19rZXlfaWQiIQoOR2V0Q29weVJlcXVlc3QSDwoHY29weV9pZBgBIAEoCSLrAQoKQ29weUZpbHRlchInCgZzdGF0ZXMYASADKA4yFy5tb2RlbGNvcHkudjEuQ29weVN0YXRlEhkKEXNvdXJjZV9hY2NvdW50X2lkGAIgASgJEh4KFmRlc3RpbmF0aW9uX2FjY291bnRfaWQYAyABKAkSMQoNY3JlYXRlZF9hZnRlchgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOY3JlYXRlZF9iZWZvcmUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnJvbGxvdXRfaWQYBiABKAkiZAoRTGlzdENvcGllc1JlcXVlc3QSKAoGZmlsdGVyGAEgASgLMhgubW9kZWxjb3B5LnYxLkNvcHlGaWx0ZXISEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiUQoSTGlzdENvcGllc1Jlc3BvbnNlEiIKBmNvcGllcxgBIAMoCzISLm1vZGVsY29weS52MS5Db3B5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI0ChFDYW5jZWxDb3B5UmVxdWVzdBIPCgdjb3B5X2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSKLAQoQV2F0Y2hDb3B5UmVxdWVzdBIRCgdjb3B5X2lkGAEgASgJSAASKgoGZmlsdGVyGAIgASgLMhgubW9kZWxjb3B5LnYxLkNvcHlGaWx0ZXJIABIbCg5hZnRlcl9zZXF1ZW5jZRgDIAEoBEgBiAEBQggKBnRhcmdldEIRCg9fYWZ0ZXJfc2VxdWVuY2UiswEKCUNvcHlFdmVudBIQCghzZXF1ZW5jZRgBIAEoBBIgCgRjb3B5GAIgASgLMhIubW9kZWxjb3B5LnYxLkNvcHkSLwoOcHJldmlvdXNfc3RhdGUYAyABKA4yFy5tb2RlbGNvcHkudjEuQ29weVN0YXRlEi8KC29jY3VycmVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghzbmFwc2hvdBgFIAEoCCLiAQoQQXVkaXRFdmVudEZpbHRlchIyCg5vY2N1cnJlZF9hZnRlchgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPb2NjdXJyZWRfYmVmb3JlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwcmluY2lwYWwYAyABKAkSDgoGYWN0aW9uGAQgASgJEi4KCWRlY2lzaW9ucxgFIAMoDjIbLm1vZGVsY29weS52MS5BdWRpdERlY2lzaW9uEhIKCmFjY291bnRfaWQYBiABKAkibwoWTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBIuCgZmaWx0ZXIYASABKAsyHi5tb2RlbGNvcHkudjEuQXVkaXRFdmVudEZpbHRlchIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSLSAwoKQXVkaXRFdmVudBIKCgJpZBgBIAEoBBIvCgtvY2N1cnJlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoJcHJpbmNpcGFsGAMgASgJSACIAQESDQoFYXV0aG4YBCABKAkSEQoEcGVlchgFIAEoCUgBiAEBEg4KBmFjdGlvbhgGIAEoCRItCghkZWNpc2lvbhgHIAEoDjIbLm1vZGVsY29weS52MS5BdWRpdERlY2lzaW9uEhMKBnJlYXNvbhgIIAEoCUgCiAEBEhEKCWdycGNfY29kZRgJIAEoCRIZCgxyZXF1ZXN0X2pzb24YCiABKAlIA4gBARIbCg5yZXF1ZXN0X2RpZ2VzdBgLIAEoDEgEiAEBEhQKB2NvcHlfaWQYDCABKAlIBYgBARISCgpwb2xpY3lfaWRzGA0gAygJEhYKCXByZXZfaGFzaBgOIAEoDEgGiAEBEgwKBGhhc2gYDyABKAxCDAoKX3ByaW5jaXBhbEIHCgVfcGVlckIJCgdfcmVhc29uQg8KDV9yZXF1ZXN0X2pzb25CEQoPX3JlcXVlc3RfZGlnZXN0QgoKCF9jb3B5X2lkQgwKCl9wcmV2X2hhc2giXAoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USKAoGZXZlbnRzGAEgAygLMhgubW9kZWxjb3B5LnYxLkF1ZGl0RXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIqsBChVTdW1tYXJpemVBdWRpdFJlcXVlc3QSKQoGcGVyaW9kGAEgASgOMhkubW9kZWxjb3B5LnYxLkF1ZGl0UGVyaW9kEjIKDm9jY3VycmVkX2FmdGVyGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9vY2N1cnJlZF9iZWZvcmUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIq0CCg9BdWRpdFN1bW1hcnlSb3cSMAoMcGVyaW9kX3N0YXJ0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwcmluY2lwYWwYAiABKAkSGQoRc291cmNlX2FjY291bnRfaWQYAyABKAkSHgoWZGVzdGluYXRpb25fYWNjb3VudF9pZBgEIAEoCRIPCgdhbGxvd2VkGAUgASgEEhAKCHJlcGxheWVkGAYgASgEEg4KBmRlbmllZBgHIAEoBBIPCgdpbnZhbGlkGAggASgEEg8KB2Vycm9yZWQYCSABKAQSEQoJc3VjY2VlZGVkGAogASgEEg4KBmZhaWxlZBgLIAEoBBIRCgljYW5jZWxsZWQYDCABKAQSDwoHZXhwaXJlZBgNIAEoBCJYChZTdW1tYXJpemVBdWRpdFJlc3BvbnNlEisKBHJvd3MYASADKAsyHS5tb2RlbGNvcHkudjEuQXVkaXRTdW1tYXJ5Um93EhEKCXRydW5jYXRlZBgCIAEoCCKNAgoSUm9sbG91dERlc3RpbmF0aW9uEh8KF2Rlc3RpbmF0aW9uX3Byb2plY3RfYXJuGAEgASgJEhQKDHZlcnNpb25fbmFtZRgCIAEoCRIxCg1vdXRwdXRfY29uZmlnGAMgASgLMhoubW9kZWxjb3B5LnYxLk91dHB1dENvbmZpZxI4CgR0YWdzGAQgAygLMioubW9kZWxjb3B5LnYxLlJvbGxvdXREZXN0aW5hdGlvbi5UYWdzRW50cnkSFwoKa21zX2tleV9pZBgFIAEoCUgAiAEBGisKCVRhZ3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg0KC19rbXNfa2V5X2lkIuYBCg9Sb2xsb3V0RGVmYXVsdHMSFAoMdmVyc2lvbl9uYW1lGAEgASgJEjEKDW91dHB1dF9jb25maWcYAiABKAsyGi5tb2RlbGNvcHkudjEuT3V0cHV0Q29uZmlnEjUKBHRhZ3MYAyADKAsyJy5tb2RlbGNvcHkudjEuUm9sbG91dERlZmF1bHRzLlRhZ3NFbnRyeRIXCgprbXNfa2V5X2lkGAQgASgJSACIAQEaKwoJVGFnc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDQoLX2ttc19rZXlfaWQiiwIKFENyZWF0ZVJvbGxvdXRSZXF1ZXN0EhoKEnNvdXJjZV9wcm9qZWN0X2FybhgBIAEoCRIiChpzb3VyY2VfcHJvamVjdF92ZXJzaW9uX2FybhgCIAEoCRIvCghkZWZhdWx0cxgDIAEoCzIdLm1vZGVsY29weS52MS5Sb2xsb3V0RGVmYXVsdHMSNgoMZGVzdGluYXRpb25zGAQgAygLMiAubW9kZWxjb3B5LnYxLlJvbGxvdXREZXN0aW5hdGlvbhIZChFpZGVtcG90ZW5jeV90b2tlbhgFIAEoCRIvCgxkZWxldGVfYWZ0ZXIYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ifQoVQ3JlYXRlUm9sbG91dFJlc3BvbnNlEiYKB3JvbGxvdXQYASABKAsyFS5tb2RlbGNvcHkudjEuUm9sbG91dBIQCghyZXBsYXllZBgCIAEoCBIqCglwcmVmbGlnaHQYAyABKAsyFy5tb2RlbGNvcHkudjEuUHJlZmxpZ2h0IoYBCg1Sb2xsb3V0Q291bnRzEg0KBXRvdGFsGAEgASgNEg4KBnF1ZXVlZBgCIAEoDRIPCgdydW5uaW5nGAMgASgNEhEKCXN1Y2NlZWRlZBgEIAEoDRIOCgZmYWlsZWQYBSABKA0SEQoJY2FuY2VsbGVkGAYgASgNEg8KB2V4cGlyZWQYByABKA0isgMKB1JvbGxvdXQSEgoKcm9sbG91dF9pZBgBIAEoCRIpCgVzdGF0ZRgCIAEoDjIaLm1vZGVsY29weS52MS5Sb2xsb3V0U3RhdGUSEQoJcHJpbmNpcGFsGAMgASgJEhkKEWlkZW1wb3RlbmN5X3Rva2VuGAQgASgJEhoKEnNvdXJjZV9wcm9qZWN0X2FybhgFIAEoCRIiChpzb3VyY2VfcHJvamVjdF92ZXJzaW9uX2FybhgGIAEoCRIrCgZjb3VudHMYByABKAsyGy5tb2RlbGNvcHkudjEuUm9sbG91dENvdW50cxIiCgZjb3BpZXMYCCADKAsyEi5tb2RlbGNvcHkudjEuQ29weRIuCgpjcmVhdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjYW5jZWxsZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmF1ZGl0X2V2ZW50X2lkGAsgASgEEi8KDGRlbGV0ZV9hZnRlchgMIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiInChFHZXRSb2xsb3V0UmVxdWVzdBISCgpyb2xsb3V0X2lkGAEgASgJIjwKE0xpc3RSb2xsb3V0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiWAoUTGlzdFJvbGxvdXRzUmVzcG9uc2USJwoIcm9sbG91dHMYASADKAsyFS5tb2RlbGNvcHkudjEuUm9sbG91dBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiOgoUQ2FuY2VsUm9sbG91dFJlcXVlc3QSEgoKcm9sbG91dF9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkq1AEKCUNvcHlTdGF0ZRIaChZDT1BZX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRQ09QWV9TVEFURV9RVUVVRUQQARIZChVDT1BZX1NUQVRFX1NVQk1JVFRJTkcQAhIWChJDT1BZX1NUQVRFX0NPUFlJTkcQAxIYChRDT1BZX1NUQVRFX1NVQ0NFRURFRBAEEhUKEUNPUFlfU1RBVEVfRkFJTEVEEAUSGAoUQ09QWV9TVEFURV9DQU5DRUxMRUQQBhIWChJDT1BZX1NUQVRFX0VYUElSRUQQByqdAQoNQXVkaXREZWNpc2lvbhIeChpBVURJVF9ERUNJU0lPTl9VTlNQRUNJRklFRBAAEhoKFkFVRElUX0RFQ0lTSU9OX0FMTE9XRUQQARIZChVBVURJVF9ERUNJU0lPTl9ERU5JRUQQAhIaChZBVURJVF9ERUNJU0lPTl9JTlZBTElEEAMSGQoVQVVESVRfREVDSVNJT05fRkFJTEVEEAQqcAoLQXVkaXRQZXJpb2QSHAoYQVVESVRfUEVSSU9EX1VOU1BFQ0lGSUVEEAASFAoQQVVESVRfUEVSSU9EX0RBWRABEhUKEUFVRElUX1BFUklPRF9XRUVLEAISFgoSQVVESVRfUEVSSU9EX01PTlRIEAMqwAEKDFJvbGxvdXRTdGF0ZRIdChlST0xMT1VUX1NUQVRFX1VOU1BFQ0lGSUVEEAASGQoVUk9MTE9VVF9TVEFURV9SVU5OSU5HEAESGwoXUk9MTE9VVF9TVEFURV9TVUNDRUVERUQQAhIiCh5ST0xMT1VUX1NUQVRFX1BBUlRJQUxMWV9GQUlMRUQQAxIYChRST0xMT1VUX1NUQVRFX0ZBSUxFRBAEEhsKF1JPTExPVVRfU1RBVEVfQ0FOQ0VMTEVEEAUyhwcKCU1vZGVsQ29weRJhChBDb3B5TW9kZWxWZXJzaW9uEiUubW9kZWxjb3B5LnYxLkNvcHlNb2RlbFZlcnNpb25SZXF1ZXN0GiYubW9kZWxjb3B5LnYxLkNvcHlNb2RlbFZlcnNpb25SZXNwb25zZRI7CgdHZXRDb3B5EhwubW9kZWxjb3B5LnYxLkdldENvcHlSZXF1ZXN0GhIubW9kZWxjb3B5LnYxLkNvcHkSTwoKTGlzdENvcGllcxIfLm1vZGVsY29weS52MS5MaXN0Q29waWVzUmVxdWVzdBogLm1vZGVsY29weS52MS5MaXN0Q29waWVzUmVzcG9uc2USQQoKQ2FuY2VsQ29weRIfLm1vZGVsY29weS52MS5DYW5jZWxDb3B5UmVxdWVzdBoSLm1vZGVsY29weS52MS5Db3B5EkYKCVdhdGNoQ29weRIeLm1vZGVsY29weS52MS5XYXRjaENvcHlSZXF1ZXN0GhcubW9kZWxjb3B5LnYxLkNvcHlFdmVudDABEl4KD0xpc3RBdWRpdEV2ZW50cxIkLm1vZGVsY29weS52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiUubW9kZWxjb3B5LnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlElsKDlN1bW1hcml6ZUF1ZGl0EiMubW9kZWxjb3B5LnYxLlN1bW1hcml6ZUF1ZGl0UmVxdWVzdBokLm1vZGVsY29weS52MS5TdW1tYXJpemVBdWRpdFJlc3BvbnNlElgKDUNyZWF0ZVJvbGxvdXQSIi5tb2RlbGNvcHkudjEuQ3JlYXRlUm9sbG91dFJlcXVlc3QaIy5tb2RlbGNvcHkudjEuQ3JlYXRlUm9sbG91dFJlc3BvbnNlEkQKCkdldFJvbGxvdXQSHy5tb2RlbGNvcHkudjEuR2V0Um9sbG91dFJlcXVlc3QaFS5tb2RlbGNvcHkudjEuUm9sbG91dBJVCgxMaXN0Um9sbG91dHMSIS5tb2RlbGNvcHkudjEuTGlzdFJvbGxvdXRzUmVxdWVzdBoiLm1vZGVsY29weS52MS5MaXN0Um9sbG91dHNSZXNwb25zZRJKCg1DYW5jZWxSb2xsb3V0EiIubW9kZWxjb3B5LnYxLkNhbmNlbFJvbGxvdXRSZXF1ZXN0GhUubW9kZWxjb3B5LnYxLlJvbGxvdXRiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Where Rekognition writes the copied model's training and evaluation results (OutputConfig).
@@ -147,6 +147,13 @@ export type CopyModelVersionResponse = Message<"modelcopy.v1.CopyModelVersionRes
    * @generated from field: bool replayed = 2;
    */
   replayed: boolean;
+
+  /**
+   * What was checked with Rekognition before the copy was queued.
+   *
+   * @generated from field: modelcopy.v1.Preflight preflight = 3;
+   */
+  preflight?: Preflight | undefined;
 };
 
 /**
@@ -155,6 +162,67 @@ export type CopyModelVersionResponse = Message<"modelcopy.v1.CopyModelVersionRes
  */
 export const CopyModelVersionResponseSchema: GenMessage<CopyModelVersionResponse> = /*@__PURE__*/
   messageDesc(file_modelcopy_v1_modelcopy, 2);
+
+/**
+ * The checks made before a copy (or a rollout) is queued, with the service's credentials for the source account:
+ * the source project and version exist and hold a trained model, each destination project exists, and for a copy
+ * into another account the source project's policies let that account copy (ListProjectPolicies, read as
+ * Rekognition reads them). A check that fails refuses the request with FAILED_PRECONDITION and a
+ * google.rpc.PreconditionFailure naming what is missing (for a policy, the statement to add); nothing is queued.
+ *
+ * @generated from message modelcopy.v1.Preflight
+ */
+export type Preflight = Message<"modelcopy.v1.Preflight"> & {
+  /**
+   * @generated from field: modelcopy.v1.Preflight.Outcome outcome = 1;
+   */
+  outcome: Preflight_Outcome;
+
+  /**
+   * Why it was skipped (no credentials for the source account, Rekognition could not be asked in time, a replay),
+   * or what passed without certainty (a policy statement with a Condition the service cannot evaluate).
+   *
+   * @generated from field: string note = 2;
+   */
+  note: string;
+};
+
+/**
+ * Describes the message modelcopy.v1.Preflight.
+ * Use `create(PreflightSchema)` to create a new message.
+ */
+export const PreflightSchema: GenMessage<Preflight> = /*@__PURE__*/
+  messageDesc(file_modelcopy_v1_modelcopy, 3);
+
+/**
+ * @generated from enum modelcopy.v1.Preflight.Outcome
+ */
+export enum Preflight_Outcome {
+  /**
+   * @generated from enum value: OUTCOME_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Every check passed.
+   *
+   * @generated from enum value: OUTCOME_PASSED = 1;
+   */
+  PASSED = 1,
+
+  /**
+   * Not checked (see note): queued as without preflight.
+   *
+   * @generated from enum value: OUTCOME_SKIPPED = 2;
+   */
+  SKIPPED = 2,
+}
+
+/**
+ * Describes the enum modelcopy.v1.Preflight.Outcome.
+ */
+export const Preflight_OutcomeSchema: GenEnum<Preflight_Outcome> = /*@__PURE__*/
+  enumDesc(file_modelcopy_v1_modelcopy, 3, 0);
 
 /**
  * An error as AWS reported it (for example code "ResourceNotFoundException").
@@ -178,7 +246,7 @@ export type AwsError = Message<"modelcopy.v1.AwsError"> & {
  * Use `create(AwsErrorSchema)` to create a new message.
  */
 export const AwsErrorSchema: GenMessage<AwsError> = /*@__PURE__*/
-  messageDesc(file_modelcopy_v1_modelcopy, 3);
+  messageDesc(file_modelcopy_v1_modelcopy, 4);
 
 /**
  * @generated from message modelcopy.v1.Copy
@@ -337,7 +405,7 @@ export type Copy = Message<"modelcopy.v1.Copy"> & {
  * Use `create(CopySchema)` to create a new message.
  */
 export const CopySchema: GenMessage<Copy> = /*@__PURE__*/
-  messageDesc(file_modelcopy_v1_modelcopy, 4);
+  messageDesc(file_modelcopy_v1_modelcopy, 5);
 
 /**
  * @generated from message modelcopy.v1.GetCopyRequest
@@ -354,7 +422,7 @@ export type GetCopyRequest = Message<"modelcopy.v1.GetCopyRequest"> & {
  * Use `create(GetCopyRequestSchema)` to create a new message.
  */
 export const GetCopyRequestSchema: GenMessage<GetCopyRequest> = /*@__PURE__*/
-  messageDesc(file_modelcopy_v1_modelcopy, 5);
+  messageDesc(file_modelcopy_v1_modelcopy, 6);
 
 /**
  * Which copies a list or a watch covers. Every set field must match.
@@ -404,7 +472,7 @@ export type CopyFilter = Message<"modelcopy.v1.CopyFilter"> & {
  * Use `create(CopyFilterSchema)` to create a new message.
  */
 export const CopyFilterSchema: GenMessage<CopyFilter> = /*@__PURE__*/
-  messageDesc(file_modelcopy_v1_modelcopy, 6);
+  messageDesc(file_modelcopy_v1_modelcopy, 7);
 
 /**
  * @generated from message modelcopy.v1.ListCopiesRequest
@@ -435,7 +503,7 @@ export type ListCopiesRequest = Message<"modelcopy.v1.ListCopiesRequest"> & {
  * Use `create(ListCopiesRequestSchema)` to create a new message.
  */
 export const ListCopiesRequestSchema: GenMessage<ListCopiesRequest> = /*@__PURE__*/
-  messageDesc(file_modelcopy_v1_modelcopy, 7);
+  messageDesc(file_modelcopy_v1_modelcopy, 8);
 
 /**
  * @generated from message modelcopy.v1.ListCopiesResponse
@@ -459,7 +527,7 @@ export type ListCopiesResponse = Message<"modelcopy.v1.ListCopiesResponse"> & {
  * Use `create(ListCopiesResponseSchema)` to create a new message.
  */
 export const ListCopiesResponseSchema: GenMessage<ListCopiesResponse> = /*@__PURE__*/
-  messageDesc(file_modelcopy_v1_modelcopy, 8);
+  messageDesc(file_modelcopy_v1_modelcopy, 9);
 
 /**
  * @generated from message modelcopy.v1.CancelCopyRequest
@@ -483,7 +551,7 @@ export type CancelCopyRequest = Message<"modelcopy.v1.CancelCopyRequest"> & {
  * Use `create(CancelCopyRequestSchema)` to create a new message.
  */
 export const CancelCopyRequestSchema: GenMessage<CancelCopyRequest> = /*@__PURE__*/
-  messageDesc(file_modelcopy_v1_modelcopy, 9);
+  messageDesc(file_modelcopy_v1_modelcopy, 10);
 
 /**
  * @generated from message modelcopy.v1.WatchCopyRequest
@@ -527,7 +595,7 @@ export type WatchCopyRequest = Message<"modelcopy.v1.WatchCopyRequest"> & {
  * Use `create(WatchCopyRequestSchema)` to create a new message.
  */
 export const WatchCopyRequestSchema: GenMessage<WatchCopyRequest> = /*@__PURE__*/
-  messageDesc(file_modelcopy_v1_modelcopy, 10);
+  messageDesc(file_modelcopy_v1_modelcopy, 11);
 
 /**
  * @generated from message modelcopy.v1.CopyEvent
@@ -575,7 +643,7 @@ export type CopyEvent = Message<"modelcopy.v1.CopyEvent"> & {
  * Use `create(CopyEventSchema)` to create a new message.
  */
 export const CopyEventSchema: GenMessage<CopyEvent> = /*@__PURE__*/
-  messageDesc(file_modelcopy_v1_modelcopy, 11);
+  messageDesc(file_modelcopy_v1_modelcopy, 12);
 
 /**
  * Which audit records a query covers. Every set field must match.
@@ -628,7 +696,7 @@ export type AuditEventFilter = Message<"modelcopy.v1.AuditEventFilter"> & {
  * Use `create(AuditEventFilterSchema)` to create a new message.
  */
 export const AuditEventFilterSchema: GenMessage<AuditEventFilter> = /*@__PURE__*/
-  messageDesc(file_modelcopy_v1_modelcopy, 12);
+  messageDesc(file_modelcopy_v1_modelcopy, 13);
 
 /**
  * @generated from message modelcopy.v1.ListAuditEventsRequest
@@ -659,7 +727,7 @@ export type ListAuditEventsRequest = Message<"modelcopy.v1.ListAuditEventsReques
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_modelcopy_v1_modelcopy, 13);
+  messageDesc(file_modelcopy_v1_modelcopy, 14);
 
 /**
  * One audit record, exactly as stored. Absent optional fields are NULL in the log.
@@ -774,7 +842,7 @@ export type AuditEvent = Message<"modelcopy.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_modelcopy_v1_modelcopy, 14);
+  messageDesc(file_modelcopy_v1_modelcopy, 15);
 
 /**
  * @generated from message modelcopy.v1.ListAuditEventsResponse
@@ -798,7 +866,7 @@ export type ListAuditEventsResponse = Message<"modelcopy.v1.ListAuditEventsRespo
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_modelcopy_v1_modelcopy, 15);
+  messageDesc(file_modelcopy_v1_modelcopy, 16);
 
 /**
  * @generated from message modelcopy.v1.SummarizeAuditRequest
@@ -829,7 +897,7 @@ export type SummarizeAuditRequest = Message<"modelcopy.v1.SummarizeAuditRequest"
  * Use `create(SummarizeAuditRequestSchema)` to create a new message.
  */
 export const SummarizeAuditRequestSchema: GenMessage<SummarizeAuditRequest> = /*@__PURE__*/
-  messageDesc(file_modelcopy_v1_modelcopy, 16);
+  messageDesc(file_modelcopy_v1_modelcopy, 17);
 
 /**
  * CopyModelVersion requests of one principal on one route in one period (UTC), and what became of their copies.
@@ -922,7 +990,7 @@ export type AuditSummaryRow = Message<"modelcopy.v1.AuditSummaryRow"> & {
  * Use `create(AuditSummaryRowSchema)` to create a new message.
  */
 export const AuditSummaryRowSchema: GenMessage<AuditSummaryRow> = /*@__PURE__*/
-  messageDesc(file_modelcopy_v1_modelcopy, 17);
+  messageDesc(file_modelcopy_v1_modelcopy, 18);
 
 /**
  * @generated from message modelcopy.v1.SummarizeAuditResponse
@@ -948,7 +1016,7 @@ export type SummarizeAuditResponse = Message<"modelcopy.v1.SummarizeAuditRespons
  * Use `create(SummarizeAuditResponseSchema)` to create a new message.
  */
 export const SummarizeAuditResponseSchema: GenMessage<SummarizeAuditResponse> = /*@__PURE__*/
-  messageDesc(file_modelcopy_v1_modelcopy, 18);
+  messageDesc(file_modelcopy_v1_modelcopy, 19);
 
 /**
  * Where one copy of a rollout goes. Unset fields take the rollout's defaults.
@@ -997,7 +1065,7 @@ export type RolloutDestination = Message<"modelcopy.v1.RolloutDestination"> & {
  * Use `create(RolloutDestinationSchema)` to create a new message.
  */
 export const RolloutDestinationSchema: GenMessage<RolloutDestination> = /*@__PURE__*/
-  messageDesc(file_modelcopy_v1_modelcopy, 19);
+  messageDesc(file_modelcopy_v1_modelcopy, 20);
 
 /**
  * What each destination of a rollout takes unless it says otherwise.
@@ -1031,7 +1099,7 @@ export type RolloutDefaults = Message<"modelcopy.v1.RolloutDefaults"> & {
  * Use `create(RolloutDefaultsSchema)` to create a new message.
  */
 export const RolloutDefaultsSchema: GenMessage<RolloutDefaults> = /*@__PURE__*/
-  messageDesc(file_modelcopy_v1_modelcopy, 20);
+  messageDesc(file_modelcopy_v1_modelcopy, 21);
 
 /**
  * @generated from message modelcopy.v1.CreateRolloutRequest
@@ -1082,7 +1150,7 @@ export type CreateRolloutRequest = Message<"modelcopy.v1.CreateRolloutRequest"> 
  * Use `create(CreateRolloutRequestSchema)` to create a new message.
  */
 export const CreateRolloutRequestSchema: GenMessage<CreateRolloutRequest> = /*@__PURE__*/
-  messageDesc(file_modelcopy_v1_modelcopy, 21);
+  messageDesc(file_modelcopy_v1_modelcopy, 22);
 
 /**
  * @generated from message modelcopy.v1.CreateRolloutResponse
@@ -1099,6 +1167,13 @@ export type CreateRolloutResponse = Message<"modelcopy.v1.CreateRolloutResponse"
    * @generated from field: bool replayed = 2;
    */
   replayed: boolean;
+
+  /**
+   * What was checked before the rollout was queued, for every destination.
+   *
+   * @generated from field: modelcopy.v1.Preflight preflight = 3;
+   */
+  preflight?: Preflight | undefined;
 };
 
 /**
@@ -1106,7 +1181,7 @@ export type CreateRolloutResponse = Message<"modelcopy.v1.CreateRolloutResponse"
  * Use `create(CreateRolloutResponseSchema)` to create a new message.
  */
 export const CreateRolloutResponseSchema: GenMessage<CreateRolloutResponse> = /*@__PURE__*/
-  messageDesc(file_modelcopy_v1_modelcopy, 22);
+  messageDesc(file_modelcopy_v1_modelcopy, 23);
 
 /**
  * How many of a rollout's copies are in each state.
@@ -1157,7 +1232,7 @@ export type RolloutCounts = Message<"modelcopy.v1.RolloutCounts"> & {
  * Use `create(RolloutCountsSchema)` to create a new message.
  */
 export const RolloutCountsSchema: GenMessage<RolloutCounts> = /*@__PURE__*/
-  messageDesc(file_modelcopy_v1_modelcopy, 23);
+  messageDesc(file_modelcopy_v1_modelcopy, 24);
 
 /**
  * @generated from message modelcopy.v1.Rollout
@@ -1237,7 +1312,7 @@ export type Rollout = Message<"modelcopy.v1.Rollout"> & {
  * Use `create(RolloutSchema)` to create a new message.
  */
 export const RolloutSchema: GenMessage<Rollout> = /*@__PURE__*/
-  messageDesc(file_modelcopy_v1_modelcopy, 24);
+  messageDesc(file_modelcopy_v1_modelcopy, 25);
 
 /**
  * @generated from message modelcopy.v1.GetRolloutRequest
@@ -1254,7 +1329,7 @@ export type GetRolloutRequest = Message<"modelcopy.v1.GetRolloutRequest"> & {
  * Use `create(GetRolloutRequestSchema)` to create a new message.
  */
 export const GetRolloutRequestSchema: GenMessage<GetRolloutRequest> = /*@__PURE__*/
-  messageDesc(file_modelcopy_v1_modelcopy, 25);
+  messageDesc(file_modelcopy_v1_modelcopy, 26);
 
 /**
  * @generated from message modelcopy.v1.ListRolloutsRequest
@@ -1280,7 +1355,7 @@ export type ListRolloutsRequest = Message<"modelcopy.v1.ListRolloutsRequest"> & 
  * Use `create(ListRolloutsRequestSchema)` to create a new message.
  */
 export const ListRolloutsRequestSchema: GenMessage<ListRolloutsRequest> = /*@__PURE__*/
-  messageDesc(file_modelcopy_v1_modelcopy, 26);
+  messageDesc(file_modelcopy_v1_modelcopy, 27);
 
 /**
  * @generated from message modelcopy.v1.ListRolloutsResponse
@@ -1304,7 +1379,7 @@ export type ListRolloutsResponse = Message<"modelcopy.v1.ListRolloutsResponse"> 
  * Use `create(ListRolloutsResponseSchema)` to create a new message.
  */
 export const ListRolloutsResponseSchema: GenMessage<ListRolloutsResponse> = /*@__PURE__*/
-  messageDesc(file_modelcopy_v1_modelcopy, 27);
+  messageDesc(file_modelcopy_v1_modelcopy, 28);
 
 /**
  * @generated from message modelcopy.v1.CancelRolloutRequest
@@ -1328,7 +1403,7 @@ export type CancelRolloutRequest = Message<"modelcopy.v1.CancelRolloutRequest"> 
  * Use `create(CancelRolloutRequestSchema)` to create a new message.
  */
 export const CancelRolloutRequestSchema: GenMessage<CancelRolloutRequest> = /*@__PURE__*/
-  messageDesc(file_modelcopy_v1_modelcopy, 28);
+  messageDesc(file_modelcopy_v1_modelcopy, 29);
 
 /**
  * The service's life cycle of a copy.
