@@ -108,11 +108,13 @@ pub async fn create(
             },
         )?;
     }
-    let retry = match request.idempotency_token() {
-        Some(token) => rollouts::token_used(store, principal, token.as_str()).await?,
-        None => false,
+    let retry = async {
+        match request.idempotency_token() {
+            Some(token) => rollouts::token_used(store, principal, token.as_str()).await,
+            None => Ok(false),
+        }
     };
-    let checked = super::service::preflight(checker, retry, request.copies()).await?;
+    let checked = super::service::preflight(checker, request.copies(), retry).await?;
     let checked_proto = convert::preflight(&checked);
     if !checked_proto.note.is_empty() {
         call.audit.set_reason(format!("preflight: {}", checked_proto.note));

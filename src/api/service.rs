@@ -52,15 +52,16 @@ impl ModelCopyService {
     }
 }
 
-/// Runs preflight on `copies` unless `token` already named an earlier request of `principal`'s (a retry is
-/// answered with what it made, whatever has changed since); a failed check is the request's error.
+/// Runs preflight on `copies` unless `retry` finds that the request's token named an earlier request (a retry is
+/// answered with what it made, whatever has changed since; asked only when preflight would call Rekognition, so
+/// that a service without preflight reads nothing more); a failed check is the request's error.
 pub(super) async fn preflight(
     checker: &Preflight,
-    retry: bool,
     copies: &[CopyRequest],
+    retry: impl std::future::Future<Output = Result<bool, crate::store::StoreError>>,
 ) -> Result<crate::preflight::Verdict, ApiError> {
     use crate::preflight::Verdict;
-    if retry {
+    if checker.would_call(copies) && retry.await? {
         return Ok(Verdict::Skipped { note: "a retry of an earlier request: not checked again".into() });
     }
     match checker.check(copies).await {
@@ -103,13 +104,13 @@ impl ModelCopy for ModelCopyService {
             return Err(ApiError::invalid("destination_project_arn", why).into());
         };
         call.authorize(Action::CopyModelVersion, &Resource::requested_copy(&copy_request, call.principal.id()))?;
-        let retry = match copy_request.idempotency_token() {
-            Some(token) => {
-                jobs::token_used(&self.store, call.principal.id(), token.as_str()).await.map_err(ApiError::from)?
+        let retry = async {
+            match copy_request.idempotency_token() {
+                Some(token) => jobs::token_used(&self.store, call.principal.id(), token.as_str()).await,
+                None => Ok(false),
             }
-            None => false,
         };
-        let checked = preflight(&self.preflight, retry, std::slice::from_ref(&copy_request)).await?;
+        let checked = preflight(&self.preflight, std::slice::from_ref(&copy_request), retry).await?;
         if let Some(note) = Some(convert::preflight(&checked).note).filter(|n| !n.is_empty()) {
             call.audit.set_reason(format!("preflight: {note}"));
         }

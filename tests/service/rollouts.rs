@@ -134,6 +134,14 @@ async fn a_rollout_copies_to_every_destination_watched_through_one_stream() {
     assert_eq!(rows.iter().filter(|r| r.1 == "INVALID").count(), 1, "the mismatched token: {rows:?}");
     let verdict = modelcopy::audit::verify(&modelcopy::store::Store::from_pool(app.pool.clone())).await.unwrap();
     assert_eq!(verdict.exit_code(), 0, "{verdict}");
+    // In the compliance summary, each copy of the rollout is a request of its own, the refused retry one more.
+    let summary = client
+        .summarize_audit(proto::SummarizeAuditRequest { period: proto::AuditPeriod::Day as i32, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let total = |f: fn(&proto::AuditSummaryRow) -> u64| summary.rows.iter().map(f).sum::<u64>();
+    assert_eq!((total(|r| r.allowed), total(|r| r.succeeded), total(|r| r.invalid)), (4, 4, 1), "{summary:?}");
     let listed = client.list_rollouts(proto::ListRolloutsRequest::default()).await.unwrap().into_inner();
     assert_eq!(listed.rollouts.iter().map(|r| &r.rollout_id).collect::<Vec<_>>(), [&rollout.rollout_id]);
     app.stop().await;

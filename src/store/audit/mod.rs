@@ -142,7 +142,10 @@ pub async fn summarize(
                              NULLIF(split_part(a.request->>'destination_project_arn', ':', 5), '')) AS destination_account
                FROM audit_log AS a
                LEFT JOIN copy_jobs AS j ON j.id = a.copy_id
-              WHERE a.rpc = 'CopyModelVersion'
+              -- A rollout's copies count as requests each (their rows name them); the rollout's own row counts
+              -- only when it was refused (then no copy row exists).
+              WHERE (a.rpc = 'CopyModelVersion'
+                     OR (a.rpc = 'CreateRollout' AND (a.copy_id IS NOT NULL OR a.decision <> 'ALLOWED')))
                 AND ($2::timestamptz IS NULL OR a.occurred_at >= $2)
                 AND ($3::timestamptz IS NULL OR a.occurred_at < $3)
          )

@@ -7,7 +7,8 @@
 //! The answer is small (one row per period, principal and route), so one response carries it. Being computed by
 //! the store ([`super::summarize`]), its rows are the store's types.
 //!
-//! What is counted, for the CopyModelVersion records in the time range:
+//! What is counted, for the CopyModelVersion records in the time range (and CreateRollout's: each copy of a rollout
+//! as a request of its own, a refused rollout as one request):
 //! - a request belongs to the period of its audit record (UTC), and its copy's outcome to the same row, so a row
 //!   reads as "of the copies asked for that day, so many succeeded" (the outcome as it stands now);
 //! - `allowed` counts requests that created a copy; a retry answered with the same copy is `replayed`;
