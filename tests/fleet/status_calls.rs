@@ -1,8 +1,8 @@
 //! The status-calls benchmark (issue 13, goal P4): Rekognition calls per completed copy, the service against a
 //! naive boto3 client (`tests/boto3/naive_copier.py`), in one run, on one simulator:
 //! `cargo test --release --test fleet -- --ignored --nocapture status_calls_benchmark`
-//! (`MODELCOPY_BENCH_COPIES=60`, `MODELCOPY_BENCH_DESCRIBE_PER_SECOND=5`; the Python is the repo's `.venv`, which
-//! `deploy/test.sh` makes).
+//! (`MODELCOPY_BENCH_COPIES=60`, `MODELCOPY_BENCH_DESCRIBE_PER_SECOND=5`, `MODELCOPY_BENCH_NAIVE=sequential` or
+//! `per-copy`, the naive client's way of waiting; the Python is the repo's `.venv`, which `deploy/test.sh` makes).
 //!
 //! Each side copies the same number of models into a project of its own destination account; both accounts have
 //! the same quotas in the simulator (5 CopyProjectVersion/s, 5 DescribeProjectVersions/s, 100 copies in progress)
@@ -28,6 +28,11 @@ fn copies() -> usize {
 /// Both accounts' DescribeProjectVersions quota (and the service's limit).
 fn describe_per_second() -> f64 {
     std::env::var("MODELCOPY_BENCH_DESCRIBE_PER_SECOND").map(|n| n.parse().expect("calls per second")).unwrap_or(5.0)
+}
+
+/// How the naive client waits: `sequential` (one loop) or `per-copy` (a thread a copy); see its docstring.
+fn naive_mode() -> String {
+    std::env::var("MODELCOPY_BENCH_NAIVE").unwrap_or_else(|_| "sequential".into())
 }
 
 /// One side's calls, by operation.
@@ -103,7 +108,7 @@ async fn status_calls_benchmark() {
         .args(["--source-project", &seed.project_arn(SOURCE_ACCOUNT, REGION, SOURCE_PROJECT).unwrap()])
         .args(["--source-version", &seed.version_arn(SOURCE_ACCOUNT, REGION, SOURCE_PROJECT, "v1").unwrap()])
         .args(["--destination-project", &seed.project_arn(NAIVE_ACCOUNT, REGION, DEST_PROJECT).unwrap()])
-        .args(["--prefix", "naive", "--copies", &n.to_string(), "--poll", "5"])
+        .args(["--prefix", "naive", "--copies", &n.to_string(), "--poll", "5", "--mode", &naive_mode()])
         .kill_on_drop(true)
         .output();
     let naive = tokio::spawn(naive);
@@ -126,7 +131,8 @@ async fn status_calls_benchmark() {
     println!("| client | copies completed | CopyProjectVersion | DescribeProjectVersions | refused | calls per copy | status calls per copy | took |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     println!("{}", service.row("service", completed, took.as_secs_f64()));
-    println!("{}", peer.row("naive boto3", naive_completed, report["seconds"].as_f64().unwrap_or_default()));
+    let peer_name = format!("naive boto3 ({})", naive_mode());
+    println!("{}", peer.row(&peer_name, naive_completed, report["seconds"].as_f64().unwrap_or_default()));
     let ratio = (service.total() as f64 / completed as f64) / (peer.total() as f64 / naive_completed as f64);
     println!("ratio (service ÷ naive, calls per completed copy): {ratio:.3}");
 }
