@@ -4,14 +4,13 @@
 //! are checked by the server, which names every bad field at once. The one rule checked here is one the request
 //! cannot express: a tag key given twice would silently keep only the last value.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 
 use anyhow::Context;
 use clap::Args;
 
 use super::connect::Client;
-use super::{parse_duration, parse_tag, render, watch, Outcome, OutputFormat};
+use super::{parse_duration, parse_tag, render, tag_map, watch, Outcome, OutputFormat};
 use crate::proto::{CopyModelVersionRequest, OutputConfig};
 
 #[derive(Debug, Args)]
@@ -54,12 +53,7 @@ pub struct CopyArgs {
 
 impl CopyArgs {
     pub fn to_request(&self) -> anyhow::Result<CopyModelVersionRequest> {
-        let mut tags = BTreeMap::new();
-        for (key, value) in &self.tags {
-            if tags.insert(key.clone(), value.clone()).is_some() {
-                anyhow::bail!("tag {key:?} is given more than once");
-            }
-        }
+        let tags = tag_map(&self.tags)?;
         Ok(CopyModelVersionRequest {
             source_project_arn: self.source_project_arn.clone(),
             source_project_version_arn: self.source_version_arn.clone(),

@@ -220,6 +220,18 @@ pub fn parse_tag(text: &str) -> Result<(String, String), String> {
     }
 }
 
+/// Tags given as `--tag key=value` flags, as the request's map; a key given twice is an error (the map would
+/// silently keep only the last value).
+pub fn tag_map(tags: &[(String, String)]) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let mut map = std::collections::BTreeMap::new();
+    for (key, value) in tags {
+        if map.insert(key.clone(), value.clone()).is_some() {
+            anyhow::bail!("tag {key:?} is given more than once");
+        }
+    }
+    Ok(map)
+}
+
 /// Parses a duration as a whole number of seconds with a unit: `90s`, `30m`, `12h`, `7d` (a bare number is
 /// seconds). The server checks its range.
 pub fn parse_duration(text: &str) -> Result<prost_types::Duration, String> {

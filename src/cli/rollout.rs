@@ -10,7 +10,6 @@
 //! GetRollout, read at the start, every few seconds and before ending: the stream makes the display live, GetRollout
 //! keeps it right (a change that fell between the first read and the stream's start is caught at the next read).
 
-use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
@@ -20,7 +19,7 @@ use futures::StreamExt;
 use serde_json::json;
 
 use super::connect::Client;
-use super::{parse_duration, parse_tag, render, Outcome, OutputFormat};
+use super::{parse_duration, parse_tag, render, tag_map, Outcome, OutputFormat};
 use crate::proto::watch_copy_request::Target;
 use crate::proto::{
     CancelRolloutRequest, Copy, CopyFilter, CopyState, CreateRolloutRequest, GetRolloutRequest, ListRolloutsRequest,
@@ -108,12 +107,7 @@ pub struct WatchArgs {
 
 impl CreateArgs {
     pub fn to_request(&self) -> anyhow::Result<CreateRolloutRequest> {
-        let mut tags = BTreeMap::new();
-        for (key, value) in &self.tags {
-            if tags.insert(key.clone(), value.clone()).is_some() {
-                anyhow::bail!("tag {key:?} is given more than once");
-            }
-        }
+        let tags = tag_map(&self.tags)?;
         Ok(CreateRolloutRequest {
             source_project_arn: self.source_project_arn.clone(),
             source_project_version_arn: self.from.clone(),

@@ -188,7 +188,7 @@ pub async fn create_with_audit(
             let mut audit = audit;
             audit.reason = Some(format!("replayed rollout {}: idempotency token seen before", earlier.id));
             writer::append_in(&mut tx, audit).await?;
-            let copies = copies_of(&mut tx, earlier.id).await?;
+            let copies = copies_of(&mut *tx, earlier.id).await?;
             tx.commit().await?;
             return Ok(CreateRolloutOutcome::Replayed(RolloutWithCopies { rollout: earlier, copies }));
         }
@@ -261,10 +261,11 @@ pub async fn token_used(store: &Store, principal: &str, token: &str) -> Result<b
         .await?)
 }
 
-async fn copies_of(conn: &mut sqlx::PgConnection, id: RolloutId) -> Result<Vec<CopyJob>, StoreError> {
+/// The rollout's copies, in the order of its destinations.
+async fn copies_of<'e>(executor: impl sqlx::PgExecutor<'e>, id: RolloutId) -> Result<Vec<CopyJob>, StoreError> {
     let rows: Vec<JobRow> = sqlx::query_as("SELECT * FROM copy_jobs WHERE rollout_id = $1 ORDER BY rollout_index")
         .bind(id.as_uuid())
-        .fetch_all(conn)
+        .fetch_all(executor)
         .await?;
     parse_all(rows)
 }
@@ -274,8 +275,7 @@ pub async fn get(store: &Store, id: RolloutId) -> Result<Option<RolloutWithCopie
         sqlx::query_as("SELECT * FROM rollouts WHERE id = $1").bind(id.as_uuid()).fetch_optional(store.pool()).await?;
     let Some(row) = row else { return Ok(None) };
     let rollout = Rollout::try_from(row)?;
-    let mut conn = store.pool().acquire().await?;
-    let copies = copies_of(&mut conn, id).await?;
+    let copies = copies_of(store.pool(), id).await?;
     Ok(Some(RolloutWithCopies { rollout, copies }))
 }
 
@@ -349,7 +349,7 @@ pub async fn cancel_with_audit(
             other => return Err(StoreError::Corrupt(format!("a rollout's cancellation was answered with {other:?}"))),
         }
     }
-    let copies = copies_of(&mut tx, id).await?;
+    let copies = copies_of(&mut *tx, id).await?;
     let row: RolloutRow =
         sqlx::query_as("SELECT * FROM rollouts WHERE id = $1").bind(id.as_uuid()).fetch_one(&mut *tx).await?;
     tx.commit().await?;
