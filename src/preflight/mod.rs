@@ -91,13 +91,6 @@ impl Preflight {
         Preflight { store, clients, settings, passed: Arc::default() }
     }
 
-    /// Whether [`Preflight::check`] would call Rekognition for `copies` (it is on, and holds the source account's
-    /// credentials), rather than answer at once that it did not check.
-    pub fn would_call(&self, copies: &[CopyRequest]) -> bool {
-        self.settings.enabled
-            && copies.first().is_some_and(|first| self.clients.for_account(first.source_account()).is_some())
-    }
-
     /// Checks `copies` (one copy, or a rollout's, all of one source version). Violations name each destination by
     /// its place, `destinations[i]`, when there are several.
     pub async fn check(&self, copies: &[CopyRequest]) -> Verdict {

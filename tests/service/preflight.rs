@@ -53,10 +53,12 @@ fn rollout_request(app: &TestApp, token: &str) -> proto::CreateRolloutRequest {
 /// token creates it, and all five copies succeed, watched through one stream.
 #[tokio::test]
 async fn a_rollout_refused_for_a_missing_policy_goes_through_once_the_policy_is_added() {
+    // Nothing believed from an earlier check: each request asks Rekognition again.
+    let preflight = Some(PreflightSettings { cache_secs: 0, ..checked().unwrap() });
     let options = Options {
         more_destinations: MORE.to_vec(),
         without_policy: vec![UNPERMITTED],
-        preflight: checked(),
+        preflight,
         ..Options::default()
     };
     let app = TestApp::spawn_with(options).await;
@@ -115,10 +117,19 @@ async fn a_rollout_refused_for_a_missing_policy_goes_through_once_the_policy_is_
     let done = client.get_rollout(proto::GetRolloutRequest { rollout_id: rollout.rollout_id.clone() }).await;
     let done = done.unwrap().into_inner();
     assert_eq!((done.state(), done.counts.unwrap().succeeded), (RolloutState::Succeeded, 5));
-    // A retry is not checked again: it is answered with what it made.
+    // The policy goes again; a retry is still answered with what it made, and says why it was not refused.
+    crate::aws_sdk_client(&app, SOURCE_ACCOUNT)
+        .delete_project_policy()
+        .project_arn(app.source_project())
+        .policy_name("allow-555555555555")
+        .send()
+        .await
+        .expect("DeleteProjectPolicy");
     let again = client.create_rollout(rollout_request(&app, "promote-1")).await.unwrap().into_inner();
     assert!(again.replayed);
     assert!(again.preflight.unwrap().note.contains("retry"));
+    let refused = client.create_rollout(rollout_request(&app, "promote-2")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "a new request is refused again: {refused:?}");
     app.stop().await;
 }
 
