@@ -55,7 +55,7 @@ impl ModelCopyService {
 /// Runs preflight on `copies`; a failed check is the request's error, unless `retry` finds that the request's
 /// token named an earlier request: a retry is answered with what it made, whatever has changed since. `retry` is
 /// asked only then, so that a request that passes (most, and from the cache) reads nothing more: asked before every
-/// check, the lookup cost a quarter of the acknowledgements per second at 32 callers (BENCHMARKS.md).
+/// check, the lookup cost about a third of the acknowledgements per second at 32 callers (BENCHMARKS.md).
 pub(super) async fn preflight(
     checker: &Preflight,
     copies: &[CopyRequest],
