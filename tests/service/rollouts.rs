@@ -206,6 +206,15 @@ when {{ resource.destination_account == "{forbidden}" }};
     assert_eq!(denied.len(), 1, "{denied:?}");
     assert_eq!(denied[0].0, "DENIED");
     assert!(denied[0].1.as_deref().unwrap_or_default().contains("regulated"), "{denied:?}");
+    // An auditor looking at the regulated account finds the refused rollout that named it.
+    let filter = proto::AuditEventFilter { account_id: MORE[2].into(), ..Default::default() };
+    let found = client
+        .list_audit_events(proto::ListAuditEventsRequest { filter: Some(filter), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let actions: Vec<&str> = found.events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["CreateRollout"], "{found:?}");
     app.stop().await;
 }
 

@@ -109,14 +109,22 @@ pub async fn list(
         let account = account.as_str().to_owned();
         query.push(" AND (EXISTS (SELECT 1 FROM copy_jobs AS j WHERE j.id = a.copy_id AND ");
         query.push_bind(account.clone()).push(" IN (j.source_account, j.destination_account))");
-        query.push(" OR ").push_bind(account).push(
+        query.push(" OR ").push_bind(account.clone()).push(
             " IN (split_part(a.request->>'source_project_arn', ':', 5),
                   split_part(a.request->>'source_project_version_arn', ':', 5),
                   split_part(a.request->>'destination_project_arn', ':', 5),
                   a.request->'filter'->>'source_account_id',
                   a.request->'filter'->>'destination_account_id',
-                  a.request->'filter'->>'account_id'))",
+                  a.request->'filter'->>'account_id')",
         );
+        // A rollout names its destinations in an array (its copies' rows are found through the copies).
+        query.push(
+            " OR EXISTS (SELECT 1 FROM jsonb_array_elements(
+                    CASE WHEN jsonb_typeof(a.request->'destinations') = 'array'
+                         THEN a.request->'destinations' ELSE '[]'::jsonb END) AS d
+                  WHERE split_part(d->>'destination_project_arn', ':', 5) = ",
+        );
+        query.push_bind(account).push("))");
     }
     query.push(" ORDER BY a.id LIMIT ").push_bind(limit);
     Ok(query.build_query_as().fetch_all(store.pool()).await?)
