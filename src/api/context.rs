@@ -36,12 +36,31 @@ impl Call {
         if decision.allowed {
             return Ok(());
         }
-        Err(ApiError::PermissionDenied(format!(
-            "{} may not {}: {}",
-            self.principal.id(),
-            action.name(),
-            decision.reason
-        )))
+        Err(self.denied(action, &decision))
+    }
+
+    /// As [`Call::authorize`], for each of several resources of one call (a rollout's destinations): allowed only
+    /// if each is. The audit row names every policy that permitted them, or, on a refusal, the refused one's reason
+    /// and policies; `Err` carries the index of the first resource refused.
+    pub fn authorize_each(
+        &self,
+        action: Action,
+        resources: impl IntoIterator<Item = Resource>,
+    ) -> Result<(), (usize, ApiError)> {
+        let mut policies = std::collections::BTreeSet::new();
+        for (i, resource) in resources.into_iter().enumerate() {
+            let decision = self.decide(action, &resource);
+            if !decision.allowed {
+                return Err((i, self.denied(action, &decision)));
+            }
+            policies.extend(decision.policy_ids);
+        }
+        self.audit.set_policies(&policies.into_iter().collect::<Vec<_>>());
+        Ok(())
+    }
+
+    fn denied(&self, action: Action, decision: &AuthzDecision) -> ApiError {
+        ApiError::PermissionDenied(format!("{} may not {}: {}", self.principal.id(), action.name(), decision.reason))
     }
 
     /// As [`Call::authorize`], for a stored copy named by the caller. A copy the caller may not see is answered

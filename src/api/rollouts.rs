@@ -97,17 +97,14 @@ pub async fn create(
     }
     // Each destination on its own: one refused refuses the rollout, naming it.
     let principal = call.principal.id();
-    for (i, copy) in request.copies().iter().enumerate() {
-        call.authorize(Action::CopyModelVersion, &Resource::requested_copy(copy, principal)).map_err(
-            |err| match err {
-                ApiError::PermissionDenied(why) => ApiError::PermissionDenied(format!(
-                    "destinations[{i}] ({}): {why}; the rollout was refused whole",
-                    copy.destination_project()
-                )),
-                other => other,
-            },
-        )?;
-    }
+    let resources = request.copies().iter().map(|copy| Resource::requested_copy(copy, principal));
+    call.authorize_each(Action::CopyModelVersion, resources).map_err(|(i, err)| match err {
+        ApiError::PermissionDenied(why) => ApiError::PermissionDenied(format!(
+            "destinations[{i}] ({}): {why}; the rollout was refused whole",
+            request.copies()[i].destination_project()
+        )),
+        other => other,
+    })?;
     let retry = async {
         match request.idempotency_token() {
             Some(token) => rollouts::token_used(store, principal, token.as_str()).await,

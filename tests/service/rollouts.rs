@@ -282,3 +282,34 @@ async fn a_rollout_that_would_overfill_a_queue_is_refused_whole() {
     assert_eq!(app.job_count().await, 2);
     app.stop().await;
 }
+
+/// The call's audit row names every policy that let one of its destinations through, not only the last one's.
+#[tokio::test]
+async fn a_rollout_s_audit_row_names_the_policy_of_each_destination() {
+    let policies = format!(
+        r#"
+@id("to-{dest}")
+permit(principal, action == ModelCopy::Action::"CopyModelVersion", resource)
+when {{ resource.destination_account == "{dest}" }};
+
+@id("to-{more}")
+permit(principal, action == ModelCopy::Action::"CopyModelVersion", resource)
+when {{ resource.destination_account == "{more}" }};
+"#,
+        dest = DEST_ACCOUNT,
+        more = MORE[0]
+    );
+    let options =
+        Options { more_destinations: vec![MORE[0]], policies: Some(policies), dispatch: false, ..Options::default() };
+    let app = TestApp::spawn_with(options).await;
+    let mut client = app.client("alice").await;
+    client.create_rollout(rollout_request(&app, &[DEST_ACCOUNT, MORE[0]], "r-12")).await.expect("both permitted");
+    let policy_ids: Vec<String> = sqlx::query_scalar(
+        "SELECT unnest(policy_ids) FROM audit_log WHERE rpc = 'CreateRollout' AND copy_id IS NULL ORDER BY 1",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(policy_ids, [format!("to-{DEST_ACCOUNT}"), format!("to-{}", MORE[0])]);
+    app.stop().await;
+}
