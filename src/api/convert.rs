@@ -19,12 +19,17 @@ pub const MAX_PAGE_SIZE: i32 = 500;
 
 /// A list request's `page_size` (0 means the default), or a violation naming the field.
 pub fn page_size(raw: i32, violations: &mut Vec<FieldViolation>) -> i64 {
+    page_size_within(raw, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, violations)
+}
+
+/// As [`page_size`], for a list with its own default and largest page (rollouts, each carrying its copies).
+pub fn page_size_within(raw: i32, default: i64, max: i32, violations: &mut Vec<FieldViolation>) -> i64 {
     match raw {
-        0 => DEFAULT_PAGE_SIZE,
-        n @ 1..=MAX_PAGE_SIZE => i64::from(n),
+        0 => default,
+        n if (1..=max).contains(&n) => i64::from(n),
         _ => {
-            violations.push(FieldViolation::new("page_size", format!("must be 0 (default) to {MAX_PAGE_SIZE}")));
-            DEFAULT_PAGE_SIZE
+            violations.push(FieldViolation::new("page_size", format!("must be 0 (default) to {max}")));
+            default
         }
     }
 }

@@ -171,14 +171,7 @@ pub async fn list(
 ) -> Result<proto::ListRolloutsResponse, ApiError> {
     call.audit.set_request(json!({ "page_size": raw.page_size, "page_token": raw.page_token }), None);
     let mut violations = Vec::new();
-    let page_size = match raw.page_size {
-        0 => DEFAULT_PAGE_SIZE,
-        n @ 1..=MAX_PAGE_SIZE => i64::from(n),
-        _ => {
-            violations.push(FieldViolation::new("page_size", format!("must be 0 (default) to {MAX_PAGE_SIZE}")));
-            DEFAULT_PAGE_SIZE
-        }
-    };
+    let page_size = convert::page_size_within(raw.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, &mut violations);
     let after = convert::page_token(&raw.page_token, PageToken::decode, &mut violations);
     if !violations.is_empty() {
         return Err(ApiError::Invalid(violations));
