@@ -10,8 +10,9 @@ use anyhow::Context;
 use clap::Args;
 
 use super::connect::Client;
-use super::{parse_duration, parse_tag, render, tag_map, watch, Outcome, OutputFormat};
-use crate::proto::{CopyModelVersionRequest, OutputConfig};
+use super::copied::CopiedVersionArgs;
+use super::{render, watch, Outcome, OutputFormat};
+use crate::proto::CopyModelVersionRequest;
 
 #[derive(Debug, Args)]
 pub struct CopyArgs {
@@ -24,25 +25,8 @@ pub struct CopyArgs {
     /// ARN of the project to copy into.
     #[arg(long)]
     pub destination_project_arn: String,
-    /// Name of the copied version in the destination project.
-    #[arg(long)]
-    pub version_name: String,
-    /// Bucket where Rekognition writes the copied model's training and evaluation results.
-    #[arg(long)]
-    pub s3_bucket: String,
-    /// Key prefix within that bucket.
-    #[arg(long)]
-    pub s3_key_prefix: Option<String>,
-    /// A tag for the copied version, as key=value (repeat for more).
-    #[arg(long = "tag", value_parser = parse_tag)]
-    pub tags: Vec<(String, String)>,
-    /// KMS key (id, ARN, alias or alias ARN) that encrypts the copied model.
-    #[arg(long)]
-    pub kms_key_id: Option<String>,
-    /// Delete the copied version this long after the copy succeeds: 90s, 30m, 12h, 7d (a running model is not
-    /// stopped: the deletion is refused and reported on the copy).
-    #[arg(long, value_parser = parse_duration)]
-    pub delete_after: Option<prost_types::Duration>,
+    #[command(flatten)]
+    pub copied: CopiedVersionArgs,
     /// Makes a retry safe: the same token returns the copy queued the first time.
     #[arg(long)]
     pub idempotency_token: Option<String>,
@@ -53,20 +37,17 @@ pub struct CopyArgs {
 
 impl CopyArgs {
     pub fn to_request(&self) -> anyhow::Result<CopyModelVersionRequest> {
-        let tags = tag_map(&self.tags)?;
+        let copied = &self.copied;
         Ok(CopyModelVersionRequest {
             source_project_arn: self.source_project_arn.clone(),
             source_project_version_arn: self.source_version_arn.clone(),
             destination_project_arn: self.destination_project_arn.clone(),
-            version_name: self.version_name.clone(),
-            output_config: Some(OutputConfig {
-                s3_bucket: self.s3_bucket.clone(),
-                s3_key_prefix: self.s3_key_prefix.clone().unwrap_or_default(),
-            }),
-            tags,
-            kms_key_id: self.kms_key_id.clone(),
+            version_name: copied.version_name.clone(),
+            output_config: Some(copied.output_config()),
+            tags: copied.tag_map()?,
+            kms_key_id: copied.kms_key_id.clone(),
             idempotency_token: self.idempotency_token.clone().unwrap_or_default(),
-            delete_after: self.delete_after,
+            delete_after: copied.delete_after,
         })
     }
 }

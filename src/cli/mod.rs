@@ -11,6 +11,7 @@
 pub mod audit;
 pub mod cancel;
 pub mod connect;
+pub mod copied;
 pub mod copy;
 pub mod get;
 pub mod list;
@@ -218,18 +219,6 @@ pub fn parse_tag(text: &str) -> Result<(String, String), String> {
         Some((key, value)) => Ok((key.to_owned(), value.to_owned())),
         None => Err(format!("expected key=value, got {text:?}")),
     }
-}
-
-/// Tags given as `--tag key=value` flags, as the request's map; a key given twice is an error (the map would
-/// silently keep only the last value).
-pub fn tag_map(tags: &[(String, String)]) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
-    let mut map = std::collections::BTreeMap::new();
-    for (key, value) in tags {
-        if map.insert(key.clone(), value.clone()).is_some() {
-            anyhow::bail!("tag {key:?} is given more than once");
-        }
-    }
-    Ok(map)
 }
 
 /// Parses a duration as a whole number of seconds with a unit: `90s`, `30m`, `12h`, `7d` (a bare number is

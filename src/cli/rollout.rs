@@ -19,11 +19,12 @@ use futures::StreamExt;
 use serde_json::json;
 
 use super::connect::Client;
-use super::{parse_duration, parse_tag, render, tag_map, Outcome, OutputFormat};
+use super::copied::CopiedVersionArgs;
+use super::{render, Outcome, OutputFormat};
 use crate::proto::watch_copy_request::Target;
 use crate::proto::{
     CancelRolloutRequest, Copy, CopyFilter, CopyState, CreateRolloutRequest, GetRolloutRequest, ListRolloutsRequest,
-    OutputConfig, Rollout, RolloutDefaults, RolloutDestination, RolloutState, WatchCopyRequest,
+    Rollout, RolloutDefaults, RolloutDestination, RolloutState, WatchCopyRequest,
 };
 
 #[derive(Debug, Args)]
@@ -57,22 +58,8 @@ pub struct CreateArgs {
     /// A destination project's ARN (repeat for each destination).
     #[arg(long = "to", required = true)]
     pub to: Vec<String>,
-    /// Name of the copied version in every destination.
-    #[arg(long)]
-    pub version_name: String,
-    /// Bucket where Rekognition writes each copied model's training and evaluation results.
-    #[arg(long)]
-    pub s3_bucket: String,
-    #[arg(long)]
-    pub s3_key_prefix: Option<String>,
-    /// A tag for every copied version, as key=value (repeat for more).
-    #[arg(long = "tag", value_parser = parse_tag)]
-    pub tags: Vec<(String, String)>,
-    #[arg(long)]
-    pub kms_key_id: Option<String>,
-    /// Delete each copied version this long after its copy succeeds: 90s, 30m, 12h, 7d.
-    #[arg(long, value_parser = parse_duration)]
-    pub delete_after: Option<prost_types::Duration>,
+    #[command(flatten)]
+    pub copied: CopiedVersionArgs,
     /// Makes a retry safe: the same token returns the rollout created the first time.
     #[arg(long)]
     pub idempotency_token: Option<String>,
@@ -107,18 +94,15 @@ pub struct WatchArgs {
 
 impl CreateArgs {
     pub fn to_request(&self) -> anyhow::Result<CreateRolloutRequest> {
-        let tags = tag_map(&self.tags)?;
+        let copied = &self.copied;
         Ok(CreateRolloutRequest {
             source_project_arn: self.source_project_arn.clone(),
             source_project_version_arn: self.from.clone(),
             defaults: Some(RolloutDefaults {
-                version_name: self.version_name.clone(),
-                output_config: Some(OutputConfig {
-                    s3_bucket: self.s3_bucket.clone(),
-                    s3_key_prefix: self.s3_key_prefix.clone().unwrap_or_default(),
-                }),
-                tags,
-                kms_key_id: self.kms_key_id.clone(),
+                version_name: copied.version_name.clone(),
+                output_config: Some(copied.output_config()),
+                tags: copied.tag_map()?,
+                kms_key_id: copied.kms_key_id.clone(),
             }),
             destinations: self
                 .to
@@ -126,7 +110,7 @@ impl CreateArgs {
                 .map(|arn| RolloutDestination { destination_project_arn: arn.clone(), ..Default::default() })
                 .collect(),
             idempotency_token: self.idempotency_token.clone().unwrap_or_default(),
-            delete_after: self.delete_after,
+            delete_after: copied.delete_after,
         })
     }
 }
